@@ -1,0 +1,30 @@
+"""The advantage-estimator interface: group baselines over a scored batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..batch import group_reduce
+from ..registry import Component
+
+
+@dataclass
+class AdvantageContext:
+    reward: np.ndarray  # final scalar reward per rollout
+    group: np.ndarray  # group index per rollout
+    n_groups: int
+    length: np.ndarray  # completion length (tokens when known) — token weighting, CANON
+    correct: np.ndarray  # 1.0 / 0.0 / NaN
+
+    def group_stat(self, values: np.ndarray, how: str) -> np.ndarray:
+        """Per-group reduction broadcast back to rows."""
+        return group_reduce(values, self.group, self.n_groups, how)[self.group]
+
+
+class AdvantageEstimator(Component):
+    """Base class: :meth:`compute` returns one scalar advantage per rollout (no NaN)."""
+
+    def compute(self, ctx: AdvantageContext) -> np.ndarray:
+        raise NotImplementedError

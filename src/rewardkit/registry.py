@@ -1,0 +1,135 @@
+"""Component registry: every verifier, format reward, shaper and advantage estimator by name.
+
+Each component is a class with a pydantic ``Options`` model; registering it records its
+name, kind, one-line description and paper. Lookups fail loudly with the allowed names,
+and options are validated at construction (scikit-learn style) with messages that name the
+field and the allowed values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+Kind = Literal["verifier", "format", "shaper", "advantage"]
+KINDS: tuple[str, ...] = ("verifier", "format", "shaper", "advantage")
+
+
+class SpecError(ValueError):
+    """A reward spec (or a component's options) is invalid; the message names the field."""
+
+
+class Options(BaseModel):
+    """Base of every component's options: unknown keys are errors, values are validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    kind: str
+    cls: type
+    description: str
+    paper: str
+
+
+_REGISTRY: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+
+
+class Component:
+    """Base class: ``name``/``kind``/``description``/``paper`` are set by :func:`register`."""
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    Options: ClassVar[type[Options]] = Options
+
+    def __init__(self, options: Options | None = None, **kwargs: Any):
+        if options is None:
+            options = build_options(self.Options, kwargs, where=self.name)
+        elif kwargs:
+            raise TypeError("pass either an Options object or keyword options, not both")
+        self.options = options
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.model_dump().items())
+        return f"{type(self).__name__}({opts})"
+
+
+def register(kind: str, name: str, description: str, paper: str = "") -> Callable[[type], type]:
+    """Class decorator: ``@register("shaper", "kimi", "...", "Kimi k1.5 (2025)")``."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown component kind {kind!r}; allowed: {', '.join(KINDS)}")
+
+    def wrap(cls: type) -> type:
+        if name in _REGISTRY[kind]:
+            raise ValueError(f"{kind} {name!r} is registered twice")
+        cls.name, cls.kind, cls.description, cls.paper = name, kind, description, paper
+        _REGISTRY[kind][name] = Entry(name, kind, cls, description, paper)
+        return cls
+
+    return wrap
+
+
+def _load_builtins() -> None:
+    # Importing the component packages runs their @register decorators.
+    from . import advantages, shaping, verifiers  # noqa: F401
+
+
+def lookup(kind: str, name: str, field: str | None = None) -> Entry:
+    """Return the registry entry or raise :class:`SpecError` listing the allowed names."""
+    _load_builtins()
+    table = _REGISTRY[kind]
+    if name not in table:
+        allowed = ", ".join(sorted(table)) or "(none)"
+        where = f"{field}: " if field else ""
+        raise SpecError(f"{where}unknown {kind} {name!r}; allowed: {allowed}")
+    return table[name]
+
+
+def entries(kind: str | None = None) -> list[Entry]:
+    _load_builtins()
+    kinds = [kind] if kind else list(KINDS)
+    return [e for k in kinds for e in sorted(_REGISTRY[k].values(), key=lambda e: e.name)]
+
+
+def build_options(model: type[Options], values: dict[str, Any], where: str) -> Options:
+    """Validate ``values`` against ``model``; errors name ``where.field`` and what is allowed."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(exc, where, model)) from None
+
+
+def format_validation_error(exc: ValidationError, where: str, model: type[BaseModel] | None = None) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        field = f"{where}.{loc}" if where and loc else (where or loc)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden" and model is not None:
+            allowed = ", ".join(model.model_fields) or "(no options)"
+            msg = f"unknown option; allowed: {allowed}"
+        lines.append(f"{field}: {msg}")
+    return "; ".join(lines)
+
+
+def build(kind: str, config: str | dict[str, Any], field: str) -> Component:
+    """Instantiate a component from ``"name"`` or ``{"name": ..., **options}``."""
+    if isinstance(config, str):
+        name, opts = config, {}
+    elif isinstance(config, dict):
+        if "name" not in config:
+            raise SpecError(f"{field}: missing 'name' (the {kind} to use)")
+        opts = dict(config)
+        name = opts.pop("name")
+    elif isinstance(config, Component):
+        return config
+    else:
+        raise SpecError(f"{field}: expected a name or a mapping with 'name', got {type(config).__name__}")
+    entry = lookup(kind, name, field)
+    return entry.cls(build_options(entry.cls.Options, opts, where=f"{field}({name})"))
