@@ -7,15 +7,18 @@ process; the parent watches each item's clock and kills a worker that overruns, 
 jobs are verified once per batch and remembered in an LRU cache across batches.
 
 The engine is safe to call from any thread (calls are serialised by a lock), from asyncio
-(``await engine.arun(...)``) and inside Ray workers (workers come from a ``forkserver``).
+(``await engine.arun(...)``) and inside Ray workers (workers are fresh interpreters started
+with ``subprocess``; the caller's ``__main__`` is never re-imported).
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
-import multiprocessing as mp
 import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -31,11 +34,21 @@ _STARTUP_S = 120.0  # a worker that has not said it is ready by then is a broken
 _READY = "ready"
 
 
-def _worker_main(conn: Connection) -> None:
+def _worker_main(fd: int) -> None:
     """Worker loop: receive ``(verifier, [(task_id, job), ...])``, answer one result per job."""
     import logging
 
     logging.disable(logging.WARNING)  # math-verify logs every timeout/parse failure
+    parent = os.getppid()
+
+    def orphan_watch() -> None:  # a worker stuck in ``check`` must not outlive its parent
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=orphan_watch, daemon=True).start()
+    conn = Connection(fd)
     conn.send(_READY)
     while True:
         try:
@@ -58,7 +71,7 @@ def _worker_main(conn: Connection) -> None:
 
 @dataclass
 class _Worker:
-    process: mp.process.BaseProcess
+    process: subprocess.Popen
     conn: Connection
     inflight: deque  # task ids sent and not yet answered, in order
     ready: bool = False  # the worker has started and said so
@@ -95,9 +108,6 @@ class VerificationEngine:
         self._cache: OrderedDict[tuple[str, str], Verdict] = OrderedDict()
         self._workers: list[_Worker] = []
         self._lock = threading.RLock()
-        self._ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-        if self._ctx.get_start_method() == "forkserver":
-            self._ctx.set_forkserver_preload(["rewardkit.verifiers"])  # workers fork with math-verify loaded
         self._pid = os.getpid()
         _ENGINES.add(self)
 
@@ -256,11 +266,16 @@ class VerificationEngine:
                 fail_head(w, Verdict(float("nan"), TIMEOUT, f"no answer within {self.timeout_s:g}s"), now - w.started)
 
     def _spawn(self) -> _Worker:
-        parent, child = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=_worker_main, args=(child,), daemon=True, name="rewardkit-verifier")
-        proc.start()
-        child.close()
-        return _Worker(proc, parent, deque())
+        # A fresh interpreter, not multiprocessing's spawn/forkserver: those re-run the caller's
+        # __main__ (breaks under stdin/REPL and unguarded scripts) and fork is unsafe with threads.
+        ours, theirs = socket.socketpair()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        proc = subprocess.Popen(
+            [sys.executable, "-c", f"from rewardkit.engine import _worker_main; _worker_main({theirs.fileno()})"],
+            pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        theirs.close()
+        return _Worker(proc, Connection(ours.detach()), deque())
 
     def _replace(self, w: _Worker) -> _Worker:
         self._stop(w, graceful=False)
@@ -272,14 +287,14 @@ class VerificationEngine:
     @staticmethod
     def _stop(w: _Worker, graceful: bool) -> None:
         try:
-            if graceful and w.process.is_alive():
+            if graceful and w.process.poll() is None:
                 w.conn.send(None)
-                w.process.join(timeout=1.0)
-        except (OSError, BrokenPipeError):
+                w.process.wait(timeout=1.0)
+        except (OSError, BrokenPipeError, subprocess.TimeoutExpired):
             pass
-        if w.process.is_alive():
+        if w.process.poll() is None:
             w.process.kill()
-            w.process.join(timeout=5.0)
+            w.process.wait(timeout=5.0)
         w.conn.close()
 
     def _cache_get(self, key: tuple[str, str]) -> Verdict | None:

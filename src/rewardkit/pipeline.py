@@ -1,5 +1,10 @@
 """The scoring pipeline: records -> Batch -> verifiers -> format -> shapers -> advantages -> Scores.
 
+The correctness reward follows ``base``: a verified score s in [0, 1] gives
+``wrong + s·(correct − wrong)``; no extracted answer gives ``no_answer``; an unknown verdict
+(timeout, error, unparseable reference) keeps ``correct = NaN`` and is scored as ``wrong`` so
+the total is always defined (the TRL adapter returns ``None`` for such rollouts instead).
+
     >>> from rewardkit import load_spec
     >>> pipe = load_spec({"verifier": "exact", "length_unit": "words"})
     >>> s = pipe.score([{"prompt_id": "q1", "completion": "Answer: 4", "answer": "4"},
@@ -164,7 +169,7 @@ class Pipeline:
             if np.isnan(reward).any():
                 bad = int(np.flatnonzero(np.isnan(reward))[0])
                 raise RuntimeError(f"a shaper produced NaN (record {bad}); components: { {k: v[bad] for k, v in components.items()} }")
-            self.state.step = max(self.state.step, step) + 1
+            self.state.step = max(self.state.step, step + 1)  # the next step when records carry none
             if self.spec.state:
                 self.state.save(self.spec.state)
         timeouts = np.array([s == TIMEOUT for s in status], dtype=np.float64)
@@ -207,16 +212,20 @@ class Pipeline:
                 try:
                     jobs.append(verifier.job(batch.completions[i], batch.answers[i], batch.metas[i]))
                 except Exception as exc:  # extraction must never take the run down
-                    jobs.append(Job("", None, {"extract_error": f"{type(exc).__name__}: {exc}"}))
+                    jobs.append(None)
+                    status[i], details[i] = ERROR, f"extraction failed: {type(exc).__name__}: {exc}"
             verdicts = self.engine.run(verifier, jobs, progress)
-            for i, job, verdict in zip(rows, jobs, verdicts):
-                if job is None:
-                    scores[i], status[i] = 0.0, NO_ANSWER
-                    if batch.answers[i] is None and verifier.name != "reasoning_gym":
-                        scores[i], status[i], details[i] = np.nan, BAD_REFERENCE, "no reference answer"
+            if progress:
+                progress(sum(job is None for job in jobs))
+            for i, verdict in zip(rows, verdicts):
+                if status[i] == ERROR:
                     continue
-                assert verdict is not None
-                scores[i], status[i], details[i] = verdict.score, verdict.status, verdict.detail
+                if verdict is not None:
+                    scores[i], status[i], details[i] = verdict.score, verdict.status, verdict.detail
+                elif batch.answers[i] is None and verifier.name != "reasoning_gym":
+                    status[i], details[i] = BAD_REFERENCE, "no reference answer"
+                else:
+                    scores[i], status[i] = 0.0, NO_ANSWER
         return scores, status, details
 
     # ------------------------------------------------------------------ lifecycle

@@ -111,11 +111,23 @@ def format_validation_error(exc: ValidationError, where: str, model: type[BaseMo
         loc = ".".join(str(p) for p in err["loc"])
         field = f"{where}.{loc}" if where and loc else (where or loc)
         msg = err["msg"]
-        if err["type"] == "extra_forbidden" and model is not None:
-            allowed = ", ".join(model.model_fields) or "(no options)"
+        owner = _owner_model(model, err["loc"][:-1]) if model is not None else None
+        if err["type"] == "extra_forbidden" and owner is not None:
+            allowed = ", ".join(owner.model_fields) or "(no options)"
             msg = f"unknown option; allowed: {allowed}"
         lines.append(f"{field}: {msg}")
     return "; ".join(lines)
+
+
+def _owner_model(model: type[BaseModel], path: tuple) -> type[BaseModel] | None:
+    """The (nested) pydantic model that owns the field at ``path`` inside ``model``."""
+    for part in path:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
 
 
 def build(kind: str, config: str | dict[str, Any], field: str) -> Component:

@@ -102,7 +102,7 @@ def read_spec_file(path: str | os.PathLike) -> dict[str, Any]:
         else:
             data = yaml.safe_load(text)
     except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise SpecError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+        raise SpecError(f"{path}: not valid {(path.suffix.lstrip('.') or 'yaml').upper()}: {exc}") from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: a spec must be a mapping at the top level")
     data.setdefault("name", path.stem)

@@ -24,7 +24,7 @@ class StateError(ValueError):
 @dataclass
 class State:
     spec_fingerprint: str = ""
-    step: int = 0  # number of batches scored so far (used when records carry no step)
+    step: int = 0  # the step the next batch gets when neither records nor caller give one
     components: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def for_component(self, key: str) -> dict[str, Any]:

@@ -1,0 +1,39 @@
+"""Verifiers that misbehave on purpose, for engine tests (importable by worker processes)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from rewardkit.verifiers.base import OK, Job, Verdict, Verifier
+
+
+class HostileVerifier(Verifier):
+    """``hang`` sleeps forever, ``crash`` kills its process, ``raise`` raises; else exact match."""
+
+    name = "hostile"
+
+    def extract(self, completion: str) -> str | None:
+        return completion or None
+
+    def check(self, job: Job) -> Verdict:
+        if job.prediction == "hang":
+            time.sleep(3600)
+        if job.prediction == "crash":
+            os._exit(13)
+        if job.prediction == "raise":
+            raise RuntimeError("verifier bug")
+        if job.prediction.startswith("sleep"):
+            time.sleep(float(job.prediction[5:]))
+        return Verdict(1.0 if job.prediction == job.reference else 0.0, OK)
+
+
+class CountingVerifier(HostileVerifier):
+    """In-process (not isolated) variant to count how often ``check`` runs."""
+
+    isolate = False
+    calls = 0
+
+    def check(self, job: Job) -> Verdict:
+        type(self).calls += 1
+        return super().check(job)

@@ -1,0 +1,169 @@
+import asyncio
+import os
+import signal
+import threading
+import time
+
+import pytest
+from hostile import CountingVerifier, HostileVerifier
+
+from rewardkit.engine import VerificationEngine
+from rewardkit.verifiers.base import ERROR, OK, TIMEOUT, Job
+from rewardkit.verifiers.math import MathVerifier
+
+PATHOLOGICAL = [
+    r"\boxed{9^{9^{9^{9^{9^{9^{9}}}}}}}",
+    r"\boxed{10^{10^{10^{100}}}}",
+    r"\boxed{" + r"\frac{1}{" * 150 + "2" + "}" * 150 + "}",
+    r"\boxed{" + "(" * 900 + "1" + ")" * 900 + "}",
+    r"\boxed{" + "x^" * 900 + "2}",
+    r"\boxed{\sqrt[\sqrt[\sqrt[9]{9}]{9}]{9}^{9^{9^{9}}}}",
+]
+
+
+@pytest.fixture
+def engine():
+    eng = VerificationEngine(workers=2, timeout_s=1.0)
+    yield eng
+    eng.close()
+
+
+def test_hang_crash_and_raise_are_scored_and_the_run_goes_on(engine):
+    jobs = [Job("a", "a"), Job("hang", "x"), Job("b", "a"), Job("crash", "x"), Job("raise", "x"), None] + [Job(str(i), str(i)) for i in range(40)]
+    t0 = time.perf_counter()
+    out = engine.run(HostileVerifier(), jobs)
+    elapsed = time.perf_counter() - t0
+    assert [v.status for v in out[:5]] == [OK, TIMEOUT, OK, ERROR, ERROR]
+    assert out[1].correct is None and out[3].correct is None
+    assert out[5] is None
+    assert all(v.score == 1.0 for v in out[6:])
+    assert engine.stats.timeouts == 1 and engine.stats.workers_replaced == 2
+    assert elapsed < 30  # generous: only proves nothing waited on the hung item forever
+    # the pool still works after replacements
+    assert engine.run(HostileVerifier(), [Job("z", "z")])[0].score == 1.0
+
+
+def test_timeout_bounds_each_item(engine):
+    out = engine.run(HostileVerifier(), [Job("sleep0.1", "x"), Job("hang", "x"), Job("hang", "y")])
+    assert [v.status for v in out] == [OK, TIMEOUT, TIMEOUT]
+    assert engine.stats.slowest_s < engine.timeout_s + 1.0
+
+
+def test_identical_jobs_verified_once_and_cached_across_batches():
+    eng = VerificationEngine(workers=1, timeout_s=5.0, cache_size=10)
+    CountingVerifier.calls = 0
+    v = CountingVerifier()
+    jobs = [Job("a", "a")] * 5 + [Job("b", "a")] * 3
+    out = eng.run(v, jobs)
+    assert [o.score for o in out] == [1.0] * 5 + [0.0] * 3
+    assert CountingVerifier.calls == 2 and eng.stats.deduped == 6
+    eng.run(v, [Job("a", "a"), Job("c", "c")])
+    assert CountingVerifier.calls == 3 and eng.stats.cache_hits == 1
+
+
+def test_lru_cache_evicts_oldest():
+    eng = VerificationEngine(workers=1, cache_size=2)
+    CountingVerifier.calls = 0
+    v = CountingVerifier()
+    eng.run(v, [Job("a", "a"), Job("b", "b"), Job("c", "c")])  # cache keeps b, c
+    eng.run(v, [Job("a", "a")])
+    assert CountingVerifier.calls == 4
+
+
+def test_worker_killed_mid_batch(engine):
+    killed = threading.Event()
+
+    def kill_a_worker():
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            for w in list(engine._workers):
+                if w.inflight and w.ready:
+                    time.sleep(0.2)  # inside its first (1 s) item
+                    os.kill(w.process.pid, signal.SIGKILL)
+                    killed.set()
+                    return
+            time.sleep(0.02)
+
+    t = threading.Thread(target=kill_a_worker)
+    t.start()
+    out = engine.run(HostileVerifier(), [Job("sleep1.0", ref) for ref in ("x", "y")] + [Job(f"sleep0.0{i}", f"sleep0.0{i}") for i in range(10)])
+    t.join()
+    assert killed.is_set()
+    statuses = [v.status for v in out]
+    assert statuses.count(ERROR) == 1 and statuses.count(OK) == 11
+
+
+def test_pathological_latex_finishes_within_timeout_from_a_thread():
+    eng = VerificationEngine(workers=2, timeout_s=2.0)
+    v = MathVerifier()
+    jobs = [v.job(p, "1", {}) for p in PATHOLOGICAL] + [v.job(r"\boxed{1}", "1", {})]
+    result: dict = {}
+
+    def work():
+        t0 = time.perf_counter()
+        result["out"] = eng.run(v, jobs)
+        result["seconds"] = time.perf_counter() - t0
+
+    th = threading.Thread(target=work)
+    th.start()
+    th.join(timeout=60)
+    eng.close()
+    assert not th.is_alive()
+    assert result["out"][-1].score == 1.0
+    assert all(o.status in (OK, TIMEOUT) for o in result["out"])
+    assert eng.stats.slowest_s < 2.0 + 1.0
+
+
+def test_pathological_latex_from_asyncio():
+    eng = VerificationEngine(workers=2, timeout_s=2.0)
+    v = MathVerifier()
+
+    async def main():
+        jobs = [v.job(p, "1", {}) for p in PATHOLOGICAL[:3]]
+        # the event loop stays responsive while verification runs
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.05)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        out = await asyncio.wait_for(eng.arun(v, jobs), timeout=60)
+        task.cancel()
+        return out, ticks
+
+    out, ticks = asyncio.run(main())
+    eng.close()
+    assert len(out) == 3 and all(o.status in (OK, TIMEOUT) for o in out)
+    assert ticks > 0
+    assert eng.stats.slowest_s < 3.0
+
+
+def test_concurrent_threads_share_one_engine(engine):
+    results = [None] * 4
+
+    def work(k):
+        results[k] = engine.run(HostileVerifier(), [Job(f"{k}-{i}", f"{k}-{i}") for i in range(30)])
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert all(r is not None and all(v.score == 1.0 for v in r) for r in results)
+
+
+def test_engine_is_picklable_as_settings():
+    import pickle
+
+    eng = VerificationEngine(workers=3, timeout_s=2.5, cache_size=7)
+    clone = pickle.loads(pickle.dumps(eng))
+    assert (clone.n_workers, clone.timeout_s, clone.cache_size) == (3, 2.5, 7)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"workers": 0}, "workers"), ({"timeout_s": 0}, "timeout_s")])
+def test_engine_argument_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        VerificationEngine(**kwargs)
