@@ -1,0 +1,134 @@
+"""Held-out evaluation of a lab policy and the trade-off metrics between runs.
+
+A policy is evaluated by greedy decoding on held-out problems (batched, left padding, KV
+cache); each completion is checked by the same ``exact`` verifier the rewards use (answer after
+``####``). Reported: accuracy and mean completion tokens (EOS included, as in TRL's
+``completion_ids``), per difficulty and overall; the share of redundant steps left; and, against
+the correctness-only run, token reduction, accuracy change and AES.
+
+    >>> aes(acc=0.9, tokens=50, base_acc=0.9, base_tokens=100)
+    0.5
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from ..verifiers.exact import ExactVerifier
+from .tasks import Problem, count_steps
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerFast
+
+TASK_VERIFIER: dict[str, Any] = {"name": "exact", "extract": ["hash"]}
+
+
+def answer_is_correct(verifier: ExactVerifier, completion: str, answer: str) -> bool:
+    job = verifier.job(completion, answer, {})
+    return job is not None and verifier.check(job).score == 1.0
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    num_tokens: int  # generated tokens, EOS included when the model stopped
+    finished: bool  # emitted EOS within the budget
+
+
+def generate_greedy(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFast", prompts: Sequence[str], max_new_tokens: int, batch_size: int = 256, progress: Callable[[int], None] | None = None) -> list[Generation]:
+    """Greedy completions of ``prompts`` (batched, left-padded, with KV cache)."""
+    import torch
+
+    out: list[Generation] = []
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    device = next(model.parameters()).device
+    for start in range(0, len(prompts), batch_size):
+        chunk = list(prompts[start : start + batch_size])
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        with torch.no_grad():
+            seqs = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=eos)
+        for row in seqs[:, enc["input_ids"].shape[1] :].tolist():
+            finished = eos in row
+            ids = row[: row.index(eos) + 1] if finished else row
+            text = tokenizer.decode([i for i in ids if i not in (eos, pad)])
+            out.append(Generation(text, len(ids), finished))
+        if progress is not None:
+            progress(len(chunk))
+    return out
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(sum(values) / len(values)) if values else 0.0
+
+
+def score_generations(problems: Sequence[Problem], generations: Sequence[Generation]) -> dict[str, Any]:
+    """Accuracy, mean tokens and redundancy, overall and per difficulty.
+
+    ``redundant_share`` = redundant steps (re-checks, restatements) / all steps written;
+    0 when no steps were written at all."""
+    if len(problems) != len(generations):
+        raise ValueError(f"{len(problems)} problems for {len(generations)} generations")
+    verifier = ExactVerifier(**{k: v for k, v in TASK_VERIFIER.items() if k != "name"})
+    rows: dict[int, dict[str, list[float]]] = {}
+    for p, g in zip(problems, generations):
+        steps = count_steps(g.text)
+        r = rows.setdefault(p.difficulty, {"correct": [], "tokens": [], "redundant": [], "steps": [], "finished": []})
+        r["correct"].append(1.0 if answer_is_correct(verifier, g.text, p.answer) else 0.0)
+        r["tokens"].append(float(g.num_tokens))
+        r["redundant"].append(float(steps.redundant))
+        r["steps"].append(float(steps.total))
+        r["finished"].append(1.0 if g.finished else 0.0)
+
+    def summarise(r: dict[str, list[float]]) -> dict[str, Any]:
+        total_steps = sum(r["steps"])
+        return {
+            "n": len(r["correct"]),
+            "accuracy": _mean(r["correct"]),
+            "mean_tokens": _mean(r["tokens"]),
+            "redundant_share": sum(r["redundant"]) / total_steps if total_steps else 0.0,
+            "truncated_share": 1.0 - _mean(r["finished"]),
+        }
+
+    merged = {k: [v for r in rows.values() for v in r[k]] for k in ("correct", "tokens", "redundant", "steps", "finished")}
+    return {**summarise(merged), "by_difficulty": {str(k): summarise(rows[k]) for k in sorted(rows)}}
+
+
+def evaluate_policy(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFast", problems: Sequence[Problem], max_new_tokens: int, batch_size: int = 256, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    gens = generate_greedy(model, tokenizer, [p.prompt for p in problems], max_new_tokens, batch_size, progress)
+    result = score_generations(problems, gens)
+    result["samples"] = [{"prompt": p.prompt, "answer": p.answer, "completion": g.text, "num_tokens": g.num_tokens} for p, g in list(zip(problems, gens))[:12]]
+    return result
+
+
+def aes(acc: float, tokens: float, base_acc: float, base_tokens: float, alpha: float = 1.0, beta: float = 3.0, gamma: float = 5.0) -> float:
+    """Accuracy-Efficiency Score (Ada-R1; methods.md §1 metrics, weights [unverified]).
+
+    ΔL = (L_base − L)/L_base, ΔAcc = (Acc − Acc_base)/Acc_base;
+    AES = α·ΔL + β·ΔAcc if ΔAcc ≥ 0 else α·ΔL − γ·|ΔAcc|.
+    With ``base_acc`` = 0 the relative change is undefined and the absolute change is used;
+    ``base_tokens`` = 0 gives ΔL = 0."""
+    d_len = (base_tokens - tokens) / base_tokens if base_tokens > 0 else 0.0
+    d_acc = (acc - base_acc) / base_acc if base_acc > 0 else acc - base_acc
+    return alpha * d_len + beta * d_acc if d_acc >= 0 else alpha * d_len - gamma * abs(d_acc)
+
+
+def compare_to_baseline(result: dict[str, Any], base: dict[str, Any], alpha: float = 1.0, beta: float = 3.0, gamma: float = 5.0) -> dict[str, float]:
+    """Token reduction (fraction), accuracy change (absolute, in [−1, 1]) and AES vs ``base``."""
+    base_tokens = base["mean_tokens"]
+    return {
+        "token_reduction": (base_tokens - result["mean_tokens"]) / base_tokens if base_tokens > 0 else 0.0,
+        "accuracy_change": result["accuracy"] - base["accuracy"],
+        "aes": aes(result["accuracy"], result["mean_tokens"], base["accuracy"], base_tokens, alpha, beta, gamma),
+    }
+
+
+def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
+    """Names of the points (accuracy, tokens) not dominated by another: none has higher-or-equal
+    accuracy with fewer-or-equal tokens and is strictly better in one. Sorted by tokens."""
+    front = []
+    for name, (acc, tok) in points.items():
+        dominated = any(a >= acc and t <= tok and (a > acc or t < tok) for other, (a, t) in points.items() if other != name)
+        if not dominated:
+            front.append(name)
+    return sorted(front, key=lambda n: (points[n][1], -points[n][0]))
