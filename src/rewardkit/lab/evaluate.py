@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..verifiers.exact import ExactVerifier
-from .tasks import Problem, count_steps
+from .tasks import Problem, count_steps, necessary_trace
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
@@ -132,3 +132,13 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
         if not dominated:
             front.append(name)
     return sorted(front, key=lambda n: (points[n][1], -points[n][0]))
+
+
+def necessary_tokens(problems: Sequence[Problem], tokenizer: "PreTrainedTokenizerFast") -> dict[str, Any]:
+    """Tokens (EOS included) of the shortest complete trace — the necessary steps only — mean
+    overall and per difficulty: a policy well below this is skipping necessary work."""
+    rows: dict[int, list[int]] = {}
+    for p in problems:
+        rows.setdefault(p.difficulty, []).append(len(tokenizer(necessary_trace(p.digits), add_special_tokens=False)["input_ids"]) + 1)
+    every = [n for v in rows.values() for n in v]
+    return {"mean_tokens": _mean(every), "by_difficulty": {str(k): _mean(rows[k]) for k in sorted(rows)}}

@@ -1,0 +1,218 @@
+"""The lab's outputs: ``results.json``, ``report.md`` (tables and a plain-words conclusion) and
+PNG plots (accuracy vs tokens with the Pareto front, per-difficulty bars, training curves).
+
+``results.json`` contract: ``{"preset": str, "seconds": float, "baseline": name, "specs":
+{name: {"accuracy": float in [0, 1], "mean_tokens": float, "by_difficulty": {...}, ...}}}``
+plus the base policy, the necessary-trace length, the Pareto front and the configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+COLLAPSE_DROP = 0.10  # accuracy drop (absolute) that, with answers shorter than the necessary trace, we call a length collapse
+KEEP_TOLERANCE = 0.02  # "accuracy kept": within 2 points of the baseline
+
+
+def standard_error(acc: float, n: int) -> float:
+    """Binomial standard error of an accuracy measured on ``n`` problems."""
+    return math.sqrt(max(acc * (1.0 - acc), 0.0) / n) if n > 0 else 0.0
+
+
+def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per spec (baseline first), plus the base policy before RL."""
+    base = results["base_policy"]
+    rows = [{"name": "(base policy, no RL)", "accuracy": base["accuracy"], "se": standard_error(base["accuracy"], base["n"]), "mean_tokens": base["mean_tokens"],
+             "token_reduction": None, "accuracy_change": None, "aes": None, "redundant_share": base["redundant_share"], "truncated_share": base["truncated_share"], "train_seconds": None}]
+    order = [results["baseline"]] + [n for n in results["specs"] if n != results["baseline"]]
+    for name in order:
+        r = results["specs"][name]
+        rows.append({"name": name, "accuracy": r["accuracy"], "se": standard_error(r["accuracy"], r["n"]), "mean_tokens": r["mean_tokens"], "token_reduction": r["token_reduction"],
+                     "accuracy_change": r["accuracy_change"], "aes": r["aes"], "redundant_share": r["redundant_share"], "truncated_share": r["truncated_share"], "train_seconds": r["train_seconds"]})
+    return rows
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:+.1f}%"
+
+
+def _pts(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:+.1f}"
+
+
+def _num(v: float | None, fmt: str = ".2f") -> str:
+    return "–" if v is None else format(v, fmt)
+
+
+def terminal_table(results: dict[str, Any]) -> str:
+    head = f"{'spec':<22} {'acc':>6} {'tokens':>7} {'Δtokens':>8} {'Δacc pts':>8} {'AES':>6} {'redund.':>7}"
+    lines = [head, "-" * len(head)]
+    for r in summary_rows(results):
+        lines.append(f"{r['name'][:22]:<22} {r['accuracy']:>6.3f} {r['mean_tokens']:>7.1f} {_pct(None if r['token_reduction'] is None else -r['token_reduction']):>8} {_pts(r['accuracy_change']):>8} {_num(r['aes']):>6} {r['redundant_share']:>7.2f}")
+    return "\n".join(lines)
+
+
+def conclusion(results: dict[str, Any]) -> list[str]:
+    """The result in plain words, derived from the numbers only."""
+    specs, base_name = results["specs"], results["baseline"]
+    base = specs[base_name]
+    need = results["necessary_tokens"]["mean_tokens"]
+    out = [f"The correctness-only baseline reached {100 * base['accuracy']:.1f}% held-out accuracy with {base['mean_tokens']:.1f} tokens per answer "
+           f"(the base policy before RL: {100 * results['base_policy']['accuracy']:.1f}%, {results['base_policy']['mean_tokens']:.1f} tokens; "
+           f"the necessary steps alone take {need:.1f} tokens)."]
+    others = {n: r for n, r in specs.items() if n != base_name}
+    kept = {n: r for n, r in others.items() if r["accuracy_change"] >= -KEEP_TOLERANCE}
+    if kept:
+        name, r = max(kept.items(), key=lambda kv: kv[1]["token_reduction"])
+        if r["token_reduction"] > 0.05:
+            out.append(f"Largest cut with accuracy kept (within {100 * KEEP_TOLERANCE:.0f} points): **{name}** shortened answers by {100 * r['token_reduction']:.0f}% "
+                       f"({base['mean_tokens']:.1f} → {r['mean_tokens']:.1f} tokens) at {100 * r['accuracy']:.1f}% accuracy ({_pts(r['accuracy_change'])} points); "
+                       f"redundant steps left: {100 * r['redundant_share']:.0f}% of steps (baseline {100 * base['redundant_share']:.0f}%).")
+        else:
+            out.append(f"No spec that kept accuracy within {100 * KEEP_TOLERANCE:.0f} points shortened answers by more than 5% in this budget.")
+    else:
+        out.append(f"Every length-shaped spec lost more than {100 * KEEP_TOLERANCE:.0f} accuracy points against the baseline.")
+    collapsed = [n for n, r in others.items() if r["accuracy_change"] <= -COLLAPSE_DROP and r["mean_tokens"] < need]
+    for n in collapsed:
+        r = specs[n]
+        out.append(f"**{n}** collapsed: answers shorter than the necessary steps ({r['mean_tokens']:.1f} < {need:.1f} tokens) and accuracy down "
+                   f"{-100 * r['accuracy_change']:.1f} points to {100 * r['accuracy']:.1f}% — it is rewarded for skipping work it needs.")
+    lost = [n for n, r in others.items() if r["accuracy_change"] <= -COLLAPSE_DROP and n not in collapsed]
+    if lost:
+        out.append("Lost ≥ 10 accuracy points without collapsing below the necessary length: " + ", ".join(f"**{n}**" for n in lost) + ".")
+    if others:
+        best = max(others.items(), key=lambda kv: kv[1]["aes"])
+        out.append(f"Best AES (α=1, β=3, γ=5, weights unverified): **{best[0]}** ({best[1]['aes']:.2f}). Pareto front (accuracy vs tokens): {', '.join(results['pareto_front'])}.")
+    n_test = base["n"]
+    out.append(f"One seed, {n_test} held-out problems: an accuracy difference under about {200 * standard_error(base['accuracy'], n_test):.1f} points (2 standard errors) is within noise.")
+    return out
+
+
+def _difficulty_table(results: dict[str, Any], key: str, fmt: str) -> list[str]:
+    levels = list(results["base_policy"]["by_difficulty"])
+    lines = ["| spec | " + " | ".join(f"k={k}" for k in levels) + " |", "|---|" + "---:|" * len(levels)]
+    rows = [("(base policy)", results["base_policy"])] + list(results["specs"].items())
+    for name, r in rows:
+        lines.append(f"| {name} | " + " | ".join(format(r["by_difficulty"][k][key], fmt) if k in r["by_difficulty"] else "–" for k in levels) + " |")
+    if key == "mean_tokens":
+        nec = results["necessary_tokens"]["by_difficulty"]
+        lines.append("| (necessary steps only) | " + " | ".join(format(nec[k], fmt) for k in levels) + " |")
+    return lines
+
+
+def markdown(results: dict[str, Any]) -> str:
+    rows = summary_rows(results)
+    lines = [f"# Overthinking lab — preset `{results['preset']}`", "",
+             f"{len(results['specs'])} reward specs, each GRPO-trained from the same base policy with the same seed, prompts and budget; "
+             f"evaluated greedily on {results['base_policy']['n']} held-out problems. Wall time {results['seconds']:.0f} s "
+             f"({results['device']}, {results['threads']} torch threads, {results['cpu_count']} CPUs visible).", "",
+             "## Conclusion", ""]
+    lines += [f"- {c}" for c in conclusion(results)]
+    lines += ["", "## Results", "",
+              "| spec | accuracy | ± SE | mean tokens | token change | Δ accuracy (points) | AES | redundant share | truncated | RL seconds |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['accuracy']:.3f} | {r['se']:.3f} | {r['mean_tokens']:.1f} | {_pct(None if r['token_reduction'] is None else -r['token_reduction'])} | "
+                     f"{_pts(r['accuracy_change'])} | {_num(r['aes'])} | {r['redundant_share']:.2f} | {r['truncated_share']:.2f} | {_num(r['train_seconds'], '.0f')} |")
+    lines += ["", "Token change and Δ accuracy are against the correctness-only baseline; AES = α·ΔL + β·ΔAcc (ΔAcc ≥ 0) else α·ΔL − γ·|ΔAcc| "
+              "with relative ΔL, ΔAcc (Ada-R1; α=1, β=3, γ=5 [unverified]). Redundant share = re-checks and restatements / all steps written.", "",
+              "![accuracy vs tokens](pareto.png)", "", "## By difficulty (k = number of terms; k − 1 steps are necessary)", "", "Accuracy:", ""]
+    lines += _difficulty_table(results, "accuracy", ".2f")
+    lines += ["", "Mean tokens:", ""]
+    lines += _difficulty_table(results, "mean_tokens", ".1f")
+    lines += ["", "![per difficulty](by_difficulty.png)", "", "## Training curves", "", "Per GRPO step, on the sampled rollouts: mean reward, mean completion tokens, accuracy.", "",
+              "![training curves](curves.png)", "", "## Specs", ""]
+    for name, r in results["specs"].items():
+        lines += [f"- **{name}** ({r['source']}): `{json.dumps(r['spec'], sort_keys=True)}`"]
+    cfg, bp = results["config"], results["base_policy"]
+    sft_how = "loaded from cache" if bp["sft_cached"] else f"trained in {bp['sft_seconds']:.0f} s"
+    lines += ["", "## Settings", "", f"- SFT: `{json.dumps(cfg['sft'], sort_keys=True)}` (cache key `{bp['cache_key']}`, {sft_how})",
+              f"- GRPO (TRL GRPOTrainer): `{json.dumps(cfg['rl'], sort_keys=True)}`", f"- evaluation: {cfg['n_test']} held-out problems, greedy, at most {cfg['max_new_tokens']} new tokens; seed {results['seed']}", "",
+              "## Sample completions (baseline, then each spec's first held-out problems)", ""]
+    for name, r in results["specs"].items():
+        lines.append(f"- {name}: " + " · ".join(f"`{s['prompt']}{s['completion']}`" for s in r["samples"][:3]))
+    return "\n".join(lines) + "\n"
+
+
+def plot_pareto(results: dict[str, Any], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    pts = {n: (r["accuracy"], r["mean_tokens"]) for n, r in results["specs"].items()}
+    for name, (acc, tok) in pts.items():
+        ax.scatter(tok, acc, s=50, marker="*" if name == results["baseline"] else "o")
+        ax.annotate(name, (tok, acc), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    b = results["base_policy"]
+    ax.scatter(b["mean_tokens"], b["accuracy"], s=40, marker="x", color="gray")
+    ax.annotate("base (no RL)", (b["mean_tokens"], b["accuracy"]), textcoords="offset points", xytext=(5, -10), fontsize=8, color="gray")
+    front = results["pareto_front"]
+    ax.plot([pts[n][1] for n in front], [pts[n][0] for n in front], "--", color="black", linewidth=1, label="Pareto front")
+    ax.axvline(results["necessary_tokens"]["mean_tokens"], color="red", linestyle=":", linewidth=1, label="necessary steps only")
+    ax.set_xlabel("mean completion tokens (held-out, greedy)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"accuracy vs length — preset {results['preset']}")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_by_difficulty(results: dict[str, Any], path: Path) -> None:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    levels = list(results["base_policy"]["by_difficulty"])
+    names = list(results["specs"])
+    x = np.arange(len(levels))
+    width = 0.8 / max(1, len(names))
+    fig, axes = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    for i, name in enumerate(names):
+        bd = results["specs"][name]["by_difficulty"]
+        for ax, key in zip(axes, ("accuracy", "mean_tokens")):
+            ax.bar(x + (i - (len(names) - 1) / 2) * width, [bd.get(k, {}).get(key, 0.0) for k in levels], width, label=name)
+    nec = results["necessary_tokens"]["by_difficulty"]
+    axes[1].scatter(x, [nec[k] for k in levels], marker="_", s=400, color="black", label="necessary steps only", zorder=3)
+    axes[0].set_ylabel("accuracy")
+    axes[1].set_ylabel("mean tokens")
+    axes[1].set_xticks(x, [f"k={k}" for k in levels])
+    axes[1].set_xlabel("difficulty (number of terms)")
+    axes[0].legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_curves(results: dict[str, Any], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for name, r in results["specs"].items():
+        curve = r["curve"]
+        steps = [c["step"] for c in curve]
+        for ax, key in zip(axes, ("reward", "mean_tokens", "accuracy")):
+            ax.plot(steps, [c.get(key, float("nan")) for c in curve], label=name, linewidth=1.2)
+    for ax, title in zip(axes, ("mean reward", "mean completion tokens", "rollout accuracy")):
+        ax.set_title(title)
+        ax.set_xlabel("GRPO step")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(results: dict[str, Any], out_dir: Path) -> Path:
+    """Write results.json, report.md and the plots into ``out_dir``; returns report.md's path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))
+    plot_pareto(results, out_dir / "pareto.png")
+    plot_by_difficulty(results, out_dir / "by_difficulty.png")
+    plot_curves(results, out_dir / "curves.png")
+    report = out_dir / "report.md"
+    report.write_text(markdown(results))
+    return report

@@ -1,0 +1,103 @@
+"""Lab evaluation metrics on a fake policy, with hand-computed values."""
+
+import math
+
+import pytest
+import torch
+
+from rewardkit.lab.evaluate import Generation, aes, compare_to_baseline, evaluate_policy, necessary_tokens, pareto_front, score_generations
+from rewardkit.lab.model import build_tokenizer
+from rewardkit.lab.tasks import make_problem
+
+TOK = build_tokenizer()
+
+
+class ScriptedPolicy(torch.nn.Module):
+    """A fake policy whose 'greedy' completion of each prompt is looked up in a script."""
+
+    def __init__(self, script: dict[str, str], stop: bool = True):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+        self.script, self.stop = script, stop
+
+    def generate(self, input_ids, attention_mask, max_new_tokens, **kwargs):
+        rows = []
+        for ids, mask in zip(input_ids.tolist(), attention_mask.tolist()):
+            prompt = TOK.decode([i for i, m in zip(ids, mask) if m])
+            out = TOK(self.script[prompt], add_special_tokens=False)["input_ids"][:max_new_tokens]
+            if self.stop and len(out) < max_new_tokens:
+                out.append(TOK.eos_token_id)
+            rows.append(ids + out)
+        width = max(map(len, rows))
+        return torch.tensor([r + [TOK.pad_token_id] * (width - len(r)) for r in rows])
+
+
+PROBLEMS = [make_problem([1, 2]), make_problem([3, 4]), make_problem([5, 5, 5])]
+SCRIPT = {
+    "1+2=": "<think>1+2=3;chk3-2=1ok;</think>####3",  # correct, 18 tokens + EOS, 1 of 2 steps redundant
+    "3+4=": "####7",  # correct, guessed: 2 tokens + EOS, no steps
+    "5+5+5=": "<think>5+5=0;0+5=5;</think>####4",  # wrong, 16 tokens + EOS
+}
+
+
+def test_metrics_on_a_scripted_policy():
+    r = evaluate_policy(ScriptedPolicy(SCRIPT), TOK, PROBLEMS, max_new_tokens=40, batch_size=2)
+    assert r["n"] == 3
+    assert r["accuracy"] == pytest.approx(2 / 3)
+    assert r["mean_tokens"] == pytest.approx((19 + 3 + 17) / 3)
+    assert r["redundant_share"] == pytest.approx(1 / 4)  # 1 check among 4 steps written
+    assert r["truncated_share"] == 0.0
+    assert r["by_difficulty"]["2"] == {"n": 2, "accuracy": 1.0, "mean_tokens": 11.0, "redundant_share": 0.5, "truncated_share": 0.0}
+    assert r["by_difficulty"]["3"]["accuracy"] == 0.0 and r["by_difficulty"]["3"]["mean_tokens"] == 17.0
+    assert r["samples"][0]["completion"] == SCRIPT["1+2="]
+
+
+def test_truncated_generations_counted_without_eos():
+    r = evaluate_policy(ScriptedPolicy(SCRIPT, stop=False), TOK, PROBLEMS[:1], max_new_tokens=10)
+    assert r["mean_tokens"] == 10 and r["truncated_share"] == 1.0 and r["accuracy"] == 0.0
+
+
+def test_score_generations_edge_cases():
+    with pytest.raises(ValueError):
+        score_generations(PROBLEMS, [])
+    empty = score_generations([], [])
+    assert empty["n"] == 0 and empty["accuracy"] == 0.0 and empty["by_difficulty"] == {}
+    r = score_generations(PROBLEMS[:1], [Generation("", 1, True)])
+    assert r["accuracy"] == 0.0 and r["redundant_share"] == 0.0
+
+
+def test_aes_hand_computed():
+    # ΔL = 0.5, ΔAcc = 0 → 0.5
+    assert aes(0.9, 50, 0.9, 100) == pytest.approx(0.5)
+    # ΔL = 0.25, ΔAcc = +0.1/0.8 = 0.125 → 0.25 + 3·0.125
+    assert aes(0.9, 75, 0.8, 100) == pytest.approx(0.625)
+    # ΔL = 0.6, ΔAcc = −0.2/0.8 = −0.25 → 0.6 − 5·0.25
+    assert aes(0.6, 40, 0.8, 100) == pytest.approx(-0.65)
+    # longer and equally accurate: negative
+    assert aes(0.5, 120, 0.5, 100) == pytest.approx(-0.2)
+    # degenerate baselines stay finite
+    assert aes(0.5, 10, 0.0, 100) == pytest.approx(0.9 + 3 * 0.5)
+    assert aes(0.5, 10, 0.5, 0.0) == 0.0
+    assert aes(0.9, 50, 0.9, 100, alpha=2.0) == pytest.approx(1.0)
+
+
+def test_compare_to_baseline():
+    d = compare_to_baseline({"accuracy": 0.85, "mean_tokens": 30.0}, {"accuracy": 0.9, "mean_tokens": 40.0})
+    assert d["token_reduction"] == pytest.approx(0.25)
+    assert d["accuracy_change"] == pytest.approx(-0.05)
+    assert d["aes"] == pytest.approx(0.25 - 5 * 0.05 / 0.9)
+    assert all(math.isfinite(v) for v in compare_to_baseline({"accuracy": 0.0, "mean_tokens": 0.0}, {"accuracy": 0.0, "mean_tokens": 0.0}).values())
+
+
+def test_pareto_front():
+    pts = {"a": (0.9, 50.0), "b": (0.8, 30.0), "c": (0.8, 40.0), "d": (0.95, 80.0), "e": (0.9, 50.0)}
+    # c is dominated by b; a and e tie (neither dominates the other)
+    assert pareto_front(pts) == ["b", "a", "e", "d"]
+    assert pareto_front({}) == []
+    assert pareto_front({"only": (0.1, 5.0)}) == ["only"]
+
+
+def test_necessary_tokens():
+    r = necessary_tokens([make_problem([1, 2]), make_problem([1, 2, 3]), make_problem([4, 4])], TOK)
+    assert r["by_difficulty"] == {"2": 11.0, "3": 17.0}
+    assert r["mean_tokens"] == pytest.approx(13.0)

@@ -1,0 +1,100 @@
+"""The lab's task generator: hand-checked traces and answers, difficulty, seeds, redundancy."""
+
+import random
+
+import pytest
+
+from rewardkit.lab.tasks import (
+    count_steps,
+    generate_problems,
+    make_problem,
+    necessary_steps,
+    necessary_trace,
+    overthinking_trace,
+    running_sums,
+    train_test_split,
+)
+from rewardkit.verifiers.extract import extract_answer
+
+
+def test_hand_checked_problem_and_trace():
+    p = make_problem([3, 5, 8, 2])
+    assert p.prompt == "3+5+8+2="
+    assert p.answer == "8"  # 18 mod 10
+    assert p.difficulty == 4
+    assert running_sums([3, 5, 8, 2]) == [3, 8, 6, 8]
+    assert necessary_steps([3, 5, 8, 2]) == ["3+5=8;", "8+8=6;", "6+2=8;"]
+    assert necessary_trace([3, 5, 8, 2]) == "<think>3+5=8;8+8=6;6+2=8;</think>####8"
+    assert make_problem([9, 9, 9, 9, 9, 9, 9]).answer == "3"  # 63 mod 10
+    assert make_problem([0, 0]).answer == "0"
+
+
+def test_answer_extracted_by_the_hash_rule():
+    assert extract_answer(necessary_trace([7, 6, 4]), ["hash"]) == "7"
+
+
+@pytest.mark.parametrize("digits", [[1], [], [10, 2], [-1, 3]])
+def test_bad_problems_rejected(digits):
+    with pytest.raises(ValueError):
+        make_problem(digits)
+
+
+def test_difficulty_sets_the_number_of_necessary_steps():
+    problems = generate_problems(60, seed=1)
+    assert {p.difficulty for p in problems} == set(range(2, 8))
+    for p in problems:
+        assert count_steps(necessary_trace(p.digits)).necessary == p.difficulty - 1
+        assert count_steps(necessary_trace(p.digits)).redundant == 0
+
+
+def test_difficulties_evenly_spread_and_range_respected():
+    problems = generate_problems(30, seed=0, min_terms=3, max_terms=5)
+    counts = {k: sum(p.difficulty == k for p in problems) for k in (3, 4, 5)}
+    assert counts == {3: 10, 4: 10, 5: 10}
+    with pytest.raises(ValueError):
+        generate_problems(5, seed=0, min_terms=4, max_terms=3)
+
+
+def test_seeds_differ_and_are_reproducible():
+    assert generate_problems(50, seed=1) == generate_problems(50, seed=1)
+    assert generate_problems(50, seed=1) != generate_problems(50, seed=2)
+    train, test = train_test_split(200, 100, seed=0)
+    assert len(train) == 200 and len(test) == 100
+    long_train = {p.digits for p in train if p.difficulty >= 5}
+    long_test = [p.digits for p in test if p.difficulty >= 5]
+    # 10^5+ chains: different seeds give (almost) disjoint sets
+    assert sum(d in long_train for d in long_test) <= 1
+
+
+def test_check_and_restatement_steps_are_correct_arithmetic():
+    rng = random.Random(0)
+    trace = overthinking_trace([3, 5, 8], rng, check_rate=1.0, restate_rate=1.0)
+    assert trace == "<think>3+5=8;chk8-5=3ok;so8;8+8=6;chk6-8=8ok;so6;</think>####6"
+    c = count_steps(trace)
+    assert (c.necessary, c.redundant, c.other) == (2, 4, 0)
+
+
+def test_zero_rates_give_the_necessary_trace():
+    rng = random.Random(0)
+    for p in generate_problems(20, seed=3):
+        assert overthinking_trace(p.digits, rng, 0.0, 0.0) == necessary_trace(p.digits)
+
+
+def test_redundancy_rate_in_generated_traces():
+    rng = random.Random(0)
+    n_checks = n_restates = n_steps = 0
+    for p in generate_problems(3000, seed=5):
+        t = overthinking_trace(p.digits, rng, check_rate=0.5, restate_rate=0.25)
+        n_checks += t.count("chk")
+        n_restates += t.count("so")
+        n_steps += p.difficulty - 1
+    assert abs(n_checks / n_steps - 0.5) < 0.02
+    assert abs(n_restates / n_steps - 0.25) < 0.02
+
+
+def test_count_steps_on_odd_completions():
+    assert count_steps("") == count_steps("####3")
+    assert count_steps("").total == 0
+    c = count_steps("<think>1+2=3;blah;so3;</think>####3")
+    assert (c.necessary, c.redundant, c.other) == (1, 1, 1)
+    assert count_steps("1+2=3;2+2=4").necessary == 2  # no think block: the whole text
