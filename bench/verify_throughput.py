@@ -1,0 +1,314 @@
+"""Math verification throughput: rewardkit's ``math`` verifier vs TRL's ``accuracy_reward``.
+
+One run builds a GRPO-like batch (``bench/_data.py``: realistic answer forms, 2-4 distinct
+answers per group, ~1% pathological LaTeX), then times, one after the other on the same cores:
+
+(a) rewardkit: a fresh ``load_spec({"verifier": "math", ..., "workers": 2, "timeout_s": 5})``
+    pipeline scoring the whole batch — a cold run, worker start-up included, no cache carried
+    over from anything else;
+(b) TRL: ``trl.rewards.accuracy_reward`` over the same completions (conversational format),
+    serially in the main thread as ``GRPOTrainer`` calls it (its signal timeouts active), in a
+    subprocess that is killed at ``--trl-cap-s`` so the bench itself never hangs. It is called
+    one item at a time — the same loop it runs over a batch, with math-verify's parse cache
+    still shared across calls — so each item's time is known.
+
+It prints both throughputs (rollouts/s), their ratio against the target (>= 4x TRL on 2 cores,
+no item longer than timeout + 1 s), how often the two agree on items both scored (and up to
+five disagreements with their answers, for a human to judge), and each side's slowest item.
+
+    python bench/verify_throughput.py             # 256 prompts x 16 rollouts
+    python bench/verify_throughput.py --quick     # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import select
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import Rollout, make_batch, to_records  # noqa: E402
+
+TARGET_RATIO = 4.0
+TIMEOUT_S = 5.0
+WORKERS = 2
+TRL_MEMORY_LIMIT_BYTES = 8 * 2**30  # a runaway big-integer power must not take the shared machine down
+TRL_IMPORT_LIMIT_S = 180.0
+
+
+# --------------------------------------------------------------------------- rewardkit
+@dataclass
+class RewardkitRun:
+    seconds: float
+    correct: list[float]  # 1.0 / 0.0 / NaN (unknown)
+    status: list[str]
+    extracted: list[str | None]
+    stats: dict
+    startup_s: float
+
+
+def run_rewardkit(records: list[dict]) -> RewardkitRun:
+    from rewardkit import load_spec
+    from rewardkit.verifiers.math import MathVerifier
+
+    spec = {"verifier": "math", "length_unit": "chars", "workers": WORKERS, "timeout_s": TIMEOUT_S}
+    t0 = time.perf_counter()
+    pipe = load_spec(spec)
+    scores = pipe.score(records)
+    seconds = time.perf_counter() - t0
+    stats = dict(vars(pipe.engine.stats))
+    pipe.close()
+    # Start-up alone, measured apart on another fresh pipeline (one trivial record; no shared cache).
+    t0 = time.perf_counter()
+    with load_spec(spec) as probe:
+        probe.score([{"prompt_id": "startup", "completion": r"\boxed{1}", "answer": "1"}])
+    startup_s = time.perf_counter() - t0
+    verifier = MathVerifier()
+    extracted = [verifier.extract(r["completion"]) for r in records]
+    return RewardkitRun(seconds, scores.correct.tolist(), list(scores.status), extracted, stats, startup_s)
+
+
+# --------------------------------------------------------------------------- TRL (child process)
+def trl_worker(path: str) -> None:
+    """Child: ``accuracy_reward`` item by item in the main thread; one JSON line per item."""
+    resource.setrlimit(resource.RLIMIT_AS, (TRL_MEMORY_LIMIT_BYTES, TRL_MEMORY_LIMIT_BYTES))
+    import logging
+
+    logging.disable(logging.WARNING)  # math-verify logs every timeout
+    from trl.rewards import accuracy_reward
+
+    items = [json.loads(line) for line in Path(path).read_text().splitlines()]
+    print(json.dumps({"ready": True}), flush=True)
+    for i, item in enumerate(items):
+        logged: dict[str, list] = {}
+        t0 = time.perf_counter()
+        try:
+            reward = accuracy_reward(
+                completions=[[{"role": "assistant", "content": item["completion"]}]],
+                solution=[item["solution"]],
+                log_extra=lambda column, values: logged.__setitem__(column, values),
+            )[0]
+            error = None
+        except Exception as exc:  # TRL would crash the step; here it is counted
+            reward, error = None, f"{type(exc).__name__}: {exc}"[:200]
+        seconds = time.perf_counter() - t0
+        parsed = logged.get("answer_parsed", [""])[0]
+        print(json.dumps({"i": i, "reward": reward, "s": seconds, "parsed": parsed[:200], "error": error}), flush=True)
+
+
+@dataclass
+class TrlRun:
+    rewards: dict[int, float | None] = field(default_factory=dict)  # finished items only
+    parsed: dict[int, str] = field(default_factory=dict)
+    item_s: dict[int, float] = field(default_factory=dict)
+    errors: int = 0
+    capped: bool = False
+    stuck_item: int | None = None  # the item running when the cap hit
+    stuck_s: float = 0.0
+    failure: str = ""
+
+
+def trl_solution(reference: str, form: str) -> str:
+    """The reference as TRL gets it: ``$...$``-delimited (``dollar``) or as stored (``raw``).
+
+    TRL parses ``solution`` with math-verify's default extraction, which needs LaTeX delimiters
+    for anything beyond a plain number: raw ``x^2+1``, ``\\{1,2\\}``, ``[0,1)`` or
+    ``\\frac{\\sqrt{2}}{2}`` come back unparseable (reward None) and raw ``4\\pi`` reads as 4.
+    """
+    return f"${reference}$" if form == "dollar" else reference
+
+
+def run_trl(batch: list[Rollout], cap_s: float, solution_form: str) -> TrlRun:
+    """Run the child, collect per-item results, kill it at ``cap_s`` s of scoring."""
+    out = TrlRun()
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+        for r in batch:
+            f.write(json.dumps({"completion": r.completion, "solution": trl_solution(r.reference, solution_form)}) + "\n")
+        items_path = f.name
+    proc = subprocess.Popen([sys.executable, __file__, "--trl-worker", items_path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    fd = proc.stdout.fileno()
+    started = time.perf_counter()
+    loop_start: float | None = None
+    last_done = 0.0
+    pending = b""
+    try:
+        while True:
+            now = time.perf_counter()
+            deadline = (loop_start + cap_s) if loop_start is not None else (started + TRL_IMPORT_LIMIT_S)
+            if now >= deadline:
+                if loop_start is None:
+                    out.failure = f"TRL did not start within {TRL_IMPORT_LIMIT_S:g} s"
+                else:
+                    out.capped = True
+                    out.stuck_item = len(out.rewards)
+                    out.stuck_s = now - last_done
+                break
+            if not select.select([fd], [], [], deadline - now)[0]:
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:  # child exited: finished, or died (e.g. at the memory limit)
+                if len(out.rewards) < len(batch):
+                    out.failure = f"TRL's process exited (rc={proc.wait()}) after {len(out.rewards)} items"
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                msg = json.loads(line)
+                if "ready" in msg:
+                    loop_start = last_done = time.perf_counter()
+                    continue
+                i = msg["i"]
+                out.rewards[i], out.parsed[i], out.item_s[i] = msg["reward"], msg["parsed"], msg["s"]
+                out.errors += msg["error"] is not None
+                last_done = time.perf_counter()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        os.unlink(items_path)
+    return out
+
+
+# --------------------------------------------------------------------------- report
+def _rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("nan")
+
+
+def _verdict(x: float | None) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "unknown"
+    return "correct" if x >= 1.0 else "wrong"
+
+
+def _short(text: str | None, n: int = 70) -> str:
+    if text is None:
+        return "(none)"
+    return text if len(text) <= n else text[: n - 20] + f"...<{len(text)} chars>"
+
+
+def report(args: argparse.Namespace, batch: list[Rollout], rk: RewardkitRun, trl: TrlRun, load: tuple[float, float]) -> None:
+    n = len(batch)
+    n_patho = sum(r.pathological for r in batch)
+    print(f"batch: {args.prompts} prompts x {args.rollouts} rollouts = {n} completions (seed {args.seed}); "
+          f"{n_patho} with pathological LaTeX ({n_patho / n:.1%}), {sum(not r.boxed for r in batch)} without a boxed answer")
+    print(f"machine: {os.cpu_count()} CPU cores, SHARED with other jobs (load average {load[0]:.2f} before, {load[1]:.2f} after); "
+          "the two systems ran one after the other")
+
+    rk_rate = _rate(n, rk.seconds)
+    s = rk.stats
+    print(f"\n(a) rewardkit math, workers={WORKERS}, timeout_s={TIMEOUT_S:g}, cold (fresh pipeline, worker start-up included):")
+    print(f"    {n} rollouts in {rk.seconds:.2f} s -> {rk_rate:.1f} rollouts/s")
+    print(f"    engine: {s['checked']} verified, {s['deduped']} deduped, {s['cache_hits']} cache hits, "
+          f"{s['timeouts']} timeouts, {s['errors']} errors, {s['workers_replaced']} workers replaced")
+    limit = TIMEOUT_S + 1.0
+    print(f"    slowest item: {s['slowest_s']:.2f} s (target <= timeout + 1 s = {limit:g} s: {'PASS' if s['slowest_s'] <= limit else 'FAIL'})")
+    print(f"    worker start-up alone (separate fresh pipeline, 1 record): {rk.startup_s:.2f} s")
+
+    done = len(trl.rewards)
+    item_total = sum(trl.item_s.values())
+    print(f"\n(b) TRL accuracy_reward, serial in the main thread (its signal timeouts active), subprocess, references {args.trl_solution}:")
+    if trl.failure:
+        print(f"    NOTE: {trl.failure}")
+    if trl.capped:
+        print(f"    CAPPED at {args.trl_cap_s:g} s: finished {done}/{n} items; item #{trl.stuck_item} had been running {trl.stuck_s:.1f} s")
+        print(f"    throughput below is over the {done} finished items only ({item_total:.2f} s of item time; the unfinished item's time is left out)")
+    trl_rate = _rate(done, item_total)
+    print(f"    {done} rollouts in {item_total:.2f} s -> {trl_rate:.1f} rollouts/s"
+          + (f"   (over the whole {args.trl_cap_s:g} s cap: {_rate(done, args.trl_cap_s):.1f} rollouts/s)" if trl.capped else ""))
+    patho_s = [t for i, t in trl.item_s.items() if batch[i].pathological]
+    print(f"    of which {len(patho_s)} finished pathological items took {sum(patho_s):.2f} s, the other {done - len(patho_s)} items {item_total - sum(patho_s):.2f} s")
+    if trl.item_s:
+        slow_i = max(trl.item_s, key=trl.item_s.get)
+        print(f"    slowest item: {trl.item_s[slow_i]:.2f} s (#{slow_i}, answer {_short(batch[slow_i].answer, 50)!s})"
+              + (f"; the unfinished item ran >= {trl.stuck_s:.1f} s" if trl.capped else ""))
+    if trl.errors:
+        print(f"    {trl.errors} items raised (a trainer would crash on them)")
+
+    ratio = rk_rate / trl_rate if done and trl_rate > 0 else float("nan")
+    verdict = "n/a" if math.isnan(ratio) else ("PASS" if ratio >= TARGET_RATIO else "FAIL")
+    note = " [TRL capped: ratio uses TRL's finished items only, which flatters TRL]" if trl.capped else ""
+    print(f"\nratio rewardkit/TRL: {ratio:.2f}x (target >= {TARGET_RATIO:g}x TRL on 2 cores: {verdict}){note}")
+
+    both = [i for i in range(n) if i in trl.rewards and trl.rewards[i] is not None and not math.isnan(rk.correct[i])]
+    differ = [i for i in both if rk.correct[i] != trl.rewards[i]]
+    agree = 1 - len(differ) / len(both) if both else float("nan")
+    print(f"agreement on the {len(both)} items both scored: {agree:.2%} ({len(differ)} disagree)")
+    boxed = [i for i in both if batch[i].boxed]
+    if boxed:
+        rk_ok = sum((rk.correct[i] == 1.0) == batch[i].expected for i in boxed) / len(boxed)
+        trl_ok = sum((trl.rewards[i] == 1.0) == batch[i].expected for i in boxed) / len(boxed)
+        print(f"match with the labels the batch was built with (boxed answers, {len(boxed)} items): rewardkit {rk_ok:.2%}, TRL {trl_ok:.2%}")
+    unknown = sum(math.isnan(c) for c in rk.correct)
+    trl_none = sum(1 for r in trl.rewards.values() if r is None)
+    print(f"not scored: rewardkit {unknown} (statuses: {_count(rk.status, exclude=('ok', 'no_answer'))}), TRL {trl_none} None + {n - done} unfinished")
+    if differ:
+        print("disagreements (up to 5; boxed answers and one per answer kind first):")
+        for i in _diverse(sorted(differ, key=lambda i: not batch[i].boxed), batch)[:5]:
+            r = batch[i]
+            print(f"  #{i} [{r.kind}] reference {_short(r.reference)!s} | answer {_short(r.answer)!s} (boxed={r.boxed}, built as {'correct' if r.expected else 'wrong'})")
+            print(f"      rewardkit: {_verdict(rk.correct[i])} ({rk.status[i]}; extracted {_short(rk.extracted[i])!s}) | TRL: {_verdict(trl.rewards[i])} (parsed {_short(trl.parsed[i])!s})")
+
+
+def _count(values: list[str], exclude: tuple[str, ...]) -> str:
+    counts: dict[str, int] = {}
+    for v in values:
+        if v not in exclude:
+            counts[v] = counts.get(v, 0) + 1
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+
+
+def _diverse(indices: list[int], batch: list[Rollout]) -> list[int]:
+    """Indices reordered: a new answer kind first, then a new (kind, answer) pair, then repeats."""
+    kinds: set[str] = set()
+    pairs: set[tuple[str, str | None]] = set()
+    tiers: tuple[list[int], list[int], list[int]] = ([], [], [])
+    for i in indices:
+        kind, pair = batch[i].kind, (batch[i].kind, batch[i].answer)
+        tiers[0 if kind not in kinds else 1 if pair not in pairs else 2].append(i)
+        kinds.add(kind)
+        pairs.add(pair)
+    return tiers[0] + tiers[1] + tiers[2]
+
+
+# --------------------------------------------------------------------------- main
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--prompts", type=int, default=None, help="prompts (groups); default 256, 8 with --quick")
+    ap.add_argument("--rollouts", type=int, default=None, help="rollouts per prompt; default 16, 4 with --quick")
+    ap.add_argument("--pathological-rate", type=float, default=0.01, help="share of completions with pathological LaTeX")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--trl-cap-s", type=float, default=None, help="wall-clock cap on TRL's scoring loop; default 1200, 20 with --quick")
+    ap.add_argument("--trl-solution", choices=("dollar", "raw"), default="dollar", help="references given to TRL wrapped in $...$ (default) or raw")
+    ap.add_argument("--quick", action="store_true", help="a small batch for a smoke run")
+    ap.add_argument("--trl-worker", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    args.prompts = args.prompts or (8 if args.quick else 256)
+    args.rollouts = args.rollouts or (4 if args.quick else 16)
+    args.trl_cap_s = args.trl_cap_s or (20.0 if args.quick else 1200.0)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.trl_worker:
+        trl_worker(args.trl_worker)
+        return 0
+    batch = make_batch(args.prompts, args.rollouts, args.pathological_rate, args.seed)
+    load_before = os.getloadavg()[0]
+    rk = run_rewardkit(to_records(batch))
+    trl = run_trl(batch, args.trl_cap_s, args.trl_solution)
+    report(args, batch, rk, trl, (load_before, os.getloadavg()[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
