@@ -186,3 +186,49 @@ def test_repetition_penalty_hand_computed():
     assert repetition_penalty("a b c d".split(), 2, -1.0) == 0.0
     assert repetition_penalty(["a"], 3, -1.0) == 0.0
     assert repetition_penalty([7, 7, 7, 7], 1, -0.5) == pytest.approx(-0.5 * 0.75)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("We need to answer: what is 77 km?", None),  # prose, not an answer (a reward-hacking route)
+    ("I will answer: 5", None),
+    ("**Answer:** 5", "5"),
+    ("<think>x</think> Answer: 4", "4"),
+    ("Done. Final answer: 6", "6"),
+    ("Answer: " + "words " * 30, None),  # > 100 characters: prose
+])
+def test_answer_colon_only_where_a_sentence_starts(text, expected):
+    assert extract_answer(text, ["answer_colon"]) == expected
+
+
+def test_fast_paths_agree_with_math_verify():
+    from rewardkit.verifiers.math import fast_verdict, power_tower_log10, simple_rational
+
+    assert simple_rational("1,024") == 1024 and simple_rational(r"-\frac{1}{2}") == -0.5
+    assert simple_rational(r"\dfrac{3}{4}") == simple_rational("0.75") == simple_rational("6/8")
+    assert simple_rational(r"\frac{1}{0}") is None and simple_rational("x") is None
+    assert power_tower_log10("2^{10}") == pytest.approx(3.0103, abs=1e-4)
+    assert power_tower_log10("10^{10^{100}}") == pytest.approx(1e100)
+    assert power_tower_log10("x^{2}") is None
+    assert fast_verdict("0.5", r"\frac{1}{2}") == (1.0, "equal rationals")
+    assert fast_verdict("0.5", "0.51")[0] == 0.0
+    assert fast_verdict(r"\left( 1 , 2 \right)", "(1,2)")[0] == 1.0
+    assert fast_verdict("0.3333333", r"\frac{1}{3}") is None  # close call: math-verify decides
+    assert fast_verdict("x^2+1", "1+x^2") is None
+    # the same decisions as math-verify itself, which the fast path only short-cuts
+    for gold, pred in [("0.5", r"\frac{1}{2}"), ("0.5", "0.51"), ("1024", "1,024"), ("-3", "3"), (r"\frac{6}{8}", "0.75")]:
+        fast = fast_verdict(gold, pred)[0]
+        v = MathVerifier()
+        gold_parsed = __import__("math_verify").parse(f"${gold}$")
+        pred_parsed = __import__("math_verify").parse(f"${pred}$")
+        assert fast == float(__import__("math_verify").verify(gold_parsed, pred_parsed)), (gold, pred)
+        assert v.check(Job(pred, gold)).score == fast
+
+
+def test_astronomical_tower_is_decided_at_once():
+    import time
+
+    v = MathVerifier()
+    t0 = time.perf_counter()
+    assert v.check(Job("9^{9^{9^{9^{9}}}}", "1")).score == 0.0
+    assert v.check(Job("10^{10^{100}}", "10^{10^{100}}")).score == 1.0
+    assert time.perf_counter() - t0 < 5  # generous bound; without the screen this burns the timeout

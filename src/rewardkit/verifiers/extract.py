@@ -2,7 +2,8 @@
 
 Rules, each returning the *last* occurrence in the completion:
 ``boxed`` (``\\boxed{...}`` / ``\\fbox{...}`` with balanced braces), ``answer_tag``
-(``<answer>...</answer>``), ``hash`` (GSM8K's ``#### 42``), ``answer_colon`` (``Answer: 42``).
+(``<answer>...</answer>``), ``hash`` (GSM8K's ``#### 42``), ``answer_colon`` (``Answer: 42`` at the start of a line, or
+``final answer: 42`` anywhere, where a sentence starts; at most 100 characters).
 ``extract_answer`` tries the rules in the order given and returns the first match.
 """
 
@@ -16,7 +17,10 @@ _MAX_ANSWER_CHARS = 2000  # longer "answers" are not answers; keeps pathological
 
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _HASH = re.compile(r"####\s*([^\n]+)")
-_ANSWER_COLON = re.compile(r"(?:final answer|answer)\s*(?:is)?\s*[:：]\s*([^\n]+)", re.IGNORECASE)
+# "Answer: X" only where a sentence starts (line start, after </think> or . ! ?) or as
+# "final answer: X", so prose such as "we need to answer: <question>" is never the answer.
+_ANSWER_COLON = re.compile(r"(?:(?:^|</think>|[.!?])[ \t*#>-]*(?:the\s+)?(?:final\s+)?answer|final\s+answer)(?:\s+is)?[\s*]*[:：][\s*]*([^\n]+)", re.IGNORECASE | re.MULTILINE)
+_MAX_COLON_CHARS = 100  # an "Answer:" line longer than this is prose, not an answer
 
 
 def last_boxed(text: str) -> str | None:
@@ -59,11 +63,15 @@ def _last(pattern: re.Pattern[str]) -> Callable[[str], str | None]:
     return rule
 
 
+def _short(found: str | None) -> str | None:
+    return found if found is not None and len(found.strip()) <= _MAX_COLON_CHARS else None
+
+
 _RULES: dict[str, Callable[[str], str | None]] = {
     "boxed": last_boxed,
     "answer_tag": _last(_ANSWER_TAG),
     "hash": _last(_HASH),
-    "answer_colon": _last(_ANSWER_COLON),
+    "answer_colon": lambda text: _short(_last(_ANSWER_COLON)(text)),
 }
 
 
@@ -72,7 +80,7 @@ def extract_answer(text: str, order: Sequence[str] = EXTRACTION_RULES) -> str | 
     for name in order:
         found = _RULES[name](text)
         if found is not None:
-            found = found.strip().strip("$").strip()
+            found = found.strip().strip("*$").strip()
             if found and len(found) <= _MAX_ANSWER_CHARS:
                 return found
     return None
