@@ -56,21 +56,25 @@ def test_quality_judge_lc_keeps_the_win_rate():
 
 
 def test_gamed_baseline_rows_pin_the_length_effect():
-    """A model that is *always* much longer confounds θ with φ; baseline-vs-own-verbose/concise
-    judgements (weight 0.2) identify φ, as in AlpacaEval."""
-    rng = np.random.default_rng(3)
-    n = 400
+    """The model is better (true LC = 100·sigmoid(1) = 73.1) *and* always ~600 chars longer, so θ and
+    φ are confounded: alone, the GLM blames length for nearly everything. Baseline-vs-own
+    verbose/concise judgements (weight 0.2, as in AlpacaEval) identify φ and recover θ."""
+    rng = np.random.default_rng(1)
+    n = 600
     base = rng.normal(800, 100, n)
-    model = base + rng.normal(600, 60, n)  # always ~600 chars longer
-    judge = lambda d: sigmoid(2.5 * np.tanh(d / 300))
-    js = [Judgement(f"q{i}", "verbose", float(rng.random() < judge(model[i] - base[i])), int(model[i]), int(base[i])) for i in range(n)]
+    model = base + rng.normal(600, 60, n)
+    judge = lambda quality, d: sigmoid(quality + 2.5 * np.tanh(d / 300))
+    js = [Judgement(f"q{i}", "better_and_longer", float(rng.random() < judge(1.0, model[i] - base[i])), int(model[i]), int(base[i])) for i in range(n)]
+    confounded = length_controlled_win_rate(js)
     for variant, shift in (("base_verbose", 500), ("base_concise", -500)):
         for i in range(n):
             d = shift + rng.normal(0, 150)
-            js.append(Judgement(f"q{i}", variant, float(rng.random() < judge(d)), int(base[i] + d), int(base[i]), gamed_baseline=True))
+            js.append(Judgement(f"q{i}", variant, float(rng.random() < judge(0.0, d)), int(base[i] + d), int(base[i]), gamed_baseline=True))
     r = length_controlled_win_rate(js)
-    assert r["gamed_baseline_rows"] == 2 * n and r["win_rate"] > 80
-    assert abs(r["lc_win_rate"] - 50) < 10, r
+    truth = 100 * sigmoid(1.0)
+    assert r["gamed_baseline_rows"] == 2 * n and r["win_rate"] > 90
+    assert abs(r["lc_win_rate"] - truth) < 8, r
+    assert confounded["lc_win_rate"] < 60  # without them the quality effect is lost
 
 
 def test_difficulty_is_estimated_from_the_other_models():

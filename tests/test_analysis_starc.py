@@ -81,3 +81,20 @@ def test_bad_inputs_are_errors(mdp):
         starc_distance(R, R[:, :2], gamma)
     with pytest.raises(ValueError, match="allowed"):
         starc_distance(R, R, gamma, tau, "nope")
+
+
+def test_worked_example_in_the_docs_matches_the_script(capsys):
+    """docs/analysis.md's STARC tables are the output of examples/starc_length_penalties.py."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("starc_example", root / "examples" / "starc_length_penalties.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main()
+    doc = (root / "docs" / "analysis.md").read_text()
+    table_lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    assert len(table_lines) > 20
+    missing = [line for line in table_lines if line not in doc]
+    assert not missing, missing

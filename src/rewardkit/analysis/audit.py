@@ -252,7 +252,7 @@ def audit(run: ScoredRollouts, by: str = "step", thresholds: AuditThresholds | N
                         "those prompts give GRPO no signal (consider dynamic sampling or harder/easier prompts)"),
         _threshold_flag("format_rejects_correct", fmt and fmt["correct_failing_format"], t.format_rejects_correct, "no format component or no correct rollout",
                         lambda v: f"{100 * v:.1f}% of correct rollouts fail the format check",
-                        "a format gate zeroes their reward, so right answers are punished"),
+                        "right answers are scored as format failures (a format gate zeroes them, an added format reward pays them less)"),
         _threshold_flag("format_outpaces_accuracy", _gap(changes["format_pass_rate"], changes["accuracy"]), t.format_gap,
                         "needs a format component and 2+ steps (--by step)",
                         lambda v: f"over the steps the format pass rate rose {100 * v:+.1f} points more than accuracy",

@@ -46,6 +46,7 @@ def plot_pareto(points: Mapping[str, tuple[float, float]], front: Sequence[str],
     ax.set_ylabel("accuracy (pass@1)")
     lo = min(a for a, _ in points.values())
     ax.set_ylim(max(0.0, lo - 0.1), min(1.05, max(a for a, _ in points.values()) + 0.1))
+    ax.margins(x=0.15)  # room for the labels
     ax.set_title("accuracy vs length per run")
     ax.grid(alpha=0.3)
     if front:
