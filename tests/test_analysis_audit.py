@@ -41,6 +41,15 @@ def test_correlations_hand_values():
     assert pearson([1, 1, 1], [1, 2, 3]) is None and spearman([5], [5]) is None
 
 
+def test_correlations_agree_with_scipy_on_tied_data():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 10, 200).astype(float)  # many ties
+    y = x * 0.3 + rng.normal(0, 1, 200).round(1)
+    assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+    assert pearson(x, y) == pytest.approx(stats.pearsonr(x, y).statistic, abs=1e-12)
+
+
 def test_repeated_ngram_rate_and_fitted_change():
     assert repeated_ngram_rate("a b a b a b", ngram=2) == pytest.approx(0.6)  # 5 bigrams, 2 distinct
     assert repeated_ngram_rate("a b", ngram=3) == 0.0
@@ -159,6 +168,8 @@ def test_edge_cases_give_json_without_nan(case):
 
 
 def test_unscored_and_unrewarded_records_are_errors():
+    with pytest.raises(ValueError, match="no rollouts"):
+        audit(ScoredRollouts.from_records([]))
     with pytest.raises(ValueError, match="rewardkit score"):
         audit(ScoredRollouts.from_records([{"prompt_id": "a", "completion": "x"}]))
     with pytest.raises(ValueError, match="no 'reward'"):

@@ -204,8 +204,11 @@ def _step_changes(rows: list[dict[str, Any]], by: str, names: Sequence[str]) -> 
     x = np.array([float(r["key"]) for r in rows])
 
     def column(name: str) -> np.ndarray:
-        value = (lambda r: r["components"].get(name[len("component:"):])) if name.startswith("component:") else (lambda r: r[name])
-        return np.array([np.nan if value(r) is None else value(r) for r in rows], dtype=np.float64)
+        if name.startswith("component:"):
+            values = [r["components"].get(name.removeprefix("component:")) for r in rows]
+        else:
+            values = [r[name] for r in rows]
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
     return {name: fitted_change(x, column(name)) for name in names}
 
@@ -215,6 +218,8 @@ def audit(run: ScoredRollouts, by: str = "step", thresholds: AuditThresholds | N
     t = thresholds or AuditThresholds()
     if by not in BREAKDOWN_KEYS:
         raise ValueError(f"--by: {by!r} is not allowed; allowed: {', '.join(BREAKDOWN_KEYS)}")
+    if not len(run):
+        raise ValueError("audit: no rollouts")
     run.require_scored("audit")
     if not run.has_reward:
         raise ValueError("audit: the records carry 'correct' but no 'reward'; score them with rewardkit score")
@@ -226,20 +231,21 @@ def audit(run: ScoredRollouts, by: str = "step", thresholds: AuditThresholds | N
     changes = _step_changes(rows, by, ["accuracy", "mean_reward", "format_pass_rate", *(f"component:{n}" for n in run.components)])
     truncated = run.truncated
     repetitive = repetition >= t.repetitive_rollout
+    rewarded = ~np.isnan(run.reward)
     metrics = {
         "reward_length_correlation": corr,
         "zero_variance_groups": zv,
         "format": fmt,
         "truncation": {
-            "rate": float(truncated.mean()) if len(run) else None,
+            "rate": float(truncated.mean()),
             "mean_reward_truncated": _mean(run.reward[truncated]),
             "mean_reward_completed": _mean(run.reward[~truncated]),
         },
         "repetition": {
             "ngram": t.ngram,
-            "mean_rate": float(repetition.mean()) if len(run) else None,
-            "repetitive_share": float(repetitive.mean()) if len(run) else None,
-            "spearman_reward_repetition": spearman(run.reward, repetition) if len(run) >= t.min_rollouts else None,
+            "mean_rate": float(repetition.mean()),
+            "repetitive_share": float(repetitive.mean()),
+            "spearman_reward_repetition": spearman(run.reward[rewarded], repetition[rewarded]) if rewarded.sum() >= t.min_rollouts else None,
         },
         "components": {name: {"mean": _mean(v), "change_over_steps": changes[f"component:{name}"]} for name, v in run.components.items()},
         "changes_over_steps": {k: v for k, v in changes.items() if not k.startswith("component:")},
@@ -271,7 +277,7 @@ def audit(run: ScoredRollouts, by: str = "step", thresholds: AuditThresholds | N
         "unit": run.unit,
         "accuracy": _mean(run.correct),
         "mean_reward": _mean(run.reward),
-        "mean_length": float(run.length.mean()) if len(run) else None,
+        "mean_length": float(run.length.mean()),
         "unknown_correct": int(np.isnan(run.correct).sum()),
         "by": by,
         "thresholds": asdict(t),

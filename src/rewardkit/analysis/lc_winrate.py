@@ -179,7 +179,7 @@ def _choose_c(x: np.ndarray, p: np.ndarray, w: np.ndarray, groups: np.ndarray, n
             if coef is not None:
                 losses[c].append(_weighted_log_loss(coef, x[test], p[test], w[test]))
     scored = {c: float(np.mean(v)) for c, v in losses.items() if v}
-    return min(scored, key=lambda c: (scored[c], -c)) if scored else C_WITHOUT_CV
+    return min(scored, key=lambda c: (scored[c], c)) if scored else C_WITHOUT_CV  # ties: the stronger penalty, as LogisticRegressionCV
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

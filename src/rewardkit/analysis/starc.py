@@ -48,8 +48,9 @@ def _check_transitions(tau: np.ndarray | None, shape: tuple[int, ...]) -> np.nda
 
 
 def epic_canonical(R: np.ndarray, gamma: float) -> np.ndarray:
-    """EPIC canonicalisation (Gleave et al., 2021, Def. 4.1) under uniform state/action
-    distributions: R + γΦ(s') − Φ(s) − γ·E[R], Φ(s) = mean over a, s' of R(s, a, s')."""
+    """EPIC canonicalisation (Gleave et al., 2021, "Quantifying Differences in Reward Functions")
+    under uniform state/action distributions: R + γΦ(s') − Φ(s) − γ·E[R], Φ(s) = mean over a, s'
+    of R(s, a, s')."""
     R = _check_reward(R)
     if not 0.0 <= gamma <= 1.0:
         raise ValueError(f"gamma must be in [0, 1], got {gamma}")
@@ -77,6 +78,7 @@ def val_canonical(R: np.ndarray, tau: np.ndarray, gamma: float) -> np.ndarray:
 
 
 def canonicalise(R: np.ndarray, gamma: float, tau: np.ndarray | None = None, canonical: str = "epic") -> np.ndarray:
+    """C(R) by ``canonical``: ``epic`` (shape S×A×S) or ``val`` (shape S×A, needs ``tau``)."""
     if canonical == "epic":
         return epic_canonical(R, gamma)
     if canonical == "val":
