@@ -144,3 +144,10 @@ def test_pipeline_pickles_with_its_state():
     pipe.score([rec("q", "Answer: 4")])
     clone = pickle.loads(pickle.dumps(pipe))
     assert clone.state.step == 1 and clone.spec == pipe.spec
+
+
+def test_summary_counts_zero_variance_groups():
+    pipe = load_spec({"verifier": "exact", "length_unit": "words"})
+    s = pipe.score([rec("a", "Answer: 4"), rec("a", "Answer: 4"), rec("b", "Answer: 4"), rec("b", "Answer: 3"), rec("c", "Answer: 1")])
+    summ = s.summary()
+    assert summ["groups"] == 3 and summ["zero_variance_groups"] == 1  # a: all correct; c: a group of one is kept

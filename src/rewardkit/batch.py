@@ -7,6 +7,7 @@ work with ``np.bincount``-style reductions instead of Python loops.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
@@ -68,7 +69,7 @@ class Batch:
             prompt_ids=[str(r["prompt_id"]) for r in recs],
             prompts=[_prompt_text(r.get("prompt")) for r in recs],
             completions=[completion_text(r["completion"]) for r in recs],
-            answers=[None if r.get("answer") is None else str(r["answer"]) for r in recs],
+            answers=[_answer_text(r.get("answer")) for r in recs],
             num_tokens=np.array([np.nan if r.get("num_tokens") is None else float(r["num_tokens"]) for r in recs], dtype=np.float64),
             truncated=np.array([bool(r.get("truncated") or False) for r in recs], dtype=bool),
             data_sources=[r.get("data_source") for r in recs],
@@ -110,6 +111,13 @@ class Batch:
                 "a tokenizer, or length_unit: words|chars"
             )
         return out, "tokens"
+
+
+def _answer_text(value: Any) -> str | None:
+    """A reference as text: strings as they are, structured answers (tool calls, boxes) as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _prompt_text(value: Any) -> str:

@@ -61,11 +61,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
             pipe.close()
         scored = scores.to_records(records)
         summary = scores.summary()
-        summary["groups"] = len({str(r["prompt_id"]) for r in records})
     write_records(scored, out)
     summary["skipped_invalid"] = report.n_skipped
     summary["seconds"] = time.perf_counter() - t0
-    rows = [(k, summary[k]) for k in ("records", "groups", "mean_reward", "accuracy", "unknown_correct", "mean_length", "unit", "timeouts", "errors", "skipped_invalid", "seconds") if k in summary]
+    rows = [(k, summary[k]) for k in ("records", "groups", "zero_variance_groups", "mean_reward", "accuracy", "unknown_correct", "mean_length", "unit", "timeouts", "errors", "skipped_invalid", "seconds") if k in summary]
     print_table(rows, title=f"scored {len(scored)} rollouts -> {out}")
     for line in report.skipped[:10]:
         print(f"  skipped: {line}", file=sys.stderr)

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from .advantages.base import AdvantageContext, AdvantageEstimator
+from .advantages.dynamic_sampling import dynamic_sampling_report
 from .batch import Batch
 from .engine import VerificationEngine
 from .registry import Component, SpecError, build
@@ -45,6 +46,7 @@ class Scores:
     length: np.ndarray
     unit: str
     step: int
+    group: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # group index per rollout
     advantages: np.ndarray | None = None
     seconds: float = 0.0
     details: list[str] = field(default_factory=list)
@@ -72,6 +74,8 @@ class Scores:
 
     def summary(self) -> dict[str, Any]:
         known = ~np.isnan(self.correct)
+        n_groups = int(self.group.max()) + 1 if len(self.group) else 0
+        flat = dynamic_sampling_report(self.total, self.group, n_groups)
         return {
             "records": len(self),
             "mean_reward": float(np.mean(self.total)) if len(self) else float("nan"),
@@ -81,6 +85,8 @@ class Scores:
             "unit": self.unit,
             "timeouts": int(sum(s == TIMEOUT for s in self.status)),
             "errors": int(sum(s == ERROR for s in self.status)),
+            "groups": n_groups,
+            "zero_variance_groups": flat["zero_variance_groups"],  # no GRPO signal: DAPO/DLER drop them
             "seconds": self.seconds,
         }
 
@@ -181,7 +187,7 @@ class Pipeline:
         advantages = None
         if self.advantage is not None:
             advantages = self.advantage.compute(AdvantageContext(reward, batch.group, batch.n_groups, length, correct))
-        return Scores(reward, correct, components, status, length, unit, step, advantages, time.perf_counter() - t0, details)
+        return Scores(reward, correct, components, status, length, unit, step, batch.group, advantages, time.perf_counter() - t0, details)
 
     def score_records(self, records: Sequence[dict[str, Any]], step: int | None = None, progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
         """Score records and return them with ``reward``, ``correct``, ``components`` (and ``advantage``)."""
@@ -222,7 +228,7 @@ class Pipeline:
                     continue
                 if verdict is not None:
                     scores[i], status[i], details[i] = verdict.score, verdict.status, verdict.detail
-                elif batch.answers[i] is None and verifier.name != "reasoning_gym":
+                elif batch.answers[i] is None and not verifier.reference_in_meta:
                     status[i], details[i] = BAD_REFERENCE, "no reference answer"
                 else:
                     scores[i], status[i] = 0.0, NO_ANSWER
