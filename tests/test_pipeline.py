@@ -151,3 +151,12 @@ def test_summary_counts_zero_variance_groups():
     s = pipe.score([rec("a", "Answer: 4"), rec("a", "Answer: 4"), rec("b", "Answer: 4"), rec("b", "Answer: 3"), rec("c", "Answer: 1")])
     summ = s.summary()
     assert summ["groups"] == 3 and summ["zero_variance_groups"] == 1  # a: all correct; c: a group of one is kept
+
+
+def test_contributions_sum_to_the_total():
+    pipe = load_spec({"verifier": "exact", "format": "think_answer", "base": {"no_answer": -1.0}, "length_unit": "words",
+                      "shaping": [{"name": "repetition", "ngram": 1, "max_penalty": -0.5}, {"name": "repetition", "ngram": 2}]})
+    s = pipe.score([rec("q", "<think>a a a</think> Answer: 4"), rec("q", "Answer: 4 4"), rec("q", "<think>b</think> Answer: 5")])
+    assert list(s.contributions) == ["base", "repetition", "repetition_2"]
+    np.testing.assert_allclose(sum(s.contributions.values()), s.total)
+    assert s.contributions["repetition"][1] == 0.0 and s.contributions["base"][1] == -1.0  # gated: never shaped

@@ -49,6 +49,9 @@ class Scores:
     group: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # group index per rollout
     advantages: np.ndarray | None = None
     seconds: float = 0.0
+    # How much each stage moved the reward: "base" (correctness + format, after the gate) and
+    # one entry per shaper; they sum exactly to ``total`` (the TRL adapter logs them apart).
+    contributions: dict[str, np.ndarray] = field(default_factory=dict)
     details: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -166,12 +169,19 @@ class Pipeline:
             if step is None:
                 known = batch.steps[batch.steps >= 0]
                 step = int(known.max()) if len(known) else self.state.step
+            contributions: dict[str, np.ndarray] = {}
             for key, shaper in self.shapers:
                 ctx = ShapingContext(batch, reward, base, correct, length, unit, answered, format_ok, step, bv, self.state.for_component(key))
+                before = reward
                 reward, comp = shaper.apply(ctx)
                 components[key] = np.asarray(comp, dtype=np.float64)
+                contributions[key] = reward - before
             if self.format is not None and self.spec.format.mode == "gate":  # type: ignore[union-attr]
+                gated = ~format_ok
                 reward = np.where(format_ok, reward, bv.no_answer)  # format failures are never shaped
+                for delta in contributions.values():
+                    delta[gated] = 0.0
+            contributions = {"base": reward - sum(contributions.values(), np.zeros(n)), **contributions}
             if np.isnan(reward).any():
                 bad = int(np.flatnonzero(np.isnan(reward))[0])
                 raise RuntimeError(f"a shaper produced NaN (record {bad}); components: { {k: v[bad] for k, v in components.items()} }")
@@ -187,7 +197,8 @@ class Pipeline:
         advantages = None
         if self.advantage is not None:
             advantages = self.advantage.compute(AdvantageContext(reward, batch.group, batch.n_groups, length, correct))
-        return Scores(reward, correct, components, status, length, unit, step, batch.group, advantages, time.perf_counter() - t0, details)
+        return Scores(reward, correct, components, status, length, unit, step, group=batch.group, advantages=advantages,
+                      seconds=time.perf_counter() - t0, details=details, contributions=contributions)
 
     def score_records(self, records: Sequence[dict[str, Any]], step: int | None = None, progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
         """Score records and return them with ``reward``, ``correct``, ``components`` (and ``advantage``)."""
