@@ -10,7 +10,8 @@ conversational lists of messages), ``completion_ids``, every dataset column (one
 ``answer`` from the dataset column ``answer_column`` (``solution`` as a fallback), ``num_tokens``
 from ``completion_ids``, ``truncated`` when the ids do not end with ``eos_token_id``,
 ``prompt_id`` from a ``prompt_id`` column or else from the prompt text, ``step`` from
-``trainer_state.global_step``, every other JSON-able column in ``meta`` — scores them with the
+``trainer_state.global_step``, the ids in ``meta.token_ids`` and every other JSON-able column in
+``meta`` — scores them with the
 pipeline, and returns one float per completion (``None`` where correctness is unknown: a
 timeout, a verifier error or an unusable reference; TRL then leaves that reward out).
 
@@ -95,6 +96,8 @@ class TRLScorer:
             if step is not None:
                 rec["step"] = int(step)
             meta = {k: v[i] for k, v in columns.items() if k not in (self.answer_column, "prompt_id") and isinstance(v, (list, tuple)) and len(v) == n and _jsonable(v[i])}
+            if completion_ids is not None:
+                meta["token_ids"] = list(completion_ids[i])
             if meta:
                 rec["meta"] = meta
             out.append(rec)
