@@ -48,19 +48,18 @@ def _cmd_score(args: argparse.Namespace) -> int:
     records = report.records
     out = Path(args.output) if args.output else Path(args.rollouts).with_suffix(".scored.jsonl")
     if args.engine == "ray":
-        from .integrations.ray_engine import score_records_ray
+        from .integrations.ray_engine import RayVerificationEngine
 
-        scored, summary = score_records_ray(pipe.spec, records, workers=args.workers, address=args.address)
+        pipe.engine.close()
+        pipe.engine = RayVerificationEngine(args.workers, pipe.spec.timeout_s, pipe.spec.cache_size, args.address)
+    bar = tqdm(total=len(records), unit="rollout", desc="scoring", disable=not sys.stderr.isatty() and not args.progress, file=sys.stderr)
+    try:
+        scores = pipe.score(records, step=args.step, progress=bar.update)
+    finally:
+        bar.close()
         pipe.close()
-    else:
-        bar = tqdm(total=len(records), unit="rollout", desc="scoring", disable=not sys.stderr.isatty() and not args.progress, file=sys.stderr)
-        try:
-            scores = pipe.score(records, step=args.step, progress=bar.update)
-        finally:
-            bar.close()
-            pipe.close()
-        scored = scores.to_records(records)
-        summary = scores.summary()
+    scored = scores.to_records(records)
+    summary = scores.summary()
     write_records(scored, out)
     summary["skipped_invalid"] = report.n_skipped
     summary["seconds"] = time.perf_counter() - t0
