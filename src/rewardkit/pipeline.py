@@ -30,7 +30,7 @@ from .registry import Component, SpecError, build
 from .shaping.base import BaseValues, Shaper, ShapingContext
 from .spec import Spec
 from .state import State
-from .verifiers.base import BAD_REFERENCE, ERROR, NO_ANSWER, OK, TIMEOUT, Job, Verdict, Verifier
+from .verifiers.base import ERROR, NO_ANSWER, OK, TIMEOUT, Job, Verifier
 
 DEFAULT_SOURCE = "default"  # key of the fallback verifier in a data_source -> verifier map
 
@@ -239,9 +239,7 @@ class Pipeline:
                     continue
                 if verdict is not None:
                     scores[i], status[i], details[i] = verdict.score, verdict.status, verdict.detail
-                elif batch.answers[i] is None and not verifier.reference_in_meta:
-                    status[i], details[i] = BAD_REFERENCE, "no reference answer"
-                else:
+                else:  # no answer found: wrong whatever the reference (a missing one included)
                     scores[i], status[i] = 0.0, NO_ANSWER
         return scores, status, details
 

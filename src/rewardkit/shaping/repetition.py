@@ -26,7 +26,7 @@ def repetition_penalty(units: Sequence, ngram: int, max_penalty: float) -> float
     n_grams = len(units) - ngram + 1
     if n_grams <= 0:
         return 0.0
-    distinct = len({tuple(units[i : i + ngram]) for i in range(n_grams)})
+    distinct = len(set(zip(*(units[k:] for k in range(ngram)))))
     return float(max_penalty * (1.0 - distinct / n_grams)) + 0.0  # + 0.0: no -0.0 in output
 
 

@@ -48,7 +48,6 @@ class Job:
 
 class Verifier(Component):
     isolate: ClassVar[bool] = True  # run ``check`` in a worker process with a hard timeout
-    reference_in_meta: ClassVar[bool] = False  # the reference may live in ``meta``, not ``answer``
 
     def extract(self, completion: str) -> str | None:
         """The answer found in ``completion``, or None when there is none."""

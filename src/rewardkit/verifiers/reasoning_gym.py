@@ -32,7 +32,6 @@ class ReasoningGymOptions(Options):
 @register("verifier", "reasoning_gym", "Delegates to reasoning-gym's score_answer for the entry in meta (partial credit).", "reasoning-gym (Stojanovski et al., 2025)")
 class ReasoningGymVerifier(Verifier):
     Options = ReasoningGymOptions
-    reference_in_meta = True
 
     def extract(self, completion: str) -> str | None:
         return extract_answer(completion, self.options.extract)
