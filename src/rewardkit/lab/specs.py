@@ -26,9 +26,9 @@ BUILTIN_SPECS: dict[str, dict[str, Any]] = {
     "laser": _spec("laser", {"name": "laser", "target": 36}),
     "laser_d": _spec("laser_d", {"name": "laser_d", "lower": 12, "upper": 96, "interval": 6}),
     "hapo": _spec("hapo", {"name": "hapo"}),
-    "truncation": _spec("truncation", {"name": "truncation", "budget": 48}),
+    "truncation": _spec("truncation", {"name": "truncation", "max_len": 48}),
     "grpo_lambda": _spec("grpo_lambda", {"name": "grpo_lambda"}),
-    "format_length": {"name": "format_length", "verifier": dict(TASK_VERIFIER), "length_unit": "tokens", "shaping": [{"name": "format_length", "max_length": 64}]},
+    "format_length": {"name": "format_length", "verifier": dict(TASK_VERIFIER), "length_unit": "tokens", "shaping": [{"name": "format_length", "max_len": 64, "answer_from": "hash"}]},
 }
 BUILTIN_NAMES = tuple(BUILTIN_SPECS)
 
