@@ -46,8 +46,9 @@ def test_metrics_on_a_scripted_policy():
     assert r["accuracy"] == pytest.approx(2 / 3)
     assert r["mean_tokens"] == pytest.approx((19 + 3 + 17) / 3)
     assert r["redundant_share"] == pytest.approx(1 / 4)  # 1 check among 4 steps written
+    assert r["no_steps_share"] == pytest.approx(1 / 3)  # "####7" is a bare guess
     assert r["truncated_share"] == 0.0
-    assert r["by_difficulty"]["2"] == {"n": 2, "accuracy": 1.0, "mean_tokens": 11.0, "redundant_share": 0.5, "truncated_share": 0.0}
+    assert r["by_difficulty"]["2"] == {"n": 2, "accuracy": 1.0, "mean_tokens": 11.0, "redundant_share": 0.5, "no_steps_share": 0.5, "truncated_share": 0.0}
     assert r["by_difficulty"]["3"]["accuracy"] == 0.0 and r["by_difficulty"]["3"]["mean_tokens"] == 17.0
     assert r["samples"][0]["completion"] == SCRIPT["1+2="]
 

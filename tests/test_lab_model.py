@@ -6,7 +6,7 @@ import pytest
 
 from rewardkit.lab.model import ModelConfig, build_model, build_tokenizer, count_parameters
 from rewardkit.lab.sft import SFTConfig, cache_key, encode_example
-from rewardkit.lab.tasks import generate_problems, necessary_trace, overthinking_trace
+from rewardkit.lab.tasks import TraceStyle, generate_problems, necessary_trace, overthinking_trace
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def test_round_trip_and_one_token_per_symbol(tok):
 
     rng = random.Random(0)
     for p in generate_problems(30, seed=0):
-        text = p.prompt + overthinking_trace(p.digits, rng, 0.5, 0.5)
+        text = p.prompt + overthinking_trace(p.digits, rng, TraceStyle(check_rate=0.5, restate_rate=0.5, guess_rate=0.2))
         ids = tok(text, add_special_tokens=False)["input_ids"]
         assert tok.decode(ids) == text
         assert tok.unk_token_id not in ids
@@ -61,6 +61,6 @@ def test_cache_key_is_stable_and_sensitive():
     assert cache_key(cfg, 0) == cache_key(SFTConfig(), 0)
     assert len(cache_key(cfg, 0)) == 16
     assert cache_key(cfg, 0) != cache_key(cfg, 1)
-    assert cache_key(cfg, 0) != cache_key(SFTConfig(check_rate=0.4), 0)
+    assert cache_key(cfg, 0) != cache_key(SFTConfig(style=TraceStyle(check_rate=0.4)), 0)
     assert cache_key(cfg, 0) != cache_key(SFTConfig(model=ModelConfig(hidden_size=64)), 0)
     json.dumps(cfg.to_dict())  # the key is built from plain JSON

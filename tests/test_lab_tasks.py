@@ -5,6 +5,7 @@ import random
 import pytest
 
 from rewardkit.lab.tasks import (
+    TraceStyle,
     count_steps,
     generate_problems,
     make_problem,
@@ -68,7 +69,7 @@ def test_seeds_differ_and_are_reproducible():
 
 def test_check_and_restatement_steps_are_correct_arithmetic():
     rng = random.Random(0)
-    trace = overthinking_trace([3, 5, 8], rng, check_rate=1.0, restate_rate=1.0)
+    trace = overthinking_trace([3, 5, 8], rng, TraceStyle(check_rate=1.0, restate_rate=1.0, verbosity_spread=0.0, guess_rate=0.0))
     assert trace == "<think>3+5=8;chk8-5=3ok;so8;8+8=6;chk6-8=8ok;so6;</think>####6"
     c = count_steps(trace)
     assert (c.necessary, c.redundant, c.other) == (2, 4, 0)
@@ -76,20 +77,48 @@ def test_check_and_restatement_steps_are_correct_arithmetic():
 
 def test_zero_rates_give_the_necessary_trace():
     rng = random.Random(0)
+    style = TraceStyle(check_rate=0.0, restate_rate=0.0, verbosity_spread=1.0, guess_rate=0.0)
     for p in generate_problems(20, seed=3):
-        assert overthinking_trace(p.digits, rng, 0.0, 0.0) == necessary_trace(p.digits)
+        assert overthinking_trace(p.digits, rng, style) == necessary_trace(p.digits)
 
 
-def test_redundancy_rate_in_generated_traces():
+def test_guess_is_a_bare_answer():
     rng = random.Random(0)
-    n_checks = n_restates = n_steps = 0
-    for p in generate_problems(3000, seed=5):
-        t = overthinking_trace(p.digits, rng, check_rate=0.5, restate_rate=0.25)
+    assert overthinking_trace([3, 5, 8], rng, TraceStyle(guess_rate=1.0)) == "<think></think>####6"
+    assert count_steps("<think></think>####6").total == 0
+
+
+@pytest.mark.parametrize("spread", [0.0, 1.0])
+def test_redundancy_and_guess_rates_in_generated_traces(spread):
+    rng = random.Random(0)
+    style = TraceStyle(check_rate=0.5, restate_rate=0.25, verbosity_spread=spread, guess_rate=0.05)
+    n_checks = n_restates = n_steps = n_guesses = n_clean = 0
+    problems = generate_problems(6000, seed=5)
+    for p in problems:
+        t = overthinking_trace(p.digits, rng, style)
+        c = count_steps(t)
+        assert c.other == 0 and t.endswith("####" + p.answer)
+        if c.total == 0:
+            n_guesses += 1
+            continue
+        assert c.necessary == p.difficulty - 1
         n_checks += t.count("chk")
         n_restates += t.count("so")
-        n_steps += p.difficulty - 1
+        n_steps += c.necessary
+        n_clean += p.difficulty == 7 and c.redundant == 0
     assert abs(n_checks / n_steps - 0.5) < 0.02
     assert abs(n_restates / n_steps - 0.25) < 0.02
+    assert abs(n_guesses / len(problems) - 0.05) < 0.01
+    # the spread makes concise long traces common: (1 − 0.5)^6·(1 − 0.25)^6 ≈ 0.3% without it
+    sevens = sum(p.difficulty == 7 for p in problems) * 0.95
+    assert (n_clean / sevens > 0.03) if spread else (n_clean / sevens < 0.02)
+
+
+def test_trace_style_validated():
+    with pytest.raises(ValueError):
+        TraceStyle(check_rate=1.5)
+    with pytest.raises(ValueError):
+        TraceStyle(guess_rate=-0.1)
 
 
 def test_count_steps_on_odd_completions():

@@ -62,18 +62,22 @@ def _mean(values: Sequence[float]) -> float:
     return float(sum(values) / len(values)) if values else 0.0
 
 
+_COLUMNS = ("correct", "tokens", "redundant", "steps", "finished")
+
+
 def score_generations(problems: Sequence[Problem], generations: Sequence[Generation]) -> dict[str, Any]:
     """Accuracy, mean tokens and redundancy, overall and per difficulty.
 
-    ``redundant_share`` = redundant steps (re-checks, restatements) / all steps written;
-    0 when no steps were written at all."""
+    ``redundant_share`` = redundant steps (re-checks, restatements) / all steps written (0
+    when no steps were written); ``no_steps_share`` = completions with no step at all (bare
+    guesses)."""
     if len(problems) != len(generations):
         raise ValueError(f"{len(problems)} problems for {len(generations)} generations")
     verifier = ExactVerifier(**{k: v for k, v in TASK_VERIFIER.items() if k != "name"})
     rows: dict[int, dict[str, list[float]]] = {}
     for p, g in zip(problems, generations):
         steps = count_steps(g.text)
-        r = rows.setdefault(p.difficulty, {"correct": [], "tokens": [], "redundant": [], "steps": [], "finished": []})
+        r = rows.setdefault(p.difficulty, {k: [] for k in _COLUMNS})
         r["correct"].append(1.0 if answer_is_correct(verifier, g.text, p.answer) else 0.0)
         r["tokens"].append(float(g.num_tokens))
         r["redundant"].append(float(steps.redundant))
@@ -87,10 +91,11 @@ def score_generations(problems: Sequence[Problem], generations: Sequence[Generat
             "accuracy": _mean(r["correct"]),
             "mean_tokens": _mean(r["tokens"]),
             "redundant_share": sum(r["redundant"]) / total_steps if total_steps else 0.0,
+            "no_steps_share": _mean([1.0 if n == 0 else 0.0 for n in r["steps"]]),
             "truncated_share": 1.0 - _mean(r["finished"]),
         }
 
-    merged = {k: [v for r in rows.values() for v in r[k]] for k in ("correct", "tokens", "redundant", "steps", "finished")}
+    merged = {k: [v for r in rows.values() for v in r[k]] for k in _COLUMNS}
     return {**summarise(merged), "by_difficulty": {str(k): summarise(rows[k]) for k in sorted(rows)}}
 
 

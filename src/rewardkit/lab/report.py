@@ -165,14 +165,14 @@ def plot_by_difficulty(results: dict[str, Any], path: Path) -> None:
     import numpy as np
 
     levels = list(results["base_policy"]["by_difficulty"])
-    names = list(results["specs"])
+    runs = [("base (no RL)", results["base_policy"])] + list(results["specs"].items())
     x = np.arange(len(levels))
-    width = 0.8 / max(1, len(names))
-    fig, axes = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
-    for i, name in enumerate(names):
-        bd = results["specs"][name]["by_difficulty"]
+    width = 0.8 / len(runs)
+    fig, axes = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    for i, (name, r) in enumerate(runs):
+        bd = r["by_difficulty"]
         for ax, key in zip(axes, ("accuracy", "mean_tokens")):
-            ax.bar(x + (i - (len(names) - 1) / 2) * width, [bd.get(k, {}).get(key, 0.0) for k in levels], width, label=name)
+            ax.bar(x + (i - (len(runs) - 1) / 2) * width, [bd.get(k, {}).get(key, 0.0) for k in levels], width, label=name, color="lightgray" if i == 0 else None)
     nec = results["necessary_tokens"]["by_difficulty"]
     axes[1].scatter(x, [nec[k] for k in levels], marker="_", s=400, color="black", label="necessary steps only", zorder=3)
     axes[0].set_ylabel("accuracy")
@@ -180,6 +180,7 @@ def plot_by_difficulty(results: dict[str, Any], path: Path) -> None:
     axes[1].set_xticks(x, [f"k={k}" for k in levels])
     axes[1].set_xlabel("difficulty (number of terms)")
     axes[0].legend(fontsize=7, ncol=3)
+    axes[1].legend(handles=axes[1].collections, fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

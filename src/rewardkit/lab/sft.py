@@ -1,8 +1,9 @@
 """Supervised fine-tuning of the overthinking base policy, cached on disk by config and seed.
 
 The policy learns the task from traces that carry the necessary running-sum steps plus
-redundant re-checks and restatements (see :mod:`rewardkit.lab.tasks`), so it starts verbose:
-the redundancy the length-shaped rewards are meant to remove is known and countable.
+redundant re-checks and restatements, and now and then a bare guess (see
+:mod:`rewardkit.lab.tasks`), so it starts verbose: the redundancy the length-shaped rewards are
+meant to remove is known and countable, and the costly way to be short is within reach too.
 
 Training is a plain PyTorch loop (loss on completion tokens only, AdamW with warmup and cosine
 decay, bf16 autocast, batches of one difficulty at a time so little padding is computed).
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .model import ModelConfig, build_model, build_tokenizer, configure_generation
-from .tasks import MAX_TERMS, MIN_TERMS, Problem, overthinking_trace
+from .tasks import MAX_TERMS, MIN_TERMS, Problem, TraceStyle, overthinking_trace
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
@@ -34,8 +35,7 @@ CACHE_VERSION = 1  # bump when the trace format, tokenizer or training loop chan
 @dataclass(frozen=True)
 class SFTConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
-    check_rate: float = 0.5  # probability of a re-check after each necessary step
-    restate_rate: float = 0.25  # probability of a restatement after each necessary step
+    style: TraceStyle = field(default_factory=TraceStyle)
     min_terms: int = MIN_TERMS
     max_terms: int = MAX_TERMS
     n_train: int = 20000
@@ -101,7 +101,7 @@ def train_sft(config: SFTConfig, problems: list[Problem], seed: int, device: str
     use_bf16 = config.bf16 and device == "cpu"
     for step in range(config.steps):
         pool = pools[levels[step % len(levels)]]
-        rows = [encode_example(tokenizer, p.prompt, overthinking_trace(p.digits, rng, config.check_rate, config.restate_rate)) for p in rng.choices(pool, k=config.batch_size)]
+        rows = [encode_example(tokenizer, p.prompt, overthinking_trace(p.digits, rng, config.style)) for p in rng.choices(pool, k=config.batch_size)]
         width = max(len(ids) for ids, _ in rows)
         input_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
         labels = torch.full((len(rows), width), -100, dtype=torch.long)

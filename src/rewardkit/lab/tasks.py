@@ -5,9 +5,16 @@ The necessary reasoning is one running-sum step per term after the first (``k �
 written ``a+d=s;`` with ``s = (a + d) mod 10``. A small model cannot add seven digits in one
 token, so skipping steps costs accuracy and the number of necessary steps grows with ``k``.
 
-The *overthinking* traces used for SFT add redundant work at configurable rates: re-checks
-that undo a step (``chk6-8=8ok;``: 6 − 8 ≡ 8, the previous sum) and restatements of the
-running sum (``so6;``). A complete completion reads::
+The traces used for SFT mix two habits, each at a configurable rate:
+
+- *overthinking* — redundant work after a step: re-checks that undo it (``chk6-8=8ok;``:
+  6 − 8 ≡ 8, the previous sum) and restatements of the running sum (``so6;``);
+- *guessing* — the answer with no steps at all (``<think></think>####6``): as reliable as a
+  step for two-term chains, about a one-in-ten shot for long ones.
+
+So a length reward has two ways to shorten answers: drop the redundant work (free) or guess
+(free on the easiest problems, ruinous on hard ones — a length collapse). A complete
+completion reads::
 
     <think>3+5=8;chk8-5=3ok;8+8=6;so6;</think>####6
 
@@ -91,18 +98,45 @@ def necessary_trace(digits: Sequence[int]) -> str:
     return wrap(necessary_steps(digits), str(sum(digits) % 10))
 
 
-def overthinking_trace(digits: Sequence[int], rng: random.Random, check_rate: float, restate_rate: float) -> str:
-    """The necessary steps, each followed by a re-check with probability ``check_rate`` and
-    then a restatement with probability ``restate_rate``."""
+@dataclass(frozen=True)
+class TraceStyle:
+    """Rates of the habits in SFT traces (see the module docstring)."""
+
+    check_rate: float = 0.5  # P(re-check) after each single step
+    restate_rate: float = 0.25  # P(restatement) after each single step
+    verbosity_spread: float = 1.0  # per-trace verbosity v ~ U(1 − s, 1 + s) scaling both rates
+    guess_rate: float = 0.05  # P(the whole trace is a bare answer)
+
+    def __post_init__(self) -> None:
+        for name in ("check_rate", "restate_rate", "verbosity_spread", "guess_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+
+
+def overthinking_trace(digits: Sequence[int], rng: random.Random, style: TraceStyle) -> str:
+    """A trace of ``digits`` in ``style``.
+
+    With probability ``guess_rate`` the bare answer. Otherwise the running-sum steps, each
+    followed by a re-check with probability ``check_rate·v`` and then a restatement with
+    probability ``restate_rate·v`` (clipped to 1), where
+    the trace's verbosity v ~ U(1 − spread, 1 + spread). The spread keeps the mean rates but
+    makes fully concise traces common enough to be in the policy's repertoire — without it a
+    clean seven-term trace is a ~0.3% event and the SFT policy fails at it."""
+    answer = str(sum(digits) % 10)
+    if style.guess_rate and rng.random() < style.guess_rate:
+        return wrap([], answer)
+    v = 1.0 + style.verbosity_spread * (2.0 * rng.random() - 1.0) if style.verbosity_spread else 1.0
+    p_check, p_restate = min(1.0, style.check_rate * v), min(1.0, style.restate_rate * v)
     sums = running_sums(digits)
     steps: list[str] = []
     for i in range(1, len(digits)):
         steps.append(f"{sums[i - 1]}+{digits[i]}={sums[i]};")
-        if rng.random() < check_rate:
+        if rng.random() < p_check:
             steps.append(check_step(sums[i - 1], digits[i], sums[i]))
-        if rng.random() < restate_rate:
+        if rng.random() < p_restate:
             steps.append(restate_step(sums[i]))
-    return wrap(steps, str(sum(digits) % 10))
+    return wrap(steps, answer)
 
 
 def generate_problems(n: int, seed: int, min_terms: int = MIN_TERMS, max_terms: int = MAX_TERMS) -> list[Problem]:
@@ -122,9 +156,9 @@ def train_test_split(n_train: int, n_test: int, seed: int, min_terms: int = MIN_
     return train, test
 
 
-_NECESSARY = re.compile(r"^(\d)\+(\d)=(\d)$")
-_CHECK = re.compile(r"^chk(\d)-(\d)=(\d)ok$")
-_RESTATE = re.compile(r"^so(\d)$")
+_STEP = re.compile(r"^\d\+\d=\d$")
+_CHECK = re.compile(r"^chk\d-\d=\dok$")
+_RESTATE = re.compile(r"^so\d$")
 
 
 @dataclass(frozen=True)
@@ -145,15 +179,15 @@ def count_steps(completion: str) -> StepCounts:
     if THINK_OPEN in body:
         body = body.split(THINK_OPEN, 1)[1]
     body = body.split(THINK_CLOSE, 1)[0].split(ANSWER_MARK, 1)[0]
-    necessary = redundant = other = 0
+    counts = {"necessary": 0, "redundant": 0, "other": 0}
     for part in body.split(";"):
         part = part.strip()
         if not part:
             continue
-        if _NECESSARY.match(part):
-            necessary += 1
+        if _STEP.match(part):
+            counts["necessary"] += 1
         elif _CHECK.match(part) or _RESTATE.match(part):
-            redundant += 1
+            counts["redundant"] += 1
         else:
-            other += 1
-    return StepCounts(necessary, redundant, other)
+            counts["other"] += 1
+    return StepCounts(**counts)

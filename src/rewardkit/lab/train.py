@@ -34,6 +34,7 @@ class RLConfig:
     steps: int = 30
     prompts_per_step: int = 8
     num_generations: int = 8
+    prompt_pool: int = 80  # distinct training problems, replayed in epochs
     learning_rate: float = 3e-5
     temperature: float = 1.0
     max_completion_length: int = 128
@@ -70,20 +71,45 @@ class TaskProbe:
         return correct
 
 
-def rl_dataset(problems: Sequence[Problem], n: int, seed: int):
-    """``n`` training prompts drawn from ``problems`` (columns: prompt, answer, prompt_id, difficulty)."""
+def rl_prompts(problems: Sequence[Problem], pool_size: int, steps: int, per_step: int, seed: int) -> list[Problem]:
+    """The prompts of a run, in order: a pool of ``pool_size`` distinct problems (round-robin over
+    difficulties), replayed in epochs, each epoch a fresh shuffle. With ``pool_size`` a multiple
+    of ``per_step`` no problem appears twice in one step, and every problem recurs across
+    epochs (per-prompt state such as HAPO's history needs that)."""
+    rng = random.Random(seed)
+    by_level: dict[int, list[Problem]] = {}
+    for p in problems:
+        by_level.setdefault(p.difficulty, []).append(p)
+    levels = sorted(by_level)
+    pool: list[Problem] = []
+    seen: set[tuple[int, ...]] = set()
+    for i in range(10 * pool_size):
+        if len(pool) == pool_size:
+            break
+        p = rng.choice(by_level[levels[i % len(levels)]])
+        if p.digits not in seen:
+            seen.add(p.digits)
+            pool.append(p)
+    order: list[Problem] = []
+    while len(order) < steps * per_step:
+        epoch = pool[:]
+        rng.shuffle(epoch)
+        order.extend(epoch)
+    return order[: steps * per_step]
+
+
+def rl_dataset(prompts: Sequence[Problem]):
+    """A TRL dataset (columns: prompt, answer, prompt_id, difficulty), in the given order."""
     from datasets import Dataset
 
-    rng = random.Random(seed)
-    picked = [problems[rng.randrange(len(problems))] for _ in range(n)]
-    return Dataset.from_list([{"prompt": p.prompt, "answer": p.answer, "prompt_id": p.prompt_id, "difficulty": p.difficulty} for p in picked])
+    return Dataset.from_list([{"prompt": p.prompt, "answer": p.answer, "prompt_id": p.prompt_id, "difficulty": p.difficulty} for p in prompts])
 
 
-def _default_reward_funcs(spec: dict[str, Any]) -> list[Callable]:
+def rewardkit_reward_funcs(spec: dict[str, Any], eos_token_id: int, num_generations: int) -> list[Callable]:
+    """The spec as TRL reward functions (rewardkit's TRL adapter; lengths from completion_ids)."""
     from ..integrations.trl import reward_funcs
 
-    funcs = reward_funcs(spec)
-    return list(funcs) if isinstance(funcs, (list, tuple)) else [funcs]
+    return list(reward_funcs(spec, eos_token_id=eos_token_id, num_generations=num_generations))
 
 
 def _trainer_callbacks(curve: list[dict[str, float]], on_step: Callable[[], None] | None):
@@ -121,7 +147,7 @@ def train_spec(base_model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFas
     set_seed(seed)
     model = copy.deepcopy(base_model).to(device)
     model.train()
-    funcs = (reward_funcs_factory or _default_reward_funcs)(spec)
+    funcs = reward_funcs_factory(spec) if reward_funcs_factory else rewardkit_reward_funcs(spec, tokenizer.eos_token_id, config.num_generations)
     batch = config.prompts_per_step * config.num_generations
     curve: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="rewardkit-lab-") as tmp:
@@ -149,12 +175,13 @@ def train_spec(base_model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFas
             seed=seed,
             data_seed=seed,
             dataloader_num_workers=0,
+            shuffle_dataset=False,  # rl_prompts already shuffled each epoch without in-step repeats
         )
         trainer = GRPOTrainer(
             model=model,
             reward_funcs=[*funcs, TaskProbe()],
             args=args,
-            train_dataset=rl_dataset(problems, config.steps * config.prompts_per_step, seed),
+            train_dataset=rl_dataset(rl_prompts(problems, config.prompt_pool, config.steps, config.prompts_per_step, seed)),
             processing_class=tokenizer,
             callbacks=_trainer_callbacks(curve, on_step),
         )
