@@ -98,7 +98,7 @@ def train_sft(config: SFTConfig, problems: list[Problem], seed: int, device: str
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.98))
     losses: list[float] = []
-    use_bf16 = config.bf16 and device == "cpu"
+    device_type = torch.device(device).type
     for step in range(config.steps):
         pool = pools[levels[step % len(levels)]]
         rows = [encode_example(tokenizer, p.prompt, overthinking_trace(p.digits, rng, config.style)) for p in rng.choices(pool, k=config.batch_size)]
@@ -112,7 +112,7 @@ def train_sft(config: SFTConfig, problems: list[Problem], seed: int, device: str
             mask[i, : len(ids)] = 1
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, config)
-        with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=use_bf16):
+        with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=config.bf16):
             out = model(input_ids=input_ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
         opt.zero_grad(set_to_none=True)
         out.loss.backward()

@@ -1,0 +1,36 @@
+"""The lab's built-in specs: all load, the shipped YAML copies match them, selection rules."""
+
+from pathlib import Path
+
+import pytest
+
+from rewardkit.lab.specs import BASELINE, BUILTIN_NAMES, BUILTIN_SPECS, select_specs
+from rewardkit.spec import load_spec, read_spec_file
+
+YAML_DIR = Path(__file__).resolve().parent.parent / "examples" / "specs" / "lab"
+
+
+@pytest.mark.parametrize("name", BUILTIN_NAMES)
+def test_builtin_spec_loads_and_matches_its_yaml(name):
+    load_spec(BUILTIN_SPECS[name]).close()
+    assert read_spec_file(YAML_DIR / f"{name}.yaml") == BUILTIN_SPECS[name]
+
+
+def test_builtins_use_tokens_and_the_task_verifier():
+    assert BUILTIN_NAMES[0] == BASELINE
+    assert set(BUILTIN_NAMES) == {"correctness", "kimi", "laser", "laser_d", "hapo", "truncation", "grpo_lambda", "format_length"}
+    for spec in BUILTIN_SPECS.values():
+        assert spec["length_unit"] == "tokens" and spec["verifier"] == {"name": "exact", "extract": ["hash"]}
+
+
+def test_select_specs():
+    assert [s.name for s in select_specs([], [])] == list(BUILTIN_NAMES)
+    assert [s.name for s in select_specs(["kimi"], [])] == ["correctness", "kimi"]
+    user = [("mine", {"verifier": "exact"}, "a.yaml"), ("kimi", {"name": "kimi", "verifier": "exact"}, "b.yaml"), ("x", {"name": "kimi"}, "c.yaml")]
+    picked = select_specs(["hapo"], user)
+    assert [s.name for s in picked] == ["correctness", "hapo", "mine", "kimi", "kimi_2"]
+    assert picked[2].spec == {"verifier": "exact", "name": "mine"} and picked[2].source == "a.yaml"
+    with pytest.raises(ValueError):
+        select_specs(["nope"], [])
+    picked[0].spec["shaping"].append("x")  # copies: the built-ins stay intact
+    assert BUILTIN_SPECS[BASELINE]["shaping"] == []
