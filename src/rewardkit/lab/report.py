@@ -15,6 +15,7 @@ from typing import Any
 
 COLLAPSE_DROP = 0.10  # accuracy drop (absolute) that, with answers shorter than the necessary trace, we call a length collapse
 KEEP_TOLERANCE = 0.02  # "accuracy kept": within 2 points of the baseline
+CONCISE_SHARE = 0.05  # a rollout batch with under 5% redundant steps counts as concise
 
 
 def standard_error(acc: float, n: int) -> float:
@@ -26,13 +27,21 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per spec (baseline first), plus the base policy before RL."""
     base = results["base_policy"]
     rows = [{"name": "(base policy, no RL)", "accuracy": base["accuracy"], "se": standard_error(base["accuracy"], base["n"]), "mean_tokens": base["mean_tokens"],
-             "token_reduction": None, "accuracy_change": None, "aes": None, "redundant_share": base["redundant_share"], "truncated_share": base["truncated_share"], "train_seconds": None}]
+             "token_reduction": None, "accuracy_change": None, "aes": None, "redundant_share": base["redundant_share"], "no_steps_share": base["no_steps_share"],
+             "truncated_share": base["truncated_share"], "train_seconds": None, "steps_to_concise": None}]
     order = [results["baseline"]] + [n for n in results["specs"] if n != results["baseline"]]
     for name in order:
         r = results["specs"][name]
         rows.append({"name": name, "accuracy": r["accuracy"], "se": standard_error(r["accuracy"], r["n"]), "mean_tokens": r["mean_tokens"], "token_reduction": r["token_reduction"],
-                     "accuracy_change": r["accuracy_change"], "aes": r["aes"], "redundant_share": r["redundant_share"], "truncated_share": r["truncated_share"], "train_seconds": r["train_seconds"]})
+                     "accuracy_change": r["accuracy_change"], "aes": r["aes"], "redundant_share": r["redundant_share"], "no_steps_share": r["no_steps_share"],
+                     "truncated_share": r["truncated_share"], "train_seconds": r["train_seconds"], "steps_to_concise": steps_to_concise(r["curve"])})
     return rows
+
+
+def steps_to_concise(curve: list[dict[str, float]], threshold: float = CONCISE_SHARE) -> int | None:
+    """The first GRPO step whose sampled rollouts have under ``threshold`` redundant steps;
+    None if none did."""
+    return next((int(c["step"]) for c in curve if c.get("redundant_share", 1.0) < threshold), None)
 
 
 def _pct(v: float | None) -> str:
@@ -48,10 +57,10 @@ def _num(v: float | None, fmt: str = ".2f") -> str:
 
 
 def terminal_table(results: dict[str, Any]) -> str:
-    head = f"{'spec':<22} {'acc':>6} {'tokens':>7} {'Δtokens':>8} {'Δacc pts':>8} {'AES':>6} {'redund.':>7}"
+    head = f"{'spec':<22} {'acc':>6} {'tokens':>7} {'Δtokens':>8} {'Δacc pts':>8} {'AES':>6} {'redund.':>7} {'guesses':>7}"
     lines = [head, "-" * len(head)]
     for r in summary_rows(results):
-        lines.append(f"{r['name'][:22]:<22} {r['accuracy']:>6.3f} {r['mean_tokens']:>7.1f} {_pct(None if r['token_reduction'] is None else -r['token_reduction']):>8} {_pts(r['accuracy_change']):>8} {_num(r['aes']):>6} {r['redundant_share']:>7.2f}")
+        lines.append(f"{r['name'][:22]:<22} {r['accuracy']:>6.3f} {r['mean_tokens']:>7.1f} {_pct(None if r['token_reduction'] is None else -r['token_reduction']):>8} {_pts(r['accuracy_change']):>8} {_num(r['aes']):>6} {r['redundant_share']:>7.2f} {r['no_steps_share']:>7.2f}")
     return "\n".join(lines)
 
 
@@ -63,6 +72,10 @@ def conclusion(results: dict[str, Any]) -> list[str]:
     out = [f"The correctness-only baseline reached {100 * base['accuracy']:.1f}% held-out accuracy with {base['mean_tokens']:.1f} tokens per answer "
            f"(the base policy before RL: {100 * results['base_policy']['accuracy']:.1f}%, {results['base_policy']['mean_tokens']:.1f} tokens; "
            f"the necessary steps alone take {need:.1f} tokens)."]
+    bp = results["base_policy"]
+    if bp["mean_tokens"] > 0 and base["mean_tokens"] < 0.95 * bp["mean_tokens"]:
+        out.append(f"The 0/1 correctness reward alone already shortened answers by {100 * (1 - base['mean_tokens'] / bp['mean_tokens']):.0f}% against the base policy "
+                   f"(redundant steps {100 * bp['redundant_share']:.0f}% → {100 * base['redundant_share']:.0f}%): shorter traces leave fewer places to slip.")
     others = {n: r for n, r in specs.items() if n != base_name}
     kept = {n: r for n, r in others.items() if r["accuracy_change"] >= -KEEP_TOLERANCE}
     if kept:
@@ -83,6 +96,14 @@ def conclusion(results: dict[str, Any]) -> list[str]:
     lost = [n for n, r in others.items() if r["accuracy_change"] <= -COLLAPSE_DROP and n not in collapsed]
     if lost:
         out.append("Lost ≥ 10 accuracy points without collapsing below the necessary length: " + ", ".join(f"**{n}**" for n in lost) + ".")
+    concise = {n: steps_to_concise(r["curve"]) for n, r in others.items()}
+    reached = sorted((s, n) for n, s in concise.items() if s is not None)
+    if reached:
+        out.append(f"Speed: sampled rollouts first had under {100 * CONCISE_SHARE:.0f}% redundant steps at GRPO step " + ", ".join(f"{s} ({n})" for s, n in reached)
+                   + (f"; never within the budget: {', '.join(n for n, s in concise.items() if s is None)}." if len(reached) < len(concise) else "."))
+    guessers = [n for n, r in others.items() if r["no_steps_share"] >= 0.05]
+    if guessers:
+        out.append("Answering without any step (bare guesses) on ≥ 5% of problems: " + ", ".join(f"**{n}** ({100 * specs[n]['no_steps_share']:.0f}%)" for n in guessers) + ".")
     if others:
         best = max(others.items(), key=lambda kv: kv[1]["aes"])
         out.append(f"Best AES (α=1, β=3, γ=5, weights unverified): **{best[0]}** ({best[1]['aes']:.2f}). Pareto front (accuracy vs tokens): {', '.join(results['pareto_front'])}.")
@@ -112,18 +133,20 @@ def markdown(results: dict[str, Any]) -> str:
              "## Conclusion", ""]
     lines += [f"- {c}" for c in conclusion(results)]
     lines += ["", "## Results", "",
-              "| spec | accuracy | ± SE | mean tokens | token change | Δ accuracy (points) | AES | redundant share | truncated | RL seconds |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| spec | accuracy | ± SE | mean tokens | token change | Δ accuracy (points) | AES | redundant share | bare guesses | truncated | concise at step | RL seconds |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['name']} | {r['accuracy']:.3f} | {r['se']:.3f} | {r['mean_tokens']:.1f} | {_pct(None if r['token_reduction'] is None else -r['token_reduction'])} | "
-                     f"{_pts(r['accuracy_change'])} | {_num(r['aes'])} | {r['redundant_share']:.2f} | {r['truncated_share']:.2f} | {_num(r['train_seconds'], '.0f')} |")
+                     f"{_pts(r['accuracy_change'])} | {_num(r['aes'])} | {r['redundant_share']:.2f} | {r['no_steps_share']:.2f} | {r['truncated_share']:.2f} | "
+                     f"{'–' if r['steps_to_concise'] is None else r['steps_to_concise']} | {_num(r['train_seconds'], '.0f')} |")
     lines += ["", "Token change and Δ accuracy are against the correctness-only baseline; AES = α·ΔL + β·ΔAcc (ΔAcc ≥ 0) else α·ΔL − γ·|ΔAcc| "
-              "with relative ΔL, ΔAcc (Ada-R1; α=1, β=3, γ=5 [unverified]). Redundant share = re-checks and restatements / all steps written.", "",
+              "with relative ΔL, ΔAcc (Ada-R1; α=1, β=3, γ=5 [unverified]). Redundant share = re-checks and restatements / all steps written; "
+              f"bare guesses = answers with no step; concise at step = first GRPO step whose sampled rollouts had under {100 * CONCISE_SHARE:.0f}% redundant steps.", "",
               "![accuracy vs tokens](pareto.png)", "", "## By difficulty (k = number of terms; k − 1 steps are necessary)", "", "Accuracy:", ""]
     lines += _difficulty_table(results, "accuracy", ".2f")
     lines += ["", "Mean tokens:", ""]
     lines += _difficulty_table(results, "mean_tokens", ".1f")
-    lines += ["", "![per difficulty](by_difficulty.png)", "", "## Training curves", "", "Per GRPO step, on the sampled rollouts: mean reward, mean completion tokens, accuracy.", "",
+    lines += ["", "![per difficulty](by_difficulty.png)", "", "## Training curves", "", "Per GRPO step, on the sampled rollouts: mean reward, mean completion tokens, tokens beyond each prompt's necessary trace (free of the step's difficulty mix), accuracy, share of redundant steps, share of bare guesses.", "",
               "![training curves](curves.png)", "", "## Specs", ""]
     for name, r in results["specs"].items():
         lines += [f"- **{name}** ({r['source']}): `{json.dumps(r['spec'], sort_keys=True)}`"]
@@ -186,21 +209,26 @@ def plot_by_difficulty(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+CURVE_PANELS = (("reward", "mean reward"), ("mean_tokens", "mean completion tokens"), ("excess_tokens", "tokens beyond the necessary trace"),
+                ("accuracy", "rollout accuracy"), ("redundant_share", "share of redundant steps"), ("no_steps_share", "share of bare guesses"))
+
+
 def plot_curves(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
     for name, r in results["specs"].items():
         curve = r["curve"]
         steps = [c["step"] for c in curve]
-        for ax, key in zip(axes, ("reward", "mean_tokens", "accuracy")):
+        for ax, (key, _) in zip(axes.flat, CURVE_PANELS):
             ax.plot(steps, [c.get(key, float("nan")) for c in curve], label=name, linewidth=1.2)
-    for ax, title in zip(axes, ("mean reward", "mean completion tokens", "rollout accuracy")):
+    for ax, (_, title) in zip(axes.flat, CURVE_PANELS):
         ax.set_title(title)
         ax.set_xlabel("GRPO step")
-    axes[0].legend(fontsize=7)
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("training curves (sampled rollouts, temperature 1)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .evaluate import TASK_VERIFIER, answer_is_correct
-from .tasks import Problem, count_steps
+from .tasks import Problem, count_steps, necessary_trace
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
@@ -50,8 +50,11 @@ class RLConfig:
 
 class TaskProbe:
     """A zero-weight TRL reward function: returns each rollout's correctness (logged by TRL as
-    ``rewards/lab_probe/mean``, i.e. the rollout accuracy) and logs ``lab/redundant_share`` and
-    ``lab/answered``. With weight 0 it leaves the spec's reward untouched."""
+    ``rewards/lab_probe/mean``, i.e. the rollout accuracy) and logs ``lab/redundant_share``,
+    ``lab/no_steps_share`` (bare guesses) and ``lab/excess_tokens`` (tokens beyond the
+    necessary trace of each prompt, from the dataset's ``necessary_tokens`` column — unlike the
+    raw length it does not swing with the step's mix of difficulties). With weight 0 it leaves
+    the spec's reward untouched."""
 
     __name__ = PROBE_NAME
 
@@ -60,14 +63,16 @@ class TaskProbe:
 
         self._verifier = ExactVerifier(**{k: v for k, v in TASK_VERIFIER.items() if k != "name"})
 
-    def __call__(self, prompts: list, completions: list, answer: list[str], log_metric: Callable[[str, float], None] | None = None, **_: Any) -> list[float]:
+    def __call__(self, prompts: list, completions: list, completion_ids: list, answer: list[str], necessary_tokens: list[int],
+                 log_metric: Callable[[str, float], None] | None = None, **_: Any) -> list[float]:
         texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
         correct = [1.0 if answer_is_correct(self._verifier, t, a) else 0.0 for t, a in zip(texts, answer)]
         if log_metric is not None and texts:
             counts = [count_steps(t) for t in texts]
             steps = sum(c.total for c in counts)
             log_metric("lab/redundant_share", sum(c.redundant for c in counts) / steps if steps else 0.0)
-            log_metric("lab/answered", sum("####" in t for t in texts) / len(texts))
+            log_metric("lab/no_steps_share", sum(c.total == 0 for c in counts) / len(counts))
+            log_metric("lab/excess_tokens", sum(len(ids) - n for ids, n in zip(completion_ids, necessary_tokens)) / len(texts))
         return correct
 
 
@@ -98,11 +103,15 @@ def rl_prompts(problems: Sequence[Problem], pool_size: int, steps: int, per_step
     return order[: steps * per_step]
 
 
-def rl_dataset(prompts: Sequence[Problem]):
-    """A TRL dataset (columns: prompt, answer, prompt_id, difficulty), in the given order."""
+def rl_dataset(prompts: Sequence[Problem], tokenizer: "PreTrainedTokenizerFast"):
+    """A TRL dataset in the given order (columns: prompt, answer, prompt_id, difficulty,
+    necessary_tokens = tokens of the necessary trace with EOS)."""
     from datasets import Dataset
 
-    return Dataset.from_list([{"prompt": p.prompt, "answer": p.answer, "prompt_id": p.prompt_id, "difficulty": p.difficulty} for p in prompts])
+    def necessary(p: Problem) -> int:
+        return len(tokenizer(necessary_trace(p.digits), add_special_tokens=False)["input_ids"]) + 1
+
+    return Dataset.from_list([{"prompt": p.prompt, "answer": p.answer, "prompt_id": p.prompt_id, "difficulty": p.difficulty, "necessary_tokens": necessary(p)} for p in prompts])
 
 
 def rewardkit_reward_funcs(spec: dict[str, Any], eos_token_id: int, num_generations: int) -> list[Callable]:
@@ -116,7 +125,8 @@ def _trainer_callbacks(curve: list[dict[str, float]], on_step: Callable[[], None
     from transformers import TrainerCallback
 
     keys = {"reward": "reward", "completions/mean_length": "mean_tokens", f"rewards/{PROBE_NAME}/mean": "accuracy",
-            "lab/redundant_share": "redundant_share", "completions/clipped_ratio": "truncated_share", "entropy": "entropy"}
+            "lab/redundant_share": "redundant_share", "lab/no_steps_share": "no_steps_share", "lab/excess_tokens": "excess_tokens",
+            "completions/clipped_ratio": "truncated_share", "entropy": "entropy"}
 
     class CurveCallback(TrainerCallback):
         def __init__(self) -> None:
@@ -139,8 +149,8 @@ def train_spec(base_model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFas
                on_step: Callable[[], None] | None = None, reward_funcs_factory: Callable[[dict[str, Any]], list[Callable]] | None = None) -> tuple["PreTrainedModel", list[dict[str, float]]]:
     """GRPO from a copy of ``base_model`` under ``spec``; returns (policy, per-step curve).
 
-    The curve has per step: reward, mean_tokens, accuracy (of the sampled rollouts),
-    redundant_share, truncated_share, entropy, seconds."""
+    The curve has per step, over the sampled rollouts: reward, mean_tokens, excess_tokens,
+    accuracy, redundant_share, no_steps_share, truncated_share, entropy, and seconds."""
     from transformers import PrinterCallback, set_seed
     from trl import GRPOConfig, GRPOTrainer
 
@@ -181,7 +191,7 @@ def train_spec(base_model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFas
             model=model,
             reward_funcs=[*funcs, TaskProbe()],
             args=args,
-            train_dataset=rl_dataset(rl_prompts(problems, config.prompt_pool, config.steps, config.prompts_per_step, seed)),
+            train_dataset=rl_dataset(rl_prompts(problems, config.prompt_pool, config.steps, config.prompts_per_step, seed), tokenizer),
             processing_class=tokenizer,
             callbacks=_trainer_callbacks(curve, on_step),
         )
