@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rewardkit.lab.report import conclusion, markdown, standard_error, steps_to_concise, summary_rows, terminal_table, write_report
+from rewardkit.lab.report import conclusion, markdown, standard_error, steps_to_halve_redundancy, summary_rows, terminal_table, write_report
 
 
 def _run(acc, tokens, redundant=0.0, guesses=0.0, curve_red=(0.5, 0.3, 0.04)):
@@ -37,7 +37,7 @@ def test_conclusion_names_the_best_cut_the_collapse_and_the_loss():
     assert "without collapsing below the necessary length: **slow**" in text
     assert "alone already shortened answers by 20%" in text
     assert "bare guesses" in text and "**greedy** (60%)" in text
-    assert "redundant steps at GRPO step 3 (greedy), 3 (kimi), 3 (slow)." in text
+    assert "starting value at GRPO step 3 (greedy), 3 (kimi), 3 (slow); not within the budget: correctness." in text
 
 
 def test_conclusion_when_nothing_is_kept():
@@ -52,8 +52,8 @@ def test_summary_and_tables():
     r = _results()
     rows = summary_rows(r)
     assert [x["name"] for x in rows] == ["(base policy, no RL)", "correctness", "kimi", "greedy", "slow"]
-    assert rows[2]["token_reduction"] == pytest.approx(0.5) and rows[2]["steps_to_concise"] == 3
-    assert rows[1]["steps_to_concise"] is None
+    assert rows[2]["token_reduction"] == pytest.approx(0.5) and rows[2]["steps_to_halve"] == 3
+    assert rows[1]["steps_to_halve"] is None
     table = terminal_table(r)
     assert "kimi" in table and "-50.0%" in table
     md = markdown(r)
@@ -63,8 +63,9 @@ def test_summary_and_tables():
 def test_helpers():
     assert standard_error(0.5, 100) == pytest.approx(0.05)
     assert standard_error(1.0, 10) == 0.0 and standard_error(0.5, 0) == 0.0
-    assert steps_to_concise([{"step": 1, "redundant_share": 0.2}, {"step": 2, "redundant_share": 0.01}]) == 2
-    assert steps_to_concise([]) is None
+    assert steps_to_halve_redundancy([{"step": 1, "redundant_share": 0.4}, {"step": 2, "redundant_share": 0.21}, {"step": 3, "redundant_share": 0.2}]) == 3
+    assert steps_to_halve_redundancy([]) is None
+    assert steps_to_halve_redundancy([{"step": 1, "redundant_share": 0.0}, {"step": 2, "redundant_share": 0.0}]) is None
 
 
 def test_write_report(tmp_path):

@@ -35,14 +35,14 @@ PRESETS: dict[str, Preset] = {
     "quick": Preset(
         name="quick",
         sft=SFTConfig(steps=800),
-        rl=RLConfig(steps=30, prompts_per_step=8, num_generations=8, learning_rate=3e-5),
+        rl=RLConfig(steps=30, prompts_per_step=8, num_generations=8, learning_rate=1e-4),
         n_test=300,
         max_new_tokens=128,
     ),
     "full": Preset(
         name="full",
         sft=SFTConfig(model=ModelConfig(hidden_size=256, num_layers=4, num_heads=8, intermediate_size=768), n_train=50000, steps=3000, batch_size=128, lr=2e-3, warmup_steps=100),
-        rl=RLConfig(steps=150, prompts_per_step=16, num_generations=8, prompt_pool=480, learning_rate=2e-5),
+        rl=RLConfig(steps=150, prompts_per_step=16, num_generations=8, prompt_pool=480, learning_rate=5e-5),
         n_test=1200,
         max_new_tokens=128,
         device="cuda",

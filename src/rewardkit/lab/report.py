@@ -15,7 +15,6 @@ from typing import Any
 
 COLLAPSE_DROP = 0.10  # accuracy drop (absolute) that, with answers shorter than the necessary trace, we call a length collapse
 KEEP_TOLERANCE = 0.02  # "accuracy kept": within 2 points of the baseline
-CONCISE_SHARE = 0.05  # a rollout batch with under 5% redundant steps counts as concise
 
 
 def standard_error(acc: float, n: int) -> float:
@@ -28,20 +27,23 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     base = results["base_policy"]
     rows = [{"name": "(base policy, no RL)", "accuracy": base["accuracy"], "se": standard_error(base["accuracy"], base["n"]), "mean_tokens": base["mean_tokens"],
              "token_reduction": None, "accuracy_change": None, "aes": None, "redundant_share": base["redundant_share"], "no_steps_share": base["no_steps_share"],
-             "truncated_share": base["truncated_share"], "train_seconds": None, "steps_to_concise": None}]
+             "truncated_share": base["truncated_share"], "train_seconds": None, "steps_to_halve": None}]
     order = [results["baseline"]] + [n for n in results["specs"] if n != results["baseline"]]
     for name in order:
         r = results["specs"][name]
         rows.append({"name": name, "accuracy": r["accuracy"], "se": standard_error(r["accuracy"], r["n"]), "mean_tokens": r["mean_tokens"], "token_reduction": r["token_reduction"],
                      "accuracy_change": r["accuracy_change"], "aes": r["aes"], "redundant_share": r["redundant_share"], "no_steps_share": r["no_steps_share"],
-                     "truncated_share": r["truncated_share"], "train_seconds": r["train_seconds"], "steps_to_concise": steps_to_concise(r["curve"])})
+                     "truncated_share": r["truncated_share"], "train_seconds": r["train_seconds"], "steps_to_halve": steps_to_halve_redundancy(r["curve"])})
     return rows
 
 
-def steps_to_concise(curve: list[dict[str, float]], threshold: float = CONCISE_SHARE) -> int | None:
-    """The first GRPO step whose sampled rollouts have under ``threshold`` redundant steps;
-    None if none did."""
-    return next((int(c["step"]) for c in curve if c.get("redundant_share", 1.0) < threshold), None)
+def steps_to_halve_redundancy(curve: list[dict[str, float]]) -> int | None:
+    """The first GRPO step whose sampled rollouts have at most half the redundant-step share of
+    the first step's; None if none did (or the first step had none)."""
+    first = curve[0].get("redundant_share", 0.0) if curve else 0.0
+    if first <= 0:
+        return None
+    return next((int(c["step"]) for c in curve if c.get("redundant_share", first) <= first / 2), None)
 
 
 def _pct(v: float | None) -> str:
@@ -75,7 +77,7 @@ def conclusion(results: dict[str, Any]) -> list[str]:
     bp = results["base_policy"]
     if bp["mean_tokens"] > 0 and base["mean_tokens"] < 0.95 * bp["mean_tokens"]:
         out.append(f"The 0/1 correctness reward alone already shortened answers by {100 * (1 - base['mean_tokens'] / bp['mean_tokens']):.0f}% against the base policy "
-                   f"(redundant steps {100 * bp['redundant_share']:.0f}% → {100 * base['redundant_share']:.0f}%): shorter traces leave fewer places to slip.")
+                   f"(redundant steps {100 * bp['redundant_share']:.0f}% → {100 * base['redundant_share']:.0f}% of steps).")
     others = {n: r for n, r in specs.items() if n != base_name}
     kept = {n: r for n, r in others.items() if r["accuracy_change"] >= -KEEP_TOLERANCE}
     if kept:
@@ -96,11 +98,11 @@ def conclusion(results: dict[str, Any]) -> list[str]:
     lost = [n for n, r in others.items() if r["accuracy_change"] <= -COLLAPSE_DROP and n not in collapsed]
     if lost:
         out.append("Lost ≥ 10 accuracy points without collapsing below the necessary length: " + ", ".join(f"**{n}**" for n in lost) + ".")
-    concise = {n: steps_to_concise(r["curve"]) for n, r in others.items()}
-    reached = sorted((s, n) for n, s in concise.items() if s is not None)
+    halved = {n: steps_to_halve_redundancy(r["curve"]) for n, r in specs.items()}
+    reached = sorted((s, n) for n, s in halved.items() if s is not None)
     if reached:
-        out.append(f"Speed: sampled rollouts first had under {100 * CONCISE_SHARE:.0f}% redundant steps at GRPO step " + ", ".join(f"{s} ({n})" for s, n in reached)
-                   + (f"; never within the budget: {', '.join(n for n, s in concise.items() if s is None)}." if len(reached) < len(concise) else "."))
+        out.append("Speed: the sampled rollouts' share of redundant steps first fell to half its starting value at GRPO step " + ", ".join(f"{s} ({n})" for s, n in reached)
+                   + (f"; not within the budget: {', '.join(n for n, s in halved.items() if s is None)}." if len(reached) < len(halved) else "."))
     guessers = [n for n, r in others.items() if r["no_steps_share"] >= 0.05]
     if guessers:
         out.append("Answering without any step (bare guesses) on ≥ 5% of problems: " + ", ".join(f"**{n}** ({100 * specs[n]['no_steps_share']:.0f}%)" for n in guessers) + ".")
@@ -133,15 +135,15 @@ def markdown(results: dict[str, Any]) -> str:
              "## Conclusion", ""]
     lines += [f"- {c}" for c in conclusion(results)]
     lines += ["", "## Results", "",
-              "| spec | accuracy | ± SE | mean tokens | token change | Δ accuracy (points) | AES | redundant share | bare guesses | truncated | concise at step | RL seconds |",
+              "| spec | accuracy | ± SE | mean tokens | token change | Δ accuracy (points) | AES | redundant share | bare guesses | truncated | redundancy halved at step | RL seconds |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['name']} | {r['accuracy']:.3f} | {r['se']:.3f} | {r['mean_tokens']:.1f} | {_pct(None if r['token_reduction'] is None else -r['token_reduction'])} | "
                      f"{_pts(r['accuracy_change'])} | {_num(r['aes'])} | {r['redundant_share']:.2f} | {r['no_steps_share']:.2f} | {r['truncated_share']:.2f} | "
-                     f"{'–' if r['steps_to_concise'] is None else r['steps_to_concise']} | {_num(r['train_seconds'], '.0f')} |")
+                     f"{'–' if r['steps_to_halve'] is None else r['steps_to_halve']} | {_num(r['train_seconds'], '.0f')} |")
     lines += ["", "Token change and Δ accuracy are against the correctness-only baseline; AES = α·ΔL + β·ΔAcc (ΔAcc ≥ 0) else α·ΔL − γ·|ΔAcc| "
               "with relative ΔL, ΔAcc (Ada-R1; α=1, β=3, γ=5 [unverified]). Redundant share = re-checks and restatements / all steps written; "
-              f"bare guesses = answers with no step; concise at step = first GRPO step whose sampled rollouts had under {100 * CONCISE_SHARE:.0f}% redundant steps.", "",
+              "bare guesses = answers with no step; redundancy halved at step = first GRPO step whose sampled rollouts had at most half the first step's share of redundant steps.", "",
               "![accuracy vs tokens](pareto.png)", "", "## By difficulty (k = number of terms; k − 1 steps are necessary)", "", "Accuracy:", ""]
     lines += _difficulty_table(results, "accuracy", ".2f")
     lines += ["", "Mean tokens:", ""]
