@@ -102,3 +102,10 @@ def test_necessary_tokens():
     r = necessary_tokens([make_problem([1, 2]), make_problem([1, 2, 3]), make_problem([4, 4])], TOK)
     assert r["by_difficulty"] == {"2": 11.0, "3": 17.0}
     assert r["mean_tokens"] == pytest.approx(13.0)
+
+
+def test_sampled_evaluation_reported_beside_greedy():
+    r = evaluate_policy(ScriptedPolicy(SCRIPT), TOK, PROBLEMS, max_new_tokens=40, sample_temperature=0.7, seed=3)
+    assert r["sampled"]["temperature"] == 0.7
+    assert r["sampled"]["accuracy"] == r["accuracy"] and r["sampled"]["mean_tokens"] == r["mean_tokens"]  # the script ignores sampling
+    assert "sampled" not in evaluate_policy(ScriptedPolicy(SCRIPT), TOK, PROBLEMS, max_new_tokens=40)

@@ -1,7 +1,7 @@
 """Held-out evaluation of a lab policy and the trade-off metrics between runs.
 
 A policy is evaluated by greedy decoding on held-out problems (batched, left padding, KV
-cache); each completion is checked by the same ``exact`` verifier the rewards use (answer after
+cache), and optionally by one sampled completion per problem; each completion is checked by the same ``exact`` verifier the rewards use (answer after
 ``####``). Reported: accuracy and mean completion tokens (EOS included, as in TRL's
 ``completion_ids``), per difficulty and overall; the share of redundant steps left; and, against
 the correctness-only run, token reduction, accuracy change and AES.
@@ -36,9 +36,13 @@ class Generation:
     finished: bool  # emitted EOS within the budget
 
 
-def generate_greedy(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFast", prompts: Sequence[str], max_new_tokens: int, batch_size: int = 256, progress: Callable[[int], None] | None = None) -> list[Generation]:
-    """Greedy completions of ``prompts`` (batched, left-padded, with KV cache)."""
+def generate(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFast", prompts: Sequence[str], max_new_tokens: int, batch_size: int = 256,
+             temperature: float = 0.0, progress: Callable[[int], None] | None = None) -> list[Generation]:
+    """Completions of ``prompts``, greedy (``temperature`` 0) or sampled (batched, left-padded,
+    with KV cache). Seed torch beforehand for reproducible samples."""
     import torch
+
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0 else {"do_sample": False}
 
     out: list[Generation] = []
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
@@ -47,7 +51,7 @@ def generate_greedy(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFas
         chunk = list(prompts[start : start + batch_size])
         enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         with torch.no_grad():
-            seqs = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=eos)
+            seqs = model.generate(**enc, **sampling, max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=eos)
         for row in seqs[:, enc["input_ids"].shape[1] :].tolist():
             finished = eos in row
             ids = row[: row.index(eos) + 1] if finished else row
@@ -99,10 +103,21 @@ def score_generations(problems: Sequence[Problem], generations: Sequence[Generat
     return {**summarise(merged), "by_difficulty": {str(k): summarise(rows[k]) for k in sorted(rows)}}
 
 
-def evaluate_policy(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFast", problems: Sequence[Problem], max_new_tokens: int, batch_size: int = 256, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    gens = generate_greedy(model, tokenizer, [p.prompt for p in problems], max_new_tokens, batch_size, progress)
+def evaluate_policy(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFast", problems: Sequence[Problem], max_new_tokens: int, batch_size: int = 256,
+                    sample_temperature: float = 0.0, seed: int = 0) -> dict[str, Any]:
+    """Greedy metrics (see :func:`score_generations`) with a few sample completions; with
+    ``sample_temperature`` > 0 also ``sampled``: the same metrics for one sampled completion per
+    problem (seeded) — greedy decoding hides how much probability the policy still gives to
+    redundant steps."""
+    import torch
+
+    prompts = [p.prompt for p in problems]
+    gens = generate(model, tokenizer, prompts, max_new_tokens, batch_size)
     result = score_generations(problems, gens)
     result["samples"] = [{"prompt": p.prompt, "answer": p.answer, "completion": g.text, "num_tokens": g.num_tokens} for p, g in list(zip(problems, gens))[:12]]
+    if sample_temperature > 0:
+        torch.manual_seed(seed)
+        result["sampled"] = {"temperature": sample_temperature, **score_generations(problems, generate(model, tokenizer, prompts, max_new_tokens, batch_size, sample_temperature))}
     return result
 
 

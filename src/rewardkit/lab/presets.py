@@ -20,7 +20,8 @@ class Preset:
     sft: SFTConfig
     rl: RLConfig
     n_test: int  # held-out problems, spread evenly over difficulties
-    max_new_tokens: int  # evaluation budget (greedy)
+    max_new_tokens: int  # evaluation budget
+    sample_temperature: float = 1.0  # also evaluate one sampled completion per problem (0: greedy only)
     device: str = "cpu"
 
 

@@ -63,7 +63,7 @@ def run_lab(preset: Preset, specs: Sequence[NamedSpec], device: str, seed: int, 
     bar.close()
     log(f"base policy: {'loaded from' if sft_info['cached'] else 'trained and cached in'} {sft_info['path']} ({sft_info['seconds']:.0f} s of SFT)")
 
-    base_eval = evaluate_policy(model, tokenizer, test, preset.max_new_tokens)
+    base_eval = evaluate_policy(model, tokenizer, test, preset.max_new_tokens, sample_temperature=preset.sample_temperature, seed=seed)
     log(f"base policy: accuracy {base_eval['accuracy']:.3f}, {base_eval['mean_tokens']:.1f} tokens, redundant share {base_eval['redundant_share']:.2f}")
 
     results: dict[str, dict[str, Any]] = {}
@@ -73,7 +73,7 @@ def run_lab(preset: Preset, specs: Sequence[NamedSpec], device: str, seed: int, 
         t_spec = time.perf_counter()
         policy, curve = train_spec(model, tokenizer, s.spec, train, preset.rl, seed, device=device, on_step=lambda: bar.update(1), reward_funcs_factory=reward_funcs_factory)
         train_seconds = time.perf_counter() - t_spec
-        result = evaluate_policy(policy, tokenizer, test, preset.max_new_tokens)
+        result = evaluate_policy(policy, tokenizer, test, preset.max_new_tokens, sample_temperature=preset.sample_temperature, seed=seed)
         results[s.name] = {**result, "curve": curve, "train_seconds": train_seconds, "spec": s.spec, "source": s.source}
         bar.write(f"  {s.name}: accuracy {result['accuracy']:.3f}, {result['mean_tokens']:.1f} tokens ({train_seconds:.0f} s)", file=sys.stderr)
         del policy
@@ -82,6 +82,8 @@ def run_lab(preset: Preset, specs: Sequence[NamedSpec], device: str, seed: int, 
     base = results[BASELINE]
     for r in results.values():
         r.update(compare_to_baseline(r, base))
+        if "sampled" in r:
+            r["sampled"].update(compare_to_baseline(r["sampled"], base["sampled"]))
     front = pareto_front({n: (r["accuracy"], r["mean_tokens"]) for n, r in results.items()})
     return {
         "preset": preset.name,
@@ -94,6 +96,6 @@ def run_lab(preset: Preset, specs: Sequence[NamedSpec], device: str, seed: int, 
         "pareto_front": front,
         "necessary_tokens": necessary_tokens(test, tokenizer),
         "base_policy": {**base_eval, "sft_seconds": sft_info["seconds"], "sft_cached": sft_info["cached"], "cache_key": sft_info["key"], "sft_final_loss": sft_info["losses"][-1] if sft_info["losses"] else None},
-        "config": {"sft": preset.sft.to_dict(), "rl": preset.rl.to_dict(), "n_test": preset.n_test, "max_new_tokens": preset.max_new_tokens},
+        "config": {"sft": preset.sft.to_dict(), "rl": preset.rl.to_dict(), "n_test": preset.n_test, "max_new_tokens": preset.max_new_tokens, "sample_temperature": preset.sample_temperature},
         "specs": results,
     }
