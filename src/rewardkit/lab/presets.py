@@ -36,7 +36,7 @@ PRESETS: dict[str, Preset] = {
     "quick": Preset(
         name="quick",
         sft=SFTConfig(steps=800),
-        rl=RLConfig(steps=30, prompts_per_step=8, num_generations=8, learning_rate=1e-4),
+        rl=RLConfig(steps=30, prompts_per_step=8, num_generations=8, learning_rate=3e-5),
         n_test=300,
         max_new_tokens=128,
     ),
