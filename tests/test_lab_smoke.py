@@ -58,3 +58,12 @@ def test_bad_spec_fails_before_training(tmp_path, monkeypatch, capsys):
     assert main(["lab", "--preset", "tiny", "--spec", str(bad), "--out", str(tmp_path / "x")]) == 2
     assert "no_such_shaper" in capsys.readouterr().err
     assert not (tmp_path / "cache").exists()
+
+
+def test_cuda_requested_without_a_device(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    assert main(["lab", "--preset", "tiny", "--device", "cuda"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err

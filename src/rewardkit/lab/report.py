@@ -184,24 +184,41 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _pareto_panel(ax, points: dict[str, tuple[float, float]], base: tuple[float, float], baseline: str, need: float, title: str) -> None:
+    from .evaluate import pareto_front
+
+    placed: list[tuple[float, float]] = []
+    span_t = max((t for _, t in points.values()), default=1.0) - min((t for _, t in points.values()), default=0.0) or 1.0
+    span_a = max((a for a, _ in points.values()), default=1.0) - min((a for a, _ in points.values()), default=0.0) or 1.0
+    for i, (name, (acc, tok)) in enumerate(points.items()):
+        ax.scatter(tok, acc, s=60 if name == baseline else 40, marker="*" if name == baseline else "o", color=f"C{i % 10}", zorder=3)
+        crowd = sum(abs(tok - t) < 0.04 * span_t and abs(acc - a) < 0.04 * span_a for a, t in placed)  # stagger labels of near-identical points
+        placed.append((acc, tok))
+        ax.annotate(name, (tok, acc), textcoords="offset points", xytext=(6, 3 - 10 * crowd), fontsize=8, color=f"C{i % 10}")
+    ax.scatter(base[1], base[0], s=40, marker="x", color="gray")
+    ax.annotate("base (no RL)", (base[1], base[0]), textcoords="offset points", xytext=(5, -10), fontsize=8, color="gray")
+    front = pareto_front(points)
+    ax.plot([points[n][1] for n in front], [points[n][0] for n in front], "--", color="black", linewidth=1, label="Pareto front", zorder=2)
+    ax.axvline(need, color="red", linestyle=":", linewidth=1, label="necessary steps only")
+    ax.set_xlabel("mean completion tokens (held-out)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+
+
 def plot_pareto(results: dict[str, Any], path: Path) -> None:
+    """Accuracy vs mean tokens with the Pareto front: greedy, and sampled when evaluated."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 5))
-    pts = {n: (r["accuracy"], r["mean_tokens"]) for n, r in results["specs"].items()}
-    for name, (acc, tok) in pts.items():
-        ax.scatter(tok, acc, s=50, marker="*" if name == results["baseline"] else "o")
-        ax.annotate(name, (tok, acc), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    b = results["base_policy"]
-    ax.scatter(b["mean_tokens"], b["accuracy"], s=40, marker="x", color="gray")
-    ax.annotate("base (no RL)", (b["mean_tokens"], b["accuracy"]), textcoords="offset points", xytext=(5, -10), fontsize=8, color="gray")
-    front = results["pareto_front"]
-    ax.plot([pts[n][1] for n in front], [pts[n][0] for n in front], "--", color="black", linewidth=1, label="Pareto front")
-    ax.axvline(results["necessary_tokens"]["mean_tokens"], color="red", linestyle=":", linewidth=1, label="necessary steps only")
-    ax.set_xlabel("mean completion tokens (held-out, greedy)")
-    ax.set_ylabel("accuracy")
-    ax.set_title(f"accuracy vs length — preset {results['preset']}")
-    ax.legend(loc="lower right", fontsize=8)
+    specs, bp, need = results["specs"], results["base_policy"], results["necessary_tokens"]["mean_tokens"]
+    sampled = "sampled" in bp and all("sampled" in r for r in specs.values())
+    fig, axes = plt.subplots(1, 2 if sampled else 1, figsize=(13 if sampled else 7, 5), squeeze=False)
+    _pareto_panel(axes[0, 0], {n: (r["accuracy"], r["mean_tokens"]) for n, r in specs.items()}, (bp["accuracy"], bp["mean_tokens"]), results["baseline"], need,
+                  f"greedy — preset {results['preset']}")
+    if sampled:
+        t = bp["sampled"]["temperature"]
+        _pareto_panel(axes[0, 1], {n: (r["sampled"]["accuracy"], r["sampled"]["mean_tokens"]) for n, r in specs.items()}, (bp["sampled"]["accuracy"], bp["sampled"]["mean_tokens"]),
+                      results["baseline"], need, f"sampled, temperature {t:g}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
