@@ -1,12 +1,17 @@
 """TRL adapter: the call convention, whole-group checks, and a real GRPOTrainer run."""
 
 import asyncio
+import doctest
 import pickle
 
+import numpy as np
 import pytest
 
 from rewardkit import load_spec
+from rewardkit.integrations import grouping, trl as rk_trl
+from rewardkit.integrations.grouping import PartialGroupError
 from rewardkit.integrations.trl import reward_funcs
+from rewardkit.registry import entries
 
 SPEC = {"verifier": {"name": "exact", "extract": ["hash"]}, "base": {"wrong": -0.5, "no_answer": -1.0},
         "shaping": [{"name": "repetition", "ngram": 1, "max_penalty": -0.5}], "length_unit": "tokens"}
@@ -51,6 +56,14 @@ def test_batch_scored_once_so_state_updates_once(tmp_path):
     assert pipe.state.step == 8  # one scored batch at step 7, not one per function
 
 
+def test_eos_from_the_processing_class():
+    class Tok:
+        eos_token_id = 0
+
+    (fn,) = reward_funcs(SPEC, processing_class=Tok())
+    assert [r["truncated"] for r in fn.scorer.records(*[call()[k] for k in ("prompts", "completions", "completion_ids")], step=None, columns={})] == [False, True, False, True]
+
+
 def test_truncation_from_eos_and_num_tokens():
     pipe = load_spec({"verifier": {"name": "exact", "extract": ["hash"]}, "length_unit": "tokens"})
     (fn,) = reward_funcs(pipe, eos_token_id=0)
@@ -64,9 +77,56 @@ def test_truncation_from_eos_and_num_tokens():
 
 def test_partial_groups_are_refused():
     (fn,) = reward_funcs(SPEC, num_generations=2)
-    with pytest.raises(ValueError, match="needs whole groups"):
+    with pytest.raises(PartialGroupError, match="needs whole groups"):
         fn(**call(prompts=["2+3", "1+1", "1+1", "1+1"]))
     assert len(fn(**call())) == 4
+    assert len(fn(**call(prompts=["1+1"] * 4))) == 4  # a prompt drawn twice: one group of 2·G
+
+
+def test_group_aware_spec_refuses_unequal_groups_without_num_generations():
+    (plain,) = reward_funcs(SPEC)
+    assert len(plain(**call(prompts=["2+3", "1+1", "1+1", "1+1"]))) == 4  # nothing group-aware: any grouping is fine
+    (fn,) = reward_funcs({**SPEC, "shaping": [{"name": "kimi"}]})
+    with pytest.raises(PartialGroupError, match=r"sizes \[1, 3\]"):
+        fn(**call(prompts=["2+3", "1+1", "1+1", "1+1"]))
+
+
+def test_group_aware_per_component_sums_to_combined():
+    spec = {**SPEC, "shaping": [{"name": "kimi", "coef": 0.5}, {"name": "repetition", "ngram": 1, "max_penalty": -0.5}]}
+    (combined,) = reward_funcs(spec, num_generations=2)
+    parts = reward_funcs(spec, per_component=True, num_generations=2)
+    assert [p.__name__ for p in parts] == ["rewardkit_base", "rewardkit_kimi", "rewardkit_repetition"]
+    kw = call(completions=["#### 5", "a b #### 5", "#### 2", "#### 3"], completion_ids=[[1, 0], [1, 2, 3, 0], [1, 0], [1, 0]])
+    values = [p(**kw) for p in parts]
+    # group 2+3: both correct, 2 and 4 tokens -> kimi 0.5*(+0.5), 0.5*(-0.5); group 1+1: equal lengths -> 0 for both
+    assert values[1] == pytest.approx([0.25, -0.25, 0.0, 0.0])
+    assert combined(**kw) == pytest.approx([sum(v) for v in zip(*values)])
+
+
+def test_group_aware_set_matches_the_registry():
+    """Re-derive which shapers look at the rest of the group: same rollouts as one group per prompt vs
+    one group per rollout, two batches so history-based shapers (HAPO, LASER-D) show it too."""
+    needed = {"budget_curriculum": {"start": 8, "end": 2, "every": 1}, "cosine": {"max_len": 12}, "dapo_overlong": {"max_len": 10, "buffer": 4},
+              "laser": {"target": 4}, "laser_d": {"lower": 2, "upper": 10, "interval": 2}, "laser_de": {"lower": 2, "upper": 10, "interval": 2},
+              "truncation": {"max_len": 6}}
+    rows = [("p", 1, "1"), ("p", 3, "1"), ("p", 7, "1"), ("p", 5, "2"), ("q", 2, "3"), ("q", 9, "4"), ("q", 4, "4"), ("q", 6, "4")]
+
+    def records(grouped):
+        return [{"prompt_id": pid if grouped else f"{pid}{i}", "completion": " ".join([f"w{k}" for k in range(n)] + [f"#### {a}"]),
+                 "answer": "1" if pid == "p" else "4", "meta": {"target_length": 4, "ref_scores": [0.2, 0.6]}} for i, (pid, n, a) in enumerate(rows)]
+
+    detected = set()
+    for entry in entries("shaper"):
+        spec = {"verifier": {"name": "exact", "extract": ["hash"]}, "length_unit": "words", "shaping": [{"name": entry.name, **needed.get(entry.name, {})}]}
+        together, apart = load_spec(spec), load_spec(spec)
+        if not all(np.allclose(together.score(records(True)).total, apart.score(records(False)).total) for _ in range(2)):
+            detected.add(entry.name)
+    assert detected == set(grouping.GROUP_AWARE_SHAPERS)
+
+
+def test_docstring_examples():
+    for module in (rk_trl, grouping):
+        assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0
 
 
 def test_unknown_correctness_is_none():
@@ -74,12 +134,15 @@ def test_unknown_correctness_is_none():
     assert fn(**call(answer=[None, "5", "2", "2"]))[0] is None
 
 
-def test_log_metric_gets_component_means():
-    (fn,) = reward_funcs(SPEC)
-    logged = {}
-    fn(**call(log_metric=lambda k, v: logged.__setitem__(k, v)))
-    assert logged["rewardkit/correctness"] == pytest.approx(2 / 4)  # the no-answer rollout counts as 0
-    assert logged["rewardkit/repetition"] == pytest.approx(-0.3 / 4)
+def test_log_metric_gets_component_means_once_per_batch():
+    parts = reward_funcs(SPEC, per_component=True)
+    logged = []
+    for p in parts:
+        p(**call(log_metric=lambda k, v: logged.append((k, v))))
+    means = dict(logged)
+    assert len(logged) == len(means)  # the second function reused the batch and logged nothing again
+    assert means["rewardkit/correctness"] == pytest.approx(2 / 4)  # the no-answer rollout counts as 0
+    assert means["rewardkit/repetition"] == pytest.approx(-0.3 / 4)
 
 
 def test_picklable_and_async():
@@ -102,11 +165,11 @@ def test_grpo_trainer_logs_rewardkit_rewards(tmp_path):
 
     torch.set_num_threads(2)
     tok = build_tokenizer()
-    model = build_model(ModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64), tok, seed=0)
+    model = build_model(ModelConfig(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128), tok, seed=0)
     data = Dataset.from_list([{"prompt": f"{a}+{b}=", "answer": str((a + b) % 10)} for a in range(4) for b in range(2)])
     spec = {"verifier": {"name": "exact", "extract": ["hash", "whole"]}, "base": {"wrong": -0.5}, "length_unit": "tokens",
-            "shaping": [{"name": "repetition", "ngram": 1, "max_penalty": -0.5, "unit": "tokens"}]}
-    funcs = reward_funcs(spec, per_component=True, eos_token_id=tok.eos_token_id, num_generations=4)
+            "shaping": [{"name": "kimi", "coef": 0.5}, {"name": "repetition", "ngram": 1, "max_penalty": -0.5, "unit": "tokens"}]}
+    funcs = reward_funcs(spec, per_component=True, processing_class=tok, num_generations=4)  # kimi needs TRL's groups whole
     seen = []
 
     class Capture:
@@ -136,6 +199,7 @@ def test_grpo_trainer_logs_rewardkit_rewards(tmp_path):
         records = [{"prompt_id": p, "completion": c, "answer": a, "num_tokens": len(i), "meta": {"token_ids": i}} for p, c, a, i in zip(prompts, completions, answers, ids)]
         ours = load_spec(spec).score(records)
         assert log["reward"] == pytest.approx(float(ours.total.mean()), abs=1e-5)
-        assert log["rewards/rewardkit_base/mean"] == pytest.approx(float(ours.contributions["base"].mean()), abs=1e-5)
-        assert log["rewards/rewardkit_repetition/mean"] == pytest.approx(float(ours.contributions["repetition"].mean()), abs=1e-5)
-        assert ours.contributions["repetition"].min() < 0  # the check compares something non-trivial
+        for part in ("base", "kimi", "repetition"):
+            assert log[f"rewards/rewardkit_{part}/mean"] == pytest.approx(float(ours.contributions[part].mean()), abs=1e-5)
+        assert log["rewardkit/repetition"] == pytest.approx(float(ours.components["repetition"].mean()), abs=1e-5)  # log_metric
+        assert ours.contributions["repetition"].min() < 0 and np.abs(ours.contributions["kimi"]).max() > 0  # non-trivial checks

@@ -15,16 +15,25 @@ from ``completion_ids``, ``truncated`` when the ids do not end with ``eos_token_
 pipeline, and returns one float per completion (``None`` where correctness is unknown: a
 timeout, a verifier error or an unusable reference; TRL then leaves that reward out).
 
-Group-aware shapers and advantages need whole groups: TRL hands a reward function the local
-process's slice, which holds whole groups when one process generates ``num_generations``
-completions per prompt (the default single-process set-up). Pass ``num_generations`` and every
-call is checked: a prompt whose rollouts do not come as a multiple of it raises a ValueError.
+Group-aware shapers (kimi, laser_d, hapo, ...) need whole groups: TRL hands a reward function
+the local process's slice, which holds whole groups when one process generates all
+``num_generations`` completions of a prompt (the default single-process set-up; with several
+processes, ``per_device_train_batch_size`` a multiple of ``num_generations``). Pass
+``num_generations`` and every call is checked: a prompt whose rollouts do not come as a multiple
+of it raises :class:`~rewardkit.integrations.grouping.PartialGroupError`. Without it, a spec with
+group-aware shapers still refuses calls whose groups have unequal sizes.
 
 ``per_component=True`` returns one function per stage — ``rewardkit_base`` (correctness and
-format) and one per shaper (``rewardkit_kimi``, ...) — so TRL logs them apart; with TRL's
-default weights of 1 they sum exactly to the combined reward. The batch is scored once (the
-first function called scores it, the others reuse the result), so stateful shapers update
-once per step. ``asynchronous=True`` gives ``async`` functions for TRL's async reward path.
+format) and one per shaper (``rewardkit_kimi``, ...) — so TRL logs them apart. TRL sums reward
+functions with ``reward_weights`` (default 1 each) before normalising
+(``multi_objective_aggregation="sum_then_normalize"``, the default); with those defaults the
+functions sum exactly to the combined reward. The batch is scored once (the first function
+called scores it, keyed by the call's prompts, completions, references and step; the others reuse
+the result), so stateful shapers update once per step. ``asynchronous=True`` gives ``async``
+functions for TRL's async reward path.
+
+The spec's ``advantage`` is not used here: TRL computes advantages itself (``scale_rewards``).
+TRL also calls reward functions on evaluation batches; stateful shapers then learn from those too.
 """
 
 from __future__ import annotations
@@ -40,8 +49,9 @@ from ..pipeline import Pipeline, Scores
 from ..records import completion_text
 from ..spec import Spec, load_spec
 from ..verifiers.base import BAD_REFERENCE, ERROR, TIMEOUT
+from .grouping import check_whole_groups, group_aware_shapers
 
-_TRL_KEYS = {"prompts", "completions", "completion_ids", "trainer_state", "log_metric", "log_extra"}
+_TRL_KEYS = {"prompts", "completions", "completion_ids", "trainer_state", "log_metric", "log_extra", "environments"}
 _UNKNOWN = (TIMEOUT, ERROR, BAD_REFERENCE)
 
 
@@ -71,6 +81,7 @@ class TRLScorer:
         self.answer_column = answer_column
         self.eos_token_id = eos_token_id
         self.num_generations = num_generations
+        self._needs_groups = bool(group_aware_shapers(pipeline))
         self._lock = threading.Lock()
         self._last: tuple[str, Scores] | None = None
 
@@ -105,27 +116,18 @@ class TRLScorer:
         return out
 
     def _check_groups(self, records: list[dict[str, Any]]) -> None:
-        if self.num_generations is None:
-            return
-        counts: dict[str, int] = {}
-        for r in records:
-            counts[r["prompt_id"]] = counts.get(r["prompt_id"], 0) + 1
-        partial = {k: c for k, c in counts.items() if c % self.num_generations}
-        if partial:
-            pid, c = next(iter(partial.items()))
-            raise ValueError(
-                f"rewardkit needs whole groups: prompt {pid!r} arrived with {c} rollouts, not a multiple of "
-                f"num_generations={self.num_generations} ({len(partial)} partial groups). Group-aware shapers and "
-                "advantages would see a wrong group; generate each prompt's rollouts in one process "
-                "(e.g. one process, or per_device_train_batch_size a multiple of num_generations)."
-            )
+        check_whole_groups([r["prompt_id"] for r in records], self.num_generations, self._needs_groups,
+                           "Generate each prompt's rollouts in one process (one process, or per_device_train_batch_size a "
+                           "multiple of num_generations), and pass reward_funcs(..., num_generations=G).")
 
     def score(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (), completion_ids: Sequence[Sequence[int]] | None = None,
               trainer_state: Any = None, log_metric: Callable[[str, float], None] | None = None, **columns: Any) -> Scores:
         """Scores for this TRL call, computed once per distinct batch."""
         step = getattr(trainer_state, "global_step", None)
         columns = {k: v for k, v in columns.items() if k not in _TRL_KEYS}
-        key = hashlib.sha1(json.dumps([[_prompt_text(p) for p in (prompts or [])], [completion_text(c) for c in completions], step], default=str).encode()).hexdigest()
+        answers = columns.get(self.answer_column, columns.get("solution"))
+        key = hashlib.sha1(json.dumps([[_prompt_text(p) for p in (prompts or [])], [completion_text(c) for c in completions], answers, step],
+                                      default=str).encode()).hexdigest()
         with self._lock:
             if self._last is not None and self._last[0] == key:
                 return self._last[1]
@@ -133,11 +135,7 @@ class TRLScorer:
             scores = self.pipeline.score(records, step=step)
             self._last = (key, scores)
         if log_metric is not None and len(scores):
-            for name, values in scores.components.items():
-                finite = [v for v in values if not math.isnan(v)]
-                if finite:
-                    log_metric(f"rewardkit/{name}", float(sum(finite) / len(finite)))
-            log_metric("rewardkit/zero_variance_groups", float(scores.summary()["zero_variance_groups"]))
+            _log_component_means(scores, log_metric)
         return scores
 
     def values(self, scores: Scores, part: str | None) -> list[float | None]:
@@ -149,6 +147,15 @@ class TRLScorer:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)
+
+
+def _log_component_means(scores: Scores, log_metric: Callable[[str, float], None]) -> None:
+    """Each component's batch mean (unknown values left out) and the number of zero-variance groups."""
+    for name, values in scores.components.items():
+        finite = [v for v in values if not math.isnan(v)]
+        if finite:
+            log_metric(f"rewardkit/{name}", float(sum(finite) / len(finite)))
+    log_metric("rewardkit/zero_variance_groups", float(scores.summary()["zero_variance_groups"]))
 
 
 class RewardkitReward:
@@ -174,13 +181,23 @@ class AsyncRewardkitReward(RewardkitReward):
 
 
 def reward_funcs(spec: "str | dict[str, Any] | Spec | Pipeline", *, per_component: bool = False, answer_column: str = "answer",
-                 eos_token_id: int | None = None, num_generations: int | None = None, asynchronous: bool = False) -> list[RewardkitReward]:
+                 eos_token_id: int | None = None, num_generations: int | None = None, asynchronous: bool = False,
+                 processing_class: Any = None) -> list[RewardkitReward]:
     """Reward functions for ``GRPOTrainer(reward_funcs=...)`` from a spec (path, dict, Spec or Pipeline).
 
     ``per_component``: one function per stage (summing to the combined reward) instead of one.
-    ``eos_token_id``: marks completions whose ids do not end with it as ``truncated``.
-    ``num_generations``: checks that every call holds whole groups.
+    ``answer_column``: the dataset column holding the reference (``solution`` when it is absent).
+    ``eos_token_id``: completions whose ids do not end with it are ``truncated``; taken from
+    ``processing_class.eos_token_id`` when only the tokenizer is given.
+    ``num_generations``: the group size; every call is checked to hold whole groups.
+    ``asynchronous``: ``async`` functions for TRL's async reward path.
+
+    >>> (fn,) = reward_funcs({"verifier": "exact", "length_unit": "words"})
+    >>> fn(prompts=["2+2?", "2+2?"], completions=["Answer: 4", "Answer: 5"], completion_ids=[[1], [2]], answer=["4", "4"])
+    [1.0, 0.0]
     """
+    if eos_token_id is None and processing_class is not None:
+        eos_token_id = getattr(processing_class, "eos_token_id", None)
     pipeline = spec if isinstance(spec, Pipeline) else load_spec(spec)
     scorer = TRLScorer(pipeline, answer_column, eos_token_id, num_generations)
     cls = AsyncRewardkitReward if asynchronous else RewardkitReward
