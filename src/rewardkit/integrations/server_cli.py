@@ -14,7 +14,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get("REWARDKIT_TOKEN")
     if args.host not in ("127.0.0.1", "localhost", "::1") and not token:
         print("rewardkit serve: warning: listening beyond loopback without --token; anyone who can reach it can score", flush=True)
-    app = create_app(args.spec, token=token, max_body_bytes=int(args.max_body_mb * 2**20), max_concurrency=args.max_concurrency, save_every_s=args.save_every_s)
+    app = create_app(args.spec, token=token, max_body_bytes=int(args.max_body_mb * 2**20), max_concurrency=args.max_concurrency, save_every_s=args.save_every_s,
+                     group_size=args.num_generations)
     print(f"rewardkit serve: POST http://{args.host}:{args.port}/get_reward (OpenRLHF --remote_rm_url), /score, GET /healthz", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
@@ -28,6 +29,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' (default: $REWARDKIT_TOKEN, else none)")
     p.add_argument("--max-body-mb", type=float, default=16.0, help="larger requests get 413")
     p.add_argument("--max-concurrency", type=int, default=4, help="requests scored at once; the rest wait")
+    p.add_argument("--num-generations", type=int, default=None,
+                   help="rollouts per prompt (OpenRLHF --n_samples_per_prompt); requests holding part of a group get 422")
     p.add_argument("--save-every-s", type=float, default=60.0, help="how often the pipeline state is saved (also on shutdown)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=_cmd_serve)
