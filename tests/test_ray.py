@@ -1,4 +1,4 @@
-"""Ray engine: identical results to the local engine, through the library and the CLI."""
+"""Ray engine: identical results to the local engine, through the library and the CLI (one local cluster)."""
 
 import json
 
@@ -20,25 +20,46 @@ def cluster():
     ray.shutdown()
 
 
+@pytest.fixture(scope="module")
+def records():
+    return read_records(ROOT / "examples/math_rollouts.jsonl").records
+
+
 @pytest.mark.slow
-def test_ray_equals_local_including_state(cluster, tmp_path):
-    records = read_records(ROOT / "examples/math_rollouts.jsonl").records
+def test_ray_equals_local_with_stateful_shaping(cluster, records, tmp_path):
+    """Two batches through a stateful spec (HAPO's per-prompt history): records and saved state identical."""
     spec = {"verifier": "math", "format": {"name": "think_answer", "mode": "add", "weight": 0.1}, "advantage": {"name": "grpo"},
-            "shaping": [{"name": "repetition"}], "length_unit": "tokens", "workers": 2, "timeout_s": 5}
-    local = load_spec(spec)
+            "shaping": [{"name": "hapo"}, {"name": "repetition"}], "length_unit": "tokens", "workers": 2, "timeout_s": 5}
+    local = load_spec({**spec, "state": str(tmp_path / "local.json")})
     try:
-        expected = local.score_records(records)
+        expected = [local.score_records(records) for _ in range(2)]
     finally:
         local.close()
-    scored, summary = score_records_ray(spec, records, workers=2)
-    assert scored == expected
-    assert summary["records"] == len(records) and summary["ray_workers"] == 2
+    remote = load_spec({**spec, "state": str(tmp_path / "ray.json")})
+    got = [score_records_ray(remote, records, workers=2) for _ in range(2)]
+    assert [scored for scored, _ in got] == expected
+    assert any(r["components"]["hapo"] != 0 for r in expected[1])  # the second batch used the history
+    assert json.loads((tmp_path / "ray.json").read_text())["components"] == json.loads((tmp_path / "local.json").read_text())["components"]
+    summary = got[0][1]
+    assert summary["records"] == len(records) and summary["ray_workers"] == 2 and summary["groups"] == len({r["prompt_id"] for r in records})
+    assert remote.engine.__class__.__name__ == "VerificationEngine"  # the pipeline got its own engine back
+    remote.close()
+
+
+@pytest.mark.slow
+def test_hanging_item_times_out_inside_an_actor(cluster):
+    spec = {"verifier": {"name": "math", "extract": ["boxed"], "inner_timeout_s": 60}, "timeout_s": 2, "length_unit": "words"}
+    tower = "\\boxed{\\sqrt[\\sqrt[\\sqrt[9]{9}]{9}]{9}^{9^{9^{9}}}}"
+    recs = [{"prompt_id": "a", "completion": tower, "answer": "1"}] + [{"prompt_id": "b", "completion": f"\\boxed{{{k}}}", "answer": "3"} for k in range(6)]
+    scored, summary = score_records_ray(spec, recs, workers=2)
+    assert summary["timeouts"] == 1 and scored[0]["correct"] is None and scored[0]["components"]["timeout"] == 1.0
+    assert [r["correct"] for r in scored[1:]] == [False, False, False, True, False, False]  # order kept
 
 
 @pytest.mark.slow
 def test_cli_engine_ray(cluster, tmp_path):
     spec = tmp_path / "s.yaml"
-    spec.write_text("verifier: math\nlength_unit: tokens\n")
+    spec.write_text("verifier: math\nlength_unit: tokens\nshaping:\n  - {name: kimi}\n")
     out_ray, out_local = tmp_path / "ray.jsonl", tmp_path / "local.jsonl"
     src = str(ROOT / "examples/math_rollouts.jsonl")
     assert main(["score", src, "--spec", str(spec), "-o", str(out_ray), "--engine", "ray", "--workers", "2"]) == 0
