@@ -58,6 +58,9 @@ def main() -> None:
     print(f"{'configuration':<28} {'seconds':>8} {'rollouts/s':>11} {'vs local':>9}  identical")
     for name, secs, same in rows:
         print(f"{name:<28} {secs:8.2f} {len(records) / secs:11.1f} {local_s / secs:8.2f}x  {same}")
+    ray_rows = rows[1:]
+    for (name, secs, _) in ray_rows[1:]:
+        print(f"scaling: {name} vs {ray_rows[0][0]}: {ray_rows[0][1] / secs:.2f}x")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,20 @@ from rewardkit.integrations.ray_engine import score_records_ray  # noqa: E402
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
+def test_bench_smoke():
+    """bench/ray_scaling.py runs end to end and finds Ray identical to local (first: it starts its own Ray)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(ROOT / "bench/ray_scaling.py"), "--prompts", "4", "--rollouts", "2", "--workers", "1", "2"],
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line for line in out.stdout.splitlines() if line.startswith(("local engine", "ray, "))]
+    assert len(rows) == 3 and all(line.endswith("True") for line in rows)
+    assert "scaling: ray, 2 actors vs ray, 1 actor" in out.stdout
+
+
 @pytest.fixture(scope="module")
 def cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
