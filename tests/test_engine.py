@@ -70,7 +70,8 @@ def test_lru_cache_evicts_oldest():
     assert CountingVerifier.calls == 4
 
 
-def test_worker_killed_mid_batch(engine):
+def test_worker_killed_mid_batch():
+    engine = VerificationEngine(workers=2, timeout_s=30.0)  # far above the 1 s items: only the kill can fail one
     killed = threading.Event()
 
     def kill_a_worker():
@@ -91,6 +92,7 @@ def test_worker_killed_mid_batch(engine):
     assert killed.is_set()
     statuses = [v.status for v in out]
     assert statuses.count(ERROR) == 1 and statuses.count(OK) == 11
+    engine.close()
 
 
 def test_pathological_latex_finishes_within_timeout_from_a_thread():
