@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-OUTPUT_FIELDS = ("reward", "correct", "components", "advantage")
-
 
 class RecordError(ValueError):
     """A rollout record does not follow the schema; the message names where it came from."""
