@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/rewardkit lab --preset quick
+	$(BIN)/rewardsmith lab --preset quick
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

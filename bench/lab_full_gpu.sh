@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The overthinking lab's `full` preset on a GPU machine, then its figures.
 #
-#   bash bench/lab_full_gpu.sh [OUT_DIR] [extra `rewardkit lab` args...]
+#   bash bench/lab_full_gpu.sh [OUT_DIR] [extra `rewardsmith lab` args...]
 #
 # Needs a CUDA build of torch in the environment (PYTHON, default .venv/bin/python, else python3).
 # Writes OUT_DIR (default runs/lab/full-<timestamp>): report.md, results.json, plots. Prints the
 # GPU, the wall time, the summary table, the conclusion and per-difficulty accuracy/tokens.
-# The base policy is cached under $REWARDKIT_CACHE/lab (default ~/.cache/rewardkit/lab).
+# The base policy is cached under $REWARDSMITH_CACHE/lab (default ~/.cache/rewardsmith/lab).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"
@@ -21,7 +21,7 @@ print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0)}")
 PY
 
 start=$(date +%s)
-"$PYTHON" -m rewardkit lab --preset full --device cuda --out "$OUT" "$@"
+"$PYTHON" -m rewardsmith lab --preset full --device cuda --out "$OUT" "$@"
 echo "wall time: $(( $(date +%s) - start )) s (includes SFT unless cached)"
 
 "$PYTHON" - "$OUT/results.json" <<'PY'

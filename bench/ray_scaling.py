@@ -31,8 +31,8 @@ def main() -> None:
 
     import ray
 
-    from rewardkit import load_spec
-    from rewardkit.integrations.ray_engine import score_records_ray
+    from rewardsmith import load_spec
+    from rewardsmith.integrations.ray_engine import score_records_ray
 
     records = to_records(make_batch(args.prompts, args.rollouts, args.pathological_rate, args.seed))
     spec = {"verifier": "math", "length_unit": "chars", "timeout_s": 5}

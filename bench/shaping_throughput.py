@@ -22,9 +22,9 @@ import time
 
 import numpy as np
 
-from rewardkit.batch import Batch
-from rewardkit.registry import build
-from rewardkit.shaping import BaseValues, ShapingContext
+from rewardsmith.batch import Batch
+from rewardsmith.registry import build
+from rewardsmith.shaping import BaseValues, ShapingContext
 
 TARGET = 1_000_000  # rollouts/s
 MAX_TOKENS = 8192

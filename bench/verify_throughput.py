@@ -1,9 +1,9 @@
-"""Math verification throughput: rewardkit's ``math`` verifier vs TRL's ``accuracy_reward``.
+"""Math verification throughput: rewardsmith's ``math`` verifier vs TRL's ``accuracy_reward``.
 
 One run builds a GRPO-like batch (``bench/_data.py``: realistic answer forms, 2-4 distinct
 answers per group, ~1% pathological LaTeX), then times, one after the other on the same cores:
 
-(a) rewardkit: a fresh ``load_spec({"verifier": "math", ..., "workers": 2, "timeout_s": 5})``
+(a) rewardsmith: a fresh ``load_spec({"verifier": "math", ..., "workers": 2, "timeout_s": 5})``
     pipeline scoring the whole batch — a cold run, worker start-up included, no cache carried
     over from anything else;
 (b) TRL: ``trl.rewards.accuracy_reward`` over the same completions (conversational format),
@@ -45,9 +45,9 @@ TRL_MEMORY_LIMIT_BYTES = 8 * 2**30  # a runaway big-integer power must not take 
 TRL_IMPORT_LIMIT_S = 180.0
 
 
-# --------------------------------------------------------------------------- rewardkit
+# --------------------------------------------------------------------------- rewardsmith
 @dataclass
-class RewardkitRun:
+class RewardsmithRun:
     seconds: float
     correct: list[float]  # 1.0 / 0.0 / NaN (unknown)
     status: list[str]
@@ -56,9 +56,9 @@ class RewardkitRun:
     startup_s: float
 
 
-def run_rewardkit(records: list[dict]) -> RewardkitRun:
-    from rewardkit import load_spec
-    from rewardkit.verifiers.math import MathVerifier
+def run_rewardsmith(records: list[dict]) -> RewardsmithRun:
+    from rewardsmith import load_spec
+    from rewardsmith.verifiers.math import MathVerifier
 
     spec = {"verifier": "math", "length_unit": "chars", "workers": WORKERS, "timeout_s": TIMEOUT_S}
     t0 = time.perf_counter()
@@ -74,7 +74,7 @@ def run_rewardkit(records: list[dict]) -> RewardkitRun:
     startup_s = time.perf_counter() - t0
     verifier = MathVerifier()
     extracted = [verifier.extract(r["completion"]) for r in records]
-    return RewardkitRun(seconds, scores.correct.tolist(), list(scores.status), extracted, stats, startup_s)
+    return RewardsmithRun(seconds, scores.correct.tolist(), list(scores.status), extracted, stats, startup_s)
 
 
 # --------------------------------------------------------------------------- TRL (child process)
@@ -195,7 +195,7 @@ def _short(text: str | None, n: int = 70) -> str:
     return text if len(text) <= n else text[: n - 20] + f"...<{len(text)} chars>"
 
 
-def report(args: argparse.Namespace, batch: list[Rollout], rk: RewardkitRun, trl: TrlRun, load: tuple[float, float]) -> None:
+def report(args: argparse.Namespace, batch: list[Rollout], rk: RewardsmithRun, trl: TrlRun, load: tuple[float, float]) -> None:
     n = len(batch)
     n_patho = sum(r.pathological for r in batch)
     print(f"batch: {args.prompts} prompts x {args.rollouts} rollouts = {n} completions (seed {args.seed}); "
@@ -205,7 +205,7 @@ def report(args: argparse.Namespace, batch: list[Rollout], rk: RewardkitRun, trl
 
     rk_rate = _rate(n, rk.seconds)
     s = rk.stats
-    print(f"\n(a) rewardkit math, workers={WORKERS}, timeout_s={TIMEOUT_S:g}, cold (fresh pipeline, worker start-up included):")
+    print(f"\n(a) rewardsmith math, workers={WORKERS}, timeout_s={TIMEOUT_S:g}, cold (fresh pipeline, worker start-up included):")
     print(f"    {n} rollouts in {rk.seconds:.2f} s -> {rk_rate:.1f} rollouts/s")
     print(f"    engine: {s['checked']} verified, {s['deduped']} deduped, {s['cache_hits']} cache hits, "
           f"{s['timeouts']} timeouts, {s['errors']} errors, {s['workers_replaced']} workers replaced")
@@ -236,7 +236,7 @@ def report(args: argparse.Namespace, batch: list[Rollout], rk: RewardkitRun, trl
     ratio = rk_rate / trl_rate if done and trl_rate > 0 else float("nan")
     verdict = "n/a" if math.isnan(ratio) else ("PASS" if ratio >= TARGET_RATIO else "FAIL")
     note = " [TRL capped: ratio uses TRL's finished items only, which flatters TRL]" if trl.capped else ""
-    print(f"\nratio rewardkit/TRL: {ratio:.2f}x (target >= {TARGET_RATIO:g}x TRL on 2 cores: {verdict}){note}")
+    print(f"\nratio rewardsmith/TRL: {ratio:.2f}x (target >= {TARGET_RATIO:g}x TRL on 2 cores: {verdict}){note}")
 
     both = [i for i in range(n) if i in trl.rewards and trl.rewards[i] is not None and not math.isnan(rk.correct[i])]
     differ = [i for i in both if rk.correct[i] != trl.rewards[i]]
@@ -246,16 +246,16 @@ def report(args: argparse.Namespace, batch: list[Rollout], rk: RewardkitRun, trl
     if boxed:
         rk_ok = sum((rk.correct[i] == 1.0) == batch[i].expected for i in boxed) / len(boxed)
         trl_ok = sum((trl.rewards[i] == 1.0) == batch[i].expected for i in boxed) / len(boxed)
-        print(f"match with the labels the batch was built with (boxed answers, {len(boxed)} items): rewardkit {rk_ok:.2%}, TRL {trl_ok:.2%}")
+        print(f"match with the labels the batch was built with (boxed answers, {len(boxed)} items): rewardsmith {rk_ok:.2%}, TRL {trl_ok:.2%}")
     unknown = sum(math.isnan(c) for c in rk.correct)
     trl_none = sum(1 for r in trl.rewards.values() if r is None)
-    print(f"not scored: rewardkit {unknown} (statuses: {_count(rk.status, exclude=('ok', 'no_answer'))}), TRL {trl_none} None + {n - done} unfinished")
+    print(f"not scored: rewardsmith {unknown} (statuses: {_count(rk.status, exclude=('ok', 'no_answer'))}), TRL {trl_none} None + {n - done} unfinished")
     if differ:
         print("disagreements (up to 5; boxed answers and one per answer kind first):")
         for i in _diverse(sorted(differ, key=lambda i: not batch[i].boxed), batch)[:5]:
             r = batch[i]
             print(f"  #{i} [{r.kind}] reference {_short(r.reference)!s} | answer {_short(r.answer)!s} (boxed={r.boxed}, built as {'correct' if r.expected else 'wrong'})")
-            print(f"      rewardkit: {_verdict(rk.correct[i])} ({rk.status[i]}; extracted {_short(rk.extracted[i])!s}) | TRL: {_verdict(trl.rewards[i])} (parsed {_short(trl.parsed[i])!s})")
+            print(f"      rewardsmith: {_verdict(rk.correct[i])} ({rk.status[i]}; extracted {_short(rk.extracted[i])!s}) | TRL: {_verdict(trl.rewards[i])} (parsed {_short(trl.parsed[i])!s})")
 
 
 def _count(values: list[str], exclude: tuple[str, ...]) -> str:
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     batch = make_batch(args.prompts, args.rollouts, args.pathological_rate, args.seed)
     load_before = os.getloadavg()[0]
-    rk = run_rewardkit(to_records(batch))
+    rk = run_rewardsmith(to_records(batch))
     trl = run_trl(batch, args.trl_cap_s, args.trl_solution)
     report(args, batch, rk, trl, (load_before, os.getloadavg()[0]))
     return 0

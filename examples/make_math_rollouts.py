@@ -1,7 +1,7 @@
 """Generate examples/math_rollouts.jsonl: a small GRPO-like batch of math rollouts (deterministic).
 
 8 prompts x 8 rollouts with equivalent answer forms, wrong answers, missing answers, a truncated
-rollout and one pathological LaTeX answer, so `rewardkit score` shows every outcome.
+rollout and one pathological LaTeX answer, so `rewardsmith score` shows every outcome.
 Run: python examples/make_math_rollouts.py
 """
 

@@ -1,14 +1,14 @@
-"""Generate examples/scored/{verbose,concise}.jsonl: two small simulated GRPO runs, scored by rewardkit.
+"""Generate examples/scored/{verbose,concise}.jsonl: two small simulated GRPO runs, scored by rewardsmith.
 
 Both runs answer the same 8 addition prompts, 4 rollouts each, at steps 0-3 (deterministic).
 ``verbose``: thinking grows and loops ("Let me double-check.") over the steps and the
 think/answer format is learned (pass rate 50% -> 100%) while accuracy stays flat — the format
 bonus, not the task, drives the reward up. ``concise``: short thinking, stable format.
 Both are scored with the spec below (exact answer + 0.5 x format + repetition penalty), so the
-files are real ``rewardkit score`` output for the analysis commands:
+files are real ``rewardsmith score`` output for the analysis commands:
 
-    rewardkit audit examples/scored/verbose.jsonl
-    rewardkit eval tradeoff examples/scored/verbose.jsonl examples/scored/concise.jsonl --baseline verbose
+    rewardsmith audit examples/scored/verbose.jsonl
+    rewardsmith eval tradeoff examples/scored/verbose.jsonl examples/scored/concise.jsonl --baseline verbose
 
 Run: python examples/make_scored_rollouts.py
 """
@@ -16,7 +16,7 @@ Run: python examples/make_scored_rollouts.py
 import random
 from pathlib import Path
 
-from rewardkit import load_spec, write_records
+from rewardsmith import load_spec, write_records
 
 SPEC = {"verifier": "exact", "format": {"name": "think_answer", "mode": "add", "weight": 0.5},
         "shaping": [{"name": "repetition", "ngram": 3, "max_penalty": -0.2}], "length_unit": "tokens"}

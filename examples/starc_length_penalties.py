@@ -12,7 +12,7 @@ Run: python examples/starc_length_penalties.py
 
 import numpy as np
 
-from rewardkit.analysis.starc import potential_shaped, starc_distance
+from rewardsmith.analysis.starc import potential_shaped, starc_distance
 
 T = 4  # thinking budget (steps)
 P_CORRECT = [0.30, 0.55, 0.70, 0.78, 0.82]  # accuracy when answering after t thinking steps

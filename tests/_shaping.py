@@ -7,9 +7,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from rewardkit import Batch
-from rewardkit.registry import build
-from rewardkit.shaping import BaseValues, ShapingContext
+from rewardsmith import Batch
+from rewardsmith.registry import build
+from rewardsmith.shaping import BaseValues, ShapingContext
 
 NAN = math.nan
 
@@ -71,7 +71,7 @@ def assert_resume_matches(spec: dict[str, Any], batches: list[list[dict[str, Any
     and scoring the rest in a new pipeline built from the same spec. Returns the final state."""
     import json
 
-    from rewardkit import load_spec
+    from rewardsmith import load_spec
 
     whole = load_spec({**spec, "state": str(tmp_path / "whole.json")})
     expected = [whole.score(b).total for b in batches]

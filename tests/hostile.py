@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from rewardkit.verifiers.base import OK, Job, Verdict, Verifier
+from rewardsmith.verifiers.base import OK, Job, Verdict, Verifier
 
 
 class HostileVerifier(Verifier):

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from rewardkit.advantages import AdvantageContext, dynamic_sampling_report, keep_mask, zero_variance_groups
-from rewardkit.advantages.canon import canon_advantage, long_half
-from rewardkit.advantages.group import batch_std_advantage, dr_grpo_advantage, grpo_advantage, rloo_advantage
-from rewardkit.advantages.passk import passk_advantage
-from rewardkit.advantages.reinforce import reinforce_baseline_advantage
-from rewardkit.registry import SpecError, build, entries
-from rewardkit.spec import load_spec
+from rewardsmith.advantages import AdvantageContext, dynamic_sampling_report, keep_mask, zero_variance_groups
+from rewardsmith.advantages.canon import canon_advantage, long_half
+from rewardsmith.advantages.group import batch_std_advantage, dr_grpo_advantage, grpo_advantage, rloo_advantage
+from rewardsmith.advantages.passk import passk_advantage
+from rewardsmith.advantages.reinforce import reinforce_baseline_advantage
+from rewardsmith.registry import SpecError, build, entries
+from rewardsmith.spec import load_spec
 
 NAMES = ["batch_std", "canon", "dr_grpo", "grpo", "passk", "reinforce_baseline", "rloo"]
 EPS = 1e-6

@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from rewardkit.analysis.audit import (AuditThresholds, audit, average_ranks, fitted_change, pearson, repeated_ngram_rate, spearman,
+from rewardsmith.analysis.audit import (AuditThresholds, audit, average_ranks, fitted_change, pearson, repeated_ngram_rate, spearman,
                                       zero_variance_groups)
-from rewardkit.analysis.scored import ScoredRollouts
-from rewardkit.cli import main
+from rewardsmith.analysis.scored import ScoredRollouts
+from rewardsmith.cli import main
 
 
 def synthetic(length_paid: bool, steps: int = 3, prompts: int = 10, n: int = 8, seed: int = 0):
@@ -170,7 +170,7 @@ def test_edge_cases_give_json_without_nan(case):
 def test_unscored_and_unrewarded_records_are_errors():
     with pytest.raises(ValueError, match="no rollouts"):
         audit(ScoredRollouts.from_records([]))
-    with pytest.raises(ValueError, match="rewardkit score"):
+    with pytest.raises(ValueError, match="rewardsmith score"):
         audit(ScoredRollouts.from_records([{"prompt_id": "a", "completion": "x"}]))
     with pytest.raises(ValueError, match="no 'reward'"):
         audit(ScoredRollouts.from_records([{"prompt_id": "a", "completion": "x", "correct": True}]))
@@ -202,7 +202,7 @@ def test_cli_module_imports_nothing_heavy():
     import subprocess
     import sys
 
-    code = ("import argparse, sys; from rewardkit.analysis.cli import register_cli; "
+    code = ("import argparse, sys; from rewardsmith.analysis.cli import register_cli; "
             "register_cli(argparse.ArgumentParser().add_subparsers()); "
             "heavy = [m for m in ('matplotlib', 'sklearn', 'torch', 'scipy') if m in sys.modules]; assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from rewardkit.analysis.best_of_n import best_of_n_report, bon_kl, bon_win_rate, select_best_of_n
-from rewardkit.cli import main
+from rewardsmith.analysis.best_of_n import best_of_n_report, bon_kl, bon_win_rate, select_best_of_n
+from rewardsmith.cli import main
 
 
 @pytest.mark.parametrize("n,kl", [(1, 0.0), (2, math.log(2) - 0.5), (4, math.log(4) - 0.75), (16, math.log(16) - 15 / 16)])

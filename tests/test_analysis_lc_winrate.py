@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from rewardkit.analysis.lc_winrate import (Judgement, estimate_difficulty, length_controlled_win_rate, length_controlled_win_rates,
+from rewardsmith.analysis.lc_winrate import (Judgement, estimate_difficulty, length_controlled_win_rate, length_controlled_win_rates,
                                            parse_judgement, raw_win_rate, read_judgements)
-from rewardkit.cli import main
-from rewardkit.records import RecordError
+from rewardsmith.cli import main
+from rewardsmith.records import RecordError
 
 
 def sigmoid(z):

@@ -4,10 +4,10 @@ import math
 import numpy as np
 import pytest
 
-from rewardkit.analysis.scored import NotScoredError, ScoredRollouts
-from rewardkit.analysis.tradeoff import (accuracy_per_1k, aes, compare_runs, pareto_front, pass_at_k, pass_at_k_over_prompts,
+from rewardsmith.analysis.scored import NotScoredError, ScoredRollouts
+from rewardsmith.analysis.tradeoff import (accuracy_per_1k, aes, compare_runs, pareto_front, pass_at_k, pass_at_k_over_prompts,
                                          run_summary, token_reduction)
-from rewardkit.cli import main
+from rewardsmith.cli import main
 
 
 def rec(pid, correct, tokens, difficulty=None, **extra):
@@ -129,7 +129,7 @@ def test_compare_runs_rejects_mixed_units_and_unknown_baseline():
 
 
 def test_unscored_records_are_an_error():
-    with pytest.raises(NotScoredError, match="rewardkit score"):
+    with pytest.raises(NotScoredError, match="rewardsmith score"):
         run_summary(ScoredRollouts.from_records([{"prompt_id": "a", "completion": "x", "num_tokens": 3}]))
 
 

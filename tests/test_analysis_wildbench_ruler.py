@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from rewardkit.analysis.ruler import FM_WINDOWS, PM_WINDOWS, in_window, normalise_target, ruler_scores, word_count
-from rewardkit.analysis.wildbench import apply_length_margin, outcome_value, wb_reward, wb_score
-from rewardkit.cli import main
-from rewardkit.records import RecordError
+from rewardsmith.analysis.ruler import FM_WINDOWS, PM_WINDOWS, in_window, normalise_target, ruler_scores, word_count
+from rewardsmith.analysis.wildbench import apply_length_margin, outcome_value, wb_reward, wb_score
+from rewardsmith.cli import main
+from rewardsmith.records import RecordError
 
 
 def pair(outcome, len_model, len_base, **extra):

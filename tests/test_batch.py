@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from rewardkit import Batch, RecordError
-from rewardkit.batch import group_reduce
+from rewardsmith import Batch, RecordError
+from rewardsmith.batch import group_reduce
 
 
 def recs(**cols):

@@ -22,8 +22,8 @@ def test_quick_run_prints_throughputs_ratio_and_agreement():
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
     assert "batch: 8 prompts x 4 rollouts = 32 completions" in out
-    assert re.search(r"^ratio rewardkit/TRL: (\d+\.\d+|nan)x \(target >= 4x", out, re.M), out
-    assert re.search(r"rewardkit math.*\n\s+32 rollouts in [\d.]+ s -> [\d.]+ rollouts/s", out), out
+    assert re.search(r"^ratio rewardsmith/TRL: (\d+\.\d+|nan)x \(target >= 4x", out, re.M), out
+    assert re.search(r"rewardsmith math.*\n\s+32 rollouts in [\d.]+ s -> [\d.]+ rollouts/s", out), out
     assert re.search(r"slowest item: [\d.]+ s \(target <= timeout \+ 1 s", out), out
     assert re.search(r"agreement on the \d+ items both scored", out), out
     assert "SHARED" in out

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rewardkit.cli import main
+from rewardsmith.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +72,7 @@ def test_list_shows_components_and_papers(capsys):
 
 def test_python_dash_m_works(files, tmp_path):
     rollouts, spec = files
-    proc = subprocess.run([sys.executable, "-m", "rewardkit", "score", str(rollouts), "--spec", str(spec), "-o", str(tmp_path / "m.jsonl")],
+    proc = subprocess.run([sys.executable, "-m", "rewardsmith", "score", str(rollouts), "--spec", str(spec), "-o", str(tmp_path / "m.jsonl")],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "m.jsonl").exists()

@@ -6,15 +6,15 @@ import pkgutil
 
 import pytest
 
-import rewardkit
+import rewardsmith
 
 # Modules whose docstring examples need optional heavy dependencies are tested in their own files.
-SKIP_PREFIXES = ("rewardkit.lab", "rewardkit.integrations")
+SKIP_PREFIXES = ("rewardsmith.lab", "rewardsmith.integrations")
 
 
 def core_modules():
-    for info in pkgutil.walk_packages(rewardkit.__path__, "rewardkit."):
-        if not info.name.startswith(SKIP_PREFIXES) and info.name != "rewardkit.__main__":  # __main__ runs the CLI
+    for info in pkgutil.walk_packages(rewardsmith.__path__, "rewardsmith."):
+        if not info.name.startswith(SKIP_PREFIXES) and info.name != "rewardsmith.__main__":  # __main__ runs the CLI
             yield info.name
 
 
@@ -29,5 +29,5 @@ def test_core_import_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, rewardkit, rewardkit.cli; rewardkit.load_spec({'verifier': 'math'}); assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, rewardsmith, rewardsmith.cli; rewardsmith.load_spec({'verifier': 'math'}); assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -7,9 +7,9 @@ import time
 import pytest
 from hostile import CountingVerifier, HostileVerifier
 
-from rewardkit.engine import VerificationEngine
-from rewardkit.verifiers.base import ERROR, OK, TIMEOUT, Job
-from rewardkit.verifiers.math import MathVerifier
+from rewardsmith.engine import VerificationEngine
+from rewardsmith.verifiers.base import ERROR, OK, TIMEOUT, Job
+from rewardsmith.verifiers.math import MathVerifier
 
 PATHOLOGICAL = [
     r"\boxed{9^{9^{9^{9^{9^{9^{9}}}}}}}",

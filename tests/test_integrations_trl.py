@@ -7,11 +7,11 @@ import pickle
 import numpy as np
 import pytest
 
-from rewardkit import load_spec
-from rewardkit.integrations import grouping, trl as rk_trl
-from rewardkit.integrations.grouping import PartialGroupError
-from rewardkit.integrations.trl import reward_funcs
-from rewardkit.registry import entries
+from rewardsmith import load_spec
+from rewardsmith.integrations import grouping, trl as rk_trl
+from rewardsmith.integrations.grouping import PartialGroupError
+from rewardsmith.integrations.trl import reward_funcs
+from rewardsmith.registry import entries
 
 SPEC = {"verifier": {"name": "exact", "extract": ["hash"]}, "base": {"wrong": -0.5, "no_answer": -1.0},
         "shaping": [{"name": "repetition", "ngram": 1, "max_penalty": -0.5}], "length_unit": "tokens"}
@@ -29,7 +29,7 @@ def call(**over):
 def test_combined_and_per_component_sum_exactly():
     (combined,) = reward_funcs(SPEC)
     parts = reward_funcs(SPEC, per_component=True)
-    assert combined.__name__ == "rewardkit" and [p.__name__ for p in parts] == ["rewardkit_base", "rewardkit_repetition"]
+    assert combined.__name__ == "rewardsmith" and [p.__name__ for p in parts] == ["rewardsmith_base", "rewardsmith_repetition"]
     total = combined(**call())
     summed = [sum(v) for v in zip(*(p(**call()) for p in parts))]
     assert total == pytest.approx(summed)
@@ -95,7 +95,7 @@ def test_group_aware_per_component_sums_to_combined():
     spec = {**SPEC, "shaping": [{"name": "kimi", "coef": 0.5}, {"name": "repetition", "ngram": 1, "max_penalty": -0.5}]}
     (combined,) = reward_funcs(spec, num_generations=2)
     parts = reward_funcs(spec, per_component=True, num_generations=2)
-    assert [p.__name__ for p in parts] == ["rewardkit_base", "rewardkit_kimi", "rewardkit_repetition"]
+    assert [p.__name__ for p in parts] == ["rewardsmith_base", "rewardsmith_kimi", "rewardsmith_repetition"]
     kw = call(completions=["#### 5", "a b #### 5", "#### 2", "#### 3"], completion_ids=[[1, 0], [1, 2, 3, 0], [1, 0], [1, 0]])
     values = [p(**kw) for p in parts]
     # group 2+3: both correct, 2 and 4 tokens -> kimi 0.5*(+0.5), 0.5*(-0.5); group 1+1: equal lengths -> 0 for both
@@ -141,8 +141,8 @@ def test_log_metric_gets_component_means_once_per_batch():
         p(**call(log_metric=lambda k, v: logged.append((k, v))))
     means = dict(logged)
     assert len(logged) == len(means)  # the second function reused the batch and logged nothing again
-    assert means["rewardkit/correctness"] == pytest.approx(2 / 4)  # the no-answer rollout counts as 0
-    assert means["rewardkit/repetition"] == pytest.approx(-0.3 / 4)
+    assert means["rewardsmith/correctness"] == pytest.approx(2 / 4)  # the no-answer rollout counts as 0
+    assert means["rewardsmith/repetition"] == pytest.approx(-0.3 / 4)
 
 
 def test_picklable_and_async():
@@ -155,13 +155,13 @@ def test_picklable_and_async():
 
 
 @pytest.mark.slow
-def test_grpo_trainer_logs_rewardkit_rewards(tmp_path):
+def test_grpo_trainer_logs_rewardsmith_rewards(tmp_path):
     torch = pytest.importorskip("torch")
     trl = pytest.importorskip("trl")
     from datasets import Dataset
     from transformers import TrainerCallback
 
-    from rewardkit.lab.model import ModelConfig, build_model, build_tokenizer
+    from rewardsmith.lab.model import ModelConfig, build_model, build_tokenizer
 
     torch.set_num_threads(2)
     tok = build_tokenizer()
@@ -200,6 +200,6 @@ def test_grpo_trainer_logs_rewardkit_rewards(tmp_path):
         ours = load_spec(spec).score(records)
         assert log["reward"] == pytest.approx(float(ours.total.mean()), abs=1e-5)
         for part in ("base", "kimi", "repetition"):
-            assert log[f"rewards/rewardkit_{part}/mean"] == pytest.approx(float(ours.contributions[part].mean()), abs=1e-5)
-        assert log["rewardkit/repetition"] == pytest.approx(float(ours.components["repetition"].mean()), abs=1e-5)  # log_metric
+            assert log[f"rewards/rewardsmith_{part}/mean"] == pytest.approx(float(ours.contributions[part].mean()), abs=1e-5)
+        assert log["rewardsmith/repetition"] == pytest.approx(float(ours.components["repetition"].mean()), abs=1e-5)  # log_metric
         assert ours.contributions["repetition"].min() < 0 and np.abs(ours.contributions["kimi"]).max() > 0  # non-trivial checks

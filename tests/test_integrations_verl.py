@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from rewardkit import load_spec
-from rewardkit.integrations import verl as rk_verl
+from rewardsmith import load_spec
+from rewardsmith.integrations import verl as rk_verl
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("verl")
@@ -32,7 +32,7 @@ def spec_env(tmp_path, monkeypatch):
 
 
 def tokenizer():
-    from rewardkit.lab.model import build_tokenizer
+    from rewardsmith.lab.model import build_tokenizer
 
     return build_tokenizer()
 
@@ -67,7 +67,7 @@ def test_per_sample_through_verl_reward_loop(spec_env):
     data, enc = response_batch(tok, texts, truths, [0, 0, 1])
     expected = load_spec(SPEC).score([{"prompt_id": str(i), "completion": tok.decode(e, skip_special_tokens=True), "answer": a}
                                       for i, (e, a) in enumerate(zip(enc, truths))]).total.tolist()
-    for path in ("pkg://rewardkit.integrations.verl", rk_verl.__file__):  # verl loads either form
+    for path in ("pkg://rewardsmith.integrations.verl", rk_verl.__file__):  # verl loads either form
         config = OmegaConf.create({"reward": {"custom_reward_function": {"path": path, "name": "compute_score", "reward_kwargs": {}}}})
         fn = get_custom_reward_fn(config)
 
@@ -128,7 +128,7 @@ def test_per_sample_refuses_group_stateful_and_scheduled_shapers():
 
 def test_missing_env_is_a_clear_error(monkeypatch):
     monkeypatch.delenv(rk_verl.SPEC_ENV, raising=False)
-    with pytest.raises(RuntimeError, match="REWARDKIT_SPEC"):
+    with pytest.raises(RuntimeError, match="REWARDSMITH_SPEC"):
         rk_verl.compute_score("toy", "####3", "3")
 
 
@@ -142,7 +142,7 @@ def _random_batch(seed=0, n=12, width=6):
     return tlr, mask, np.array(["a", "b", "c"] * (n // 3), dtype=object)
 
 
-@pytest.mark.parametrize("ours_name, verl_name", [("rewardkit_grpo", "grpo"), ("rewardkit_rloo", "rloo")])
+@pytest.mark.parametrize("ours_name, verl_name", [("rewardsmith_grpo", "grpo"), ("rewardsmith_rloo", "rloo")])
 def test_advantages_registered_in_verl_match_verls_own(ours_name, verl_name):
     from verl.trainer.ppo.core_algos import get_adv_estimator_fn
 
@@ -159,8 +159,8 @@ def test_advantages_registered_in_verl_match_verls_own(ours_name, verl_name):
 def test_plugin_module_registers_in_a_fresh_verl_process():
     """verl imports VERL_USE_EXTERNAL_MODULES in each of its processes (where the advantage lookup runs)."""
     code = ("from verl.trainer.ppo.core_algos import get_adv_estimator_fn; "
-            "print(get_adv_estimator_fn('rewardkit_canon').__name__)")
-    env = {**os.environ, "VERL_USE_EXTERNAL_MODULES": "rewardkit.integrations.verl_plugin"}
+            "print(get_adv_estimator_fn('rewardsmith_canon').__name__)")
+    env = {**os.environ, "VERL_USE_EXTERNAL_MODULES": "rewardsmith.integrations.verl_plugin"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().endswith("rewardkit_canon")
+    assert out.stdout.strip().endswith("rewardsmith_canon")

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from rewardkit.lab.evaluate import Generation, aes, compare_to_baseline, evaluate_policy, necessary_tokens, pareto_front, score_generations
-from rewardkit.lab.model import build_tokenizer
-from rewardkit.lab.tasks import make_problem
+from rewardsmith.lab.evaluate import Generation, aes, compare_to_baseline, evaluate_policy, necessary_tokens, pareto_front, score_generations
+from rewardsmith.lab.model import build_tokenizer
+from rewardsmith.lab.tasks import make_problem
 
 TOK = build_tokenizer()
 

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from rewardkit.lab.model import ModelConfig, build_model, build_tokenizer, count_parameters
-from rewardkit.lab.sft import SFTConfig, cache_key, encode_example
-from rewardkit.lab.tasks import TraceStyle, generate_problems, necessary_trace, overthinking_trace
+from rewardsmith.lab.model import ModelConfig, build_model, build_tokenizer, count_parameters
+from rewardsmith.lab.sft import SFTConfig, cache_key, encode_example
+from rewardsmith.lab.tasks import TraceStyle, generate_problems, necessary_trace, overthinking_trace
 
 
 @pytest.fixture(scope="module")

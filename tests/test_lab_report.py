@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rewardkit.lab.report import conclusion, markdown, standard_error, steps_to_halve_redundancy, summary_rows, terminal_table, write_report
+from rewardsmith.lab.report import conclusion, markdown, standard_error, steps_to_halve_redundancy, summary_rows, terminal_table, write_report
 
 
 def _run(acc, tokens, redundant=0.0, guesses=0.0, curve_red=(0.5, 0.3, 0.04)):
@@ -17,7 +17,7 @@ def _run(acc, tokens, redundant=0.0, guesses=0.0, curve_red=(0.5, 0.3, 0.04)):
 
 
 def _results():
-    from rewardkit.lab.evaluate import compare_to_baseline, pareto_front
+    from rewardsmith.lab.evaluate import compare_to_baseline, pareto_front
 
     specs = {"correctness": _run(0.9, 40.0, 0.3, curve_red=(0.5, 0.4, 0.3)), "kimi": _run(0.89, 20.0), "greedy": _run(0.5, 8.0, guesses=0.6), "slow": _run(0.7, 30.0)}
     for r in specs.values():

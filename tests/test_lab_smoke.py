@@ -1,4 +1,4 @@
-"""End to end: ``rewardkit lab --preset tiny`` writes its report, results and plots, with finite
+"""End to end: ``rewardsmith lab --preset tiny`` writes its report, results and plots, with finite
 numbers in range, for every built-in spec and a user spec (the effect size is not checked)."""
 
 import json
@@ -7,13 +7,13 @@ import math
 import pytest
 import yaml
 
-from rewardkit.cli import main
-from rewardkit.lab.specs import BUILTIN_NAMES
+from rewardsmith.cli import main
+from rewardsmith.lab.specs import BUILTIN_NAMES
 
 
 @pytest.mark.timeout(240)
 def test_tiny_preset_end_to_end(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("REWARDKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("REWARDSMITH_CACHE", str(tmp_path / "cache"))
     user_spec = tmp_path / "mine.yaml"
     user_spec.write_text(yaml.safe_dump({"verifier": {"name": "exact", "extract": ["hash"]}, "shaping": [{"name": "l1_max", "target": 20}], "length_unit": "tokens"}))
     out = tmp_path / "run"
@@ -52,7 +52,7 @@ def test_tiny_preset_end_to_end(tmp_path, monkeypatch, capsys):
 
 
 def test_bad_spec_fails_before_training(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("REWARDKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("REWARDSMITH_CACHE", str(tmp_path / "cache"))
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"verifier": "exact", "shaping": [{"name": "no_such_shaper"}]}))
     assert main(["lab", "--preset", "tiny", "--spec", str(bad), "--out", str(tmp_path / "x")]) == 2

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from rewardkit.lab.tasks import (
+from rewardsmith.lab.tasks import (
     TraceStyle,
     count_steps,
     generate_problems,
@@ -15,7 +15,7 @@ from rewardkit.lab.tasks import (
     running_sums,
     train_test_split,
 )
-from rewardkit.verifiers.extract import extract_answer
+from rewardsmith.verifiers.extract import extract_answer
 
 
 def test_hand_checked_problem_and_trace():

@@ -2,9 +2,9 @@
 
 import pytest
 
-from rewardkit.lab.model import build_tokenizer
-from rewardkit.lab.tasks import generate_problems, make_problem
-from rewardkit.lab.train import TaskProbe, rl_dataset, rl_prompts
+from rewardsmith.lab.model import build_tokenizer
+from rewardsmith.lab.tasks import generate_problems, make_problem
+from rewardsmith.lab.train import TaskProbe, rl_dataset, rl_prompts
 
 
 def test_rl_prompts_replay_a_pool_without_repeats_inside_a_step():

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from rewardkit import Batch, StateError, load_spec
-from rewardkit.verifiers.base import BAD_REFERENCE, ERROR, NO_ANSWER, OK
+from rewardsmith import Batch, StateError, load_spec
+from rewardsmith.verifiers.base import BAD_REFERENCE, ERROR, NO_ANSWER, OK
 
 
 def rec(pid, completion, answer="4", **kw):

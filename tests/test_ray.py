@@ -6,9 +6,9 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from rewardkit import load_spec, read_records  # noqa: E402
-from rewardkit.cli import main  # noqa: E402
-from rewardkit.integrations.ray_engine import score_records_ray  # noqa: E402
+from rewardsmith import load_spec, read_records  # noqa: E402
+from rewardsmith.cli import main  # noqa: E402
+from rewardsmith.integrations.ray_engine import score_records_ray  # noqa: E402
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from rewardkit import RecordError, read_records, write_records
-from rewardkit.records import completion_text
+from rewardsmith import RecordError, read_records, write_records
+from rewardsmith.records import completion_text
 
 
 def _write(path, lines):

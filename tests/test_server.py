@@ -1,4 +1,4 @@
-"""The real server on loopback, spoken to over HTTP (and ``rewardkit serve`` as a process)."""
+"""The real server on loopback, spoken to over HTTP (and ``rewardsmith serve`` as a process)."""
 
 import contextlib
 import importlib.util
@@ -16,8 +16,8 @@ import pytest
 httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
 
-from rewardkit.integrations import openrlhf  # noqa: E402
-from rewardkit.integrations.server import create_app  # noqa: E402
+from rewardsmith.integrations import openrlhf  # noqa: E402
+from rewardsmith.integrations.server import create_app  # noqa: E402
 
 TOKEN = "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -207,7 +207,7 @@ def test_cli_serve_process_saves_state_on_shutdown(tmp_path):
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"verifier": {"name": "exact", "extract": ["hash"]}, "length_unit": "words", "state": str(state)}))
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "rewardkit", "serve", "--spec", str(spec), "--port", str(port), "--token", TOKEN, "--log-level", "warning"],
+    proc = subprocess.Popen([sys.executable, "-m", "rewardsmith", "serve", "--spec", str(spec), "--port", str(port), "--token", TOKEN, "--log-level", "warning"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         url = f"http://127.0.0.1:{port}"

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from _shaping import make_ctx, recs, run
 
-from rewardkit import load_spec
-from rewardkit.registry import entries
-from rewardkit.shaping import BaseValues
+from rewardsmith import load_spec
+from rewardsmith.registry import entries
+from rewardsmith.shaping import BaseValues
 
 OPTIONS = {
     "kimi": {}, "cosine": {"max_len": 300, "exceed_penalty": -2.0}, "dapo_overlong": {"max_len": 300, "buffer": 100},

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from _shaping import assert_resume_matches, make_ctx, random_batches, recs, run, shaper
 
-from rewardkit import SpecError, load_spec
+from rewardsmith import SpecError, load_spec
 
 R2 = math.sqrt(0.5)  # cos(π/4)
 

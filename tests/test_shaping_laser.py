@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from _shaping import assert_resume_matches, make_ctx, random_batches, recs, run, shaper
 
-from rewardkit import SpecError, load_spec
-from rewardkit.shaping import BaseValues
-from rewardkit.shaping.laser import bucket_sizes, candidate_lengths, coverage_counts
+from rewardsmith import SpecError, load_spec
+from rewardsmith.shaping import BaseValues
+from rewardsmith.shaping.laser import bucket_sizes, candidate_lengths, coverage_counts
 
 LASER_BASE = BaseValues(1.0, -0.5, -1.0)
 D_OPTS = dict(lower=100, upper=400, interval=100, alpha=0.5)

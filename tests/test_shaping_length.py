@@ -5,8 +5,8 @@ import math
 import pytest
 from _shaping import make_ctx, recs, run
 
-from rewardkit import load_spec
-from rewardkit.shaping import BaseValues
+from rewardsmith import load_spec
+from rewardsmith.shaping import BaseValues
 
 SIG1 = 1.0 / (1.0 + math.exp(-1.0))  # sigmoid(1)
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from _shaping import make_ctx, recs, run
 
-from rewardkit import SpecError, load_spec
-from rewardkit.shaping import BaseValues
+from rewardsmith import SpecError, load_spec
+from rewardsmith.shaping import BaseValues
 
 LASER_BASE = BaseValues(1.0, -0.5, -1.0)
 
@@ -112,7 +112,7 @@ def test_truncation_through_a_spec():
 
 # --------------------------------------------------------------------------- budget_curriculum
 def test_budget_schedules():
-    from rewardkit.shaping.curriculum import budget_at
+    from rewardsmith.shaping.curriculum import budget_at
 
     exp = [budget_at(t, 1000, 250, 10, "exponential", gamma=0.5) for t in (0, 9, 10, 19, 20, 35, -3)]
     assert exp == [1000, 1000, 500, 500, 250, 250, 1000]

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from rewardkit import load_spec
-from rewardkit.shaping.reward_model import lsc_reward, par_reward, welford_update
+from rewardsmith import load_spec
+from rewardsmith.shaping.reward_model import lsc_reward, par_reward, welford_update
 
 
 def sig(x):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from _shaping import make_ctx, recs, run, shaper
 
-from rewardkit import SpecError, load_spec
-from rewardkit.shaping.selective import select_top_groups
+from rewardsmith import SpecError, load_spec
+from rewardsmith.shaping.selective import select_top_groups
 
 # four groups of two, lengths 10 and 30; correct ratios a 1, b 1/2, c 1/2, d 0
 GROUPS = list("aabbccdd")

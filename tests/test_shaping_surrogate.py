@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from _shaping import make_ctx, run
 
-from rewardkit import SpecError, load_spec
-from rewardkit.shaping.surrogate import has_think_block, length_score
+from rewardsmith import SpecError, load_spec
+from rewardsmith.shaping.surrogate import has_think_block, length_score
 
 TEXTS = ["<think>r</think> \\boxed{4}", "<think>r</think> no answer", "\\boxed{4}", "plain", "</think> <think> \\boxed{4}", "<think>r</think> \\boxed{}"]
 LENGTHS = [1536, 1536, 3072, 3072, 1536, 768]

@@ -1,6 +1,6 @@
 import pytest
 
-from rewardkit import SpecError, load_spec, parse_spec
+from rewardsmith import SpecError, load_spec, parse_spec
 
 
 def test_yaml_toml_and_dict_give_the_same_spec(tmp_path):

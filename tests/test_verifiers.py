@@ -1,12 +1,12 @@
 import pytest
 
-from rewardkit.shaping.repetition import repetition_penalty
-from rewardkit.verifiers.base import BAD_REFERENCE, Job
-from rewardkit.verifiers.choice import ChoiceVerifier
-from rewardkit.verifiers.exact import ExactVerifier, as_number
-from rewardkit.verifiers.extract import extract_answer, last_boxed
-from rewardkit.verifiers.format import ThinkAnswerFormat
-from rewardkit.verifiers.math import MathVerifier
+from rewardsmith.shaping.repetition import repetition_penalty
+from rewardsmith.verifiers.base import BAD_REFERENCE, Job
+from rewardsmith.verifiers.choice import ChoiceVerifier
+from rewardsmith.verifiers.exact import ExactVerifier, as_number
+from rewardsmith.verifiers.extract import extract_answer, last_boxed
+from rewardsmith.verifiers.format import ThinkAnswerFormat
+from rewardsmith.verifiers.math import MathVerifier
 
 
 # ---------------------------------------------------------------- extraction
@@ -84,7 +84,7 @@ def test_math_reference_is_first_argument():
 
 
 def test_math_options_validated():
-    from rewardkit import SpecError
+    from rewardsmith import SpecError
 
     with pytest.raises(SpecError, match=r"math\)?\.extract"):
         MathVerifier(extract=["boxed", "nope"])
@@ -143,7 +143,7 @@ def test_choice_scoring_and_bad_reference():
 
 
 def test_choice_letters_validated():
-    from rewardkit import SpecError
+    from rewardsmith import SpecError
 
     with pytest.raises(SpecError, match="letters"):
         ChoiceVerifier(letters="AAB")
@@ -152,7 +152,7 @@ def test_choice_letters_validated():
 # ---------------------------------------------------------------- reasoning-gym
 def test_reasoning_gym_delegates_to_its_scorer():
     rg = pytest.importorskip("reasoning_gym")
-    from rewardkit.verifiers.reasoning_gym import ReasoningGymVerifier
+    from rewardsmith.verifiers.reasoning_gym import ReasoningGymVerifier
 
     entry = rg.create_dataset("basic_arithmetic", size=1, seed=3)[0]
     v = ReasoningGymVerifier()
@@ -201,7 +201,7 @@ def test_answer_colon_only_where_a_sentence_starts(text, expected):
 
 
 def test_fast_paths_agree_with_math_verify():
-    from rewardkit.verifiers.math import fast_verdict, power_tower_log10, simple_rational
+    from rewardsmith.verifiers.math import fast_verdict, power_tower_log10, simple_rational
 
     assert simple_rational("1,024") == 1024 and simple_rational(r"-\frac{1}{2}") == -0.5
     assert simple_rational(r"\dfrac{3}{4}") == simple_rational("0.75") == simple_rational("6/8")

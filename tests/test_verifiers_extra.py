@@ -7,14 +7,14 @@ import os
 import numpy as np
 import pytest
 
-from rewardkit import SpecError, load_spec
-from rewardkit.verifiers.base import BAD_REFERENCE, ERROR, NO_ANSWER, OK
-from rewardkit.verifiers.bmas import BmasVerifier, bmas, bow_embeddings
-from rewardkit.verifiers.box import BoxVerifier, box_iou, box_size_constraint, centre_hit
-from rewardkit.verifiers.code import CodeVerifier, extract_program, parse_tests
-from rewardkit.verifiers.rubric import RubricVerifier, content_tokens
-from rewardkit.verifiers.sql import SqlVerifier, has_top_level_order_by
-from rewardkit.verifiers.tool_call import (
+from rewardsmith import SpecError, load_spec
+from rewardsmith.verifiers.base import BAD_REFERENCE, ERROR, NO_ANSWER, OK
+from rewardsmith.verifiers.bmas import BmasVerifier, bmas, bow_embeddings
+from rewardsmith.verifiers.box import BoxVerifier, box_iou, box_size_constraint, centre_hit
+from rewardsmith.verifiers.code import CodeVerifier, extract_program, parse_tests
+from rewardsmith.verifiers.rubric import RubricVerifier, content_tokens
+from rewardsmith.verifiers.sql import SqlVerifier, has_top_level_order_by
+from rewardsmith.verifiers.tool_call import (
     ToolCallVerifier, multiset_jaccard, parse_predicted_calls, parse_reference_calls, toolrl_correctness,
 )
 
@@ -415,10 +415,10 @@ def test_bmas_bow_by_hand():
 
 
 def test_bmas_missing_model_package_fails_at_load(monkeypatch):
-    import rewardkit.verifiers.bmas as bmas_module
+    import rewardsmith.verifiers.bmas as bmas_module
 
     monkeypatch.setattr(bmas_module.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(SpecError, match=r"rewardkit\[embed\]"):
+    with pytest.raises(SpecError, match=r"rewardsmith\[embed\]"):
         load_spec({"verifier": {"name": "bmas", "embedding": "minilm"}})
     load_spec({"verifier": {"name": "bmas", "embedding": "bow"}}).close()
 
@@ -442,8 +442,8 @@ def test_code_threads_need_max_processes_unset():
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the privilege drop happens only as root")
 def test_code_sandbox_setup_failure_is_an_error_not_a_score(monkeypatch):
-    import rewardkit.verifiers.code as code_module
+    import rewardsmith.verifiers.code as code_module
 
     monkeypatch.setattr(code_module, "_NOBODY", 2**40)  # setgid fails in the launcher
     out = run_code("print(1)", [{"input": "", "output": "1"}])
-    assert out.status == ERROR and np.isnan(out.score) and out.detail.startswith("rewardkit-sandbox: setup failed")
+    assert out.status == ERROR and np.isnan(out.score) and out.detail.startswith("rewardsmith-sandbox: setup failed")

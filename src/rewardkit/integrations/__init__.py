@@ -1,4 +1,0 @@
-"""Framework adapters: TRL (``trl``), verl (``verl``), the OpenRLHF-compatible HTTP server and Ray.
-
-Each module imports its framework lazily; importing ``rewardkit.integrations`` costs nothing.
-"""

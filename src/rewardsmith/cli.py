@@ -1,0 +1,141 @@
+"""Command line: ``rewardsmith score | list | lab | serve | audit | eval`` (also ``python -m rewardsmith``)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+# Sub-commands living beside the code they drive; each module has ``register_cli(subparsers)``
+# and must import nothing heavy (torch, ray, fastapi) at module level.
+_PLUGINS = ("rewardsmith.lab.cli", "rewardsmith.integrations.server_cli", "rewardsmith.analysis.cli")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "nan" if value != value else f"{value:.4g}"
+    return str(value)
+
+
+def print_table(rows: Sequence[tuple[str, Any]], title: str = "", file: Any = None) -> None:
+    """A two-column table on the terminal (``name  value``)."""
+    file = file or sys.stdout
+    width = max((len(k) for k, _ in rows), default=0)
+    if title:
+        print(title, file=file)
+    for key, value in rows:
+        print(f"  {key:<{width}}  {_fmt(value)}", file=file)
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .records import read_records, write_records
+    from .spec import load_spec
+
+    t0 = time.perf_counter()
+    overrides: dict[str, Any] = {}
+    if args.workers:
+        overrides["workers"] = args.workers
+    if args.timeout_s:
+        overrides["timeout_s"] = args.timeout_s
+    pipe = load_spec(args.spec, **overrides)
+    report = read_records(args.rollouts, skip_invalid=args.skip_invalid)
+    records = report.records
+    out = Path(args.output) if args.output else Path(args.rollouts).with_suffix(".scored.jsonl")
+    if args.engine == "ray":
+        from .integrations.ray_engine import RayVerificationEngine
+
+        pipe.engine.close()
+        pipe.engine = RayVerificationEngine(args.workers, pipe.spec.timeout_s, pipe.spec.cache_size, args.address)
+    bar = tqdm(total=len(records), unit="rollout", desc="scoring", disable=not sys.stderr.isatty() and not args.progress, file=sys.stderr)
+    try:
+        scores = pipe.score(records, step=args.step, progress=bar.update)
+    finally:
+        bar.close()
+        pipe.close()
+    scored = scores.to_records(records)
+    summary = scores.summary()
+    write_records(scored, out)
+    summary["skipped_invalid"] = report.n_skipped
+    summary["seconds"] = time.perf_counter() - t0
+    rows = [(k, summary[k]) for k in ("records", "groups", "zero_variance_groups", "mean_reward", "accuracy", "unknown_correct", "mean_length", "unit", "timeouts", "errors", "skipped_invalid", "seconds") if k in summary]
+    print_table(rows, title=f"scored {len(scored)} rollouts -> {out}")
+    for line in report.skipped[:10]:
+        print(f"  skipped: {line}", file=sys.stderr)
+    if report.n_skipped > 10:
+        print(f"  ... and {report.n_skipped - 10} more skipped", file=sys.stderr)
+    if args.summary_json:
+        Path(args.summary_json).write_text(json.dumps(summary, indent=2, allow_nan=True))
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .registry import entries
+
+    current = None
+    for e in entries(args.kind):
+        if e.kind != current:
+            current = e.kind
+            print(f"\n{current}s:")
+        opts = ", ".join(f"{k}={'required' if f.is_required() else repr(f.default)}" for k, f in e.cls.Options.model_fields.items())
+        paper = f"  [{e.paper}]" if e.paper else ""
+        print(f"  {e.name:<20} {e.description}{paper}")
+        if args.verbose and opts:
+            print(f"  {'':<20} options: {opts}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rewardsmith", description="Reward design for RL post-training of LLMs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("score", help="score a rollout file (JSONL/Parquet) with a reward spec")
+    p.add_argument("rollouts", help="rollout records: .jsonl or .parquet")
+    p.add_argument("--spec", required=True, help="reward spec (.yaml/.toml/.json)")
+    p.add_argument("-o", "--output", help="where to write scored records (default: ROLLOUTS.scored.jsonl)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local")
+    p.add_argument("--address", default=None, help="Ray cluster address for --engine ray (default: a local cluster)")
+    p.add_argument("--workers", type=int, default=None, help="verification processes (default: the machine's cores)")
+    p.add_argument("--timeout-s", type=float, default=None, help="hard timeout per verified item (default: the spec's, 5 s)")
+    p.add_argument("--step", type=int, default=None, help="training step for schedules (default: from records or state)")
+    p.add_argument("--skip-invalid", action="store_true", help="skip and count malformed records instead of stopping")
+    p.add_argument("--summary-json", help="also write the summary as JSON here")
+    p.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
+    p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("list", help="list every registered component with its paper")
+    p.add_argument("--kind", choices=("verifier", "format", "shaper", "advantage"), default=None)
+    p.add_argument("-v", "--verbose", action="store_true", help="show each component's options")
+    p.set_defaults(func=_cmd_list)
+
+    for name in _PLUGINS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register_cli(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .records import RecordError
+    from .registry import SpecError
+    from .state import StateError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (SpecError, RecordError, StateError, FileNotFoundError) as exc:
+        print(f"rewardsmith {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""OpenRLHF's reward protocol: ``(queries, prompts, labels)`` → ``{"rewards", "scores", "extra_logs"}``.
+
+Used by the HTTP server (``rewardsmith serve``, ``--remote_rm_url http://host:port/get_reward``) and
+usable as OpenRLHF's Python-file reward (``--remote_rm_url /path/to/rewardsmith/integrations/openrlhf.py``,
+the spec in ``$REWARDSMITH_SPEC``), which calls :func:`reward_func`.
+
+- A query is the prompt followed by the response; the completion is the query minus its prompt.
+  Rollouts sharing a prompt form a group.
+- ``rewards``: the spec's reward (what the advantage is computed from).
+- ``scores``: correctness in [0, 1] (unknown counts as 0) when the spec has a verifier — OpenRLHF
+  filters groups on it (dynamic filtering) — else the reward.
+- ``extra_logs``: one list per component plus ``correct_known``, ``timeout`` and ``error``: the same
+  keys in every answer (OpenRLHF merges answers by the first one's keys) and finite numbers only
+  (NaN, i.e. unknown, becomes 0 with ``correct_known`` = 0 beside it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from functools import lru_cache
+from typing import Any, Sequence
+
+# Absolute imports: OpenRLHF loads this file by its path, outside the package.
+from rewardsmith.integrations.grouping import check_whole_groups, group_aware_shapers
+from rewardsmith.pipeline import Pipeline, Scores
+from rewardsmith.spec import load_spec
+from rewardsmith.verifiers.base import ERROR, TIMEOUT
+
+SPEC_ENV = "REWARDSMITH_SPEC"
+
+
+def response_text(query: str, prompt: str) -> str:
+    """The response part of an OpenRLHF query (prompt + response)."""
+    return query[len(prompt):] if prompt and query.startswith(prompt) else query
+
+
+def to_records(queries: Sequence[str], prompts: Sequence[str] | None, labels: Sequence[Any] | None) -> list[dict[str, Any]]:
+    n = len(queries)
+    prompts = prompts if prompts is not None else [""] * n
+    labels = labels if labels is not None else [None] * n
+    if len(prompts) != n or len(labels) != n:
+        raise ValueError(f"'prompts' has {len(prompts)} items and 'labels' {len(labels)}, but 'query' has {n}")
+    return [{"prompt_id": hashlib.sha1(p.encode()).hexdigest()[:16], "prompt": p, "completion": response_text(q, p), "answer": a}
+            for q, p, a in zip(queries, prompts, labels)]
+
+
+def check_groups(pipeline: Pipeline, records: list[dict[str, Any]], group_size: int | None) -> None:
+    check_whole_groups([r["prompt_id"] for r in records], group_size, bool(group_aware_shapers(pipeline)),
+                       "Send all rollouts of a prompt in one request (one server URL, or a rollout batch that divides evenly "
+                       "into whole groups per URL).")
+
+
+def _finite(value: float) -> float:
+    return 0.0 if math.isnan(value) else float(value)
+
+
+def to_response(pipeline: Pipeline, scores: Scores) -> dict[str, Any]:
+    rewards = [float(v) for v in scores.total]
+    known = [not math.isnan(c) for c in scores.correct]
+    logs = {name: [_finite(v) for v in scores.components.get(name, [])] for name in component_names(pipeline)}
+    logs["correct_known"] = [float(k) for k in known]
+    logs["timeout"] = [float(s == TIMEOUT) for s in scores.status]
+    logs["error"] = [float(s == ERROR) for s in scores.status]
+    correct = [_finite(c) for c in scores.correct]
+    return {"rewards": rewards, "scores": correct if pipeline.verifiers else rewards, "extra_logs": logs}
+
+
+def component_names(pipeline: Pipeline) -> list[str]:
+    """The components every scored batch of ``pipeline`` carries, in order."""
+    names = ["correctness"] if pipeline.verifiers else []
+    if pipeline.format is not None:
+        names.append("format")
+    return names + [key for key, _ in pipeline.shapers]
+
+
+def score_openrlhf(pipeline: Pipeline, queries: Sequence[str], prompts: Sequence[str] | None, labels: Sequence[Any] | None,
+                   group_size: int | None = None) -> dict[str, Any]:
+    """Score one OpenRLHF request; lists in, lists out."""
+    records = to_records(queries, prompts, labels)
+    check_groups(pipeline, records, group_size)
+    return to_response(pipeline, pipeline.score(records))
+
+
+@lru_cache(maxsize=4)
+def _env_pipeline(path: str) -> Pipeline:
+    return load_spec(path)
+
+
+def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+    """OpenRLHF's Python-file reward: the same answer as ``/get_reward``, as tensors."""
+    import torch
+
+    path = os.environ.get(SPEC_ENV)
+    if not path:
+        raise RuntimeError(f"set {SPEC_ENV}=/path/to/spec.yaml for rewardsmith's OpenRLHF reward_func")
+    out = score_openrlhf(_env_pipeline(path), queries, prompts, labels)
+    return {"rewards": torch.tensor(out["rewards"]), "scores": torch.tensor(out["scores"]),
+            "extra_logs": {k: torch.tensor(v) for k, v in out["extra_logs"].items()}}

@@ -1,0 +1,36 @@
+"""``rewardsmith serve``: the OpenRLHF-compatible reward server (needs the ``serve`` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .server import create_app
+
+    token = args.token or os.environ.get("REWARDSMITH_TOKEN")
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not token:
+        print("rewardsmith serve: warning: listening beyond loopback without --token; anyone who can reach it can score", flush=True)
+    app = create_app(args.spec, token=token, max_body_bytes=int(args.max_body_mb * 2**20), max_concurrency=args.max_concurrency, save_every_s=args.save_every_s,
+                     group_size=args.num_generations)
+    print(f"rewardsmith serve: POST http://{args.host}:{args.port}/get_reward (OpenRLHF --remote_rm_url), /score, GET /healthz", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("serve", help="HTTP reward server speaking OpenRLHF's remote reward protocol")
+    p.add_argument("--spec", required=True, help="reward spec (.yaml/.toml/.json)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' (default: $REWARDSMITH_TOKEN, else none)")
+    p.add_argument("--max-body-mb", type=float, default=16.0, help="larger requests get 413")
+    p.add_argument("--max-concurrency", type=int, default=4, help="requests scored at once; the rest wait")
+    p.add_argument("--num-generations", type=int, default=None,
+                   help="rollouts per prompt (OpenRLHF --n_samples_per_prompt); requests holding part of a group get 422")
+    p.add_argument("--save-every-s", type=float, default=60.0, help="how often the pipeline state is saved (also on shutdown)")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=_cmd_serve)

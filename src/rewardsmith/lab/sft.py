@@ -1,0 +1,159 @@
+"""Supervised fine-tuning of the overthinking base policy, cached on disk by config and seed.
+
+The policy learns the task from traces that carry the necessary running-sum steps plus
+redundant re-checks and restatements, and now and then a bare guess (see
+:mod:`rewardsmith.lab.tasks`), so it starts verbose: the redundancy the length-shaped rewards are
+meant to remove is known and countable, and the costly way to be short is within reach too.
+
+Training is a plain PyTorch loop (loss on completion tokens only, AdamW with warmup and cosine
+decay, bf16 autocast, batches of one difficulty at a time so little padding is computed).
+The result is stored under ``cache_root()/<key>/`` where the key hashes the config, the seed
+and :data:`CACHE_VERSION`; a second run with the same config loads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from .model import ModelConfig, build_model, build_tokenizer, configure_generation
+from .tasks import MAX_TERMS, MIN_TERMS, Problem, TraceStyle, overthinking_trace
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerFast
+
+CACHE_VERSION = 1  # bump when the trace format, tokenizer or training loop changes
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    style: TraceStyle = field(default_factory=TraceStyle)
+    min_terms: int = MIN_TERMS
+    max_terms: int = MAX_TERMS
+    n_train: int = 20000
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 3e-3
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+    bf16: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def cache_root() -> Path:
+    """``$REWARDSMITH_CACHE/lab`` if set, else ``~/.cache/rewardsmith/lab``."""
+    base = os.environ.get("REWARDSMITH_CACHE")
+    return Path(base) / "lab" if base else Path.home() / ".cache" / "rewardsmith" / "lab"
+
+
+def cache_key(config: SFTConfig, seed: int) -> str:
+    """Stable hash of everything that determines the trained weights."""
+    payload = json.dumps({"config": config.to_dict(), "seed": seed, "version": CACHE_VERSION}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def encode_example(tokenizer: "PreTrainedTokenizerFast", prompt: str, completion: str) -> tuple[list[int], list[int]]:
+    """Input ids (prompt + completion + EOS) and labels (-100 over the prompt)."""
+    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    c = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return p + c, [-100] * len(p) + c
+
+
+def _lr_at(step: int, config: SFTConfig) -> float:
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _by_difficulty(problems: list[Problem]) -> dict[int, list[Problem]]:
+    out: dict[int, list[Problem]] = {}
+    for p in problems:
+        out.setdefault(p.difficulty, []).append(p)
+    return out
+
+
+def train_sft(config: SFTConfig, problems: list[Problem], seed: int, device: str = "cpu", progress: Callable[[int, float], None] | None = None) -> tuple["PreTrainedModel", "PreTrainedTokenizerFast", list[float]]:
+    """Train a fresh policy on overthinking traces of ``problems``; returns (model, tokenizer,
+    loss per step). ``progress(step, loss)`` is called after every step."""
+    import torch
+
+    tokenizer = build_tokenizer()
+    model = build_model(config.model, tokenizer, seed).to(device)
+    model.train()
+    rng = random.Random(seed)
+    pools = _by_difficulty(problems)
+    levels = sorted(pools)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.98))
+    losses: list[float] = []
+    device_type = torch.device(device).type
+    for step in range(config.steps):
+        pool = pools[levels[step % len(levels)]]
+        rows = [encode_example(tokenizer, p.prompt, overthinking_trace(p.digits, rng, config.style)) for p in rng.choices(pool, k=config.batch_size)]
+        width = max(len(ids) for ids, _ in rows)
+        input_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, (ids, lab) in enumerate(rows):
+            input_ids[i, : len(ids)] = torch.tensor(ids)
+            labels[i, : len(lab)] = torch.tensor(lab)
+            mask[i, : len(ids)] = 1
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, config)
+        with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=config.bf16):
+            out = model(input_ids=input_ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(float(out.loss.detach()))
+        if progress is not None:
+            progress(step, losses[-1])
+    model.eval()
+    configure_generation(model, tokenizer)
+    return model, tokenizer, losses
+
+
+def load_or_train(config: SFTConfig, problems: list[Problem], seed: int, device: str = "cpu", cache_dir: Path | None = None, progress: Callable[[int, float], None] | None = None) -> tuple["PreTrainedModel", "PreTrainedTokenizerFast", dict]:
+    """The cached base policy for ``(config, seed)``, training (and caching) it if absent.
+    Returns (model, tokenizer, info) with info = {key, path, cached, seconds, losses}."""
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    key = cache_key(config, seed)
+    path = (cache_dir or cache_root()) / key
+    meta_file = path / "sft_meta.json"
+    if meta_file.exists():
+        meta = json.loads(meta_file.read_text())
+        model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
+        tokenizer.padding_side = "left"
+        configure_generation(model, tokenizer)
+        return model, tokenizer, {**meta, "key": key, "path": str(path), "cached": True}
+    t0 = time.perf_counter()
+    model, tokenizer, losses = train_sft(config, problems, seed, device=device, progress=progress)
+    seconds = time.perf_counter() - t0
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    meta = {"config": config.to_dict(), "seed": seed, "seconds": seconds, "losses": losses}
+    (tmp / "sft_meta.json").write_text(json.dumps(meta))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():  # another process finished first; keep theirs
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+    return model, tokenizer, {**meta, "key": key, "path": str(path), "cached": False}

@@ -1,0 +1,54 @@
+"""The lab's built-in comparison set, as rewardsmith spec dicts (also in ``examples/specs/lab/``).
+
+All use the task's verifier (``exact`` on the answer after ``####``) and count length in
+tokens (TRL's ``completion_ids``, EOS included). Targets and budgets are in tokens of this task:
+the necessary steps of a k-term chain take 6k − 1 tokens (11 for k = 2, 41 for k = 7), the
+verbose base policy writes about twice that.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Sequence
+
+from .evaluate import TASK_VERIFIER
+
+BASELINE = "correctness"
+
+
+def _spec(name: str, *shaping: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"name": name, "verifier": dict(TASK_VERIFIER), "length_unit": "tokens", "shaping": list(shaping), **extra}
+
+
+BUILTIN_SPECS: dict[str, dict[str, Any]] = {
+    BASELINE: _spec(BASELINE),
+    "kimi": _spec("kimi", {"name": "kimi"}),
+    "laser": _spec("laser", {"name": "laser", "target": 36}),
+    "laser_d": _spec("laser_d", {"name": "laser_d", "lower": 12, "upper": 96, "interval": 6, "update_every": 5}),
+    "hapo": _spec("hapo", {"name": "hapo"}),
+    "truncation": _spec("truncation", {"name": "truncation", "max_len": 48}),
+    "grpo_lambda": _spec("grpo_lambda", {"name": "grpo_lambda"}),
+    "format_length": {"name": "format_length", "verifier": dict(TASK_VERIFIER), "length_unit": "tokens", "shaping": [{"name": "format_length", "max_len": 64, "answer_from": "hash"}]},
+}
+BUILTIN_NAMES = tuple(BUILTIN_SPECS)
+
+
+def select_specs(only: Sequence[str], user: Sequence[tuple[str, dict[str, Any], str]]):
+    """The built-in specs (all, or those in ``only`` plus the baseline) followed by the user's
+    ``(default_name, spec_dict, path)`` specs; names made unique with a numeric suffix."""
+    from .run import NamedSpec
+
+    unknown = [n for n in only if n not in BUILTIN_SPECS]
+    if unknown:
+        raise ValueError(f"unknown built-in spec(s) {unknown}; choose from {list(BUILTIN_NAMES)}")
+    chosen = [n for n in BUILTIN_NAMES if not only or n in only or n == BASELINE]
+    out = [NamedSpec(n, copy.deepcopy(BUILTIN_SPECS[n]), "built-in") for n in chosen]
+    taken = set(chosen)
+    for default_name, spec, path in user:
+        name = str(spec.get("name") or default_name)
+        base, i = name, 2
+        while name in taken:
+            name, i = f"{base}_{i}", i + 1
+        taken.add(name)
+        out.append(NamedSpec(name, {**spec, "name": name}, path))
+    return out

@@ -1,0 +1,201 @@
+"""GRPO on the lab task under a rewardsmith spec, through TRL's ``GRPOTrainer``.
+
+The reward is the spec itself, turned into TRL reward functions by
+``rewardsmith.integrations.trl.reward_funcs``. Alongside it runs a zero-weight *probe* reward
+(``lab_probe``) that scores nothing but logs, per step, the rollouts' accuracy and their share
+of redundant steps, so the training curves show the same quantities for every spec whatever
+the spec's own components are.
+
+Every spec starts from a copy of the same base policy, with the same seed, prompts and budget
+(:class:`RLConfig`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from .evaluate import TASK_VERIFIER, answer_is_correct
+from .tasks import Problem, count_steps, necessary_trace
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerFast
+
+PROBE_NAME = "lab_probe"
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    steps: int = 30
+    prompts_per_step: int = 8
+    num_generations: int = 8
+    prompt_pool: int = 80  # distinct training problems, replayed in epochs
+    learning_rate: float = 3e-5
+    temperature: float = 1.0
+    max_completion_length: int = 128
+    beta: float = 0.0  # KL to the base policy; 0 skips the reference model
+    epsilon: float = 0.2
+    loss_type: str = "dapo"
+    scale_rewards: str = "group"
+    bf16: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class TaskProbe:
+    """A zero-weight TRL reward function: returns each rollout's correctness (logged by TRL as
+    ``rewards/lab_probe/mean``, i.e. the rollout accuracy) and logs ``lab/redundant_share``,
+    ``lab/no_steps_share`` (bare guesses) and ``lab/excess_tokens`` (tokens beyond the
+    necessary trace of each prompt, from the dataset's ``necessary_tokens`` column — unlike the
+    raw length it does not swing with the step's mix of difficulties). With weight 0 it leaves
+    the spec's reward untouched."""
+
+    __name__ = PROBE_NAME
+
+    def __init__(self) -> None:
+        from ..verifiers.exact import ExactVerifier
+
+        self._verifier = ExactVerifier(**{k: v for k, v in TASK_VERIFIER.items() if k != "name"})
+
+    def __call__(self, prompts: list, completions: list, completion_ids: list, answer: list[str], necessary_tokens: list[int],
+                 log_metric: Callable[[str, float], None] | None = None, **_: Any) -> list[float]:
+        texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
+        correct = [1.0 if answer_is_correct(self._verifier, t, a) else 0.0 for t, a in zip(texts, answer)]
+        if log_metric is not None and texts:
+            counts = [count_steps(t) for t in texts]
+            steps = sum(c.total for c in counts)
+            log_metric("lab/redundant_share", sum(c.redundant for c in counts) / steps if steps else 0.0)
+            log_metric("lab/no_steps_share", sum(c.total == 0 for c in counts) / len(counts))
+            log_metric("lab/excess_tokens", sum(len(ids) - n for ids, n in zip(completion_ids, necessary_tokens)) / len(texts))
+        return correct
+
+
+def rl_prompts(problems: Sequence[Problem], pool_size: int, steps: int, per_step: int, seed: int) -> list[Problem]:
+    """The prompts of a run, in order: a pool of ``pool_size`` distinct problems (round-robin over
+    difficulties), replayed in epochs, each epoch a fresh shuffle. With ``pool_size`` a multiple
+    of ``per_step`` no problem appears twice in one step, and every problem recurs across
+    epochs (per-prompt state such as HAPO's history needs that)."""
+    rng = random.Random(seed)
+    by_level: dict[int, list[Problem]] = {}
+    for p in problems:
+        by_level.setdefault(p.difficulty, []).append(p)
+    levels = sorted(by_level)
+    pool: list[Problem] = []
+    seen: set[tuple[int, ...]] = set()
+    for i in range(10 * pool_size):
+        if len(pool) == pool_size:
+            break
+        p = rng.choice(by_level[levels[i % len(levels)]])
+        if p.digits not in seen:
+            seen.add(p.digits)
+            pool.append(p)
+    order: list[Problem] = []
+    while len(order) < steps * per_step:
+        epoch = pool[:]
+        rng.shuffle(epoch)
+        order.extend(epoch)
+    return order[: steps * per_step]
+
+
+def rl_dataset(prompts: Sequence[Problem], tokenizer: "PreTrainedTokenizerFast"):
+    """A TRL dataset in the given order (columns: prompt, answer, prompt_id, difficulty,
+    necessary_tokens = tokens of the necessary trace with EOS)."""
+    from datasets import Dataset
+
+    def necessary(p: Problem) -> int:
+        return len(tokenizer(necessary_trace(p.digits), add_special_tokens=False)["input_ids"]) + 1
+
+    return Dataset.from_list([{"prompt": p.prompt, "answer": p.answer, "prompt_id": p.prompt_id, "difficulty": p.difficulty, "necessary_tokens": necessary(p)} for p in prompts])
+
+
+def rewardsmith_reward_funcs(spec: dict[str, Any], eos_token_id: int, num_generations: int) -> list[Callable]:
+    """The spec as TRL reward functions (rewardsmith's TRL adapter; lengths from completion_ids)."""
+    from ..integrations.trl import reward_funcs
+
+    return list(reward_funcs(spec, eos_token_id=eos_token_id, num_generations=num_generations))
+
+
+def _trainer_callbacks(curve: list[dict[str, float]], on_step: Callable[[], None] | None):
+    from transformers import TrainerCallback
+
+    keys = {"reward": "reward", "completions/mean_length": "mean_tokens", f"rewards/{PROBE_NAME}/mean": "accuracy",
+            "lab/redundant_share": "redundant_share", "lab/no_steps_share": "no_steps_share", "lab/excess_tokens": "excess_tokens",
+            "completions/clipped_ratio": "truncated_share", "entropy": "entropy"}
+
+    class CurveCallback(TrainerCallback):
+        def __init__(self) -> None:
+            self._t0 = time.perf_counter()
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "reward" in logs:
+                row = {"step": int(state.global_step), "seconds": time.perf_counter() - self._t0}
+                row.update({short: float(logs[k]) for k, short in keys.items() if k in logs and math.isfinite(float(logs[k]))})
+                curve.append(row)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if on_step is not None:
+                on_step()
+
+    return [CurveCallback()]
+
+
+def train_spec(base_model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFast", spec: dict[str, Any], problems: Sequence[Problem], config: RLConfig, seed: int, device: str = "cpu",
+               on_step: Callable[[], None] | None = None, reward_funcs_factory: Callable[[dict[str, Any]], list[Callable]] | None = None) -> tuple["PreTrainedModel", list[dict[str, float]]]:
+    """GRPO from a copy of ``base_model`` under ``spec``; returns (policy, per-step curve).
+
+    The curve has per step, over the sampled rollouts: reward, mean_tokens, excess_tokens,
+    accuracy, redundant_share, no_steps_share, truncated_share, entropy, and seconds."""
+    from transformers import PrinterCallback, set_seed
+    from trl import GRPOConfig, GRPOTrainer
+
+    set_seed(seed)
+    model = copy.deepcopy(base_model).to(device)
+    model.train()
+    funcs = reward_funcs_factory(spec) if reward_funcs_factory else rewardsmith_reward_funcs(spec, tokenizer.eos_token_id, config.num_generations)
+    batch = config.prompts_per_step * config.num_generations
+    curve: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory(prefix="rewardsmith-lab-") as tmp:
+        args = GRPOConfig(
+            output_dir=tmp,
+            max_steps=config.steps,
+            per_device_train_batch_size=batch,
+            num_generations=config.num_generations,
+            learning_rate=config.learning_rate,
+            lr_scheduler_type="constant",
+            temperature=config.temperature,
+            max_completion_length=config.max_completion_length,
+            beta=config.beta,
+            epsilon=config.epsilon,
+            loss_type=config.loss_type,
+            scale_rewards=config.scale_rewards,
+            reward_weights=[1.0] * len(funcs) + [0.0],
+            gradient_checkpointing=False,
+            bf16=config.bf16,
+            use_cpu=device == "cpu",
+            logging_steps=1,
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            seed=seed,
+            data_seed=seed,
+            dataloader_num_workers=0,
+            shuffle_dataset=False,  # rl_prompts already shuffled each epoch without in-step repeats
+        )
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=[*funcs, TaskProbe()],
+            args=args,
+            train_dataset=rl_dataset(rl_prompts(problems, config.prompt_pool, config.steps, config.prompts_per_step, seed), tokenizer),
+            processing_class=tokenizer,
+            callbacks=_trainer_callbacks(curve, on_step),
+        )
+        trainer.remove_callback(PrinterCallback)  # progress is shown by the caller
+        trainer.train()
+    model.eval()
+    return model, curve

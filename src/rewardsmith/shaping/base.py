@@ -1,0 +1,84 @@
+"""The shaper interface: pure, vectorised, group-aware functions of the batch plus explicit state.
+
+A shaper sees a :class:`ShapingContext` (current reward, base correctness reward, correctness,
+lengths in the spec's unit, truncation, groups, the step and its own state dict) and returns the
+new reward together with the value it records under its name in ``components``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..batch import Batch, group_reduce
+from ..registry import Component
+
+
+@dataclass(frozen=True)
+class BaseValues:
+    """The correctness reward: ``base: {correct, wrong, no_answer}`` in a spec."""
+
+    correct: float = 1.0
+    wrong: float = 0.0
+    no_answer: float = 0.0
+
+
+@dataclass
+class ShapingContext:
+    batch: Batch
+    reward: np.ndarray  # the reward so far (base, format, earlier shapers)
+    base: np.ndarray  # the correctness reward alone
+    correct: np.ndarray  # 1.0 / 0.0 / NaN (unknown)
+    length: np.ndarray  # in ``unit``
+    unit: str
+    answered: np.ndarray  # bool: the verifier found an answer
+    format_ok: np.ndarray  # bool: passed the format check (all True without one)
+    step: int
+    base_values: BaseValues = field(default_factory=BaseValues)
+    state: dict[str, Any] = field(default_factory=dict)  # this component's own persistent state
+
+    @property
+    def truncated(self) -> np.ndarray:
+        return self.batch.truncated
+
+    @property
+    def group(self) -> np.ndarray:
+        return self.batch.group
+
+    @property
+    def n_groups(self) -> int:
+        return self.batch.n_groups
+
+    @property
+    def is_correct(self) -> np.ndarray:
+        """Bool mask: known correct (NaN counts as not correct)."""
+        return self.correct == 1.0
+
+    @property
+    def is_wrong(self) -> np.ndarray:
+        """Bool mask: known wrong (NaN counts as not wrong)."""
+        return self.correct == 0.0
+
+    def group_stat(self, values: np.ndarray, how: str, where: np.ndarray | None = None) -> np.ndarray:
+        """Per-group reduction broadcast back to rows (see :func:`rewardsmith.batch.group_reduce`)."""
+        return group_reduce(values, self.group, self.n_groups, how, where)[self.group]
+
+    def with_state(self, state: dict[str, Any]) -> "ShapingContext":
+        return replace(self, state=state)
+
+
+class Shaper(Component):
+    """Base class of every shaper. Additive shapers implement :meth:`term`; shapers that
+    replace the reward (cosine, truncation, L1-Max, ...) override :meth:`apply`."""
+
+    stateful: ClassVar[bool] = False
+
+    def term(self, ctx: ShapingContext) -> np.ndarray:
+        raise NotImplementedError
+
+    def apply(self, ctx: ShapingContext) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(new_reward, component_value)``; the default adds :meth:`term`."""
+        t = np.asarray(self.term(ctx), dtype=np.float64)
+        return ctx.reward + t, t

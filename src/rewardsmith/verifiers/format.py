@@ -1,0 +1,45 @@
+"""``think_answer``: the R1-style format check (a ``<think>`` block, then an answer).
+
+Passes (1.0) when the completion has exactly one ``<think>...</think>`` block with something
+after it, and — with ``answer_tag: true`` — exactly one ``<answer>...</answer>`` after the
+thinking. ``think_in_prompt: true`` accepts a completion that starts inside the thinking
+(chat templates that put ``<think>`` in the prompt). Used as ``format:`` in a spec, either
+gating the reward (``mode: gate``; failures get ``base.no_answer`` and are never shaped) or
+added (``mode: add`` with ``weight``).
+
+    >>> from rewardsmith.verifiers.format import ThinkAnswerFormat
+    >>> ThinkAnswerFormat().score("<think>2+2=4</think> The answer is 4.")
+    1.0
+"""
+
+from __future__ import annotations
+
+from ..registry import Component, Options, register
+
+
+class ThinkAnswerOptions(Options):
+    answer_tag: bool = False
+    think_in_prompt: bool = False
+
+
+@register("format", "think_answer", "R1-style format: one <think>...</think> block followed by an answer (optionally <answer> tags).", "DeepSeek-R1 (2025)")
+class ThinkAnswerFormat(Component):
+    Options = ThinkAnswerOptions
+
+    def score(self, completion: str) -> float:
+        text = completion
+        if self.options.think_in_prompt and "<think>" not in text:
+            text = "<think>" + text
+        if text.count("<think>") != 1 or text.count("</think>") != 1:
+            return 0.0
+        head, _, rest = text.partition("<think>")
+        thinking, _, after = rest.partition("</think>")
+        if head.strip() or not after.strip():
+            return 0.0
+        if self.options.answer_tag:
+            if after.count("<answer>") != 1 or after.count("</answer>") != 1:
+                return 0.0
+            inner = after.partition("<answer>")[2].partition("</answer>")[0]
+            if not inner.strip():
+                return 0.0
+        return 1.0
