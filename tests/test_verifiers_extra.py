@@ -232,7 +232,7 @@ def test_code_extraction_and_bad_input():
     assert verdict(v, "no code", None, {"tests": ADD_TESTS}).status == NO_ANSWER
     assert verdict(v, ADD, None, {}).status == BAD_REFERENCE
     assert verdict(v, ADD, None, {"tests": [{"input": "1"}]}).status == BAD_REFERENCE
-    assert parse_tests('["assert True"]')[0].code == "assert True"
+    assert parse_tests('["assert add(1, 2) == 3"]')[0].asserts.probes == ("add(1, 2)",)
     syntax = run_code("print(", [{"input": "", "output": ""}])
     assert syntax.score == 0.0 and "SyntaxError" in syntax.detail
 
@@ -438,12 +438,3 @@ def test_code_threads_need_max_processes_unset():
     program = "import threading\nt = threading.Thread(target=print, args=('ok',))\nt.start()\nt.join()"
     assert run_code(program, [{"input": "", "output": "ok"}]).detail.startswith("0/1 tests passed; test 0: runtime error")
     assert run_code(program, [{"input": "", "output": "ok"}], max_processes=None).score == 1.0
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="the privilege drop happens only as root")
-def test_code_sandbox_setup_failure_is_an_error_not_a_score(monkeypatch):
-    import rewardsmith.verifiers.code as code_module
-
-    monkeypatch.setattr(code_module, "_NOBODY", 2**40)  # setgid fails in the launcher
-    out = run_code("print(1)", [{"input": "", "output": "1"}])
-    assert out.status == ERROR and np.isnan(out.score) and out.detail.startswith("rewardsmith-sandbox: setup failed")

@@ -78,6 +78,8 @@ class _Lifter(ast.NodeTransformer):
         return self.generic_visit(node)
 
     def visit(self, node: ast.AST) -> ast.AST:
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in _STDLIB:
+            return node  # ``math.isclose``: the module, even if the program defines a ``math``
         if isinstance(node, (ast.Call, ast.Attribute, ast.Subscript, ast.Name)) and self._program_rooted(node):
             used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
             if used & self.local:
@@ -90,7 +92,7 @@ class _Lifter(ast.NodeTransformer):
         while isinstance(node, (ast.Call, ast.Attribute, ast.Subscript)):
             inner = node.func if isinstance(node, ast.Call) else node.value
             if isinstance(node, ast.Attribute) and isinstance(inner, ast.Name) and inner.id in _STDLIB:
-                return False  # ``math.isclose``: the module, even if the program defines a ``math``
+                return False
             node = inner
         if not isinstance(node, ast.Name) or not isinstance(node.ctx, ast.Load):
             return False
