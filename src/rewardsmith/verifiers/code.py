@@ -191,7 +191,7 @@ class CodeVerifier(Verifier):
                 timeout = min(o.timeout_s, left())
                 files = {"runner.py": RUNNER, "main.py": job.prediction, "config.json": self._config(timeout, test.asserts)}
                 outcome = self.sandbox.run(files, test.stdin.encode(), self._limits(timeout))
-                if outcome.returncode is None or (outcome.returncode == SETUP_FAILED and outcome.stderr.startswith(b"rewardsmith-sandbox:")):
+                if outcome.error or (outcome.returncode == SETUP_FAILED and outcome.stderr.startswith(b"rewardsmith-sandbox:")):
                     return Verdict(float("nan"), ERROR, outcome.error or outcome.stderr.decode("utf-8", "replace").strip())
                 result, got = self._read(test, outcome)
                 results.append(result)
@@ -252,7 +252,7 @@ class CodeVerifier(Verifier):
         payload = {"tests": [{"imports": pending[i][0].imports, "asserts": pending[i][0].asserts, "values": pending[i][1]} for i in order]}
         config = self._config(timeout, None)
         out = self.sandbox.run({"runner.py": RUNNER, "main.py": JUDGE, "config.json": config}, json.dumps(payload).encode(), self._limits(timeout))
-        if out.returncode is None:
+        if out.error:
             return Verdict(float("nan"), ERROR, out.error)
         try:
             verdicts = json.loads(out.stdout.decode("utf-8")) if out.returncode == 0 else None
@@ -264,7 +264,9 @@ class CodeVerifier(Verifier):
         return {i: RunResult(bool(ok), str(reason)) for i, (ok, reason) in zip(order, verdicts)}
 
 
-def _failure(returncode: int, stderr: str) -> str:
+def _failure(returncode: int | None, stderr: str) -> str:
+    if returncode is None:
+        return "runtime error (no exit status)"
     if returncode > 128:
         sig = returncode - 128
         name = {signal.SIGXCPU: "CPU time limit", signal.SIGKILL: "killed", signal.SIGXFSZ: "file size limit", signal.SIGSEGV: "segmentation fault"}.get(sig, f"signal {sig}")

@@ -51,11 +51,11 @@ class Limits:
 
 @dataclass(frozen=True)
 class Outcome:
-    returncode: int | None  # 128 + signal when killed by one; None when the backend failed
+    returncode: int | None  # 128 + signal when killed by one; None when unknown (timed out remotely, failed)
     stdout: bytes = b""
     stderr: bytes = b""
     timed_out: bool = False
-    error: str = ""  # the backend's own failure (not the program's)
+    error: str = ""  # the backend's own failure (not the program's): the verdict is an error, not a score
 
 
 class Sandbox(Protocol):
