@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -245,3 +247,12 @@ def test_a_sandbox_that_cannot_start_is_an_error_never_an_unisolated_run():
     out = v.check(v.job("```python\nprint(1)\n```", None, {"tests": [{"input": "", "output": "1"}]}))
     assert out.status == ERROR and np.isnan(out.score) and out.detail.startswith("bwrap: cannot start")
     assert choose_sandbox(CodeVerifier.Options(sandbox="sandbox_fusion", sandbox_url="http://127.0.0.1:9")).name == "sandbox_fusion"
+
+
+@needs_isolation
+def test_bench_smoke_prints_the_isolation_cost():
+    bench = Path(__file__).resolve().parents[1] / "bench" / "code_sandbox.py"
+    proc = subprocess.run([sys.executable, str(bench), "--items", "1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert re.search(r"^stdin/stdout +isolation cost: [\d.]+x, [+-][\d.]+ ms/item", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^asserts +isolation cost: [\d.]+x", proc.stdout, re.M), proc.stdout
