@@ -25,7 +25,11 @@ from rewardsmith.verifiers import sandbox as sandbox_module
 from rewardsmith.verifiers.base import ERROR, OK
 from rewardsmith.verifiers.code import CodeVerifier, choose_sandbox
 from rewardsmith.verifiers.code_harness import split_asserts
-from rewardsmith.verifiers.sandbox import BubblewrapSandbox, UnisolatedSandbox, probe_bwrap
+from rewardsmith.verifiers.sandbox import (
+    BubblewrapSandbox,
+    UnisolatedSandbox,
+    probe_bwrap,
+)
 
 ISOLATED, WHY = probe_bwrap()
 needs_isolation = pytest.mark.skipif(ISOLATED is None, reason=f"no working bubblewrap here: {WHY}")
@@ -252,7 +256,7 @@ def test_a_sandbox_that_cannot_start_is_an_error_never_an_unisolated_run():
 @needs_isolation
 def test_bench_smoke_prints_the_isolation_cost():
     bench = Path(__file__).resolve().parents[1] / "bench" / "code_sandbox.py"
-    proc = subprocess.run([sys.executable, str(bench), "--items", "1"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, str(bench), "--items", "1"], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert re.search(r"^stdin/stdout +isolation cost: [\d.]+x, [+-][\d.]+ ms/item", proc.stdout, re.M), proc.stdout
-    assert re.search(r"^asserts +isolation cost: [\d.]+x", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^stdin/stdout +isolation cost: [\d.]+x, [+-][\d.]+ ms/item", proc.stdout, re.MULTILINE), proc.stdout
+    assert re.search(r"^asserts +isolation cost: [\d.]+x", proc.stdout, re.MULTILINE), proc.stdout

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rewardsmith import SpecError, load_spec
-from rewardsmith.verifiers.base import BAD_REFERENCE, ERROR, NO_ANSWER, OK
+from rewardsmith.verifiers.base import BAD_REFERENCE, NO_ANSWER, OK
 from rewardsmith.verifiers.bmas import BmasVerifier, bmas, bow_embeddings
 from rewardsmith.verifiers.box import BoxVerifier, box_iou, box_size_constraint, centre_hit
 from rewardsmith.verifiers.code import CodeVerifier, extract_program, parse_tests

@@ -54,7 +54,15 @@ from ..registry import Options, SpecError, register
 from .base import BAD_REFERENCE, ERROR, NO_ANSWER, OK, Job, Verdict, Verifier
 from .code_harness import JUDGE, RUNNER, AssertTest, parse_values, split_asserts
 from .sandbox import (
-    NOBODY, SETUP_FAILED, Limits, Outcome, PistonSandbox, Sandbox, SandboxFusionSandbox, UnisolatedSandbox, probe_bwrap,
+    NOBODY,
+    SETUP_FAILED,
+    Limits,
+    Outcome,
+    PistonSandbox,
+    Sandbox,
+    SandboxFusionSandbox,
+    UnisolatedSandbox,
+    probe_bwrap,
 )
 
 _FENCE = re.compile(r"```([^\n`]*)\n(.*?)```", re.DOTALL)

@@ -97,10 +97,12 @@ class _LocalSandbox:
 
     def _run_in(self, item: str, work: str, stdin: bytes, limits: Limits) -> Outcome:
         paths = {name: os.path.join(item, name) for name in ("stdin", "stdout", "stderr")}
-        with open(paths["stdin"], "wb") as f:
+        private = lambda path, flags: os.open(path, flags, 0o600)
+        with open(paths["stdin"], "wb", opener=private) as f:
             f.write(stdin)
         argv, preexec, kill_softly = self._command(item, work)
-        with open(paths["stdin"], "rb") as fin, open(paths["stdout"], "wb") as fout, open(paths["stderr"], "wb") as ferr:
+        with open(paths["stdin"], "rb") as fin, open(paths["stdout"], "wb", opener=private) as fout, \
+                open(paths["stderr"], "wb", opener=private) as ferr:
             try:
                 proc = subprocess.Popen(
                     argv, cwd=work, env=_clean_env(work), stdin=fin, stdout=fout, stderr=ferr,
@@ -198,7 +200,7 @@ def find_bwrap() -> str | None:
         return shutil.which("bwrap")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def probe_bwrap() -> tuple[BubblewrapSandbox | None, str]:
     """A working :class:`BubblewrapSandbox` (one real run of Python inside it), or None and why."""
     path = find_bwrap()
