@@ -156,10 +156,14 @@ def test_root_only_file_is_unreadable_even_where_mounted(monkeypatch):
     real_dirs = sandbox_module._python_dirs
     monkeypatch.setattr(sandbox_module, "_python_dirs", lambda: [*real_dirs(), str(secret_dir)])  # mount it read-only inside
     program = f"import os\nprint(os.path.exists({str(secret_dir / 'key')!r}))\nprint(open({str(secret_dir / 'key')!r}).read())"
+    # Why the switch to uid 65534 comes first: bubblewrap started as root maps the sandbox user to root.
+    as_root = [ISOLATED.bwrap, "--unshare-user", "--uid", "65534", "--ro-bind", "/", "/", "cat", str(secret_dir / "key")]
     try:
+        naive = subprocess.run(as_root, capture_output=True, text=True, timeout=30, check=False)
         out = run(program, [{"input": "", "output": f"True\n{SECRET}"}])
     finally:
         shutil.rmtree(secret_dir)
+    assert naive.stdout == SECRET  # owner access to root's file from "uid 65534" in a root-made namespace
     assert out.score == 0.0 and "PermissionError" in out.detail
 
 
