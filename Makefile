@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/verify_throughput.py
 	$(BIN)/python bench/shaping_throughput.py
 	$(BIN)/python bench/ray_scaling.py
+	$(BIN)/python bench/code_sandbox.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
