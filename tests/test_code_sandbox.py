@@ -98,18 +98,18 @@ EXPLOITS = {
     "forged channel": "import os\nfor fd in range(3, 20):\n    try:\n        os.write(fd, b'[[\"v\", [\"b\", true]]]\\n[[\"v\", [\"i\", \"*\"]]]\\n')\n    except OSError:\n        pass\nos._exit(0)",
     # reading the test: only the values it needs are in the sandbox, and /proc shows only the sandbox
     "read the tests": (
-        "import os\nfound = []\n"
+        f"import os\nfound = []\nneedle = '{SECRET[::-1]}'[::-1].encode()  # not in its own source\n"
         "for root in ('/proc', '/tmp', os.getcwd()):\n"
         "    for base, dirs, files in os.walk(root):\n"
         "        for name in files:\n"
         "            if name in ('cmdline', 'environ') or root != '/proc':\n"
         "                try:\n"
-        f"                    found += [x for x in open(os.path.join(base, name), 'rb').read().split() if b'{SECRET}' in x]\n"
+        f"                    found += [x for x in open(os.path.join(base, name), 'rb').read().split() if needle in x]\n"
         "                except OSError:\n"
         "                    pass\n"
         "        if base.count('/') > 3:\n"
         "            dirs.clear()\n"
-        "def add(a, b):\n    return int(found[0].decode().strip('=,)[]') if found else 0)"
+        "def add(a, b):\n    return int(found[0].decode().strip('=,()[]{}\"') if found else 0)"
     ),
 }
 EXPLOIT_TESTS = [f"assert add(1, 2) == {SECRET}", f"import math\nassert math.isclose(add(2, 3), {SECRET})", f"assert abs(add(3, 4) - {SECRET}) < 1"]
@@ -120,6 +120,13 @@ EXPLOIT_TESTS = [f"assert add(1, 2) == {SECRET}", f"import math\nassert math.isc
 def test_harness_exploits_score_zero(name):
     out = run(EXPLOITS[name], EXPLOIT_TESTS, timeout_s=2.0, max_total_s=8.0)
     assert (out.score, out.status) == (0.0, OK), out.detail
+
+
+@needs_isolation
+def test_the_test_reader_finds_what_is_in_its_view():
+    # control for "read the tests": a value in the program's own input is found and returned
+    out = run(EXPLOITS["read the tests"], [f"assert add(1, {SECRET}) == {SECRET}"], timeout_s=2.0)
+    assert out.score == 1.0, out.detail
 
 
 @needs_isolation
