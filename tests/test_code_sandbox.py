@@ -123,6 +123,12 @@ def test_harness_exploits_score_zero(name):
 
 
 @needs_isolation
+def test_exploit_tests_pass_for_the_right_values():
+    out = run(f"def add(a, b):\n    return {SECRET} if a == 1 else {SECRET}.0", EXPLOIT_TESTS)
+    assert (out.score, out.detail) == (1.0, "3/3 tests passed")  # the exploits' tests are passable
+
+
+@needs_isolation
 def test_the_test_reader_finds_what_is_in_its_view():
     # control for "read the tests": a value in the program's own input is found and returned
     out = run(EXPLOITS["read the tests"], [f"assert add(1, {SECRET}) == {SECRET}"], timeout_s=2.0)
