@@ -234,6 +234,22 @@ def test_bombs_and_endless_output_are_contained_and_tmp_is_removed(tmp_path, mon
     assert os.listdir(tmp_path) == []  # every private /tmp is gone
 
 
+@needs_isolation
+def test_world_writable_places_of_the_host_stay_untouched():
+    name = f"rewardsmith-leak-{os.getpid()}"
+    targets = [f"/var/tmp/{name}", f"/dev/shm/{name}", f"/run/{name}", f"/usr/{name}", f"{sys.prefix}/{name}"]
+    program = "import sys\nfor path in sys.argv[1:] or %r:\n    try:\n        open(path, 'w').write('x')\n    except OSError:\n        pass\nprint('done')" % targets
+    assert run(program, [{"input": "", "output": "done"}]).score == 1.0
+    assert [t for t in targets if os.path.exists(t)] == []
+    try:  # control: the same harmless program without the sandbox does leave a file behind
+        assert run(program, [{"input": "", "output": "done"}], sandbox="none", allow_unisolated=True).score == 1.0
+        assert os.path.exists(targets[0])
+    finally:
+        for t in targets:
+            if os.path.exists(t):
+                os.remove(t)
+
+
 # ---------------------------------------------------------------- no isolation: refuse unless allowed
 def test_refuses_unisolated_runs_unless_allowed(monkeypatch, caplog):
     monkeypatch.setattr("rewardsmith.verifiers.code.probe_bwrap", lambda: (None, "no bwrap binary"))
