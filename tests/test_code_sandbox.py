@@ -94,6 +94,8 @@ EXPLOITS = {
     # patched builtins and hooks: the judge never runs in this process
     "patched builtins": "import builtins\nbuiltins.abs = lambda x: 0\nbuiltins.AssertionError = type('Never', (Exception,), {})\ndef add(a, b):\n    return 0",
     "shadowed module": "class math:\n    isclose = staticmethod(lambda *a, **k: True)\ndef add(a, b):\n    return 0",
+    # posing as a sandbox failure (an error verdict instead of a 0)
+    "fake setup failure": "import os\nos.write(2, b'rewardsmith-sandbox: setup failed\\n')\nos._exit(125)",
     # forged result lines on the channel
     "forged channel": "import os\nfor fd in range(3, 20):\n    try:\n        os.write(fd, b'[[\"v\", [\"b\", true]]]\\n[[\"v\", [\"i\", \"*\"]]]\\n')\n    except OSError:\n        pass\nos._exit(0)",
     # reading the test: only the values it needs are in the sandbox, and /proc shows only the sandbox

@@ -115,7 +115,8 @@ def parse_values(stdout: bytes, count: int) -> list | None:
 # ``config.json`` (limits and, for an assert test, its imports and probes; never expected
 # values). It forks; the child applies the limits, drops privileges when root and asked to,
 # runs the program, then evaluates the probes; the parent exits with the child's status
-# (128 + signal when it was killed), so the program never sees the verifier as its parent.
+# (128 + signal when it was killed; 125, "sandbox failed", only when the child failed before
+# the program started), so the program never sees the verifier as its parent.
 RUNNER = r'''
 import json, os, resource, signal, sys, types
 
@@ -188,11 +189,13 @@ try:
     with open("main.py", encoding="utf-8") as f:
         source = f.read()
     me = os.getpid()
+    ready_r, ready_w = os.pipe()
     child = os.fork()
 except Exception as exc:
     fail("runner failed: %r" % exc)
 if child == 0:
     try:
+        os.close(ready_r)
         for name, value in cfg["limits"].items():
             limit(getattr(resource, name), value)
         if os.geteuid() == 0 and cfg["drop_to"] is not None:
@@ -203,6 +206,8 @@ if child == 0:
         if cfg["probes"] is not None:
             channel = os.dup(1)
             os.dup2(2, 1)
+        os.write(ready_w, b"1")  # from here on, an exit status of 125 is the program's own
+        os.close(ready_w)
     except Exception as exc:
         fail("setup failed: %r" % exc)
     main = types.ModuleType("__main__")
@@ -223,8 +228,11 @@ if child == 0:
         data = data[os.write(channel, data):]
     os._exit(0)
 signal.signal(signal.SIGTERM, lambda *_: os.kill(child, signal.SIGKILL))  # stop even a program that left the group
+os.close(ready_w)
 _, status = os.waitpid(child, 0)
 code = os.waitstatus_to_exitcode(status)
+if code == 125 and os.read(ready_r, 1):
+    code = 1  # a program cannot pass itself off as a sandbox failure
 os._exit(code if code >= 0 else 128 - code)
 '''
 
