@@ -25,8 +25,9 @@ judged in a process the program never ran in). Where bubblewrap cannot run, the 
 to start unless ``allow_unisolated: true`` (logged loudly): then only the limits apply, as user
 ``nobody`` when root. ``sandbox: sandbox_fusion | piston`` with ``sandbox_url`` sends each run to
 such a server instead (docs/security.md). A wall-clock timeout per test (``timeout_s``) and a
-budget per completion (``max_total_s``: tests left when it runs out fail) keep one item inside
-the engine's hard per-item timeout — give the spec a ``timeout_s`` above ``max_total_s``.
+budget per completion (``max_total_s``: tests left when it runs out fail; the judge of assert
+tests gets what is left, at least 1 s) keep one item inside the engine's hard per-item timeout —
+give the spec a ``timeout_s`` above ``max_total_s`` + 1 s.
 
     >>> from rewardsmith.verifiers.code import CodeVerifier
     >>> v = CodeVerifier()
