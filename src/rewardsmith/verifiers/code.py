@@ -132,7 +132,7 @@ class CodeOptions(Options):
     max_total_s: float = Field(default=4.0, gt=0, description="budget for all tests of one completion; keep it below the spec's timeout_s")
     memory_mb: int = Field(default=1024, ge=64, description="RLIMIT_AS of the program, MiB")
     max_output_kb: int = Field(default=1024, ge=1, description="RLIMIT_FSIZE: most KiB the program may write to stdout, stderr or a file")
-    max_processes: int | None = Field(default=1, ge=1, description="RLIMIT_NPROC (counted per user namespace when isolated): 1 = no new process or thread; null = no limit")
+    max_processes: int | None = Field(default=1, ge=1, description="RLIMIT_NPROC: 1 = no new process or thread; null = no limit")
     sandbox: Literal["auto", "bwrap", "none", "sandbox_fusion", "piston"] = Field(default="auto", description="where programs run: auto = bwrap if it works here, else refuse unless allow_unisolated (docs/security.md)")
     allow_unisolated: bool = Field(default=False, description="run untrusted code with resource limits only when no isolation works here (logged as a warning)")
     sandbox_url: str | None = Field(default=None, description="base URL of the SandboxFusion or Piston server")
