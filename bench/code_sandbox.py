@@ -20,7 +20,10 @@ import time
 from rewardsmith.verifiers.code import CodeVerifier
 from rewardsmith.verifiers.sandbox import probe_bwrap
 
-STDIO = ("```python\na, b = map(int, input().split())\nprint(a + b)\n```", [{"input": f"{i} {i}\n", "output": f"{2 * i}\n"} for i in range(3)])
+STDIO = (
+    "```python\na, b = map(int, input().split())\nprint(a + b)\n```",
+    [{"input": f"{i} {i}\n", "output": f"{2 * i}\n"} for i in range(3)],
+)
 ASSERTS = ("```python\ndef add(a, b):\n    return a + b\n```", [f"assert add({i}, {i}) == {2 * i}" for i in range(3)])
 
 
@@ -42,7 +45,10 @@ def main() -> None:
     box, why = probe_bwrap()
     if box is None:
         raise SystemExit(f"bubblewrap does not work here: {why}")
-    backends = {"bwrap (isolated)": CodeVerifier(sandbox="bwrap"), "none (rlimits only)": CodeVerifier(sandbox="none", allow_unisolated=True)}
+    backends = {
+        "bwrap (isolated)": CodeVerifier(sandbox="bwrap"),
+        "none (rlimits only)": CodeVerifier(sandbox="none", allow_unisolated=True),
+    }
     print(f"{args.items} items of each kind, 3 tests each, serial check() calls; bwrap at {box.bwrap}")
     results = {}
     for kind, (completion, tests), runs in [("stdin/stdout", STDIO, 3), ("asserts", ASSERTS, 4)]:
@@ -53,7 +59,9 @@ def main() -> None:
             print(f"{kind:13s} {name:20s} median {median:7.1f} ms/item  max {worst:7.1f} ms")
         ratio = results[kind, "bwrap (isolated)"][0] / results[kind, "none (rlimits only)"][0]
         extra = results[kind, "bwrap (isolated)"][0] - results[kind, "none (rlimits only)"][0]
-        print(f"{kind:13s} isolation cost: {ratio:.2f}x, {extra:+.1f} ms/item ({extra / runs:+.1f} ms per sandboxed run)")
+        print(
+            f"{kind:13s} isolation cost: {ratio:.2f}x, {extra:+.1f} ms/item ({extra / runs:+.1f} ms per sandboxed run)"
+        )
 
 
 if __name__ == "__main__":

@@ -47,7 +47,9 @@ def test_split_asserts_lifts_only_what_needs_the_program():
     assert t.probes == ("add(1, 2)",) and t.asserts == ("assert __rewardsmith_probe_0 == 3",)
     t = split_asserts("import math\nassert math.isclose(f(0.5), 0.25) and sorted(g([2, 1])) == [1, 2]")
     assert t.imports == ("import math",) and t.probes == ("f(0.5)", "g([2, 1])")
-    assert t.asserts == ("assert math.isclose(__rewardsmith_probe_0, 0.25) and sorted(__rewardsmith_probe_1) == [1, 2]",)
+    assert t.asserts == (
+        "assert math.isclose(__rewardsmith_probe_0, 0.25) and sorted(__rewardsmith_probe_1) == [1, 2]",
+    )
     t = split_asserts("assert Solution().two_sum([2, 7], 9)[0] == 0\nassert abs(area(2) - 12.56) < 0.01")
     assert t.probes == ("Solution().two_sum([2, 7], 9)[0]", "area(2)")
     # a standard-library module used as module.attr stays with the judge even without an import
@@ -64,11 +66,13 @@ def test_split_asserts_lifts_only_what_needs_the_program():
 @needs_isolation
 def test_assert_tests_pass_for_exact_builtin_values():
     program = (
-        "def f(n):\n    return {'big': 2 ** 200, 'x': 0.1 + 0.2, 't': (1, 'é'), 's': {1, 2}, 'b': b'\\x00', 'n': None}\n"
+        "def f(n):\n"
+        "    return {'big': 2 ** 200, 'x': 0.1 + 0.2, 't': (1, 'é'), 's': {1, 2}, 'b': b'\\x00', 'n': None}\n"
         "def g(x):\n    return x > 2\n"
     )
     tests = [
-        "assert f(0) == {'big': 2 ** 200, 'x': 0.30000000000000004, 't': (1, 'é'), 's': {2, 1}, 'b': b'\\x00', 'n': None}",
+        "assert f(0) == {'big': 2 ** 200, 'x': 0.30000000000000004, 't': (1, 'é'), 's': {2, 1}, "
+        "'b': b'\\x00', 'n': None}",
         "import math\nassert math.isclose(f(0)['x'], 0.3)",
         "assert g(3)\nassert not g(1)",
         "assert g(3) == 2",  # wrong on purpose
@@ -85,19 +89,26 @@ EXPLOITS = {
     "os._exit in the solution": "import os\ndef add(a, b):\n    os._exit(0)",
     "kill itself": "import os, signal\ndef add(a, b):\n    os.kill(os.getpid(), signal.SIGKILL)",
     # forcing the exit status after a failure
-    "atexit": "import atexit, os\natexit.register(lambda: os._exit(0))\ndef add(a, b):\n    return 0\nraise RuntimeError",
+    "atexit": "import atexit, os\natexit.register(lambda: os._exit(0))\n"
+    "def add(a, b):\n    return 0\nraise RuntimeError",
     "excepthook": "import sys\nsys.excepthook = lambda *a: None\ndef add(a, b):\n    raise ValueError('no')",
     # values that claim to equal anything
-    "int subclass": "class I(int):\n    def __eq__(self, other):\n        return True\n    __hash__ = int.__hash__\ndef add(a, b):\n    return I(0)",
-    "str subclass": "class S(str):\n    __eq__ = lambda self, other: True\n    __hash__ = str.__hash__\ndef add(a, b):\n    return S('x')",
-    "truthy object": "class T:\n    __bool__ = lambda self: True\n    __eq__ = lambda self, o: True\ndef add(a, b):\n    return T()",
+    "int subclass": "class I(int):\n    def __eq__(self, other):\n        return True\n"
+    "    __hash__ = int.__hash__\ndef add(a, b):\n    return I(0)",
+    "str subclass": "class S(str):\n    __eq__ = lambda self, other: True\n"
+    "    __hash__ = str.__hash__\ndef add(a, b):\n    return S('x')",
+    "truthy object": "class T:\n    __bool__ = lambda self: True\n    __eq__ = lambda self, o: True\n"
+    "def add(a, b):\n    return T()",
     # patched builtins and hooks: the judge never runs in this process
-    "patched builtins": "import builtins\nbuiltins.abs = lambda x: 0\nbuiltins.AssertionError = type('Never', (Exception,), {})\ndef add(a, b):\n    return 0",
+    "patched builtins": "import builtins\nbuiltins.abs = lambda x: 0\n"
+    "builtins.AssertionError = type('Never', (Exception,), {})\ndef add(a, b):\n    return 0",
     "shadowed module": "class math:\n    isclose = staticmethod(lambda *a, **k: True)\ndef add(a, b):\n    return 0",
     # posing as a sandbox failure (an error verdict instead of a 0)
     "fake setup failure": "import os\nos.write(2, b'rewardsmith-sandbox: setup failed\\n')\nos._exit(125)",
     # forged result lines on the channel
-    "forged channel": "import os\nfor fd in range(3, 20):\n    try:\n        os.write(fd, b'[[\"v\", [\"b\", true]]]\\n[[\"v\", [\"i\", \"*\"]]]\\n')\n    except OSError:\n        pass\nos._exit(0)",
+    "forged channel": "import os\nfor fd in range(3, 20):\n    try:\n"
+    """        os.write(fd, b'[["v", ["b", true]]]\\n[["v", ["i", "*"]]]\\n')\n"""
+    "    except OSError:\n        pass\nos._exit(0)",
     # reading the test: only the values it needs are in the sandbox, and /proc shows only the sandbox
     "read the tests": (
         f"import os\nfound = []\nneedle = '{SECRET[::-1]}'[::-1].encode()  # not in its own source\n"
@@ -106,7 +117,8 @@ EXPLOITS = {
         "        for name in files:\n"
         "            if name in ('cmdline', 'environ') or root != '/proc':\n"
         "                try:\n"
-        f"                    found += [x for x in open(os.path.join(base, name), 'rb').read().split() if needle in x]\n"
+        "                    data = open(os.path.join(base, name), 'rb').read()\n"
+        "                    found += [x for x in data.split() if needle in x]\n"
         "                except OSError:\n"
         "                    pass\n"
         "        if base.count('/') > 3:\n"
@@ -114,7 +126,11 @@ EXPLOITS = {
         "def add(a, b):\n    return int(found[0].decode().strip('=,()[]{}\"') if found else 0)"
     ),
 }
-EXPLOIT_TESTS = [f"assert add(1, 2) == {SECRET}", f"import math\nassert math.isclose(add(2, 3), {SECRET})", f"assert abs(add(3, 4) - {SECRET}) < 1"]
+EXPLOIT_TESTS = [
+    f"assert add(1, 2) == {SECRET}",
+    f"import math\nassert math.isclose(add(2, 3), {SECRET})",
+    f"assert abs(add(3, 4) - {SECRET}) < 1",
+]
 
 
 @needs_isolation
@@ -147,7 +163,8 @@ def test_stdin_tests_hide_the_expected_output():
 @needs_isolation
 def test_program_runs_as_an_unprivileged_uid_without_capabilities():
     program = (
-        "import os\nstatus = dict(line.split(':\\t') for line in open('/proc/self/status').read().splitlines() if ':\\t' in line)\n"
+        "import os\nlines = open('/proc/self/status').read().splitlines()\n"
+        "status = dict(line.split(':\\t') for line in lines if ':\\t' in line)\n"
         "print(os.getuid(), os.getgid(), status['CapEff'], status['CapBnd'])\n"
         "print(' '.join(sorted(os.listdir('/'))))\nprint(len(os.listdir('/proc')) < 60)"
     )
@@ -169,10 +186,23 @@ def test_root_only_file_is_unreadable_even_where_mounted(monkeypatch):
     os.chmod(secret_dir / "key", 0o600)
     assert os.stat(secret_dir / "key").st_uid == 0
     real_dirs = sandbox_module._python_dirs
-    monkeypatch.setattr(sandbox_module, "_python_dirs", lambda: [*real_dirs(), str(secret_dir)])  # mount it read-only inside
-    program = f"import os\nprint(os.path.exists({str(secret_dir / 'key')!r}))\nprint(open({str(secret_dir / 'key')!r}).read())"
+    monkeypatch.setattr(
+        sandbox_module, "_python_dirs", lambda: [*real_dirs(), str(secret_dir)]
+    )  # mount it read-only inside
+    key = str(secret_dir / "key")
+    program = f"import os\nprint(os.path.exists({key!r}))\nprint(open({key!r}).read())"
     # Why the switch to uid 65534 comes first: bubblewrap started as root maps the sandbox user to root.
-    as_root = [ISOLATED.bwrap, "--unshare-user", "--uid", "65534", "--ro-bind", "/", "/", "cat", str(secret_dir / "key")]
+    as_root = [
+        ISOLATED.bwrap,
+        "--unshare-user",
+        "--uid",
+        "65534",
+        "--ro-bind",
+        "/",
+        "/",
+        "cat",
+        str(secret_dir / "key"),
+    ]
     try:
         naive = subprocess.run(as_root, capture_output=True, text=True, timeout=30, check=False)
         out = run(program, [{"input": "", "output": f"True\n{SECRET}"}])
@@ -207,9 +237,17 @@ def test_socket_connect_fails(tmp_path):
 
 @needs_isolation
 def test_kill_all_beside_an_honest_rollout_in_one_batch():
-    spec = {"verifier": {"name": "code", "timeout_s": 3.0, "max_total_s": 6.0}, "timeout_s": 20, "workers": 2, "length_unit": "words"}
+    spec = {
+        "verifier": {"name": "code", "timeout_s": 3.0, "max_total_s": 6.0},
+        "timeout_s": 20,
+        "workers": 2,
+        "length_unit": "words",
+    }
     tests = {"tests": [{"input": "1 2\n", "output": "3\n"}, {"input": "4 5\n", "output": "9\n"}]}
-    killer = "```python\nimport os, signal, time\nfor _ in range(50):\n    try:\n        os.kill(-1, signal.SIGKILL)\n    except OSError:\n        pass\n    time.sleep(0.01)\n```"
+    killer = (
+        "```python\nimport os, signal, time\nfor _ in range(50):\n    try:\n        os.kill(-1, signal.SIGKILL)\n"
+        "    except OSError:\n        pass\n    time.sleep(0.01)\n```"
+    )
     honest = "```python\nimport time\ntime.sleep(0.3)\na, b = map(int, input().split())\nprint(a + b)\n```"
     records = [{"prompt_id": "p", "completion": c, "meta": tests} for c in [killer, honest, killer, honest]]
     with load_spec(spec) as pipe:
@@ -224,7 +262,8 @@ def test_bombs_and_endless_output_are_contained_and_tmp_is_removed(tmp_path, mon
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     bombs = {
         "fork bomb": "import os\nwhile True:\n    os.fork()",
-        "thread bomb": "import threading, time\nwhile True:\n    threading.Thread(target=time.sleep, args=(9,)).start()",
+        "thread bomb": "import threading, time\nwhile True:\n"
+        "    threading.Thread(target=time.sleep, args=(9,)).start()",
         "memory bomb": "x = []\nwhile True:\n    x.append(bytearray(2 ** 26))",
         "endless output": "import sys\nwhile True:\n    sys.stderr.write('x' * 65536)\n    print('y' * 65536)",
         "file filler": "with open('/tmp/big', 'wb') as f:\n    while True:\n        f.write(b'z' * 65536)",
@@ -240,7 +279,10 @@ def test_bombs_and_endless_output_are_contained_and_tmp_is_removed(tmp_path, mon
 def test_world_writable_places_of_the_host_stay_untouched():
     name = f"rewardsmith-leak-{os.getpid()}"
     targets = [f"/var/tmp/{name}", f"/dev/shm/{name}", f"/run/{name}", f"/usr/{name}", f"{sys.prefix}/{name}"]
-    program = "import sys\nfor path in sys.argv[1:] or %r:\n    try:\n        open(path, 'w').write('x')\n    except OSError:\n        pass\nprint('done')" % targets
+    program = (
+        "import sys\nfor path in sys.argv[1:] or %r:\n    try:\n        open(path, 'w').write('x')\n"
+        "    except OSError:\n        pass\nprint('done')" % targets
+    )
     assert run(program, [{"input": "", "output": "done"}]).score == 1.0
     assert [t for t in targets if os.path.exists(t)] == []
     try:  # control: the same harmless program without the sandbox does leave a file behind
@@ -267,7 +309,13 @@ def test_refuses_unisolated_runs_unless_allowed(monkeypatch, caplog):
         v = CodeVerifier(allow_unisolated=True)
     assert isinstance(v.sandbox, UnisolatedSandbox) and "UNISOLATED" in caplog.text
     # an honest program still scores (no hostile code runs unisolated here)
-    out = v.check(v.job("```python\ndef add(a, b):\n    return a + b\n```", None, {"tests": ["assert add(1, 2) == 3", "assert add(1, 1) == 3"]}))
+    out = v.check(
+        v.job(
+            "```python\ndef add(a, b):\n    return a + b\n```",
+            None,
+            {"tests": ["assert add(1, 2) == 3", "assert add(1, 1) == 3"]},
+        )
+    )
     assert (out.score, out.status) == (0.5, OK)
 
 
@@ -285,13 +333,20 @@ def test_a_sandbox_that_cannot_start_is_an_error_never_an_unisolated_run():
     v.options, v.sandbox = CodeVerifier.Options(), BubblewrapSandbox("/nonexistent/bwrap")
     out = v.check(v.job("```python\nprint(1)\n```", None, {"tests": [{"input": "", "output": "1"}]}))
     assert out.status == ERROR and np.isnan(out.score) and out.detail.startswith("bwrap: cannot start")
-    assert choose_sandbox(CodeVerifier.Options(sandbox="sandbox_fusion", sandbox_url="http://127.0.0.1:9")).name == "sandbox_fusion"
+    assert (
+        choose_sandbox(CodeVerifier.Options(sandbox="sandbox_fusion", sandbox_url="http://127.0.0.1:9")).name
+        == "sandbox_fusion"
+    )
 
 
 @needs_isolation
 def test_bench_smoke_prints_the_isolation_cost():
     bench = Path(__file__).resolve().parents[1] / "bench" / "code_sandbox.py"
-    proc = subprocess.run([sys.executable, str(bench), "--items", "1"], capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(bench), "--items", "1"], capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert re.search(r"^stdin/stdout +isolation cost: [\d.]+x, [+-][\d.]+ ms/item", proc.stdout, re.MULTILINE), proc.stdout
+    assert re.search(r"^stdin/stdout +isolation cost: [\d.]+x, [+-][\d.]+ ms/item", proc.stdout, re.MULTILINE), (
+        proc.stdout
+    )
     assert re.search(r"^asserts +isolation cost: [\d.]+x", proc.stdout, re.MULTILINE), proc.stdout

@@ -123,25 +123,53 @@ class _Handler(BaseHTTPRequestHandler):
             start = time.monotonic()
             out = ISOLATED.run({**files, "runner.py": body["code"]}, (body.get("stdin") or "").encode(), limits)
             run = {
-                "status": "TimeLimitExceeded" if out.timed_out else "Finished", "execution_time": time.monotonic() - start,
+                "status": "TimeLimitExceeded" if out.timed_out else "Finished",
+                "execution_time": time.monotonic() - start,
                 "return_code": None if out.timed_out else out.returncode,
-                "stdout": out.stdout.decode("utf-8", "replace"), "stderr": out.stderr.decode("utf-8", "replace"),
+                "stdout": out.stdout.decode("utf-8", "replace"),
+                "stderr": out.stderr.decode("utf-8", "replace"),
             }
             ok = not out.timed_out and out.returncode == 0
-            return self._answer(200, {"status": "Success" if ok else "Failed", "message": "", "compile_result": None,
-                                      "run_result": run, "executor_pod_name": None, "files": {}})
+            return self._answer(
+                200,
+                {
+                    "status": "Success" if ok else "Failed",
+                    "message": "",
+                    "compile_result": None,
+                    "run_result": run,
+                    "executor_pod_name": None,
+                    "files": {},
+                },
+            )
         if self.path == "/api/v2/execute":
             problems = _piston_problems(body)
             if problems:
                 self.server.rejected += 1
                 return self._answer(400, {"message": "; ".join(problems)})
-            files = {("runner.py" if i == 0 else f.get("name") or f"file{i}"): f["content"] for i, f in enumerate(body["files"])}
-            limits = Limits(body.get("run_timeout", 3000) / 1000, max(body.get("run_memory_limit", -1) // 2**20, 256), 65536)
+            files = {
+                ("runner.py" if i == 0 else f.get("name") or f"file{i}"): f["content"]
+                for i, f in enumerate(body["files"])
+            }
+            limits = Limits(
+                body.get("run_timeout", 3000) / 1000, max(body.get("run_memory_limit", -1) // 2**20, 256), 65536
+            )
             out = ISOLATED.run(files, body.get("stdin", "").encode(), limits)
             stdout, stderr = out.stdout.decode("utf-8", "replace"), out.stderr.decode("utf-8", "replace")
             signal = "SIGKILL" if out.timed_out else None
-            return self._answer(200, {"language": "python", "version": "3.11.7", "run": {
-                "stdout": stdout, "stderr": stderr, "output": stdout + stderr, "code": None if signal else out.returncode, "signal": signal}})
+            return self._answer(
+                200,
+                {
+                    "language": "python",
+                    "version": "3.11.7",
+                    "run": {
+                        "stdout": stdout,
+                        "stderr": stderr,
+                        "output": stdout + stderr,
+                        "code": None if signal else out.returncode,
+                        "signal": signal,
+                    },
+                },
+            )
         self._answer(404, {"message": "not found"})
 
 
@@ -152,8 +180,16 @@ def server():
     srv.shutdown()
 
 
-ADD = "```python\nimport sys\ndef add(a, b):\n    return a + b\nnumbers = sys.stdin.read().split()\nif numbers:\n    print(sum(map(int, numbers)))\n```"
-TESTS = [{"input": "1 2\n", "output": "3\n"}, {"input": "2 2\n", "output": "5\n"}, "assert add(1, 2) == 3", "assert add(2, 2) == 31415926"]
+ADD = (
+    "```python\nimport sys\ndef add(a, b):\n    return a + b\n"
+    "numbers = sys.stdin.read().split()\nif numbers:\n    print(sum(map(int, numbers)))\n```"
+)
+TESTS = [
+    {"input": "1 2\n", "output": "3\n"},
+    {"input": "2 2\n", "output": "5\n"},
+    "assert add(1, 2) == 3",
+    "assert add(2, 2) == 31415926",
+]
 
 
 @pytest.mark.parametrize("backend", ["sandbox_fusion", "piston"])

