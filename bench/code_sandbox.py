@@ -1,6 +1,6 @@
 """Cost of isolation in the ``code`` verifier: bubblewrap sandbox vs resource limits only.
 
-One run scores the same honest completions, one after the other on the same cores, with
+One run scores the same honest completions, alternating item by item on the same cores, with
 ``sandbox: bwrap`` (namespaces + limits; the default) and ``sandbox: none`` with
 ``allow_unisolated: true`` (limits only, today's fallback), calling ``check`` serially so the
 figure is the per-item cost, not a parallel throughput. Items: a stdin/stdout program with 3
@@ -27,15 +27,12 @@ STDIO = (
 ASSERTS = ("```python\ndef add(a, b):\n    return a + b\n```", [f"assert add({i}, {i}) == {2 * i}" for i in range(3)])
 
 
-def per_item_ms(verifier: CodeVerifier, completion: str, tests: list, items: int) -> tuple[float, float]:
-    """Median and max milliseconds per item over ``items`` serial checks (all must pass)."""
-    times = []
-    for _ in range(items):
-        start = time.perf_counter()
-        verdict = verifier.check(verifier.job(completion, None, {"tests": tests}))
-        times.append((time.perf_counter() - start) * 1000)
-        assert verdict.score == 1.0, verdict
-    return statistics.median(times), max(times)
+def item_ms(verifier: CodeVerifier, completion: str, tests: list) -> float:
+    """Milliseconds for one serial ``check`` (the item must pass)."""
+    start = time.perf_counter()
+    verdict = verifier.check(verifier.job(completion, None, {"tests": tests}))
+    assert verdict.score == 1.0, verdict
+    return (time.perf_counter() - start) * 1000
 
 
 def main() -> None:
@@ -45,20 +42,21 @@ def main() -> None:
     box, why = probe_bwrap()
     if box is None:
         raise SystemExit(f"bubblewrap does not work here: {why}")
-    backends = {
-        "bwrap (isolated)": CodeVerifier(sandbox="bwrap"),
-        "none (rlimits only)": CodeVerifier(sandbox="none", allow_unisolated=True),
-    }
-    print(f"{args.items} items of each kind, 3 tests each, serial check() calls; bwrap at {box.bwrap}")
-    results = {}
+    isolated, limits_only = CodeVerifier(sandbox="bwrap"), CodeVerifier(sandbox="none", allow_unisolated=True)
+    print(f"{args.items} items of each kind, 3 tests each, serial check() calls alternating between the two")
+    print(f"backends (so a change of load hits both); bwrap at {box.bwrap}")
     for kind, (completion, tests), runs in [("stdin/stdout", STDIO, 3), ("asserts", ASSERTS, 4)]:
-        for name, verifier in backends.items():
-            per_item_ms(verifier, completion, tests, 1)  # warm the page cache
-            results[kind, name] = per_item_ms(verifier, completion, tests, args.items)
-            median, worst = results[kind, name]
-            print(f"{kind:13s} {name:20s} median {median:7.1f} ms/item  max {worst:7.1f} ms")
-        ratio = results[kind, "bwrap (isolated)"][0] / results[kind, "none (rlimits only)"][0]
-        extra = results[kind, "bwrap (isolated)"][0] - results[kind, "none (rlimits only)"][0]
+        item_ms(isolated, completion, tests), item_ms(limits_only, completion, tests)  # warm the page cache
+        pairs = [
+            (item_ms(isolated, completion, tests), item_ms(limits_only, completion, tests)) for _ in range(args.items)
+        ]
+        for name, times in [
+            ("bwrap (isolated)", [a for a, _ in pairs]),
+            ("none (rlimits only)", [b for _, b in pairs]),
+        ]:
+            print(f"{kind:13s} {name:20s} median {statistics.median(times):7.1f} ms/item  max {max(times):7.1f} ms")
+        ratio = statistics.median(a / b for a, b in pairs)
+        extra = statistics.median(a - b for a, b in pairs)
         print(
             f"{kind:13s} isolation cost: {ratio:.2f}x, {extra:+.1f} ms/item ({extra / runs:+.1f} ms per sandboxed run)"
         )
