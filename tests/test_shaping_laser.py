@@ -11,7 +11,7 @@ from rewardsmith.shaping import BaseValues
 from rewardsmith.shaping.laser import bucket_sizes, candidate_lengths, coverage_counts
 
 LASER_BASE = BaseValues(1.0, -0.5, -1.0)
-D_OPTS = dict(lower=100, upper=400, interval=100, alpha=0.5)
+D_OPTS = dict(lower=100, upper=400, interval=100, alpha=0.5, anchor=None)  # word-scale lengths: no jump to 1024
 
 
 # --------------------------------------------------------------------------- laser
@@ -40,9 +40,13 @@ def test_laser_through_a_spec_with_the_laser_base_and_format_gate():
 
 # --------------------------------------------------------------------------- laser_d building blocks
 def test_candidates_coverage_and_k():
-    assert candidate_lengths(100, 400, 100).tolist() == [100, 200, 300, 400]
-    assert candidate_lengths(100, 350, 100).tolist() == [100, 200, 300, 350]  # upper always a candidate
+    assert candidate_lengths(100, 400, 100, anchor=None).tolist() == [100, 200, 300, 400]
+    assert candidate_lengths(100, 350, 100, anchor=None).tolist() == [100, 200, 300, 400]  # the first >= upper ends it
     assert candidate_lengths(64, 64, 32).tolist() == [64]
+    # the authors' get_length_threshold: below 1024 the list jumps from lower to 1024
+    assert candidate_lengths(512, 4096, 1024).tolist() == [512, 1024, 2048, 3072, 4096]
+    assert candidate_lengths(256, 3000, 512).tolist() == [256, 1024, 1536, 2048, 2560, 3072]
+    assert candidate_lengths(2048, 8192, 2048).tolist() == [2048, 4096, 6144, 8192]
     total, covered = coverage_counts(np.array([50., 100., 101., 999.]), np.array([0, 0, 0, 2]), np.array([100., 200.]))
     assert total.tolist() == [3, 0, 1] and covered.tolist() == [[2, 3], [0, 0], [0, 0]]
     assert bucket_sizes(8).tolist() == [5, 2, 1] and bucket_sizes(16).tolist() == [10, 5, 1] and bucket_sizes(1).tolist() == [0, 0, 1]
@@ -117,7 +121,7 @@ def test_laser_d_bad_options_name_the_field():
 
 def test_laser_d_resume_equals_one_run(tmp_path):
     spec = {"verifier": "exact", "length_unit": "tokens", "base": {"correct": 1, "wrong": -0.5, "no_answer": -1},
-            "shaping": [{"name": "laser_d", "lower": 50, "upper": 400, "interval": 50, "update_every": 2, "window": 3}]}
+            "shaping": [{"name": "laser_d", "lower": 50, "upper": 400, "interval": 50, "update_every": 2, "window": 3, "anchor": None}]}
     batches = random_batches(7, seed=3)
     state = assert_resume_matches(spec, batches, split=3, tmp_path=tmp_path)
     targets = state["components"]["laser_d"]["targets"]
@@ -155,9 +159,9 @@ def test_laser_de_uses_adaptive_targets_for_both_terms():
 
 def test_laser_de_through_a_spec_and_resume(tmp_path):
     spec = {"verifier": "exact", "length_unit": "words", "base": {"correct": 1, "wrong": -0.5, "no_answer": -1},
-            "shaping": [{"name": "laser_de", "lower": 2, "upper": 4, "interval": 1}]}
+            "shaping": [{"name": "laser_de", "lower": 2, "upper": 4, "interval": 1, "anchor": None}]}
     s = load_spec(spec).score(recs([("q", "Answer: 4", "4"), ("q", "a b c d. Answer: 5", "4"), ("q", "b. Answer: 5", "4")]))
     # targets = upper = 4 words: correct 2 words +0.5; wrong 6 words explores +0.5; wrong 3 words not
     assert s.total.tolist() == [1.5, 0.0, -0.5]
-    tok_spec = {**spec, "length_unit": "tokens", "shaping": [{"name": "laser_de", "lower": 50, "upper": 400, "interval": 50, "update_every": 1}]}
+    tok_spec = {**spec, "length_unit": "tokens", "shaping": [{"name": "laser_de", "lower": 50, "upper": 400, "interval": 50, "update_every": 1, "anchor": None}]}
     assert_resume_matches(tok_spec, random_batches(5, seed=4), split=2, tmp_path=tmp_path)

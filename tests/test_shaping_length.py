@@ -97,16 +97,18 @@ def test_l1_needs_a_target_from_somewhere():
 
 def test_l1_max_scales_correct_rewards_only():
     ctx = make_ctx([0, 1000, 3000, 500, 500], [1, 1, 1, 0, None], reward=[1.25, 1.25, 1.25, 0.25, 0.25])
-    new, comp = run("l1_max", ctx, target=1000)  # alpha 3e-4, delta 0.5
+    new, comp = run("l1_max", ctx, target=1000, alpha_convention="paper")  # alpha 3e-4, delta 0.5
     assert comp.tolist() == pytest.approx([0.8, 0.5, 0.0, 0.0, 0.0])  # clip(3e-4·(1000 − L) + 0.5, 0, 1)
     assert new.tolist() == pytest.approx([1.05, 0.75, 0.25, 0.25, 0.25])  # the +0.25 stays
+    _, comp = run("l1_max", ctx, target=1000)  # the authors' code (default): slope alpha/2
+    assert comp.tolist() == pytest.approx([0.65, 0.5, 0.2, 0.0, 0.0])  # clip(1.5e-4·(1000 − L) + 0.5, 0, 1)
 
 
 def test_l1_max_with_a_nonunit_base_and_through_a_spec():
     ctx = make_ctx([100, 100], [1, 0], base_values=BaseValues(2.0, -0.5, -1.0))
-    new, _ = run("l1_max", ctx, target=100, alpha=0.001, delta=0.25)
+    new, _ = run("l1_max", ctx, target=100, alpha=0.001, delta=0.25, alpha_convention="paper")
     assert new.tolist() == [0.5, -0.5]
-    pipe = load_spec({"verifier": "exact", "length_unit": "words", "shaping": [{"name": "l1_max", "alpha": 0.1, "delta": 0.5}]})
+    pipe = load_spec({"verifier": "exact", "length_unit": "words", "shaping": [{"name": "l1_max", "alpha": 0.2, "delta": 0.5}]})
     s = pipe.score(recs([("q", "Answer: 4", "4"), ("q", "a b c d. Answer: 4", "4")], meta={"target_length": 2}))
     assert s.total.tolist() == pytest.approx([0.5, 0.1])  # clip(0.1·(2 − L) + 0.5): L = 2, 6
 

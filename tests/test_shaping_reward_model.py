@@ -43,9 +43,9 @@ def test_par_hand_values_and_bounds():
 def test_lsc_and_centered_hand_values():
     refs = [[1.0, 3.0], [0.0]]
     s = shape("lsc", recs([2.0, 0.5], refs=refs))
-    r85 = 2.0 + 1.0364 * 1.0  # population std of (1, 3) is 1
-    assert s.total[0] == pytest.approx(math.log(sig(2.0 - r85)))
-    assert s.total[1] == pytest.approx(math.log(sig(0.5)))
+    r85 = 2.0 + 1.0364333894937898 * (math.sqrt(2.0) + 1e-5)  # sample std of (1, 3) is sqrt(2)
+    assert s.total[0] == pytest.approx(math.log(sig(2.0 - r85)), rel=1e-12)
+    assert s.total[1] == pytest.approx(math.log(sig(0.5 - 1.0364333894937898e-5)), rel=1e-12)  # one reference: std 0
     assert lsc_reward(np.array([-1e4]), [np.array([0.0])])[0] == pytest.approx(-1e4)  # no overflow to -inf
     c = shape("centered", recs([2.0, 0.5], refs=refs))
     assert c.total.tolist() == pytest.approx([0.0, 0.5])

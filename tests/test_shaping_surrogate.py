@@ -19,8 +19,8 @@ def test_length_score_shape():
 def test_format_length_hand_computed_replaces_the_reward():
     ctx = make_ctx(LENGTHS, [None] * 6, completions=TEXTS, reward=[5.0] * 6)
     new, comp = run("format_length", ctx)  # max_len 3072, peak 0.5
-    # 0.5·(think + answer) + (ℓ if answer else min(0, ℓ)); ℓ(0.5) = 1, ℓ(1) = -1, ℓ(0.25) = 0.75
-    assert comp.tolist() == pytest.approx([2.0, 0.5, -0.5, -1.0, 1.5, 0.5])
+    # answer: 0.5·(think + answer) + ℓ; no answer: min(0, ℓ) alone; ℓ(0.5) = 1, ℓ(1) = -1, ℓ(0.25) = 0.75
+    assert comp.tolist() == pytest.approx([2.0, 0.0, -0.5, -1.0, 1.5, 0.0])
     assert new.tolist() == comp.tolist()  # no ground truth, no correctness: the reward is the surrogate
 
 
@@ -31,10 +31,16 @@ def test_format_length_variants_modes_and_answer_sources():
     assert new.tolist() == (1.0 + comp).tolist()
     texts = ["<think>r</think><answer>4</answer>", "<think>r</think>\n#### 4", "<think>r</think> 4"]
     ctx = make_ctx([1536] * 3, [0] * 3, completions=texts, answered=[True, False, True])
-    assert run("format_length", ctx, answer_from="answer_tag")[1].tolist() == [2.0, 0.5, 0.5]
-    assert run("format_length", ctx, answer_from="hash")[1].tolist() == [0.5, 2.0, 0.5]
-    assert run("format_length", ctx, answer_from="verifier")[1].tolist() == [2.0, 0.5, 2.0]
-    assert run("format_length", ctx, max_len=1536)[1].tolist() == [-0.5] * 3  # no boxed answer: 0.5 + min(0, ℓ(1) = -1)
+    assert run("format_length", ctx, answer_from="answer_tag")[1].tolist() == [2.0, 0.0, 0.0]
+    assert run("format_length", ctx, answer_from="hash")[1].tolist() == [0.0, 2.0, 0.0]
+    assert run("format_length", ctx, answer_from="verifier")[1].tolist() == [2.0, 0.0, 2.0]
+    assert run("format_length", ctx, max_len=1536)[1].tolist() == [-1.0] * 3  # no boxed answer: min(0, ℓ(1) = -1), no format credit
+
+
+def test_a_reasoning_block_without_an_answer_earns_nothing():
+    # the exploit the authors' code closes: a think block alone must not beat an empty completion
+    ctx = make_ctx([1536, 1536], [None, None], completions=["<think>stalling</think>", "plain"])
+    assert run("format_length", ctx)[1].tolist() == [0.0, 0.0]
 
 
 def test_without_ground_truth_through_a_spec():

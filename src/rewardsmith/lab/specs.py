@@ -24,7 +24,7 @@ BUILTIN_SPECS: dict[str, dict[str, Any]] = {
     BASELINE: _spec(BASELINE),
     "kimi": _spec("kimi", {"name": "kimi"}),
     "laser": _spec("laser", {"name": "laser", "target": 36}),
-    "laser_d": _spec("laser_d", {"name": "laser_d", "lower": 12, "upper": 96, "interval": 6, "update_every": 5}),
+    "laser_d": _spec("laser_d", {"name": "laser_d", "lower": 12, "upper": 96, "interval": 6, "update_every": 5, "anchor": None}),
     "hapo": _spec("hapo", {"name": "hapo"}),
     "truncation": _spec("truncation", {"name": "truncation", "max_len": 48}),
     "grpo_lambda": _spec("grpo_lambda", {"name": "grpo_lambda"}),

@@ -5,6 +5,10 @@ From "Learn to Reason Efficiently with Adaptive Length-based Reward Shaping" (Li
 §4-5). The paper's base score — correct 1, wrong with an answer −0.5, no answer −1 — is the
 spec's ``base: {correct: 1, wrong: -0.5, no_answer: -1}``; format failures (``format:`` with
 ``mode: gate``) are never shaped, and with ``mode: add`` these shapers skip them themselves.
+Rollouts without an answer are never length-shaped, as in the authors' code (only the scores
+1.0 and −0.5 are); ``laser_de``'s ``shape_unanswered`` gives them the exploration bonus too.
+Checked against hkust-nlp/Laser@c9e7c4e (``verl/utils/reward_score/length_penalty.py``,
+``constants.py``).
 
 Difficulty buckets are per group, by the share of correct rollouts: ≥ 2/3 easy, ≥ 1/3 medium,
 else hard (an unknown verdict counts as not correct). ``laser_d``/``laser_de`` keep their
@@ -67,11 +71,19 @@ def difficulty_buckets(correct: np.ndarray, group: np.ndarray, n_groups: int) ->
     return np.where(3 * n_correct >= 2 * size, EASY, np.where(3 * n_correct >= size, MEDIUM, HARD))
 
 
-def candidate_lengths(lower: float, upper: float, interval: float) -> np.ndarray:
-    """``lower, lower + interval, ...`` up to ``upper``, with ``upper`` itself always included."""
-    steps = int(np.floor((upper - lower) / interval + 1e-9))
-    cands = lower + interval * np.arange(steps + 1)
-    return cands if cands[-1] == upper else np.append(cands, upper)
+def candidate_lengths(lower: float, upper: float, interval: float, anchor: float | None = 1024) -> np.ndarray:
+    """LASER-D's candidate target lengths, as the authors' ``get_length_threshold``: ``lower,
+    lower + interval, ...`` while below ``upper + interval`` (so the last is the first one
+    >= ``upper``); when ``lower < anchor`` (the code: 1024 tokens) the list is ``lower`` followed
+    by ``anchor, anchor + interval, ...``. ``anchor=None`` never jumps.
+
+    >>> candidate_lengths(512, 4096, 1024).tolist(), candidate_lengths(1024, 3000, 1024).tolist()
+    ([512.0, 1024.0, 2048.0, 3072.0, 4096.0], [1024.0, 2048.0, 3072.0])
+    """
+    start = lower if anchor is None or lower >= anchor else anchor
+    steps = int(np.ceil((upper + interval - start) / interval - 1e-9))
+    grid = start + interval * np.arange(max(steps, 0), dtype=np.float64)
+    return grid if start == lower else np.concatenate(([float(lower)], grid))
 
 
 def coverage_counts(length: np.ndarray, bucket: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -127,6 +139,10 @@ class LaserDOptions(Options):
     update_every: int = Field(default=20, ge=1, description="re-choose the targets every this many steps (the paper's monitor_freq)")
     expected_correct: int = Field(default=1, ge=1, description="ECR a target must reach")
     window: int | None = Field(default=None, ge=1, description="steps of scored rollouts kept as monitoring data; None: update_every")
+    anchor: float | None = Field(
+        default=1024, gt=0,
+        description="when lower < anchor the candidates are lower, anchor, anchor+interval, ... (the authors' code: 1024 tokens); "
+        "None: lower, lower+interval, ... — a change from earlier versions, which spaced them evenly from lower and ended at upper")
     k: tuple[NonNegativeInt, NonNegativeInt, NonNegativeInt] | None = Field(
         default=None, description="k per bucket (easy, medium, hard); None: (⌊2n/3⌋, ⌊n/3⌋, 1) from the mean group size n (the code's 5,2,1 for n=8; the paper says 6,3,1)")
 
@@ -171,7 +187,7 @@ class LaserD(Shaper):
 
     def _monitor(self, ctx: ShapingContext, bucket: np.ndarray) -> None:
         o = self.options
-        candidates = candidate_lengths(o.lower, o.upper, o.interval)
+        candidates = candidate_lengths(o.lower, o.upper, o.interval, o.anchor)
         known = group_reduce(~np.isnan(ctx.correct), ctx.group, ctx.n_groups, "sum") > 0
         rows = known[ctx.group]
         history: list[dict[str, Any]] = ctx.state.setdefault("history", [])
@@ -198,6 +214,7 @@ class LaserD(Shaper):
 
 
 class LaserDEOptions(LaserDOptions):
+    shape_unanswered: bool = Field(default=False, description="also give the exploration bonus to long wrong rollouts without an answer (the authors' code: never)")
     repetition_ngram: int = Field(default=4, ge=1, description="n-gram size of the repetition check (the paper's code: 4)")
     repetition_threshold: float = Field(default=0.3, gt=0, le=1, description="a rollout whose share of repeated n-grams is >= this is repetitive [unverified]")
 
@@ -214,7 +231,8 @@ class LaserDE(LaserD):
 
     def exploration(self, ctx: ShapingContext, target: np.ndarray) -> np.ndarray:
         o = self.options
-        candidates = ctx.is_wrong & ctx.answered & ctx.format_ok & (ctx.length > target)
+        wrong = ctx.is_wrong if o.shape_unanswered else ctx.is_wrong & ctx.answered
+        candidates = wrong & ctx.format_ok & (ctx.length > target)
         out = np.zeros(len(ctx.length))
         for i in np.flatnonzero(candidates):  # text work only for the rows that need it
             ids = ctx.batch.token_ids[i]

@@ -18,7 +18,7 @@ in the spec's ``length_unit``; group statistics are taken per group (the rollout
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 from pydantic import Field
@@ -51,14 +51,23 @@ def kimi_length_reward(length: np.ndarray, group: np.ndarray, n_groups: int, cor
 
 class KimiOptions(Options):
     coef: float = Field(default=1.0, ge=0.0, description="weight of the length reward (LASER's reimplementation uses 0.4)")
+    shape_unanswered: bool = Field(
+        default=False,
+        description="give wrong rollouts without an answer c·min(0, λ) too; default false: left unshaped, as the "
+        "only public code (LASER's compute_kimi_penalty) does — a change from earlier versions",
+    )
 
 
-@register("shaper", "kimi", "Kimi k1.5 group length reward: correct +c·λ, wrong c·min(0, λ), λ = 0.5 − (L−Lmin)/(Lmax−Lmin).", "Kimi k1.5 (Kimi Team, 2025)")
+@register("shaper", "kimi", "Kimi k1.5 group length reward: correct +c·λ, wrong with an answer c·min(0, λ), λ = 0.5 − (L−Lmin)/(Lmax−Lmin).", "Kimi k1.5 (Kimi Team, 2025)")
 class Kimi(Shaper):
     Options = KimiOptions
 
     def term(self, ctx: ShapingContext) -> np.ndarray:
-        return kimi_length_reward(ctx.length, ctx.group, ctx.n_groups, ctx.is_correct, ctx.is_wrong, self.options.coef)
+        """Checked against hkust-nlp/Laser@c9e7c4e ``verl/utils/reward_score/length_penalty.py``
+        (``compute_kimi_penalty``: only scores 1.0 and −0.5 — correct, wrong with an answer — are
+        shaped). Unlike that code, a group of one gets 0 (the code compares its length with 0..1)."""
+        wrong = ctx.is_wrong if self.options.shape_unanswered else ctx.is_wrong & ctx.answered
+        return kimi_length_reward(ctx.length, ctx.group, ctx.n_groups, ctx.is_correct, wrong, self.options.coef)
 
 
 # --------------------------------------------------------------------------- Arora & Zanette
@@ -66,13 +75,12 @@ def efficient_reasoning_penalty(length: np.ndarray, group: np.ndarray, n_groups:
     """Length penalty of "Training Language Models to Reason Efficiently" (Arora & Zanette 2025,
     §3, the reward 1[correct]·(1 − α·σ((L − μ)/σ_L))), written as the added term.
 
-    Correct rollouts get ``−α·sigmoid((L − μ)/σ_L)`` with μ and σ_L the mean and population
-    standard deviation [unverified: population vs sample std] of the lengths of the group's
-    correct rollouts; other rollouts get 0. When σ_L = 0 (one correct rollout, or all of equal
-    length) the z-score is 0 and every correct rollout gets −α/2: nothing to rank, so the same
-    mid-point penalty for all (LASER's reimplementation instead uses μ = 0, σ = 1 for a single
-    correct rollout, which gives it ≈ −α). With base ``correct: 1`` the total equals the paper's
-    multiplicative form.
+    Correct rollouts get ``−α·sigmoid((L − μ)/(σ_L + 1e-7))`` with μ and σ_L the mean and
+    population standard deviation of the lengths of the group's correct rollouts, as the
+    authors' reward server (Zanette-Labs/efficient-reasoning@e3611e4,
+    ``reward_server/math_server.py``: ``np.std(lens) + 1e-7``); other rollouts get 0. When
+    σ_L = 0 (one correct rollout, or all of equal length) the z-score is 0 and every correct
+    rollout gets −α/2. With base ``correct: 1`` the total equals the paper's multiplicative form.
 
     >>> import numpy as np
     >>> efficient_reasoning_penalty(np.array([10., 30., 99.]), np.zeros(3, int), 1, np.array([1, 1, 0], bool), 0.2).round(4).tolist()
@@ -81,22 +89,39 @@ def efficient_reasoning_penalty(length: np.ndarray, group: np.ndarray, n_groups:
     mu = group_reduce(length, group, n_groups, "mean", where=correct)[group]
     dev = np.where(correct, length - np.nan_to_num(mu), 0.0)
     var = group_reduce(dev * dev, group, n_groups, "mean", where=correct)[group]
-    sd = np.sqrt(np.nan_to_num(var))
-    z = np.divide(dev, sd, out=np.zeros(len(length)), where=sd > 0)
+    z = dev / (np.sqrt(np.nan_to_num(var)) + ER_STD_EPS)
     sigmoid = 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic
     return np.where(correct, -alpha * sigmoid, 0.0) + 0.0
 
 
+ER_STD_EPS = 1e-7  # the authors' server adds it to the std
+
+
 class EfficientReasoningOptions(Options):
     alpha: float = Field(default=0.2, ge=0.0, description="strength of the penalty (the paper sweeps 0.05-0.4)")
+    exclude_truncated: bool = Field(
+        default=True,
+        description="rollouts without EOS (truncated) score base.wrong and are left out of the group mean/std, "
+        "as the authors' server (check_eos, default on); false: shaped like any other",
+    )
 
 
-@register("shaper", "efficient_reasoning", "Correct rollouts get −α·sigmoid(z) of their length z-score among the group's correct rollouts.", "Training Language Models to Reason Efficiently (Arora & Zanette, 2025)")
+@register("shaper", "efficient_reasoning", "Correct rollouts get −α·sigmoid(z) of their length z-score among the group's correct rollouts; truncated ones score as wrong.", "Training Language Models to Reason Efficiently (Arora & Zanette, 2025)")
 class EfficientReasoning(Shaper):
+    """With ``exclude_truncated`` (default, the authors' server) a rollout marked ``truncated``
+    scores ``base.wrong`` (the server's 0) whatever its answer, and is not one of the group's
+    correct rollouts for μ and σ_L. The component is the length term (0 for truncated rows)."""
+
     Options = EfficientReasoningOptions
 
-    def term(self, ctx: ShapingContext) -> np.ndarray:
-        return efficient_reasoning_penalty(ctx.length, ctx.group, ctx.n_groups, ctx.is_correct, self.options.alpha)
+    def apply(self, ctx: ShapingContext) -> tuple[np.ndarray, np.ndarray]:
+        o = self.options
+        counted = ctx.is_correct & ~ctx.truncated if o.exclude_truncated else ctx.is_correct
+        term = efficient_reasoning_penalty(ctx.length, ctx.group, ctx.n_groups, counted, o.alpha)
+        new = ctx.reward + term
+        if o.exclude_truncated:
+            new = np.where(ctx.truncated, ctx.base_values.wrong, new) + 0.0
+        return new, term
 
 
 # --------------------------------------------------------------------------- L1 (LCPO)
@@ -124,7 +149,9 @@ def target_lengths(metas: Sequence[dict[str, Any]], prompt_ids: Sequence[str], d
 
 
 def l1_exact_penalty(length: np.ndarray, target: np.ndarray, alpha: float) -> np.ndarray:
-    """L1-Exact (Aggarwal & Welleck 2025, LCPO, Eq. 1) [unverified]: ``−α·|L − L_T|`` for every rollout.
+    """L1-Exact (Aggarwal & Welleck 2025, LCPO, Eq. 1): ``−α·|L − L_T|`` for every rollout, added
+    to the correctness reward — as ``get_delta_score_linear`` in cmu-l3/l1@93dd330 ``math_reward.py``
+    (its script ``run_l1_exact.sh`` uses α = 0.0003).
 
     >>> import numpy as np
     >>> l1_exact_penalty(np.array([90., 100., 120.]), np.array([100., 100., 100.]), 0.01).tolist()
@@ -134,8 +161,10 @@ def l1_exact_penalty(length: np.ndarray, target: np.ndarray, alpha: float) -> np
 
 
 def l1_max_factor(length: np.ndarray, target: np.ndarray, alpha: float, delta: float) -> np.ndarray:
-    """L1-Max (Aggarwal & Welleck 2025, LCPO-Max, Eq. 2) [unverified]: ``clip(α(L_T − L) + δ, 0, 1)``,
-    the factor a correct rollout's reward is multiplied by.
+    """L1-Max (Aggarwal & Welleck 2025, LCPO-Max, Eq. 2): ``clip(α(L_T − L) + δ, 0, 1)``, the factor
+    a correct rollout's reward is multiplied by. The authors' code (``get_delta_score_linear_both``
+    in cmu-l3/l1@93dd330 ``math_reward.py``: ``(clip(−α(L − L_T), −1, 1) + 1)/2``) has slope α/2
+    and δ = 0.5: pass ``alpha/2`` here for it (:class:`L1Max` does with ``alpha_convention: code``).
 
     >>> import numpy as np
     >>> l1_max_factor(np.array([0., 1000., 3000.]), np.array([1000., 1000., 1000.]), 3e-4, 0.5).round(4).tolist()
@@ -146,14 +175,19 @@ def l1_max_factor(length: np.ndarray, target: np.ndarray, alpha: float, delta: f
 
 class L1ExactOptions(Options):
     target: float | None = Field(default=None, ge=0.0, description="target length L_T; a record's meta.target_length overrides it")
-    alpha: float = Field(default=3e-4, ge=0.0, description="penalty per unit of length off target [unverified]")
+    alpha: float = Field(default=3e-4, ge=0.0, description="penalty per unit of length off target (the authors' L1-Exact script: 3e-4)")
 
 
 class L1MaxOptions(L1ExactOptions):
-    delta: float = Field(default=0.5, description="offset δ inside the clip [unverified]")
+    delta: float = Field(default=0.5, description="offset δ inside the clip (the authors' code: 0.5)")
+    alpha_convention: Literal["code", "paper"] = Field(
+        default="code",
+        description="code: slope α/2, as the authors' code ((clip(α(L_T−L), −1, 1) + 1)/2); paper: slope α as Eq. 2 — "
+        "the default changed from the paper's to the code's",
+    )
 
 
-@register("shaper", "l1_exact", "L1-Exact: −α·|L − L_T| with L_T from the option or the record's meta.target_length [unverified].", "L1: Controlling How Long a Reasoning Model Thinks (Aggarwal & Welleck, 2025)")
+@register("shaper", "l1_exact", "L1-Exact: −α·|L − L_T| with L_T from the option or the record's meta.target_length.", "L1: Controlling How Long a Reasoning Model Thinks (Aggarwal & Welleck, 2025)")
 class L1Exact(Shaper):
     Options = L1ExactOptions
 
@@ -162,7 +196,7 @@ class L1Exact(Shaper):
         return l1_exact_penalty(ctx.length, target, self.options.alpha)
 
 
-@register("shaper", "l1_max", "L1-Max: a correct rollout's base reward R becomes R·clip(α(L_T − L) + δ, 0, 1) [unverified].", "L1: Controlling How Long a Reasoning Model Thinks (Aggarwal & Welleck, 2025)")
+@register("shaper", "l1_max", "L1-Max: a correct rollout's base reward R becomes R·clip(s(L_T − L) + δ, 0, 1), s = α/2 (authors' code) or α (paper).", "L1: Controlling How Long a Reasoning Model Thinks (Aggarwal & Welleck, 2025)")
 class L1Max(Shaper):
     """Replaces the correctness part of the reward: correct rollouts' base value R becomes
     ``R·clip(α(L_T − L) + δ, 0, 1)``; wrong and unknown ones keep theirs (the paper's R is 0/1,
@@ -173,5 +207,6 @@ class L1Max(Shaper):
     def apply(self, ctx: ShapingContext) -> tuple[np.ndarray, np.ndarray]:
         o = self.options
         target = target_lengths(ctx.batch.metas, ctx.batch.prompt_ids, o.target, "l1_max")
-        value = np.where(ctx.is_correct, ctx.base * l1_max_factor(ctx.length, target, o.alpha, o.delta), ctx.base) + 0.0
+        slope = o.alpha / 2 if o.alpha_convention == "code" else o.alpha
+        value = np.where(ctx.is_correct, ctx.base * l1_max_factor(ctx.length, target, slope, o.delta), ctx.base) + 0.0
         return ctx.reward - ctx.base + value, value

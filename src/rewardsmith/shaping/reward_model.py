@@ -8,8 +8,9 @@ the RM scores of reference responses to the same prompt from ``meta[ref_key]`` (
 list; the paper uses up to 10, one suffices).
 
 - ``par``: mean_j sigmoid(r − r_ref_j) — bounded in (0, 1), centred, fast initial growth.
-- ``lsc``: log sigmoid(r − r85), r85 = mean(refs) + 1.0364·std(refs) (population std: the
-  85th percentile of a normal).
+- ``lsc``: log sigmoid(r − r85), r85 = the 85th percentile of a normal with the references'
+  mean and *sample* standard deviation + 1e-5 (``norm.ppf(0.85, mean, std + 1e-5)`` in the
+  authors' ``trainers/reward_shaper.py``; one reference has std 0).
 - ``centered``: mean_j (r − r_ref_j).
 - ``meanstd``: (r − μ)/σ with running (Welford) statistics updated with the batch *before*
   normalising, variance floored at 1e-8 (state).
@@ -35,7 +36,8 @@ from pydantic import Field
 from ..registry import Options, register
 from .base import Shaper, ShapingContext
 
-Z85 = 1.0364  # standard normal quantile at 0.85 (LSC's r85)
+Z85 = 1.0364333894937898  # standard normal quantile at 0.85: scipy.stats.norm.ppf(0.85)
+LSC_STD_EPS = 1e-5  # added to the std inside norm.ppf in the authors' code
 VAR_FLOOR = 1e-8
 
 
@@ -49,8 +51,12 @@ def par_reward(r: np.ndarray, refs: list[np.ndarray]) -> np.ndarray:
 
 
 def lsc_reward(r: np.ndarray, refs: list[np.ndarray]) -> np.ndarray:
-    """LSC baseline: log sigmoid(r − r85), r85 = mean + 1.0364·population std of the references."""
-    r85 = np.array([ref.mean() + Z85 * ref.std() for ref in refs])
+    """LSC baseline: log sigmoid(r − r85), r85 = mean + Φ⁻¹(0.85)·(s + 1e-5) with s the sample
+    standard deviation (ddof 1; 0 for a single reference) of the references' RM scores.
+
+    Checked against PorUna-byte/PAR@b8caf40 (``trainers/reward_shaper.py``, ``utils/utils.py``).
+    """
+    r85 = np.array([ref.mean() + Z85 * ((ref.std(ddof=1) if len(ref) > 1 else 0.0) + LSC_STD_EPS) for ref in refs])
     x = r - r85
     return -np.logaddexp(0.0, -x)  # log sigmoid(x), stable
 
@@ -127,7 +133,7 @@ class PAR(_RefShaper):
         return par_reward(r, self.refs(ctx))
 
 
-@register("shaper", "lsc", "Log-sigmoid centring: log sigmoid(r − r85), r85 = mean + 1.0364·std of the references.", "PAR (Fu et al., 2025), LSC baseline")
+@register("shaper", "lsc", "Log-sigmoid centring: log sigmoid(r − r85), r85 = 85th percentile of N(mean, sample std) of the references.", "PAR (Fu et al., 2025), LSC baseline")
 class LSC(_RefShaper):
     def shaped(self, r: np.ndarray, ctx: ShapingContext) -> np.ndarray:
         return lsc_reward(r, self.refs(ctx))

@@ -48,18 +48,21 @@ def has_think_block(completion: str) -> bool:
 
 
 def format_length_reward(soft_format: np.ndarray, answer_format: np.ndarray, length: np.ndarray, max_len: float, peak: float = 0.5, with_length: bool = True) -> np.ndarray:
-    """Format score 0.5·(soft + answer), plus ℓ when an answer was found, else min(0, ℓ) — a
-    missing answer can only lose by length. ``with_length=False`` gives the format-only reward.
+    """Format-Length: ``0.5·(soft + answer) + ℓ`` when an answer was found, else ``min(0, ℓ)``
+    alone — a completion without an answer gets no format credit (a reasoning block alone
+    earns nothing) and can only lose by length. ``with_length=False`` gives the Format-Only
+    reward ``0.5·(soft + answer)``. Checked against insightLLM/rl-without-gt@c1e2077
+    (``rl/verl/lib/src/rewards/math_reward.py``, ``RewardMathFn_xrh``).
 
     >>> import numpy as np
     >>> format_length_reward(np.array([1., 1., 0.]), np.array([1., 0., 0.]), np.array([1536., 1536., 3072.]), 3072).tolist()
-    [2.0, 0.5, -1.0]
+    [2.0, 0.0, -1.0]
     """
     fmt = 0.5 * (soft_format + answer_format)
     if not with_length:
         return fmt
     ell = length_score(length, max_len, peak)
-    return fmt + np.where(answer_format > 0, ell, np.minimum(0.0, ell)) + 0.0
+    return np.where(answer_format > 0, fmt + ell, np.minimum(0.0, ell)) + 0.0
 
 
 class FormatLengthOptions(Options):
@@ -70,11 +73,12 @@ class FormatLengthOptions(Options):
     mode: Literal["replace", "add"] = Field(default="replace", description="replace the reward (label-free training) or add to it")
 
 
-@register("shaper", "format_length", "Label-free surrogate: 0.5·(think block + answer found) + a length term peaking at peak·max_len.", "Surrogate Signals from Format and Length (Xin et al., 2025)")
+@register("shaper", "format_length", "Label-free surrogate: 0.5·(think block + answer) + a length term peaking at peak·max_len; no answer: min(0, length term).", "Surrogate Signals from Format and Length (Xin et al., 2025)")
 class FormatLength(Shaper):
     """The component is the surrogate reward. ``answer_from: boxed`` (default) counts a non-empty
     ``\\boxed{}`` as an answer — the paper also requires it to parse as math, which needs
-    math-verify per rollout and is left out here."""
+    math-verify per rollout and is left out here. The authors' ℓ is not clipped past
+    ``max_len`` (their generation limit equals it); here ``L/max_len`` is clipped to 1."""
 
     Options = FormatLengthOptions
 
