@@ -14,10 +14,19 @@ LASER_BASE = BaseValues(1.0, -0.5, -1.0)
 # --------------------------------------------------------------------------- cosine
 def test_cosine_defaults_hand_computed():
     ctx = make_ctx([0, 50, 100, 200, 0, 50, 100], [1, 1, 1, 1, 0, 0, 0])
-    new, comp = run("cosine", ctx, max_len=100)
+    new, comp = run("cosine", ctx, max_len=100, exceed_penalty=None)
     # correct 1.0 -> 0.5 over [0, max_len], wrong -1.0 -> -0.5; clamped past max_len
     assert comp.tolist() == pytest.approx([1.0, 0.75, 0.5, 0.5, -1.0, -0.75, -0.5])
     assert new.tolist() == pytest.approx(comp.tolist())
+    # the default, as the authors' code: L >= max_len - 16 scores 0 whatever the answer
+    _, comp = run("cosine", ctx, max_len=100)
+    assert comp.tolist() == pytest.approx([1.0, 0.75, 0.0, 0.0, -1.0, -0.75, 0.0])
+
+
+def test_cosine_margin_that_swallows_every_length_is_refused():
+    with pytest.raises(SpecError, match=r"exceed_margin \(16\) >= max_len \(4.0\)"):
+        load_spec({"verifier": "exact", "shaping": [{"name": "cosine", "max_len": 4}]})
+    load_spec({"verifier": "exact", "shaping": [{"name": "cosine", "max_len": 4, "exceed_penalty": None}]})
 
 
 def test_cosine_paper_values_exceed_penalty_and_margin():
@@ -47,12 +56,12 @@ def test_cosine_matches_trl_on_the_same_inputs(monkeypatch):
     opts = dict(max_len=1000, min_value_wrong=-1.0, max_value_wrong=-0.4, min_value_correct=0.3, max_value_correct=1.2)
     fn = trl_acc.get_cosine_scaled_reward(**opts)
     theirs = fn([[{"content": ""}]] * 200, ["x"] * 200, [[1] * int(n) for n in lengths])
-    _, ours = run("cosine", make_ctx(lengths.tolist(), correct.astype(float).tolist()), **opts)
+    _, ours = run("cosine", make_ctx(lengths.tolist(), correct.astype(float).tolist()), **opts, exceed_penalty=None)
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
 
 
 def test_cosine_through_a_spec():
-    pipe = load_spec({"verifier": "exact", "length_unit": "words", "shaping": [{"name": "cosine", "max_len": 4}]})
+    pipe = load_spec({"verifier": "exact", "length_unit": "words", "shaping": [{"name": "cosine", "max_len": 4, "exceed_penalty": None}]})
     s = pipe.score(recs([("q", "Answer: 4", "4"), ("q", "Answer: 5", "4"), ("q", "Answer: 4", None)]))
     assert s.total.tolist() == pytest.approx([0.75, -0.75, 0.0])  # L = 2 of 4; unknown keeps base.wrong 0
 

@@ -52,17 +52,29 @@ class CosineOptions(Options):
     max_value_wrong: float = Field(default=-0.5, description="reward of a wrong rollout of length >= max_len")
     min_value_correct: float = Field(default=0.5, description="reward of a correct rollout of length >= max_len")
     max_value_correct: float = Field(default=1.0, description="reward of a correct rollout of length 0")
-    exceed_penalty: float | None = Field(default=None, description="reward of a rollout with L >= max_len - exceed_margin (the paper: -10); None: off")
+    exceed_penalty: float | None = Field(
+        default=0.0,
+        description="reward of a rollout with L >= max_len - exceed_margin; default 0 as the authors' code (exceed_length unset "
+        "-> 0; the paper's runs: -10); None: off, as TRL's and open-r1's cosine reward — the default changed from None")
     exceed_margin: float = Field(default=16, ge=0, description="the exceed penalty starts exceed_margin before max_len (the paper's code: 16 tokens)")
 
+    @model_validator(mode="after")
+    def _margin_fits(self) -> "CosineOptions":
+        if self.exceed_penalty is not None and self.exceed_margin >= self.max_len:
+            raise ValueError(f"exceed_margin ({self.exceed_margin}) >= max_len ({self.max_len}): every rollout would get exceed_penalty; "
+                             "lower exceed_margin or set exceed_penalty: null")
+        return self
 
-@register("shaper", "cosine", "Cosine length-scaled correctness reward (replaces the base reward); optional exceed penalty near max_len.", "Demystifying Long Chain-of-Thought Reasoning in LLMs (Yeo et al., 2025)")
+
+@register("shaper", "cosine", "Cosine length-scaled correctness reward (replaces the base reward); rollouts within exceed_margin of max_len get exceed_penalty (0).", "Demystifying Long Chain-of-Thought Reasoning in LLMs (Yeo et al., 2025)")
 class Cosine(Shaper):
     """Replaces the base correctness reward with the cosine reward: ``reward − base + cosine``
-    (terms added before it — format, repetition — stay). With ``exceed_penalty``, rollouts with
-    ``L ≥ max_len − exceed_margin`` get ``exceed_penalty`` instead, correct or not (the paper's
-    code treats them as cut off). Rollouts of unknown correctness keep their reward. The
-    component is the new correctness value."""
+    (terms added before it — format, repetition — stay). Rollouts with ``L ≥ max_len −
+    exceed_margin`` get ``exceed_penalty`` instead, correct or not: the authors' code
+    (eddycmu/demystify-long-cot@e90cf9b ``openrlhf/openrlhf/reward/cosine.py``, ``MAX_LEN_MARGIN``
+    16) always does this, with 0 when no exceed value is given — so the default is 0;
+    ``exceed_penalty: null`` turns it off (TRL, open-r1). Rollouts of unknown correctness keep
+    their reward. The component is the new correctness value."""
 
     Options = CosineOptions
 
@@ -113,13 +125,17 @@ class DapoOverlong(Shaper):
 
 
 # --------------------------------------------------------------------------- truncation
-def truncation_reward(reward: np.ndarray, length: np.ndarray, truncated: np.ndarray, max_len: float, value: float, no_eos_coef: float | None = None) -> np.ndarray:
+def truncation_reward(reward: np.ndarray, length: np.ndarray, truncated: np.ndarray, max_len: float, value: float, no_eos_coef: float | None = None,
+                      grade_cut_text: bool = False) -> np.ndarray:
     """Hard length budget (ThinkPrune, Hou et al. 2025, §3; DLER, Liu et al. 2025, §3).
 
     Rollouts longer than ``max_len`` score ``value`` (the wrong-answer reward). Rollouts marked
     ``truncated`` (no EOS) score ``value`` too, unless ``no_eos_coef`` is set: then those within
     the budget get ``reward·no_eos_coef`` instead (DLER's penalty_coef 0.1 for a rollout that did
-    not stop properly).
+    not stop properly). With ``grade_cut_text`` (ThinkPrune) a truncated rollout within the
+    budget keeps the reward its text earned: ThinkPrune's code (UCSB-NLP-Chang/ThinkPrune@0f7449b,
+    ``verl/trainer/main_ppo.py``) enforces the limit by cutting generation and grades the cut
+    text like any other, so a cut completion that already holds a correct answer is paid.
 
     >>> import numpy as np
     >>> truncation_reward(np.array([1., 1., 1.]), np.array([10., 30., 10.]), np.array([False, False, True]), 20, 0.0).tolist()
@@ -128,6 +144,8 @@ def truncation_reward(reward: np.ndarray, length: np.ndarray, truncated: np.ndar
     [1.0, 0.0, 0.1]
     """
     over = length > max_len
+    if grade_cut_text:
+        return np.where(over, value, reward) + 0.0
     if no_eos_coef is None:
         return np.where(over | truncated, value, reward) + 0.0
     return np.where(over, value, np.where(truncated, reward * no_eos_coef, reward)) + 0.0
@@ -137,17 +155,31 @@ class TruncationOptions(Options):
     max_len: float = Field(..., gt=0, description="the length budget L_T (DLER: 4000 tokens)")
     value: float | None = Field(default=None, description="reward of a rollout over the budget; None: the spec's base.wrong")
     no_eos_coef: float | None = Field(default=None, ge=0, description="if set, truncated rollouts within the budget get reward·no_eos_coef instead of value (DLER: 0.1)")
+    grade_cut_text: bool = Field(
+        default=False,
+        description="ThinkPrune: truncated rollouts within the budget keep the reward their (cut) text earned; "
+        "default false as DLER's code (no-EOS rollouts score like wrong ones)")
+
+    @model_validator(mode="after")
+    def _one_rule_for_cut_rollouts(self) -> "TruncationOptions":
+        if self.grade_cut_text and self.no_eos_coef is not None:
+            raise ValueError("grade_cut_text (ThinkPrune) and no_eos_coef (DLER) are two rules for the same cut rollouts; choose one")
+        return self
 
 
 @register("shaper", "truncation", "Hard budget: rollouts over max_len (or truncated) score like a wrong answer; optional DLER no-EOS factor.", "ThinkPrune (Hou et al., 2025); DLER (Liu et al., 2025)")
 class Truncation(Shaper):
-    """Replaces the whole reward of rollouts over the budget; the component is the new reward."""
+    """Replaces the whole reward of rollouts over the budget; the component is the new reward.
+
+    A rollout longer than ``max_len`` that was *not* cut (a generation limit above the budget)
+    still scores ``value`` with ``grade_cut_text``: the shaper cannot re-grade its first
+    ``max_len`` units — set the generation limit to the budget, as ThinkPrune does."""
 
     Options = TruncationOptions
 
     def apply(self, ctx: ShapingContext) -> tuple[np.ndarray, np.ndarray]:
         o = self.options
         value = ctx.base_values.wrong if o.value is None else o.value
-        new = truncation_reward(ctx.reward, ctx.length, ctx.truncated, o.max_len, value, o.no_eos_coef)
+        new = truncation_reward(ctx.reward, ctx.length, ctx.truncated, o.max_len, value, o.no_eos_coef, o.grade_cut_text)
         return new, new.copy()
 
