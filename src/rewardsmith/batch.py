@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .records import RecordError, completion_text, validate_record
+from .records import RecordError, assistant_turns, completion_text, validate_record
 
 LENGTH_UNITS = ("tokens", "words", "chars")
 _WORD = re.compile(r"\S+")
@@ -34,6 +34,7 @@ class Batch:
     steps: np.ndarray  # int64, -1 where unknown
     metas: list[dict[str, Any]]
     token_ids: list[Sequence[int] | None] = field(default_factory=list)
+    turns: list[list[str] | None] = field(default_factory=list)  # assistant messages of conversational completions
     group: np.ndarray = field(init=False)  # int64 group index per row
     group_keys: list[str] = field(init=False)
 
@@ -43,6 +44,8 @@ class Batch:
         self.group_keys = list(index)
         if not self.token_ids:
             self.token_ids = [None] * len(self.prompt_ids)
+        if not self.turns:
+            self.turns = [None] * len(self.prompt_ids)
 
     def __len__(self) -> int:
         return len(self.prompt_ids)
@@ -76,6 +79,7 @@ class Batch:
             steps=np.array([-1 if r.get("step") is None else int(r["step"]) for r in recs], dtype=np.int64),
             metas=meta,
             token_ids=[m.get("token_ids") for m in meta],
+            turns=[assistant_turns(r["completion"]) for r in recs],
         )
 
     def lengths(self, unit: str = "tokens", tokenizer: Callable[[str], Sequence[int]] | None = None) -> tuple[np.ndarray, str]:

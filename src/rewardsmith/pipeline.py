@@ -31,6 +31,7 @@ from .shaping.base import BaseValues, Shaper, ShapingContext
 from .spec import Spec
 from .state import State
 from .verifiers.base import ERROR, NO_ANSWER, OK, TIMEOUT, Job, Verifier
+from .verifiers.format_rewards import score_format
 
 DEFAULT_SOURCE = "default"  # key of the fallback verifier in a data_source -> verifier map
 
@@ -158,7 +159,7 @@ class Pipeline:
         format_ok = np.ones(n, dtype=bool)
         reward = base.copy()
         if self.format is not None:
-            fmt = np.array([self.format.score(c) for c in batch.completions], dtype=np.float64)  # type: ignore[attr-defined]
+            fmt = np.array([score_format(self.format, c, t, m) for c, t, m in zip(batch.completions, batch.turns, batch.metas)], dtype=np.float64)
             components["format"] = fmt
             format_ok = fmt >= 1.0
             if self.spec.format.mode == "gate":  # type: ignore[union-attr]

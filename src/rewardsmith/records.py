@@ -45,6 +45,13 @@ def completion_text(value: Any) -> str:
     raise RecordError(f"'completion' must be a string or a list of messages, got {type(value).__name__}")
 
 
+def assistant_turns(value: Any) -> list[str] | None:
+    """The assistant messages of a conversational completion, in order; None for plain text."""
+    if isinstance(value, list) and all(isinstance(m, dict) and "content" in m for m in value):
+        return [str(m["content"]) for m in value if m.get("role", "assistant") == "assistant"]
+    return None
+
+
 def validate_record(obj: Any) -> dict[str, Any]:
     """Check one record against the schema and return it (unchanged fields, normalised types)."""
     if not isinstance(obj, dict):
