@@ -284,6 +284,25 @@ def test_code_end_to_end_through_the_engine(monkeypatch):
     assert scores.status == [OK, OK, OK, OK, NO_ANSWER]
 
 
+def test_tool_call_format_floor_and_toolrl_dynamic_scaling():
+    gold = json.dumps([WEATHER])
+    bad_layout = f"<tool_call>\n{json.dumps(WEATHER)}\n</tool_call>"  # exact calls, no think block
+    v = ToolCallVerifier(format_min=-1.0)
+    d = verdict(v, bad_layout, gold)
+    assert d.detail.startswith("toolrl_reward=2 (format -1, correct 3)") and d.score == pytest.approx((2 + 4) / 8)  # lo -4, hi 4
+    # ToolRL's schedule (SCHEDULEREWARD): at step t of T = 150, format floor -2 -> -1 by t = 75, top 2 -> 1; correctness ±2 -> ±3
+    sched = {"name": "tool_call", "schedule_steps": 150}
+    pipe = load_spec({"verifier": sched, "base": {"correct": 4.0, "wrong": -4.0, "no_answer": -4.0}})
+    rows = [{"prompt_id": "q", "completion": c, "answer": gold, "step": t}
+            for t in (0, 75, 150, 600) for c in (toolrl_completion(WEATHER), bad_layout, "<think>plan</think>\n<tool_call>\nnot json\n</tool_call>")]
+    total = pipe.score(rows[:3]).total.tolist() + pipe.score(rows[3:6]).total.tolist() + pipe.score(rows[6:9]).total.tolist() + pipe.score(rows[9:]).total.tolist()
+    assert total == pytest.approx([2 + 2, -2 + 2, 2 - 2,  # t = 0: format ±2, correctness ±2 (base maps back to raw R)
+                                   1.5 + 2.5, -1 + 2.5, 1.5 - 2.5,  # t = 75
+                                   1 + 3, -1 + 3, 1 - 3, 1 + 3, -1 + 3, 1 - 3])  # t >= 150: stopped at 1 / -1 / ±3
+    with pytest.raises(SpecError, match="schedule_steps moves the bounds from ±2"):
+        load_spec({"verifier": {**sched, "correct_max": 1.0}})
+
+
 # ---------------------------------------------------------------- sql
 SCHEMA = {
     "schema": "CREATE TABLE emp(id INT, name TEXT, dept TEXT, salary REAL);",
@@ -309,6 +328,9 @@ def test_sql_duplicates_set_vs_multiset():
     assert sql_score("SELECT salary FROM emp", "SELECT DISTINCT salary FROM emp").score == 0.0
     assert sql_score("SELECT salary FROM emp", "SELECT DISTINCT salary FROM emp", compare="set").score == 1.0
     assert sql_score("SELECT 0.1 + 0.2", "SELECT 0.3").score == 1.0  # floats rounded to 6 places
+    assert sql_score("SELECT 0.1 + 0.2", "SELECT 0.3", float_places=None).score == 0.0  # rounding off: exact floats
+    assert sql_score("SELECT 1.0 / 3", "SELECT 1.0 / 3", float_places=None).score == 1.0
+    assert sql_score("SELECT 1.0000001", "SELECT 1.0", float_places=None).score == 0.0
 
 
 def test_sql_failures():

@@ -144,7 +144,7 @@ class Pipeline:
             batch = Batch.from_records(batch)
         n = len(batch)
         length, unit = batch.lengths(self.spec.length_unit, self.tokenizer)
-        verdict_score, status, details = self._verify(batch, progress)
+        verdict_score, status, details = self._verify(batch, progress, step)
         answered = np.array([s != NO_ANSWER for s in status], dtype=bool)
         correct = np.where(np.isnan(verdict_score), np.nan, (verdict_score >= 1.0).astype(np.float64))
         bv = self.base_values
@@ -168,8 +168,7 @@ class Pipeline:
                 reward = reward + self.spec.format.weight * fmt  # type: ignore[union-attr]
         with self._lock:
             if step is None:
-                known = batch.steps[batch.steps >= 0]
-                step = int(known.max()) if len(known) else self.state.step
+                step = self._batch_step(batch)
             contributions: dict[str, np.ndarray] = {}
             for key, shaper in self.shapers:
                 ctx = ShapingContext(batch, reward, base, correct, length, unit, answered, format_ok, step, bv, self.state.for_component(key))
@@ -205,7 +204,12 @@ class Pipeline:
         """Score records and return them with ``reward``, ``correct``, ``components`` (and ``advantage``)."""
         return self.score(records, step, progress).to_records(records)
 
-    def _verify(self, batch: Batch, progress: Callable[[int], None] | None) -> tuple[np.ndarray, list[str], list[str]]:
+    def _batch_step(self, batch: Batch) -> int:
+        """The training step of a batch scored without one: its records' latest, else the state's."""
+        known = batch.steps[batch.steps >= 0]
+        return int(known.max()) if len(known) else self.state.step
+
+    def _verify(self, batch: Batch, progress: Callable[[int], None] | None, step: int | None = None) -> tuple[np.ndarray, list[str], list[str]]:
         n = len(batch)
         scores = np.full(n, np.nan)
         status = [OK] * n
@@ -228,7 +232,10 @@ class Pipeline:
             jobs: list[Job | None] = []
             for i in rows:
                 try:
-                    jobs.append(verifier.job(batch.completions[i], batch.answers[i], batch.metas[i]))
+                    meta = batch.metas[i]
+                    if getattr(verifier, "step_scheduled", False):  # the step the shapers will see, in meta.step
+                        meta = {**meta, "step": self._batch_step(batch) if step is None else step}
+                    jobs.append(verifier.job(batch.completions[i], batch.answers[i], meta))
                 except Exception as exc:  # extraction must never take the run down
                     jobs.append(None)
                     status[i], details[i] = ERROR, f"extraction failed: {type(exc).__name__}: {exc}"

@@ -11,7 +11,8 @@ SQLite progress handler, so an endless recursive CTE is interrupted), a cap on r
 Execution match (Reasoning-SQL's execution reward; Spider/BIRD execution accuracy): 1 when
 the result sets are equal, else 0. ``compare``: ``auto`` compares rows as a list when the
 reference query ends in a top-level ``ORDER BY`` and as a multiset otherwise; ``set`` (BIRD's
-rule: duplicates ignored), ``multiset`` or ``list``. Floats are rounded to ``float_places``.
+rule: duplicates ignored), ``multiset`` or ``list``. Floats are rounded to ``float_places``
+(``float_places: null`` compares them exactly, as BIRD's and Spider's own evaluators do).
 A query that fails (syntax error, unknown column, not read-only, too slow) scores 0 with
 the reason in ``detail``.
 
@@ -130,8 +131,9 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def run_query(conn: sqlite3.Connection, query: str, timeout_s: float, max_rows: int, float_places: int) -> list[tuple]:
-    """Rows of ``query`` (floats rounded); :class:`QueryError` on failure, timeout or too many rows."""
+def run_query(conn: sqlite3.Connection, query: str, timeout_s: float, max_rows: int, float_places: int | None) -> list[tuple]:
+    """Rows of ``query`` (floats rounded unless ``float_places`` is None); :class:`QueryError` on
+    failure, timeout or too many rows."""
     deadline = time.monotonic() + timeout_s
     conn.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 1000)
     try:
@@ -150,6 +152,8 @@ def run_query(conn: sqlite3.Connection, query: str, timeout_s: float, max_rows: 
         raise QueryError(str(exc) or type(exc).__name__) from None
     finally:
         conn.set_progress_handler(None, 0)
+    if float_places is None:
+        return [tuple(row) for row in rows]
     return [tuple(round(v, float_places) if isinstance(v, float) else v for v in row) for row in rows]
 
 
@@ -164,7 +168,7 @@ def results_match(pred: list[tuple], gold: list[tuple], how: str) -> bool:
 class SqlOptions(Options):
     extract: list[Rule] = Field(default=["sql_block", "answer_tag", "any_block"], min_length=1, description="where the query is looked for, in order")
     compare: Literal["auto", "set", "multiset", "list"] = Field(default="auto", description="auto: list if the reference has a top-level ORDER BY, else multiset")
-    float_places: int = Field(default=6, ge=0, le=15)
+    float_places: int | None = Field(default=6, ge=0, le=15, description="decimal places floats are rounded to before comparing; null: no rounding (exact)")
     query_timeout_s: float = Field(default=1.0, gt=0, description="wall-clock limit per query (progress handler)")
     max_rows: int = Field(default=100_000, ge=1, description="a query returning more rows fails")
     weights: dict[str, float] = Field(default={"execution": 1.0}, description="partial rewards [unverified]: execution, syntax, schema, ngram")

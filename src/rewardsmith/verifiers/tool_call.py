@@ -14,13 +14,21 @@ ToolRL (Qian et al., 2025, §3.3 "Reward Design"; official code ``rlla.py``):
   reference without tool calls gives ``R_correct = 0`` (as in the official code).
 
 A :class:`Verdict` score must lie in [0, 1], so ``score = (R − lo)/(hi − lo)`` with
-``lo = correct_min`` and ``hi = correct_max + format_max``; the raw R is in ``detail``
-(``toolrl_reward=…``). The map is linear, so ``base: {correct: 4, wrong: -3, no_answer: -3}``
-in a spec turns the pipeline's correctness reward back into ToolRL's raw R (defaults).
-``correct`` is true only for an exact match with the right format.
-ToolRL's optional dynamic scaling (bounds widening from ±2 to ±3 over 150 steps) needs the
-training step, which a verifier does not receive; it is not done here (set ``correct_max`` /
-``correct_min`` to fix the bounds).
+``lo = correct_min + format_min`` and ``hi = correct_max + format_max`` (over the whole schedule
+when there is one, below); the raw R is in ``detail`` (``toolrl_reward=…``). The map is linear,
+so ``base: {correct: hi, wrong: lo, no_answer: lo}`` in a spec turns the pipeline's correctness
+reward back into ToolRL's raw R (defaults: 4 and −3). ``correct`` is true only for an exact
+match with the right format.
+
+``format_min`` is R_format for a wrong layout (ToolRL: 0). ``schedule_steps`` turns on ToolRL's
+dynamic scaling (``SCHEDULEREWARD=1``; checked against qiancheng0/ToolRL@8cee13e
+``verl/utils/reward_score/rlla.py``): at training step t, with T = ``schedule_steps`` (150),
+the format bounds move from (max 2, min −2) towards (``format_max``, ``format_min``) and stop at
+1 and −1 — so the format floor goes from −2 to −1 — while the correctness bounds move from ±2
+towards (``correct_max``, ``correct_min``) and stop at ±3:
+``f_max = max(1, 2 − (2 − format_max)·t/T)``, ``f_min = min(−1, −2 + (2 + format_min)·t/T)``,
+``c_max = min(3, 2 + (correct_max − 2)·t/T)``, ``c_min = max(−3, −2 + (correct_min + 2)·t/T)``.
+The step is the record's ``step`` (the pipeline passes it as ``meta.step``).
 
 Accepted predicted calls, inside ``<tool_call>…</tool_call>`` (several blocks are read in
 order): a JSON list of calls, one JSON object, or one JSON object per line (ToolRL's own
@@ -198,12 +206,40 @@ class ToolCallOptions(Options):
     correct_max: float = Field(default=3.0, description="R_correct on an exact match (ToolRL: 3)")
     correct_min: float = Field(default=-3.0, description="R_correct when the calls cannot be parsed (ToolRL: -3)")
     format_max: float = Field(default=1.0, ge=0.0, description="R_format for ToolRL's layout (0 turns the format term off)")
+    format_min: float = Field(default=0.0, le=0.0, description="R_format for any other layout (ToolRL: 0)")
+    schedule_steps: int | None = Field(
+        default=None, ge=1, description="ToolRL's dynamic scaling over this many steps (ToolRL: 150): format bounds "
+        "from ±2 to (format_max >= 1, format_min <= -1 floors), correctness bounds from ±2 to ±3 caps; None: fixed bounds")
 
     @model_validator(mode="after")
     def _bounds(self) -> "ToolCallOptions":
         if self.correct_max <= self.correct_min:
             raise ValueError("correct_max must be greater than correct_min")
+        if self.schedule_steps is not None and not (self.format_max <= 2 and self.format_min >= -2 and self.correct_max >= 2 and self.correct_min <= -2):
+            raise ValueError("schedule_steps moves the bounds from ±2: it needs format_max <= 2, format_min >= -2, correct_max >= 2, correct_min <= -2")
         return self
+
+    def bounds(self, step: float) -> tuple[float, float, float, float]:
+        """(format_max, format_min, correct_max, correct_min) at ``step`` (fixed without a schedule)."""
+        if self.schedule_steps is None:
+            return self.format_max, self.format_min, self.correct_max, self.correct_min
+        p = max(0.0, step) / self.schedule_steps
+        return (max(1.0, 2 - (2 - self.format_max) * p), min(-1.0, -2 + (2 + self.format_min) * p),
+                min(3.0, 2 + (self.correct_max - 2) * p), max(-3.0, -2 + (self.correct_min + 2) * p))
+
+    def envelope(self) -> tuple[float, float]:
+        """(lo, hi): the least and greatest raw reward over every step — the [0, 1] map's ends.
+        Each bound is linear in the step until it stops, so the extremes lie at step 0, at a
+        bound's stopping step, or after all have stopped."""
+        if self.schedule_steps is None:
+            return self.correct_min + self.format_min, self.correct_max + self.format_max
+        T = self.schedule_steps
+        stops = [0.0]
+        for start, target, stop in ((2, self.format_max, 1.0), (-2, self.format_min, -1.0), (2, self.correct_max, 3.0), (-2, self.correct_min, -3.0)):
+            if target != start:
+                stops.append(T * (stop - start) / (target - start))
+        sums = [(b[0] + b[2], b[1] + b[3]) for b in (self.bounds(t) for t in stops if t >= 0)]
+        return min(lo for _, lo in sums), max(hi for hi, _ in sums)
 
 
 @register("verifier", "tool_call", "ToolRL tool-call reward: format (0/1) + name/parameter matching in [-3, 3], mapped to [0, 1].", "ToolRL (Qian et al., 2025)")
@@ -213,12 +249,17 @@ class ToolCallVerifier(Verifier):
     Options = ToolCallOptions
     isolate = False  # json parsing and anchored, count-checked regexes: bounded work
 
+    @property
+    def step_scheduled(self) -> bool:  # the pipeline passes the training step in meta.step
+        return self.options.schedule_steps is not None
+
     def job(self, completion: str, reference: str | None, meta: dict[str, Any]) -> Job | None:
         gold = meta.get("tool_calls", reference)
         if gold is not None and not isinstance(gold, str):
             gold = json.dumps(gold)
         expect_response = bool(meta.get("expect_response")) or "<response>" in (reference or "")
-        return Job(completion, gold, {"expect_response": expect_response})
+        extra = {"step": meta["step"]} if self.step_scheduled and "step" in meta else {}
+        return Job(completion, gold, {"expect_response": expect_response, **extra})
 
     def check(self, job: Job) -> Verdict:
         o = self.options
@@ -233,9 +274,10 @@ class ToolCallVerifier(Verifier):
         except ToolCallError as exc:
             pred, why = None, f": predicted calls not parseable: {exc}"
         expect_response = bool((job.meta or {}).get("expect_response"))
-        r_format = o.format_max if toolrl_format_ok(job.prediction, bool(gold), expect_response) else 0.0
-        r_correct = toolrl_correctness(gold, pred, o.correct_min, o.correct_max)
+        f_max, f_min, c_max, c_min = o.bounds(float((job.meta or {}).get("step", 0)))
+        r_format = f_max if toolrl_format_ok(job.prediction, bool(gold), expect_response) else f_min
+        r_correct = toolrl_correctness(gold, pred, c_min, c_max)
         reward = r_format + r_correct
-        lo, hi = o.correct_min, o.correct_max + o.format_max
+        lo, hi = o.envelope()
         score = min(1.0, max(0.0, (reward - lo) / (hi - lo)))
         return Verdict(score, OK, f"toolrl_reward={reward:.6g} (format {r_format:g}, correct {r_correct:.6g}){why}")
