@@ -21,7 +21,7 @@ def test_yaml_toml_and_dict_give_the_same_spec(tmp_path):
     ({"shaping": [{"name": "nope"}]}, r"shaping\[0\]: unknown shaper 'nope'; allowed: .*repetition"),
     ({"shaping": [{"name": "repetition", "ngram": 0}]}, r"shaping\[0\]\(repetition\)\.ngram: Input should be greater than or equal to 1"),
     ({"advantage": {"name": "nope"}}, r"advantage: unknown advantage 'nope'"),
-    ({"format": "thinking"}, r"format: unknown format 'thinking'; allowed: think_answer"),
+    ({"format": "thinking"}, r"format: unknown format 'thinking'; allowed: code_format, reasoning_steps, tag_count, think_answer"),
     ({"format": {"name": "think_answer", "mode": "multiply"}}, r"format\.mode: Input should be 'gate' or 'add'"),
     ({"length_unit": "bytes"}, r"length_unit: Input should be 'tokens', 'words' or 'chars'"),
     ({"verifierr": "math"}, r"verifierr: unknown option; allowed: name, verifier, base"),
