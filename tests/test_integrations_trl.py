@@ -107,7 +107,7 @@ def test_group_aware_set_matches_the_registry():
     """Re-derive which shapers look at the rest of the group: same rollouts as one group per prompt vs
     one group per rollout, two batches so history-based shapers (HAPO, LASER-D) show it too."""
     needed = {"budget_curriculum": {"start": 8, "end": 2, "every": 1}, "cosine": {"max_len": 12, "exceed_margin": 2}, "dapo_overlong": {"max_len": 10, "buffer": 4},
-              "laser": {"target": 4}, "laser_d": {"lower": 2, "upper": 10, "interval": 2}, "laser_de": {"lower": 2, "upper": 10, "interval": 2},
+              "laser": {"target": 4}, "laser_d": {"lower": 2, "upper": 10, "interval": 2, "anchor": None}, "laser_de": {"lower": 2, "upper": 10, "interval": 2, "anchor": None},
               "truncation": {"max_len": 6}}
     rows = [("p", 1, "1"), ("p", 3, "1"), ("p", 7, "1"), ("p", 5, "2"), ("q", 2, "3"), ("q", 9, "4"), ("q", 4, "4"), ("q", 6, "4")]
 
