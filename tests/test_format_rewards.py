@@ -118,3 +118,30 @@ def test_repetition_jieba_missing_is_a_spec_error(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name)) if name == "jieba" else real(name, *a, **k))
     with pytest.raises(SpecError, match="jieba package .*'cjk_bigrams' needs nothing"):
         load_spec({"shaping": [{"name": "repetition", "segmenter": "jieba"}]})
+
+
+# --------------------------------------------------------------------------- side by side with open-r1's code
+@pytest.mark.parametrize("seed", range(5))
+def test_tag_count_and_repetition_match_open_r1_on_random_text(seed):
+    """open-r1@1416fa0 src/open_r1/rewards.py: count_tags and the English repetition penalty,
+    re-implemented here, against ours on random mixes of tags and repeated (mixed-case) words."""
+    import random
+
+    rng = random.Random(seed)
+    pieces = ["<think>\n", "\n</think>\n", "\n<answer>\n", "\n</answer>", "Word", "word", "WORD", "x", " ", "\n", "y z"]
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 30))) for _ in range(60)]
+
+    def count_tags(text):
+        return sum(0.25 for t in ("<think>\n", "\n</think>\n", "\n<answer>\n", "\n</answer>") if text.count(t) == 1)
+
+    def open_r1_repetition(text, n=3, max_penalty=-1.0):
+        words = text.lower().split()
+        if text == "" or len(words) < n:
+            return 0.0
+        grams = list(zip(*[words[i:] for i in range(n)]))
+        return (1 - len(set(grams)) / len(grams)) * max_penalty
+
+    assert [fmt("tag_count").score(t) for t in texts] == [count_tags(t) for t in texts]
+    pipe = load_spec({"length_unit": "words", "shaping": [{"name": "repetition", "ngram": 3}]})
+    ours = pipe.score([{"prompt_id": "q", "completion": t} for t in texts]).components["repetition"].tolist()
+    assert ours == pytest.approx([open_r1_repetition(t) for t in texts], abs=1e-12)
