@@ -145,3 +145,11 @@ def test_tag_count_and_repetition_match_open_r1_on_random_text(seed):
     pipe = load_spec({"length_unit": "words", "shaping": [{"name": "repetition", "ngram": 3}]})
     ours = pipe.score([{"prompt_id": "q", "completion": t} for t in texts]).components["repetition"].tolist()
     assert ours == pytest.approx([open_r1_repetition(t) for t in texts], abs=1e-12)
+
+
+def test_trl_adapter_keeps_the_turns_of_conversational_completions():
+    from rewardsmith.integrations.trl import reward_funcs
+
+    (fn,) = reward_funcs({"format": {"name": "tag_count", "mode": "add"}})
+    two_turns = [{"role": "assistant", "content": GOOD}, {"role": "user", "content": "more"}, {"role": "assistant", "content": "untagged"}]
+    assert fn(prompts=["p", "p"], completions=[two_turns, [two_turns[0]]], trainer_state=None) == pytest.approx([0.5, 1.0])

@@ -95,7 +95,8 @@ class TRLScorer:
             rec: dict[str, Any] = {
                 "prompt_id": str(ids_column[i]) if ids_column is not None else hashlib.sha1(prompt.encode()).hexdigest()[:16],
                 "prompt": prompt,
-                "completion": completion_text(completions[i]),
+                # conversational completions keep their messages: a format is scored per assistant turn
+                "completion": completions[i] if isinstance(completions[i], list) else completion_text(completions[i]),
             }
             if answers is not None and answers[i] is not None:
                 rec["answer"] = answers[i]
