@@ -7,10 +7,10 @@ The core needs only numpy and the verifiers' libraries; importing it never impor
 """
 
 from .batch import Batch
-from .pipeline import Pipeline, Scores
+from .pipeline import Pipeline, Scores, load_spec
 from .records import RecordError, read_records, write_records
 from .registry import SpecError
-from .spec import Spec, load_spec, parse_spec
+from .spec import Spec, parse_spec
 from .state import State, StateError
 
 __version__ = "0.1.0"

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-# Sub-commands living beside the code they drive; each module has ``register_cli(subparsers)``
-# and must import nothing heavy (torch, ray, fastapi) at module level.
-_PLUGINS = ("rewardsmith.lab.cli", "rewardsmith.integrations.server_cli", "rewardsmith.analysis.cli")
 
 
 def _fmt(value: Any) -> str:
@@ -35,7 +31,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .records import read_records, write_records
-    from .spec import load_spec
+    from .pipeline import load_spec
+    from .spec import parse_spec
 
     t0 = time.perf_counter()
     overrides: dict[str, Any] = {}
@@ -43,15 +40,21 @@ def _cmd_score(args: argparse.Namespace) -> int:
         overrides["workers"] = args.workers
     if args.timeout_s:
         overrides["timeout_s"] = args.timeout_s
-    pipe = load_spec(args.spec, **overrides)
-    report = read_records(args.rollouts, skip_invalid=args.skip_invalid)
-    records = report.records
-    out = Path(args.output) if args.output else Path(args.rollouts).with_suffix(".scored.jsonl")
+    spec = parse_spec(args.spec)
+    engine = None
     if args.engine == "ray":
         from .integrations.ray_engine import RayVerificationEngine
 
-        pipe.engine.close()
-        pipe.engine = RayVerificationEngine(args.workers, pipe.spec.timeout_s, pipe.spec.cache_size, args.address)
+        engine = RayVerificationEngine(args.workers, overrides.get("timeout_s", spec.timeout_s), spec.cache_size, args.address)
+    try:
+        pipe = load_spec(spec, engine=engine, **overrides)
+    except BaseException:
+        if engine is not None:
+            engine.close()
+        raise
+    report = read_records(args.rollouts, skip_invalid=args.skip_invalid)
+    records = report.records
+    out = Path(args.output) if args.output else Path(args.rollouts).with_suffix(".scored.jsonl")
     bar = tqdm(total=len(records), unit="rollout", desc="scoring", disable=not sys.stderr.isatty() and not args.progress, file=sys.stderr)
     try:
         scores = pipe.score(records, step=args.step, progress=bar.update)
@@ -75,7 +78,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from .registry import entries
+    from .components import entries
 
     current = None
     for e in entries(args.kind):
@@ -87,6 +90,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(f"  {e.name:<20} {e.description}{paper}")
         if args.verbose and opts:
             print(f"  {'':<20} options: {opts}")
+        tags = [tag for tag, on in e.capabilities.items() if on]
+        if args.verbose and tags:
+            print(f"  {'':<20} capabilities: {', '.join(tags)}")
     return 0
 
 
@@ -108,18 +114,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
     p.set_defaults(func=_cmd_score)
 
+    # Sub-commands living beside the code they drive: each module has ``register_cli(subparsers)``
+    # and imports nothing heavy (torch, ray, fastapi) at module level.
     p = sub.add_parser("list", help="list every registered component with its paper")
     p.add_argument("--kind", choices=("verifier", "format", "shaper", "advantage"), default=None)
     p.add_argument("-v", "--verbose", action="store_true", help="show each component's options")
     p.set_defaults(func=_cmd_list)
 
-    for name in _PLUGINS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
+    from .analysis import cli as analysis_cli
+    from .integrations import server_cli
+    from .lab import cli as lab_cli
+
+    for module in (lab_cli, server_cli, analysis_cli):
         module.register_cli(sub)
     return parser
 

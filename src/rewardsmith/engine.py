@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Callable, Sequence
 
-from .verifiers.base import ERROR, TIMEOUT, Job, Verdict, Verifier
+from .types import ERROR, TIMEOUT, Job, Verdict, Verifier
 
 _CHUNK = 8  # items sent to a worker at once; each result comes back as soon as it is ready
 _STARTUP_S = 120.0  # a worker that has not said it is ready by then is a broken environment

@@ -1,9 +1,25 @@
-"""The scoring pipeline: records -> Batch -> verifiers -> format -> shapers -> advantages -> Scores.
+"""The scoring pipeline: records -> Batch -> stages -> Scores, and :func:`load_spec` that builds it.
 
-The correctness reward follows ``base``: a verified score s in [0, 1] gives
-``wrong + s·(correct − wrong)``; no extracted answer gives ``no_answer``; an unknown verdict
-(timeout, error, unparseable reference) keeps ``correct = NaN`` and is scored as ``wrong`` so
-the total is always defined (the TRL adapter returns ``None`` for such rollouts instead).
+``Pipeline.score`` runs five named stages, each a small method:
+
+1. **verify** (extract, then check in the engine): a verdict score s in [0, 1] or NaN (unknown);
+2. **correctness**: the ``base`` values — ``wrong + s·(correct − wrong)``, ``no_answer`` when
+   nothing was extracted; an unknown verdict (timeout, error, unparseable reference) keeps
+   ``correct = NaN`` and is paid as ``wrong`` so the total is always defined (the TRL adapter
+   returns ``None`` for such rollouts instead);
+3. **format**: ``mode: add`` adds ``weight·f``; ``mode: gate`` marks rows with f < 1 as failed;
+4. **shape**: each shaper in spec order maps the reward so far to a new reward;
+5. **gate**: a row that failed a gating format check is paid ``no_answer``, whatever came before
+   (format failures are never shaped); then **advantages** over the final reward.
+
+The components contract (the one place it is defined): ``Scores.components`` — the output
+records' ``components`` — are the stages' contributions to the reward, and on every row they sum
+exactly to ``reward``: ``correctness`` (the base value above), ``format`` (``weight·f`` in add
+mode), one entry per shaper (how much it moved the reward; 0 on gated rows), and ``gate`` (what
+the format gate added or removed; gate mode only). What each stage measured before it was
+combined is kept apart in ``Scores.values``: the verifier's score, the format score and each
+shaper's own value; a record carries the verdict as ``correct`` and the format check as
+``format_ok``.
 
     >>> from rewardsmith import load_spec
     >>> pipe = load_spec({"verifier": "exact", "length_unit": "words"})
@@ -16,8 +32,11 @@ the total is always defined (the TRL adapter returns ``None`` for such rollouts 
 from __future__ import annotations
 
 import math
+import os
+import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -25,12 +44,14 @@ import numpy as np
 from .advantages.base import AdvantageContext, AdvantageEstimator
 from .advantages.dynamic_sampling import dynamic_sampling_report
 from .batch import Batch
+from .components import build
 from .engine import VerificationEngine
-from .registry import Component, SpecError, build
-from .shaping.base import BaseValues, Shaper, ShapingContext
-from .spec import Spec
+from .registry import Component, SpecError
+from .shaping.base import Shaper, ShapingContext
+from .spec import Spec, parse_spec
 from .state import State
-from .verifiers.base import ERROR, NO_ANSWER, OK, TIMEOUT, Job, Verifier
+from .types import ERROR, NO_ANSWER, OK, TIMEOUT, Job
+from .verifiers.base import Verifier
 from .verifiers.format_rewards import score_format
 
 DEFAULT_SOURCE = "default"  # key of the fallback verifier in a data_source -> verifier map
@@ -42,7 +63,7 @@ class Scores:
 
     total: np.ndarray
     correct: np.ndarray  # 1.0 / 0.0 / NaN (unknown)
-    components: dict[str, np.ndarray]
+    components: dict[str, np.ndarray]  # each stage's contribution; they sum exactly to ``total`` (module docstring)
     status: list[str]  # verifier status per rollout: ok | no_answer | bad_reference | timeout | error
     length: np.ndarray
     unit: str
@@ -50,22 +71,24 @@ class Scores:
     group: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # group index per rollout
     advantages: np.ndarray | None = None
     seconds: float = 0.0
-    # How much each stage moved the reward: "base" (correctness + format, after the gate) and
-    # one entry per shaper; they sum exactly to ``total`` (the TRL adapter logs them apart).
-    contributions: dict[str, np.ndarray] = field(default_factory=dict)
+    values: dict[str, np.ndarray] = field(default_factory=dict)  # what each stage measured (verdict score, format, ...)
     details: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.total)
 
     def record_fields(self, i: int) -> dict[str, Any]:
-        """The fields scoring adds to record ``i``: reward, correct, components (and advantage)."""
+        """The fields scoring adds to record ``i``: reward, correct, components (and format_ok, status, advantage)."""
         c = self.correct[i]
         out: dict[str, Any] = {
             "reward": float(self.total[i]),
             "correct": None if math.isnan(c) else bool(c == 1.0),
-            "components": {k: (None if math.isnan(v[i]) else float(v[i])) for k, v in self.components.items() if k not in ("timeout", "error") or v[i]},
+            "components": {k: float(v[i]) for k, v in self.components.items()},
         }
+        if "format" in self.values:
+            out["format_ok"] = bool(self.values["format"][i] >= 1.0)
+        if self.status[i] in (TIMEOUT, ERROR):
+            out["status"] = self.status[i]
         if self.advantages is not None:
             out["advantage"] = float(self.advantages[i])
         return out
@@ -91,125 +114,157 @@ class Scores:
             "errors": int(sum(s == ERROR for s in self.status)),
             "groups": n_groups,
             "zero_variance_groups": flat["zero_variance_groups"],  # no GRPO signal: DAPO/DLER drop them
+            "single_rollout_groups": flat["single_rollout_groups"],
             "seconds": self.seconds,
         }
+
+
+@dataclass
+class _Stages:
+    """What the stages of one ``score`` call pass along."""
+
+    batch: Batch
+    length: np.ndarray
+    unit: str
+    verdict: np.ndarray  # verifier score in [0, 1], NaN unknown
+    status: list[str]
+    details: list[str]
+    reward: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    base: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    format_ok: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    components: dict[str, np.ndarray] = field(default_factory=dict)
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def answered(self) -> np.ndarray:
+        return np.array([s != NO_ANSWER for s in self.status], dtype=bool)
+
+    @property
+    def correct(self) -> np.ndarray:
+        return np.where(np.isnan(self.verdict), np.nan, (self.verdict >= 1.0).astype(np.float64))
 
 
 class Pipeline:
     """A validated spec turned into components, a verification engine and explicit state.
 
-    Build it with :func:`rewardsmith.load_spec`. ``score`` is safe to call from several threads
-    (the engine serialises verification; shaping and state updates hold a lock).
+    Build it with :func:`load_spec`. ``engine`` is any object with the
+    :class:`~rewardsmith.engine.VerificationEngine` interface (``run``, ``close``); by default a
+    local process pool sized by the spec. ``score`` is safe to call from several threads (the
+    engine serialises verification; shaping and state updates hold a lock).
     """
 
-    def __init__(self, spec: Spec):
-        import threading
-
+    def __init__(self, spec: Spec, engine: Any = None):
         self.spec = spec
-        self.base_values = BaseValues(spec.base.correct, spec.base.wrong, spec.base.no_answer)
-        routes = spec.verifier_map()
-        self.verifiers: dict[str, Verifier] = {}
-        if routes is not None:
-            if not routes:
-                raise SpecError("verifier: an empty data_source map; give at least one data_source or 'default'")
-            for source, cfg in routes.items():
-                self.verifiers[source] = build("verifier", cfg, field=f"verifier.{source}")  # type: ignore[assignment]
-        elif spec.verifier is not None:
-            self.verifiers[DEFAULT_SOURCE] = build("verifier", spec.verifier, field="verifier")  # type: ignore[assignment]
-        self.routed = routes is not None
+        self.base_values = spec.base
+        self.verifiers: dict[str, Verifier] = _build_verifiers(spec)
+        self.routed = spec.verifier_map() is not None
         self.format: Component | None = build("format", spec.format.component_options(), field="format") if spec.format else None
-        self.shapers: list[tuple[str, Shaper]] = []
-        seen: dict[str, int] = {}
-        for i, cfg in enumerate(spec.shaping):
-            shaper = build("shaper", cfg, field=f"shaping[{i}]")
-            seen[shaper.name] = seen.get(shaper.name, 0) + 1
-            key = shaper.name if seen[shaper.name] == 1 else f"{shaper.name}_{seen[shaper.name]}"
-            self.shapers.append((key, shaper))  # type: ignore[arg-type]
+        self.shapers: list[tuple[str, Shaper]] = _build_shapers(spec)
         self.advantage: AdvantageEstimator | None = build("advantage", spec.advantage, field="advantage") if spec.advantage else None  # type: ignore[assignment]
         self.tokenizer = _load_tokenizer(spec.tokenizer) if spec.tokenizer else None
-        self.engine = VerificationEngine(spec.workers, spec.timeout_s, spec.cache_size)
+        self.engine = engine if engine is not None else VerificationEngine(spec.workers, spec.timeout_s, spec.cache_size)
         self.state = State(spec_fingerprint=spec.fingerprint())
-        if spec.state:
-            from pathlib import Path
-
-            if Path(spec.state).exists():
-                self.state = State.load(spec.state, expected_fingerprint=spec.fingerprint())
+        if spec.state and Path(spec.state).exists():
+            self.state = State.load(spec.state, expected_fingerprint=spec.fingerprint())
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ scoring
     def score(self, batch: Batch | Iterable[dict[str, Any]], step: int | None = None, progress: Callable[[int], None] | None = None) -> Scores:
-        """Score a batch (or records); updates and saves the state when the spec has one."""
+        """Score a batch (or records) through the stages; updates and saves the state when the spec has one."""
         t0 = time.perf_counter()
         if not isinstance(batch, Batch):
             batch = Batch.from_records(batch)
-        n = len(batch)
         length, unit = batch.lengths(self.spec.length_unit, self.tokenizer)
-        verdict_score, status, details = self._verify(batch, progress, step)
-        answered = np.array([s != NO_ANSWER for s in status], dtype=bool)
-        correct = np.where(np.isnan(verdict_score), np.nan, (verdict_score >= 1.0).astype(np.float64))
+        verdict, status, details = self._verify(batch, progress, step)
+        st = _Stages(batch, length, unit, verdict, status, details)
+        self._correctness(st)
+        self._format(st)
+        with self._lock:
+            step = self._step(batch, step)
+            self._shape(st, step)
+            self._gate(st)
+            self._advance_state(step)
+        advantages = self._advantages(st)
+        return Scores(st.reward, st.correct, st.components, status, length, unit, step, group=batch.group, advantages=advantages,
+                      seconds=time.perf_counter() - t0, values=st.values, details=details)
+
+    def _correctness(self, st: _Stages) -> None:
+        """Stage 2: the base values for the verdicts (zero reward without a verifier)."""
         bv = self.base_values
         if self.verifiers:
-            partial = np.where(np.isnan(verdict_score), 0.0, verdict_score)
-            base = np.where(answered, bv.wrong + partial * (bv.correct - bv.wrong), bv.no_answer)
+            partial = np.where(np.isnan(st.verdict), 0.0, st.verdict)
+            st.base = np.where(st.answered, bv.wrong + partial * (bv.correct - bv.wrong), bv.no_answer)
+            st.components["correctness"] = st.base
+            st.values["correctness"] = st.verdict
         else:
-            base = np.zeros(n)
-        components: dict[str, np.ndarray] = {}
-        if self.verifiers:
-            components["correctness"] = verdict_score
-        format_ok = np.ones(n, dtype=bool)
-        reward = base.copy()
-        if self.format is not None:
-            fmt = np.array([score_format(self.format, c, t, m) for c, t, m in zip(batch.completions, batch.turns, batch.metas)], dtype=np.float64)
-            components["format"] = fmt
-            format_ok = fmt >= 1.0
-            if self.spec.format.mode == "gate":  # type: ignore[union-attr]
-                reward = np.where(format_ok, reward, bv.no_answer)
-            else:
-                reward = reward + self.spec.format.weight * fmt  # type: ignore[union-attr]
-        with self._lock:
-            if step is None:
-                step = self._batch_step(batch)
-            contributions: dict[str, np.ndarray] = {}
-            for key, shaper in self.shapers:
-                ctx = ShapingContext(batch, reward, base, correct, length, unit, answered, format_ok, step, bv, self.state.for_component(key))
-                before = reward
-                reward, comp = shaper.apply(ctx)
-                components[key] = np.asarray(comp, dtype=np.float64)
-                contributions[key] = reward - before
-            if self.format is not None and self.spec.format.mode == "gate":  # type: ignore[union-attr]
-                gated = ~format_ok
-                reward = np.where(format_ok, reward, bv.no_answer)  # format failures are never shaped
-                for delta in contributions.values():
-                    delta[gated] = 0.0
-            contributions = {"base": reward - sum(contributions.values(), np.zeros(n)), **contributions}
-            if np.isnan(reward).any():
-                bad = int(np.flatnonzero(np.isnan(reward))[0])
-                raise RuntimeError(f"a shaper produced NaN (record {bad}); components: { {k: v[bad] for k, v in components.items()} }")
-            self.state.step = max(self.state.step, step + 1)  # the next step when records carry none
-            if self.spec.state:
-                self.state.save(self.spec.state)
-        timeouts = np.array([s == TIMEOUT for s in status], dtype=np.float64)
-        errors = np.array([s == ERROR for s in status], dtype=np.float64)
-        if timeouts.any():
-            components["timeout"] = timeouts
-        if errors.any():
-            components["error"] = errors
-        advantages = None
-        if self.advantage is not None:
-            advantages = self.advantage.compute(AdvantageContext(reward, batch.group, batch.n_groups, length, correct))
-        return Scores(reward, correct, components, status, length, unit, step, group=batch.group, advantages=advantages,
-                      seconds=time.perf_counter() - t0, details=details, contributions=contributions)
+            st.base = np.zeros(len(st.batch))
+        st.reward = st.base.copy()
+
+    def _format(self, st: _Stages) -> None:
+        """Stage 3: the format score; added with its weight in ``add`` mode, a pass/fail gate in ``gate`` mode."""
+        st.format_ok = np.ones(len(st.batch), dtype=bool)
+        if self.format is None:
+            return
+        b = st.batch
+        fmt = np.array([score_format(self.format, c, t, m) for c, t, m in zip(b.completions, b.turns, b.metas)], dtype=np.float64)
+        st.values["format"] = fmt
+        st.format_ok = fmt >= 1.0
+        if self.spec.format.mode == "add":  # type: ignore[union-attr]
+            st.components["format"] = self.spec.format.weight * fmt  # type: ignore[union-attr]
+            st.reward = st.reward + st.components["format"]
+        else:  # shapers see a failed row at ``no_answer``; stage 5 accounts for it under ``gate``
+            st.reward = np.where(st.format_ok, st.reward, self.base_values.no_answer)
+
+    def _step(self, batch: Batch, step: int | None) -> int:
+        """The training step: the caller's, else the records' latest, else the state's counter."""
+        if step is not None:
+            return step
+        known = batch.steps[batch.steps >= 0]
+        return int(known.max()) if len(known) else self.state.step
+
+    def _shape(self, st: _Stages, step: int) -> None:
+        """Stage 4: each shaper in spec order; its contribution is how much it moved the reward."""
+        for key, shaper in self.shapers:
+            ctx = ShapingContext(st.batch, st.reward, st.base, st.correct, st.length, st.unit, st.answered, st.format_ok,
+                                 step, self.base_values, self.state.for_component(key))
+            new, value = shaper.apply(ctx)
+            st.values[key] = np.asarray(value, dtype=np.float64)
+            st.components[key] = new - st.reward
+            st.reward = new
+            if np.isnan(st.reward).any():
+                bad = int(np.flatnonzero(np.isnan(st.reward))[0])
+                raise RuntimeError(f"shaper {key} produced NaN (record {bad}); values: { {k: v[bad] for k, v in st.values.items()} }")
+
+    def _gate(self, st: _Stages) -> None:
+        """Stage 5: a gating format failure is paid ``no_answer``; shapers' moves on it become the gate's."""
+        if self.format is None or self.spec.format.mode != "gate":  # type: ignore[union-attr]
+            return
+        gated = ~st.format_ok
+        for key, _ in self.shapers:
+            st.components[key] = np.where(gated, 0.0, st.components[key])
+        kept = sum(st.components.values(), np.zeros(len(st.batch)))
+        st.reward = np.where(gated, self.base_values.no_answer, st.reward)
+        st.components["gate"] = st.reward - kept
+
+    def _advance_state(self, step: int) -> None:
+        self.state.step = max(self.state.step, step + 1)  # the next step when records carry none
+        if self.spec.state:
+            self.state.save(self.spec.state)
+
+    def _advantages(self, st: _Stages) -> np.ndarray | None:
+        """Stage 6: the advantage estimator over the final reward."""
+        if self.advantage is None:
+            return None
+        return self.advantage.compute(AdvantageContext(st.reward, st.batch.group, st.batch.n_groups, st.length, st.correct))
 
     def score_records(self, records: Sequence[dict[str, Any]], step: int | None = None, progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
         """Score records and return them with ``reward``, ``correct``, ``components`` (and ``advantage``)."""
         return self.score(records, step, progress).to_records(records)
 
-    def _batch_step(self, batch: Batch) -> int:
-        """The training step of a batch scored without one: its records' latest, else the state's."""
-        known = batch.steps[batch.steps >= 0]
-        return int(known.max()) if len(known) else self.state.step
-
-    def _verify(self, batch: Batch, progress: Callable[[int], None] | None, step: int | None = None) -> tuple[np.ndarray, list[str], list[str]]:
+    def _verify(self, batch: Batch, progress: Callable[[int], None] | None,
+                step: int | None = None) -> tuple[np.ndarray, list[str], list[str]]:
+        """Stage 1: extract each answer here, check it in the engine; (scores, statuses, details).
+        A step-scheduled verifier gets the step the shapers will see as ``meta.step``."""
         n = len(batch)
         scores = np.full(n, np.nan)
         status = [OK] * n
@@ -233,8 +288,8 @@ class Pipeline:
             for i in rows:
                 try:
                     meta = batch.metas[i]
-                    if getattr(verifier, "step_scheduled", False):  # the step the shapers will see, in meta.step
-                        meta = {**meta, "step": self._batch_step(batch) if step is None else step}
+                    if verifier.step_scheduled:
+                        meta = {**meta, "step": self._step(batch, step)}
                     jobs.append(verifier.job(batch.completions[i], batch.answers[i], meta))
                 except Exception as exc:  # extraction must never take the run down
                     jobs.append(None)
@@ -251,7 +306,21 @@ class Pipeline:
                     scores[i], status[i] = 0.0, NO_ANSWER
         return scores, status, details
 
+    def component_names(self) -> list[str]:
+        """The names of ``Scores.components`` for this spec, in stage order."""
+        names = ["correctness"] if self.verifiers else []
+        if self.spec.format is not None and self.spec.format.mode == "add":
+            names.append("format")
+        names += [key for key, _ in self.shapers]
+        return names + (["gate"] if self.spec.format is not None and self.spec.format.mode == "gate" else [])
+
     # ------------------------------------------------------------------ lifecycle
+    def with_engine(self, engine: Any) -> "Pipeline":
+        """A pipeline of the same spec sharing this one's State, verifying on ``engine``."""
+        twin = Pipeline(self.spec, engine=engine)
+        twin.state = self.state
+        return twin
+
     def save_state(self) -> None:
         if self.spec.state:
             with self._lock:
@@ -270,7 +339,7 @@ class Pipeline:
         return {"spec": self.spec, "state": self.state}
 
     def __setstate__(self, data: dict[str, Any]) -> None:
-        self.__init__(data["spec"])
+        self.__init__(data["spec"])  # a fresh local engine: an engine is never pickled
         self.state = data["state"]
 
     def __repr__(self) -> str:
@@ -287,3 +356,39 @@ def _load_tokenizer(path: str) -> Callable[[str], Sequence[int]]:
     except Exception as exc:
         raise SpecError(f"tokenizer: cannot load a local tokenizer from {path!r}: {exc}") from None
     return lambda text: tok(text, add_special_tokens=False)["input_ids"]
+
+
+def _build_verifiers(spec: Spec) -> dict[str, Verifier]:
+    """``{data_source: verifier}`` (one ``default`` entry for a single verifier; empty without one)."""
+    routes = spec.verifier_map()
+    if routes is not None:
+        if not routes:
+            raise SpecError("verifier: an empty data_source map; give at least one data_source or 'default'")
+        return {source: build("verifier", cfg, field=f"verifier.{source}") for source, cfg in routes.items()}  # type: ignore[misc]
+    if spec.verifier is not None:
+        return {DEFAULT_SOURCE: build("verifier", spec.verifier, field="verifier")}  # type: ignore[dict-item]
+    return {}
+
+
+def _build_shapers(spec: Spec) -> list[tuple[str, Shaper]]:
+    """``(key, shaper)`` in spec order; a shaper used twice gets keys ``name``, ``name_2``, ..."""
+    shapers: list[tuple[str, Shaper]] = []
+    seen: dict[str, int] = {}
+    for i, cfg in enumerate(spec.shaping):
+        shaper = build("shaper", cfg, field=f"shaping[{i}]")
+        seen[shaper.name] = seen.get(shaper.name, 0) + 1
+        key = shaper.name if seen[shaper.name] == 1 else f"{shaper.name}_{seen[shaper.name]}"
+        shapers.append((key, shaper))  # type: ignore[arg-type]
+    return shapers
+
+
+def load_spec(source: "str | os.PathLike | dict[str, Any] | Spec", engine: Any = None, **overrides: Any) -> Pipeline:
+    """Validate a spec and build its :class:`Pipeline` (component names and options checked too).
+
+    ``engine`` replaces the default local verification engine (e.g. a Ray engine);
+    ``overrides`` replace top-level keys (e.g. ``workers=2``, ``state=None``).
+    """
+    spec = parse_spec(source)
+    if overrides:
+        spec = parse_spec({**spec.model_dump(exclude_none=True), **overrides})
+    return Pipeline(spec, engine=engine)

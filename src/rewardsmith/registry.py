@@ -1,13 +1,17 @@
-"""Component registry: every verifier, format reward, shaper and advantage estimator by name.
+"""Component registry: a plain table of verifiers, format rewards, shapers and advantage estimators by name.
 
-Each component is a class with a pydantic ``Options`` model; registering it records its
-name, kind, one-line description and paper. Lookups fail loudly with the allowed names,
-and options are validated at construction (scikit-learn style) with messages that name the
-field and the allowed values.
+Each component is a class with a pydantic ``Options`` model and capability tags; registering it
+records its name, kind, one-line description and paper. Lookups fail loudly with the allowed
+names, and options are validated at construction (scikit-learn style) with messages that name
+the field and the allowed values.
+
+This module imports no component package: it is the table the components register into.
+:mod:`rewardsmith.components` fills it with the built-ins; look components up through that module.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Literal
 
@@ -35,18 +39,39 @@ class Entry:
     description: str
     paper: str
 
+    @property
+    def capabilities(self) -> dict[str, bool]:
+        return capabilities(self.cls)
+
 
 _REGISTRY: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
 
+# Capability tags (scikit-learn style, on the class): adapters and the pipeline read these, never lists of names.
+CAPABILITIES: dict[str, str] = {
+    "group_aware": "its value for a rollout depends on the other rollouts of the same prompt (needs whole groups)",
+    "step_scheduled": "follows a schedule over the training step (needs one call per step)",
+    "stateful": "remembers across batches in the pipeline's State (needs one call per step)",
+    "needs_tokens": "reads token ids (meta.token_ids / completion_ids) where the caller gives them",
+    "needs_signals": "reads the policy's log-probs or entropies",
+    "needs_model": "runs a model (an embedding model, a reward model or a judge)",
+}
+
 
 class Component:
-    """Base class: ``name``/``kind``/``description``/``paper`` are set by :func:`register`."""
+    """Base class: ``name``/``kind``/``description``/``paper`` are set by :func:`register`; the
+    capability tags (see :data:`CAPABILITIES`) are set by each class that has them."""
 
     name: ClassVar[str] = ""
     kind: ClassVar[str] = ""
     description: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     Options: ClassVar[type[Options]] = Options
+    group_aware: ClassVar[bool] = False
+    step_scheduled: ClassVar[bool] = False
+    stateful: ClassVar[bool] = False
+    needs_tokens: ClassVar[bool] = False
+    needs_signals: ClassVar[bool] = False
+    needs_model: ClassVar[bool] = False
 
     def __init__(self, options: Options | None = None, **kwargs: Any):
         if options is None:
@@ -75,14 +100,13 @@ def register(kind: str, name: str, description: str, paper: str = "") -> Callabl
     return wrap
 
 
-def _load_builtins() -> None:
-    # Importing the component packages runs their @register decorators.
-    from . import advantages, shaping, verifiers  # noqa: F401
+def capabilities(cls: type) -> dict[str, bool]:
+    """The capability tags of a component class, ``{tag: bool}`` in :data:`CAPABILITIES` order."""
+    return {tag: bool(getattr(cls, tag, False)) for tag in CAPABILITIES}
 
 
 def lookup(kind: str, name: str, field: str | None = None) -> Entry:
-    """Return the registry entry or raise :class:`SpecError` listing the allowed names."""
-    _load_builtins()
+    """Return the entry registered so far or raise :class:`SpecError` listing the allowed names."""
     table = _REGISTRY[kind]
     if name not in table:
         allowed = ", ".join(sorted(table)) or "(none)"
@@ -92,7 +116,7 @@ def lookup(kind: str, name: str, field: str | None = None) -> Entry:
 
 
 def entries(kind: str | None = None) -> list[Entry]:
-    _load_builtins()
+    """The entries registered so far, by kind then name."""
     kinds = [kind] if kind else list(KINDS)
     return [e for k in kinds for e in sorted(_REGISTRY[k].values(), key=lambda e: e.name)]
 
@@ -112,19 +136,28 @@ def format_validation_error(exc: ValidationError, where: str, model: type[BaseMo
         field = f"{where}.{loc}" if where and loc else (where or loc)
         msg = err["msg"]
         owner = _owner_model(model, err["loc"][:-1]) if model is not None else None
-        if err["type"] == "extra_forbidden" and owner is not None:
-            allowed = ", ".join(owner.model_fields) or "(no options)"
+        if err["type"] in ("extra_forbidden", "unexpected_keyword_argument") and owner is not None:
+            allowed = ", ".join(_field_names(owner)) or "(no options)"
             msg = f"unknown option; allowed: {allowed}"
         lines.append(f"{field}: {msg}")
     return "; ".join(lines)
 
 
-def _owner_model(model: type[BaseModel], path: tuple) -> type[BaseModel] | None:
-    """The (nested) pydantic model that owns the field at ``path`` inside ``model``."""
+def _field_names(model: type) -> list[str]:
+    """The fields of a pydantic model or a dataclass."""
+    if dataclasses.is_dataclass(model):
+        return [f.name for f in dataclasses.fields(model)]
+    return list(model.model_fields)
+
+
+def _owner_model(model: type[BaseModel], path: tuple) -> type | None:
+    """The (nested) pydantic model or dataclass that owns the field at ``path`` inside ``model``."""
     for part in path:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
         field = model.model_fields.get(str(part))
         annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        if not (isinstance(annotation, type) and (issubclass(annotation, BaseModel) or dataclasses.is_dataclass(annotation))):
             return None
         model = annotation
     return model

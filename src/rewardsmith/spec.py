@@ -11,8 +11,9 @@ length_unit: tokens                  # tokens | words | chars
 state: runs/exp1/state.json
 timeout_s: 5
 ```
-Unknown keys, unknown component names and bad options are :class:`SpecError`\\ s naming the
-field and the allowed values.
+Unknown keys and bad values are :class:`SpecError`\\ s naming the field and the allowed values.
+This module only validates the spec's shape; :func:`rewardsmith.pipeline.load_spec` builds its
+components (checking their names and options).
 """
 
 from __future__ import annotations
@@ -22,26 +23,15 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .registry import SpecError, format_validation_error
-
-if TYPE_CHECKING:
-    from .pipeline import Pipeline
+from .types import BaseValues
 
 ComponentConfig = str | dict[str, Any]
-
-
-class BaseSpec(BaseModel):
-    """The correctness reward. LASER uses ``{correct: 1, wrong: -0.5, no_answer: -1}``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    correct: float = 1.0
-    wrong: float = 0.0
-    no_answer: float = 0.0
 
 
 class FormatSpec(BaseModel):
@@ -60,7 +50,7 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str | None = None
     verifier: ComponentConfig | None = None
-    base: BaseSpec = Field(default_factory=BaseSpec)
+    base: BaseValues = Field(default_factory=BaseValues)
     format: FormatSpec | None = None
     shaping: list[ComponentConfig] = Field(default_factory=list)
     advantage: ComponentConfig | None = None
@@ -110,7 +100,8 @@ def read_spec_file(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def parse_spec(source: "str | os.PathLike | dict[str, Any] | Spec") -> Spec:
-    """Validate a spec given as a path, a dict or a :class:`Spec` (shape only; see load_spec)."""
+    """Validate a spec given as a path, a dict or a :class:`Spec` (shape only: component names and
+options are checked when :func:`rewardsmith.load_spec` builds the pipeline)."""
     if isinstance(source, Spec):
         return source
     data = read_spec_file(source) if isinstance(source, (str, os.PathLike)) else source
@@ -121,15 +112,3 @@ def parse_spec(source: "str | os.PathLike | dict[str, Any] | Spec") -> Spec:
     except ValidationError as exc:
         raise SpecError(format_validation_error(exc, "", Spec)) from None
 
-
-def load_spec(source: "str | os.PathLike | dict[str, Any] | Spec", **overrides: Any) -> "Pipeline":
-    """Validate a spec and build its :class:`~rewardsmith.pipeline.Pipeline` (components checked too).
-
-    ``overrides`` replace top-level keys (e.g. ``workers=2``, ``state=None``).
-    """
-    from .pipeline import Pipeline
-
-    spec = parse_spec(source)
-    if overrides:
-        spec = parse_spec({**spec.model_dump(exclude_none=True), **overrides})
-    return Pipeline(spec)

@@ -74,6 +74,7 @@ class CanonOptions(Options):
 
 @register("advantage", "canon", "CANON: each half of the group (by length) baselined on the other half's mean reward.", "CANON (Conditional Advantage Estimation, 2025)")
 class Canon(AdvantageEstimator):
+    group_aware = True
     Options = CanonOptions
 
     def compute(self, ctx: AdvantageContext) -> np.ndarray:

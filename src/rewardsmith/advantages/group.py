@@ -108,6 +108,7 @@ class BatchStdOptions(Options):
 
 @register("advantage", "grpo", "GRPO: (r - group mean) / (group std + eps).", "DeepSeekMath (Shao et al., 2024)")
 class Grpo(AdvantageEstimator):
+    group_aware = True
     Options = GrpoOptions
 
     def compute(self, ctx: AdvantageContext) -> np.ndarray:
@@ -117,6 +118,7 @@ class Grpo(AdvantageEstimator):
 
 @register("advantage", "dr_grpo", "Dr. GRPO: r - group mean (no std scaling).", "Understanding R1-Zero-Like Training (Liu et al., 2025)")
 class DrGrpo(AdvantageEstimator):
+    group_aware = True
     Options = SingletonOptions
 
     def compute(self, ctx: AdvantageContext) -> np.ndarray:
@@ -125,6 +127,7 @@ class DrGrpo(AdvantageEstimator):
 
 @register("advantage", "rloo", "RLOO: r - mean of the other rollouts of the group.", "Back to Basics (Ahmadian et al., 2024)")
 class Rloo(AdvantageEstimator):
+    group_aware = True
     Options = SingletonOptions
 
     def compute(self, ctx: AdvantageContext) -> np.ndarray:
@@ -133,6 +136,7 @@ class Rloo(AdvantageEstimator):
 
 @register("advantage", "batch_std", "Group mean baseline, batch std scaling (TRL scale_rewards='batch').", "Tricks or Traps? (Liu et al., 2025)")
 class BatchStd(AdvantageEstimator):
+    group_aware = True
     Options = BatchStdOptions
 
     def compute(self, ctx: AdvantageContext) -> np.ndarray:

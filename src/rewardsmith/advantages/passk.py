@@ -48,6 +48,7 @@ class PasskOptions(Options):
 
 @register("advantage", "passk", "Pass@k: the group's best rollout gets r_max - r_2nd, the rest 0 (verl grpo_passk).", "arXiv:2503.19595 (via verl grpo_passk)")
 class Passk(AdvantageEstimator):
+    group_aware = True
     Options = PasskOptions
 
     def compute(self, ctx: AdvantageContext) -> np.ndarray:

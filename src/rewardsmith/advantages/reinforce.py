@@ -85,6 +85,7 @@ class ReinforceBaselineOptions(Options):
     "REINFORCE++ (Hu et al., 2025); DLER (NVIDIA, 2025)",
 )
 class ReinforceBaseline(AdvantageEstimator):
+    group_aware = True
     Options = ReinforceBaselineOptions
 
     def compute(self, ctx: AdvantageContext) -> np.ndarray:

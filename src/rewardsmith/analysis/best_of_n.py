@@ -40,7 +40,7 @@ def ensure_scored(records: Sequence[Mapping[str, Any]], spec: Any = None) -> lis
     given; otherwise the records as they are, which must then carry ``reward``."""
     recs = [dict(r) for r in records]
     if spec is not None:
-        from ..spec import load_spec
+        from ..pipeline import load_spec
 
         with load_spec(spec) as pipe:
             return pipe.score(recs).to_records(recs)

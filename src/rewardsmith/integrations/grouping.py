@@ -4,7 +4,8 @@ Group-aware shapers compare a rollout with the other rollouts of its prompt (Kim
 length, LASER-D's difficulty buckets, HAPO's shortest correct length, ...): they are only right
 when every call holds each prompt's rollouts together. Stateful and step-scheduled shapers need
 one call per training step. A framework that scores one rollout at a time (verl's per-sample
-reward loop) can run neither.
+reward loop) can run neither. Each shaper says which it is through its capability tags
+(``group_aware``, ``stateful``, ``step_scheduled``; see :mod:`rewardsmith.registry`).
 """
 
 from __future__ import annotations
@@ -14,11 +15,6 @@ from typing import Sequence
 
 from ..pipeline import Pipeline
 
-# Shapers whose value for a rollout depends on the other rollouts of its group
-# (tests/test_integrations_trl.py re-derives this set from the registry and fails on drift).
-GROUP_AWARE_SHAPERS = frozenset({"kimi", "efficient_reasoning", "grpo_lambda", "hapo", "laser_d", "laser_de"})
-# Shapers driven by the training step (a schedule), so a call per rollout would advance them per rollout.
-STEP_SCHEDULED_SHAPERS = frozenset({"budget_curriculum"})
 
 
 class PartialGroupError(ValueError):
@@ -26,13 +22,13 @@ class PartialGroupError(ValueError):
 
 
 def group_aware_shapers(pipeline: Pipeline) -> list[str]:
-    return [key for key, shaper in pipeline.shapers if shaper.name in GROUP_AWARE_SHAPERS]
+    """The spec's shapers tagged ``group_aware`` (their value depends on the rest of the group)."""
+    return [key for key, shaper in pipeline.shapers if shaper.group_aware]
 
 
 def per_sample_blockers(pipeline: Pipeline) -> list[str]:
-    """Shapers that cannot run on one rollout at a time: group-aware, stateful or step-scheduled."""
-    return [key for key, shaper in pipeline.shapers
-            if shaper.name in GROUP_AWARE_SHAPERS or shaper.name in STEP_SCHEDULED_SHAPERS or type(shaper).stateful]
+    """Shapers that cannot run on one rollout at a time: tagged group-aware, stateful or step-scheduled."""
+    return [key for key, shaper in pipeline.shapers if shaper.group_aware or shaper.stateful or shaper.step_scheduled]
 
 
 def check_whole_groups(prompt_ids: Sequence[str], group_size: int | None, needs_groups: bool, hint: str) -> None:

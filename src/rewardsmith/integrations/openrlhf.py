@@ -24,8 +24,7 @@ from typing import Any, Sequence
 
 # Absolute imports: OpenRLHF loads this file by its path, outside the package.
 from rewardsmith.integrations.grouping import check_whole_groups, group_aware_shapers
-from rewardsmith.pipeline import Pipeline, Scores
-from rewardsmith.spec import load_spec
+from rewardsmith.pipeline import Pipeline, Scores, load_spec
 from rewardsmith.verifiers.base import ERROR, TIMEOUT
 
 SPEC_ENV = "REWARDSMITH_SPEC"
@@ -59,7 +58,7 @@ def _finite(value: float) -> float:
 def to_response(pipeline: Pipeline, scores: Scores) -> dict[str, Any]:
     rewards = [float(v) for v in scores.total]
     known = [not math.isnan(c) for c in scores.correct]
-    logs = {name: [_finite(v) for v in scores.components.get(name, [])] for name in component_names(pipeline)}
+    logs = {name: [_finite(v) for v in scores.values.get(name, [])] for name in component_names(pipeline)}
     logs["correct_known"] = [float(k) for k in known]
     logs["timeout"] = [float(s == TIMEOUT) for s in scores.status]
     logs["error"] = [float(s == ERROR) for s in scores.status]

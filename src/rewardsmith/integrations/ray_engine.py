@@ -20,9 +20,9 @@ import time
 from typing import Any, Callable, Sequence
 
 from ..engine import VerificationEngine
-from ..pipeline import Pipeline
-from ..spec import load_spec
-from ..verifiers.base import Job, Verdict, Verifier
+from ..pipeline import Pipeline, load_spec
+from ..spec import parse_spec
+from ..types import Job, Verdict, Verifier
 
 _MAX_CHUNK = 256  # unique jobs per actor call
 _CHUNKS_PER_ACTOR = 4  # smaller chunks for small batches, so every actor gets work
@@ -100,23 +100,18 @@ def score_records_ray(spec: Any, records: list[dict[str, Any]], workers: int | N
                       progress: Callable[[int], None] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Score ``records`` with verification on Ray; returns (scored records in input order, summary).
 
-    ``spec``: a path, dict, Spec or Pipeline (a Pipeline keeps its state and gets its own engine
-    back afterwards). The summary is :meth:`Scores.summary` plus ``ray_workers``.
+    ``spec``: a path, dict, Spec or Pipeline (a Pipeline's State is shared, so it sees the
+    update; its own engine is left untouched). The summary is :meth:`Scores.summary` plus ``ray_workers``.
     """
-    given = isinstance(spec, Pipeline)
-    pipe = spec if given else load_spec(spec)
-    local = pipe.engine
-    local.close()
-    engine = RayVerificationEngine(workers, pipe.spec.timeout_s, pipe.spec.cache_size, address)
-    pipe.engine = engine  # type: ignore[assignment]
+    given = spec if isinstance(spec, Pipeline) else None
+    parsed = given.spec if given else parse_spec(spec)
+    engine = RayVerificationEngine(workers, parsed.timeout_s, parsed.cache_size, address)
+    pipe = given.with_engine(engine) if given else load_spec(parsed, engine=engine)
     t0 = time.perf_counter()
     try:
         scores = pipe.score(records, progress=progress)
     finally:
-        engine.close()
-        pipe.engine = local
-        if not given:
-            pipe.close()
+        pipe.close()
     summary = scores.summary()
     summary["seconds"] = time.perf_counter() - t0
     summary["ray_workers"] = engine.n_workers

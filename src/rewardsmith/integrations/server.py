@@ -32,7 +32,7 @@ from typing import Any
 
 from ..pipeline import Pipeline
 from ..records import RecordError, validate_record
-from ..spec import load_spec
+from ..pipeline import load_spec
 from .grouping import PartialGroupError
 from .openrlhf import check_groups, to_records, to_response
 

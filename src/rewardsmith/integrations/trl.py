@@ -23,8 +23,9 @@ processes, ``per_device_train_batch_size`` a multiple of ``num_generations``). P
 of it raises :class:`~rewardsmith.integrations.grouping.PartialGroupError`. Without it, a spec with
 group-aware shapers still refuses calls whose groups have unequal sizes.
 
-``per_component=True`` returns one function per stage — ``rewardsmith_base`` (correctness and
-format) and one per shaper (``rewardsmith_kimi``, ...) — so TRL logs them apart. TRL sums reward
+``per_component=True`` returns one function per component of the reward (see
+:mod:`rewardsmith.pipeline`: ``rewardsmith_correctness``, ``rewardsmith_format`` in add mode, one
+per shaper such as ``rewardsmith_kimi``, ``rewardsmith_gate`` with a gating format) so TRL logs them apart. TRL sums reward
 functions with ``reward_weights`` (default 1 each) before normalising
 (``multi_objective_aggregation="sum_then_normalize"``, the default); with those defaults the
 functions sum exactly to the combined reward. The batch is scored once (the first function
@@ -47,7 +48,8 @@ from typing import Any, Callable, Sequence
 
 from ..pipeline import Pipeline, Scores
 from ..records import completion_text
-from ..spec import Spec, load_spec
+from ..pipeline import load_spec
+from ..spec import Spec
 from ..verifiers.base import BAD_REFERENCE, ERROR, TIMEOUT
 from .grouping import check_whole_groups, group_aware_shapers
 
@@ -140,7 +142,7 @@ class TRLScorer:
         return scores
 
     def values(self, scores: Scores, part: str | None) -> list[float | None]:
-        data = scores.total if part is None else scores.contributions[part]
+        data = scores.total if part is None else scores.components[part]
         return [None if status in _UNKNOWN else float(v) for v, status in zip(data, scores.status)]
 
     def __getstate__(self) -> dict[str, Any]:
@@ -151,8 +153,8 @@ class TRLScorer:
 
 
 def _log_component_means(scores: Scores, log_metric: Callable[[str, float], None]) -> None:
-    """Each component's batch mean (unknown values left out) and the number of zero-variance groups."""
-    for name, values in scores.components.items():
+    """Each stage's measured value's batch mean (unknown values left out) and the number of zero-variance groups."""
+    for name, values in scores.values.items():
         finite = [v for v in values if not math.isnan(v)]
         if finite:
             log_metric(f"rewardsmith/{name}", float(sum(finite) / len(finite)))
@@ -204,4 +206,4 @@ def reward_funcs(spec: "str | dict[str, Any] | Spec | Pipeline", *, per_componen
     cls = AsyncRewardsmithReward if asynchronous else RewardsmithReward
     if not per_component:
         return [cls(scorer)]
-    return [cls(scorer, "base"), *(cls(scorer, key) for key, _ in pipeline.shapers)]
+    return [cls(scorer, name) for name in pipeline.component_names()]

@@ -35,9 +35,8 @@ import numpy as np
 # Absolute imports: verl may load this file by its path, outside the package.
 from rewardsmith.advantages.base import AdvantageContext
 from rewardsmith.integrations.grouping import per_sample_blockers
-from rewardsmith.pipeline import Pipeline, Scores
-from rewardsmith.registry import build, entries
-from rewardsmith.spec import load_spec
+from rewardsmith.components import build, entries
+from rewardsmith.pipeline import Pipeline, Scores, load_spec
 from rewardsmith.verifiers.base import ERROR, TIMEOUT
 
 SPEC_ENV = "REWARDSMITH_SPEC"
@@ -64,7 +63,7 @@ def _as_dicts(scores: Scores) -> list[dict[str, float]]:
     out = []
     for i in range(len(scores)):
         row = {"score": float(scores.total[i]), "acc": _finite(scores.correct[i])}
-        row.update({name: _finite(v[i]) for name, v in scores.components.items() if name not in ("timeout", "error")})
+        row.update({name: _finite(v[i]) for name, v in scores.values.items()})
         row["correct_known"] = float(not math.isnan(scores.correct[i]))
         row["timeout"] = float(scores.status[i] == TIMEOUT)
         row["error"] = float(scores.status[i] == ERROR)

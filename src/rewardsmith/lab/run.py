@@ -10,26 +10,18 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .evaluate import compare_to_baseline, evaluate_policy, necessary_tokens, pareto_front
 from .presets import Preset
-from .specs import BASELINE
+from .specs import BASELINE, NamedSpec
 from .tasks import train_test_split
-
-
-@dataclass(frozen=True)
-class NamedSpec:
-    name: str
-    spec: dict[str, Any]
-    source: str  # "built-in" or the file it came from
 
 
 def validate_specs(specs: Sequence[NamedSpec]) -> None:
     """Load every spec once (unknown names and bad options fail here, before any training)."""
-    from ..spec import load_spec
+    from ..pipeline import load_spec
 
     for s in specs:
         load_spec(s.spec).close()

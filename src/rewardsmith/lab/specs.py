@@ -9,11 +9,19 @@ verbose base policy writes about twice that.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from .evaluate import TASK_VERIFIER
 
 BASELINE = "correctness"
+
+
+@dataclass(frozen=True)
+class NamedSpec:
+    name: str
+    spec: dict[str, Any]
+    source: str  # "built-in" or the file it came from
 
 
 def _spec(name: str, *shaping: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -36,8 +44,6 @@ BUILTIN_NAMES = tuple(BUILTIN_SPECS)
 def select_specs(only: Sequence[str], user: Sequence[tuple[str, dict[str, Any], str]]):
     """The built-in specs (all, or those in ``only`` plus the baseline) followed by the user's
     ``(default_name, spec_dict, path)`` specs; names made unique with a numeric suffix."""
-    from .run import NamedSpec
-
     unknown = [n for n in only if n not in BUILTIN_SPECS]
     if unknown:
         raise ValueError(f"unknown built-in spec(s) {unknown}; choose from {list(BUILTIN_NAMES)}")

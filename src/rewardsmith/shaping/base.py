@@ -8,21 +8,13 @@ new reward together with the value it records under its name in ``components``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from ..batch import Batch, group_reduce
 from ..registry import Component
-
-
-@dataclass(frozen=True)
-class BaseValues:
-    """The correctness reward: ``base: {correct, wrong, no_answer}`` in a spec."""
-
-    correct: float = 1.0
-    wrong: float = 0.0
-    no_answer: float = 0.0
+from ..types import BaseValues
 
 
 @dataclass
@@ -73,7 +65,6 @@ class Shaper(Component):
     """Base class of every shaper. Additive shapers implement :meth:`term`; shapers that
     replace the reward (cosine, truncation, L1-Max, ...) override :meth:`apply`."""
 
-    stateful: ClassVar[bool] = False
 
     def term(self, ctx: ShapingContext) -> np.ndarray:
         raise NotImplementedError

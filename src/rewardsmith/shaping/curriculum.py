@@ -69,6 +69,7 @@ class BudgetCurriculumOptions(Options):
 
 @register("shaper", "budget_curriculum", "A token budget decaying over steps (exponential or linear) that drives a truncation or LASER step reward.", "Train Long, Think Short (Hammoud et al., 2025) [unverified]")
 class BudgetCurriculum(Shaper):
+    step_scheduled = True
     Options = BudgetCurriculumOptions
 
     def budget(self, step: int) -> float:

@@ -80,6 +80,7 @@ class HapoOptions(Options):
 @register("shaper", "hapo", "History-aware length reward against the shortest correct length seen for the prompt (stateful).", "HAPO (Huang et al., 2025)")
 class Hapo(Shaper):
     """State (JSON): ``history`` {prompt_id: shortest correct length}."""
+    group_aware = True
 
     Options = HapoOptions
     stateful = True

@@ -169,6 +169,7 @@ class LaserD(Shaper):
     State (JSON): ``targets`` [easy, medium, hard], ``updated_at`` (step), ``history``
     [{step, rows, groups, total[3], covered[3][J]}].
     """
+    group_aware = True
 
     Options = LaserDOptions
     stateful = True
@@ -226,6 +227,7 @@ class LaserDE(LaserD):
     repeated n-grams (:func:`rewardsmith.shaping.repetition.repetition_penalty`, over
     ``meta.token_ids`` where given, else words) ≥ ``repetition_threshold`` — a stand-in for the
     official code's reverse n-gram scan, with the threshold a parameter [unverified]."""
+    needs_tokens = True
 
     Options = LaserDEOptions
 

@@ -60,6 +60,7 @@ class KimiOptions(Options):
 
 @register("shaper", "kimi", "Kimi k1.5 group length reward: correct +c·λ, wrong with an answer c·min(0, λ), λ = 0.5 − (L−Lmin)/(Lmax−Lmin).", "Kimi k1.5 (Kimi Team, 2025)")
 class Kimi(Shaper):
+    group_aware = True
     Options = KimiOptions
 
     def term(self, ctx: ShapingContext) -> np.ndarray:
@@ -112,6 +113,7 @@ class EfficientReasoning(Shaper):
     scores ``base.wrong`` (the server's 0) whatever its answer, and is not one of the group's
     correct rollouts for μ and σ_L. The component is the length term (0 for truncated rows)."""
 
+    group_aware = True
     Options = EfficientReasoningOptions
 
     def apply(self, ctx: ShapingContext) -> tuple[np.ndarray, np.ndarray]:

@@ -95,6 +95,7 @@ class Repetition(Shaper):
     ``src/open_r1/rewards.py``: lower-cased white-space words, jieba for Chinese) and TRL's
     (huggingface/trl@f2cd577, over completion token ids)."""
 
+    needs_tokens = True
     Options = RepetitionOptions
 
     def __init__(self, options: Options | None = None, **kwargs):

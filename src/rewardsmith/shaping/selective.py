@@ -71,6 +71,7 @@ class GrpoLambda(Shaper):
     """The component is the change the penalty shaper makes on the chosen groups (0 elsewhere).
     A stateful penalty shaper keeps its state under this component's ``penalty`` key and sees the
     whole batch (e.g. HAPO's history is updated from every group)."""
+    group_aware = True
 
     Options = GrpoLambdaOptions
 

@@ -9,41 +9,12 @@ the reference and returns a :class:`Verdict`.
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..registry import Component
+from ..types import BAD_REFERENCE, ERROR, NO_ANSWER, OK, TIMEOUT, Job, Verdict
 
-# Verdict statuses; "timeout" and "error" are set by the engine, never by a verifier.
-OK, NO_ANSWER, BAD_REFERENCE, TIMEOUT, ERROR = "ok", "no_answer", "bad_reference", "timeout", "error"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """``score`` in [0, 1] (1 = correct; partial credit allowed) or NaN when unknown."""
-
-    score: float
-    status: str = OK
-    detail: str = ""
-
-    @property
-    def correct(self) -> bool | None:
-        return None if math.isnan(self.score) else self.score >= 1.0
-
-
-@dataclass(frozen=True)
-class Job:
-    """One unit of verification: what ``check`` receives; ``key`` identifies duplicates."""
-
-    prediction: str
-    reference: str | None
-    meta: Any = None
-
-    @property
-    def key(self) -> str:
-        meta = "" if self.meta is None else json.dumps(self.meta, sort_keys=True, default=str)
-        return f"{self.prediction}\x00{self.reference}\x00{meta}"
+__all__ = ["BAD_REFERENCE", "ERROR", "NO_ANSWER", "OK", "TIMEOUT", "Job", "Verdict", "Verifier"]
 
 
 class Verifier(Component):

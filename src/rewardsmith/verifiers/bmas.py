@@ -101,6 +101,7 @@ class BmasOptions(Options):
 
 @register("verifier", "bmas", "Mixed-R1 BMAS: bidirectional max-average cosine similarity of sentence embeddings (MiniLM or bag of words).", "Mixed-R1 (Xu et al., 2025)")
 class BmasVerifier(Verifier):
+    needs_model = True
     Options = BmasOptions
     isolate = False  # see the module docstring
 
