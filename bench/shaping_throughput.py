@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from rewardsmith.batch import Batch
-from rewardsmith.registry import build
+from rewardsmith.components import build
 from rewardsmith.shaping import BaseValues, ShapingContext
 
 TARGET = 1_000_000  # rollouts/s

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from rewardsmith import Batch
-from rewardsmith.registry import build
+from rewardsmith.components import build
 from rewardsmith.shaping import BaseValues, ShapingContext
 
 NAN = math.nan

@@ -8,8 +8,9 @@ from rewardsmith.advantages.canon import canon_advantage, long_half
 from rewardsmith.advantages.group import batch_std_advantage, dr_grpo_advantage, grpo_advantage, rloo_advantage
 from rewardsmith.advantages.passk import passk_advantage
 from rewardsmith.advantages.reinforce import reinforce_baseline_advantage
-from rewardsmith.registry import SpecError, build, entries
-from rewardsmith.spec import load_spec
+from rewardsmith.components import build, entries
+from rewardsmith.registry import SpecError
+from rewardsmith import load_spec
 
 NAMES = ["batch_std", "canon", "dr_grpo", "grpo", "passk", "reinforce_baseline", "rloo"]
 EPS = 1e-6
@@ -321,15 +322,16 @@ def test_zero_variance_groups_and_keep_mask():
         "groups": 5,
         "zero_variance_groups": 2,
         "zero_variance_share": 0.4,
+        "single_rollout_groups": 2,  # group 3, and group 4 with one known value
         "dropped_rollouts": 4,
         "collapsed_to": {0.0: 1, 1.0: 1},
     }
 
 
-def test_zero_variance_compares_values_exactly_or_within_atol():
-    reward, group = arr(0.1, 0.1, 0.1, 0.5, 0.5 + 1e-12), np.array([0, 0, 0, 1, 1])
-    assert zero_variance_groups(reward, group, 2).tolist() == [True, False]
-    assert zero_variance_groups(reward, group, 2, atol=1e-9).tolist() == [True, True]
+def test_zero_variance_compares_values_within_1e9_or_atol():
+    reward, group = arr(0.1, 0.1, 0.1, 0.5, 0.5 + 1e-12, 2.0, 2.0 + 1e-8), np.array([0, 0, 0, 1, 1, 2, 2])
+    assert zero_variance_groups(reward, group, 3).tolist() == [True, True, False]  # max − min <= 1e-9, absolute
+    assert zero_variance_groups(reward, group, 3, atol=0.0).tolist() == [True, False, False]
     assert dynamic_sampling_report(arr(), np.zeros(0, dtype=int), 0)["zero_variance_share"] == 0.0
 
 

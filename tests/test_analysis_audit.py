@@ -63,7 +63,7 @@ def test_zero_variance_groups_counts_reasons():
     correct = np.array([1, 1, 0, 0, 1, 0, np.nan, np.nan, 1])
     group = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4])
     zv = zero_variance_groups(reward, correct, group, 5)
-    assert zv["groups_of_2_or_more"] == 4 and zv["singleton_groups"] == 1
+    assert zv["groups_of_2_or_more"] == 4 and zv["single_rollout_groups"] == 1
     assert zv["zero_variance"] == 3 and zv["share"] == pytest.approx(0.75)
     assert zv["all_correct"] == 1 and zv["all_wrong"] == 1
 

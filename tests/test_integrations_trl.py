@@ -11,7 +11,7 @@ from rewardsmith import load_spec
 from rewardsmith.integrations import grouping, trl as rk_trl
 from rewardsmith.integrations.grouping import PartialGroupError
 from rewardsmith.integrations.trl import reward_funcs
-from rewardsmith.registry import entries
+from rewardsmith.components import entries
 
 SPEC = {"verifier": {"name": "exact", "extract": ["hash"]}, "base": {"wrong": -0.5, "no_answer": -1.0},
         "shaping": [{"name": "repetition", "ngram": 1, "max_penalty": -0.5}], "length_unit": "tokens"}
@@ -29,7 +29,7 @@ def call(**over):
 def test_combined_and_per_component_sum_exactly():
     (combined,) = reward_funcs(SPEC)
     parts = reward_funcs(SPEC, per_component=True)
-    assert combined.__name__ == "rewardsmith" and [p.__name__ for p in parts] == ["rewardsmith_base", "rewardsmith_repetition"]
+    assert combined.__name__ == "rewardsmith" and [p.__name__ for p in parts] == ["rewardsmith_correctness", "rewardsmith_repetition"]
     total = combined(**call())
     summed = [sum(v) for v in zip(*(p(**call()) for p in parts))]
     assert total == pytest.approx(summed)
@@ -95,7 +95,7 @@ def test_group_aware_per_component_sums_to_combined():
     spec = {**SPEC, "shaping": [{"name": "kimi", "coef": 0.5}, {"name": "repetition", "ngram": 1, "max_penalty": -0.5}]}
     (combined,) = reward_funcs(spec, num_generations=2)
     parts = reward_funcs(spec, per_component=True, num_generations=2)
-    assert [p.__name__ for p in parts] == ["rewardsmith_base", "rewardsmith_kimi", "rewardsmith_repetition"]
+    assert [p.__name__ for p in parts] == ["rewardsmith_correctness", "rewardsmith_kimi", "rewardsmith_repetition"]
     kw = call(completions=["#### 5", "a b #### 5", "#### 2", "#### 3"], completion_ids=[[1, 0], [1, 2, 3, 0], [1, 0], [1, 0]])
     values = [p(**kw) for p in parts]
     # group 2+3: both correct, 2 and 4 tokens -> kimi 0.5*(+0.5), 0.5*(-0.5); group 1+1: equal lengths -> 0 for both
@@ -103,9 +103,10 @@ def test_group_aware_per_component_sums_to_combined():
     assert combined(**kw) == pytest.approx([sum(v) for v in zip(*values)])
 
 
-def test_group_aware_set_matches_the_registry():
+def test_group_aware_tags_match_behaviour():
     """Re-derive which shapers look at the rest of the group: same rollouts as one group per prompt vs
-    one group per rollout, two batches so history-based shapers (HAPO, LASER-D) show it too."""
+    one group per rollout, two batches so history-based shapers (HAPO, LASER-D) show it too. A shaper
+    whose value moves with its group must carry the ``group_aware`` tag, and a tagged one must move."""
     needed = {"budget_curriculum": {"start": 8, "end": 2, "every": 1}, "cosine": {"max_len": 12, "exceed_margin": 2}, "dapo_overlong": {"max_len": 10, "buffer": 4},
               "laser": {"target": 4}, "laser_d": {"lower": 2, "upper": 10, "interval": 2, "anchor": None}, "laser_de": {"lower": 2, "upper": 10, "interval": 2, "anchor": None},
               "truncation": {"max_len": 6}}
@@ -115,13 +116,15 @@ def test_group_aware_set_matches_the_registry():
         return [{"prompt_id": pid if grouped else f"{pid}{i}", "completion": " ".join([f"w{k}" for k in range(n)] + [f"#### {a}"]),
                  "answer": "1" if pid == "p" else "4", "meta": {"target_length": 4, "ref_scores": [0.2, 0.6]}} for i, (pid, n, a) in enumerate(rows)]
 
-    detected = set()
+    detected, tagged = set(), set()
     for entry in entries("shaper"):
         spec = {"verifier": {"name": "exact", "extract": ["hash"]}, "length_unit": "words", "shaping": [{"name": entry.name, **needed.get(entry.name, {})}]}
         together, apart = load_spec(spec), load_spec(spec)
         if not all(np.allclose(together.score(records(True)).total, apart.score(records(False)).total) for _ in range(2)):
             detected.add(entry.name)
-    assert detected == set(grouping.GROUP_AWARE_SHAPERS)
+        if entry.cls.group_aware:
+            tagged.add(entry.name)
+    assert detected == tagged
 
 
 def test_docstring_examples():
@@ -199,7 +202,7 @@ def test_grpo_trainer_logs_rewardsmith_rewards(tmp_path):
         records = [{"prompt_id": p, "completion": c, "answer": a, "num_tokens": len(i), "meta": {"token_ids": i}} for p, c, a, i in zip(prompts, completions, answers, ids)]
         ours = load_spec(spec).score(records)
         assert log["reward"] == pytest.approx(float(ours.total.mean()), abs=1e-5)
-        for part in ("base", "kimi", "repetition"):
-            assert log[f"rewards/rewardsmith_{part}/mean"] == pytest.approx(float(ours.contributions[part].mean()), abs=1e-5)
-        assert log["rewardsmith/repetition"] == pytest.approx(float(ours.components["repetition"].mean()), abs=1e-5)  # log_metric
-        assert ours.contributions["repetition"].min() < 0 and np.abs(ours.contributions["kimi"]).max() > 0  # non-trivial checks
+        for part in ("correctness", "kimi", "repetition"):
+            assert log[f"rewards/rewardsmith_{part}/mean"] == pytest.approx(float(ours.components[part].mean()), abs=1e-5)
+        assert log["rewardsmith/repetition"] == pytest.approx(float(ours.values["repetition"].mean()), abs=1e-5)  # log_metric
+        assert ours.components["repetition"].min() < 0 and np.abs(ours.components["kimi"]).max() > 0  # non-trivial checks

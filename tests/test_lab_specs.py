@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from rewardsmith.lab.specs import BASELINE, BUILTIN_NAMES, BUILTIN_SPECS, select_specs
-from rewardsmith.spec import load_spec, read_spec_file
+from rewardsmith import load_spec
+from rewardsmith.spec import read_spec_file
 
 YAML_DIR = Path(__file__).resolve().parent.parent / "examples" / "specs" / "lab"
 

@@ -29,7 +29,8 @@ def test_unknown_correctness_is_nan_with_a_defined_reward():
     s = pipe.score([rec("q", "Answer: 4", answer=None)])
     assert math.isnan(s.correct[0]) and s.total[0] == -0.5 and s.status == [BAD_REFERENCE]
     out = s.to_records([rec("q", "Answer: 4", answer=None)])
-    assert out[0]["correct"] is None and out[0]["components"]["correctness"] is None
+    assert out[0]["correct"] is None and out[0]["components"]["correctness"] == -0.5  # paid as wrong
+    assert math.isnan(s.values["correctness"][0])
 
 
 def test_partial_credit_scales_between_wrong_and_correct():
@@ -49,7 +50,7 @@ def test_format_gate_and_add():
     s = gate.score(recs)
     # format failures get no_answer and are never shaped
     assert s.total[1] == -1.0
-    assert s.components["format"].tolist() == [1.0, 0.0, 1.0]
+    assert s.values["format"].tolist() == [1.0, 0.0, 1.0]
     add = load_spec({"verifier": "exact", "format": {"name": "think_answer", "mode": "add", "weight": 0.25}, "length_unit": "words"})
     assert add.score(recs).total.tolist() == [1.25, 1.0, 0.25]
 
@@ -65,8 +66,8 @@ def test_data_source_routing_and_unmapped_source():
     assert s.correct[:2].tolist() == [1.0, 1.0]
     assert s.status[2] == ERROR and math.isnan(s.correct[2])
     assert "no verifier for data_source 'code'" in s.details[2]
-    assert s.to_records(recs)[2]["components"]["error"] == 1.0
-    assert "error" not in s.to_records(recs)[0]["components"]
+    assert s.to_records(recs)[2]["status"] == ERROR
+    assert "status" not in s.to_records(recs)[0]
 
 
 def test_scores_keep_every_field_and_the_order():
@@ -153,10 +154,14 @@ def test_summary_counts_zero_variance_groups():
     assert summ["groups"] == 3 and summ["zero_variance_groups"] == 1  # a: all correct; c: a group of one is kept
 
 
-def test_contributions_sum_to_the_total():
-    pipe = load_spec({"verifier": "exact", "format": "think_answer", "base": {"no_answer": -1.0}, "length_unit": "words",
+def test_components_sum_to_the_total_with_a_gate():
+    pipe = load_spec({"verifier": {"name": "exact", "extract": ["answer_colon"]}, "format": "think_answer", "base": {"no_answer": -1.0}, "length_unit": "words",
                       "shaping": [{"name": "repetition", "ngram": 1, "max_penalty": -0.5}, {"name": "repetition", "ngram": 2}]})
-    s = pipe.score([rec("q", "<think>a a a</think> Answer: 4"), rec("q", "Answer: 4 4"), rec("q", "<think>b</think> Answer: 5")])
-    assert list(s.contributions) == ["base", "repetition", "repetition_2"]
-    np.testing.assert_allclose(sum(s.contributions.values()), s.total)
-    assert s.contributions["repetition"][1] == 0.0 and s.contributions["base"][1] == -1.0  # gated: never shaped
+    s = pipe.score([rec("q", "<think>a a a</think> Answer: 4"), rec("q", "so so so\nAnswer: 4"), rec("q", "<think>b</think> Answer: 5")])
+    assert list(s.components) == pipe.component_names() == ["correctness", "repetition", "repetition_2", "gate"]
+    np.testing.assert_allclose(sum(s.components.values()), s.total, rtol=0, atol=1e-12)
+    # row 1 is right but fails the format: correctness 1, nothing shaped, the gate takes it to no_answer
+    assert s.components["correctness"][1] == 1.0 and s.components["repetition"][1] == 0.0 and s.components["gate"][1] == -2.0
+    assert s.values["repetition"][1] < 0 and s.values["format"][1] == 0.0  # what the stages measured stays apart
+    out = s.to_records([{}, {}, {}])[1]
+    assert out["reward"] == -1.0 and out["format_ok"] is False and sum(out["components"].values()) == out["reward"]

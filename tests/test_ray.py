@@ -66,7 +66,7 @@ def test_hanging_item_times_out_inside_an_actor(cluster):
     tower = "\\boxed{\\sqrt[\\sqrt[\\sqrt[9]{9}]{9}]{9}^{9^{9^{9}}}}"
     recs = [{"prompt_id": "a", "completion": tower, "answer": "1"}] + [{"prompt_id": "b", "completion": f"\\boxed{{{k}}}", "answer": "3"} for k in range(6)]
     scored, summary = score_records_ray(spec, recs, workers=2)
-    assert summary["timeouts"] == 1 and scored[0]["correct"] is None and scored[0]["components"]["timeout"] == 1.0
+    assert summary["timeouts"] == 1 and scored[0]["correct"] is None and scored[0]["status"] == "timeout"
     assert [r["correct"] for r in scored[1:]] == [False, False, False, True, False, False]  # order kept
 
 

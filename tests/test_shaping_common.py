@@ -6,7 +6,7 @@ import pytest
 from _shaping import make_ctx, recs, run
 
 from rewardsmith import load_spec
-from rewardsmith.registry import entries
+from rewardsmith.components import entries
 from rewardsmith.shaping import BaseValues
 
 OPTIONS = {

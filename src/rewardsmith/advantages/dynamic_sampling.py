@@ -3,9 +3,10 @@
 Such a group has zero advantage under every group baseline, so it only dilutes the batch;
 DAPO ("DAPO: An Open-Source LLM Reinforcement Learning System at Scale", Yu et al., 2025, §3.2
 "Dynamic Sampling") drops it and samples more prompts to refill the batch, and DLER trains with
-the same filter. As verl's group filter, a group of one rollout is kept. Rewards are compared
-exactly (``max − min <= atol``, ``atol`` 0) rather than through a std, which rounding can make
-non-zero for equal values.
+the same filter. As verl's group filter, a group of one rollout is kept (and counted apart, as
+``single_rollout_groups``). Rewards are compared by range (``max − min <= atol``, ``atol`` 1e-9)
+rather than through a std, which rounding can make non-zero for equal values. This is the one
+definition: ``rewardsmith score``'s summary, the TRL logs and ``rewardsmith audit`` all use it.
 
     >>> import numpy as np
     >>> reward, group = np.array([1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.5]), np.array([0, 0, 1, 1, 2, 2, 3])
@@ -14,7 +15,7 @@ non-zero for equal values.
     >>> keep_mask(reward, group, 4)
     array([False, False,  True,  True, False, False,  True])
     >>> dynamic_sampling_report(reward, group, 4)
-    {'groups': 4, 'zero_variance_groups': 2, 'zero_variance_share': 0.5, 'dropped_rollouts': 4, 'collapsed_to': {0.0: 1, 1.0: 1}}
+    {'groups': 4, 'zero_variance_groups': 2, 'zero_variance_share': 0.5, 'single_rollout_groups': 1, 'dropped_rollouts': 4, 'collapsed_to': {0.0: 1, 1.0: 1}}
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from .stats import group_size
+
+ZERO_VARIANCE_ATOL = 1e-9  # rewards within this range count as equal
 
 
 def _known(values: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -35,7 +38,7 @@ def _known(values: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return values[finite], group[finite]
 
 
-def zero_variance_groups(values: np.ndarray, group: np.ndarray, n_groups: int, atol: float = 0.0) -> np.ndarray:
+def zero_variance_groups(values: np.ndarray, group: np.ndarray, n_groups: int, atol: float = ZERO_VARIANCE_ATOL) -> np.ndarray:
     """One bool per group: True where the group has at least two rollouts with a known (finite)
     value and all of them are equal within ``atol``. NaN values (e.g. unknown correctness) are
     left out; a group with fewer than two known values is never zero-variance."""
@@ -47,14 +50,14 @@ def zero_variance_groups(values: np.ndarray, group: np.ndarray, n_groups: int, a
     return (group_size(group, n_groups) >= 2) & (high - low <= atol)
 
 
-def keep_mask(values: np.ndarray, group: np.ndarray, n_groups: int, atol: float = 0.0) -> np.ndarray:
+def keep_mask(values: np.ndarray, group: np.ndarray, n_groups: int, atol: float = ZERO_VARIANCE_ATOL) -> np.ndarray:
     """One bool per rollout: False for the rollouts of a zero-variance group (to be dropped)."""
     return ~zero_variance_groups(values, group, n_groups, atol)[np.asarray(group, dtype=np.int64)]
 
 
-def dynamic_sampling_report(values: np.ndarray, group: np.ndarray, n_groups: int, atol: float = 0.0) -> dict[str, Any]:
+def dynamic_sampling_report(values: np.ndarray, group: np.ndarray, n_groups: int, atol: float = ZERO_VARIANCE_ATOL) -> dict[str, Any]:
     """Counts for a summary: groups with at least one rollout, zero-variance groups and their
-    share, rollouts dropped, and ``collapsed_to`` {shared value: number of groups} (e.g. how many
+    share, groups with a single known value (never zero-variance), rollouts dropped, and ``collapsed_to`` {shared value: number of groups} (e.g. how many
     groups were all correct vs all wrong)."""
     group = np.asarray(group, dtype=np.int64)
     flat = zero_variance_groups(values, group, n_groups, atol)
@@ -68,6 +71,7 @@ def dynamic_sampling_report(values: np.ndarray, group: np.ndarray, n_groups: int
         "groups": n_present,
         "zero_variance_groups": n_flat,
         "zero_variance_share": n_flat / n_present if n_present else 0.0,
+        "single_rollout_groups": int((group_size(known_group, n_groups) == 1).sum()),
         "dropped_rollouts": int((~keep_mask(values, group, n_groups, atol)).sum()),
         "collapsed_to": {float(v): int(c) for v, c in zip(shared, counts)},
     }

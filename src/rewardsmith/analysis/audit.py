@@ -6,7 +6,7 @@ choices rather than values from a paper):
 - ``length_hacking``: reward rises with length among rollouts of *equal correctness* (Spearman
   ρ within correct and within incorrect rollouts; overall when correctness is unknown). The
   overall correlation is reported too but not flagged: it mixes in "correct answers are longer".
-- ``zero_variance_groups``: share of prompts (groups of ≥ 2) whose rollouts all got the same
+- ``zero_variance_groups``: share of prompts (groups of ≥ 2 known rewards) whose rollouts all got the same
   reward, i.e. zero GRPO advantage — wasted samples (DAPO's dynamic sampling drops them).
 - ``format_rejects_correct``: share of correct rollouts failing ``components.format``.
 - ``format_outpaces_accuracy``: over steps, the format pass rate rises much faster than accuracy.
@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..advantages import dynamic_sampling
 from ..batch import group_reduce
 from ..shaping.repetition import repetition_penalty
 from .scored import BREAKDOWN_KEYS, ScoredRollouts, sorted_labels
@@ -130,24 +131,23 @@ def length_correlations(run: ScoredRollouts, min_rollouts: int) -> dict[str, Any
 
 
 def zero_variance_groups(reward: np.ndarray, correct: np.ndarray, group: np.ndarray, n_groups: int) -> dict[str, Any]:
-    """Groups of ≥ 2 rollouts whose rewards are all equal (no GRPO advantage), and why:
-    all correct, all wrong, or equal for another reason."""
-    size = np.bincount(group, minlength=n_groups)
-    hi = group_reduce(reward, group, n_groups, "max")
-    lo = group_reduce(reward, group, n_groups, "min")
-    scale = np.maximum(1.0, np.maximum(np.abs(hi), np.abs(lo)))
-    flat = (size >= 2) & (hi - lo <= 1e-9 * scale)
+    """Groups of ≥ 2 known rewards that are all equal (no GRPO advantage; the definition of
+    :func:`rewardsmith.advantages.dynamic_sampling.zero_variance_groups`, as ``score`` reports it),
+    and why: all correct, all wrong, or equal for another reason."""
+    known = np.isfinite(reward)
+    size = np.bincount(group[known], minlength=n_groups)
+    flat = dynamic_sampling.zero_variance_groups(reward, group, n_groups)
     n_correct = group_reduce(correct == 1.0, group, n_groups, "sum")
     n_wrong = group_reduce(correct == 0.0, group, n_groups, "sum")
     eligible = int((size >= 2).sum())
     return {
         "groups": n_groups,
         "groups_of_2_or_more": eligible,
-        "singleton_groups": int((size == 1).sum()),
+        "single_rollout_groups": int((size == 1).sum()),
         "zero_variance": int(flat.sum()),
         "share": float(flat.sum() / eligible) if eligible else None,
-        "all_correct": int((flat & (n_correct == size)).sum()),
-        "all_wrong": int((flat & (n_wrong == size)).sum()),
+        "all_correct": int((flat & (n_correct == np.bincount(group, minlength=n_groups))).sum()),
+        "all_wrong": int((flat & (n_wrong == np.bincount(group, minlength=n_groups))).sum()),
     }
 
 
