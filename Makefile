@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test lint install bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(BIN)/python:
 # torch is pinned to the CPU build first so no extra pulls a multi-GB CUDA build.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[test,lab,analysis,serve,ray,gym]"
+	$(BIN)/pip install -q -e ".[test,dev,lab,analysis,serve,ray,gym]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -23,6 +23,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Layer contracts (pyproject.toml [tool.importlinter]; docs/architecture.md).
+lint: $(STAMP)
+	$(BIN)/lint-imports --no-logo
 
 bench: $(STAMP)
 	$(BIN)/python bench/verify_throughput.py
