@@ -102,7 +102,7 @@ def test_zero_variance_truncation_repetition_and_format_flags():
             text = "<think>" + ("again " * 40 if loop else " ".join(f"t{p}{k}{i}" for i in range(40))) + "</think> 1"
             correct = p < 8  # prompts 0-7 all correct, 8-9 all wrong: every group flat
             records.append({"prompt_id": f"q{p}", "completion": text, "num_tokens": 100 + k, "truncated": k == 0,
-                            "reward": float(correct), "correct": correct, "components": {"format": 0.0 if (correct and k == 1) else 1.0}})
+                            "reward": float(correct), "correct": correct, "format_ok": not (correct and k == 1)})
     result = audit(ScoredRollouts.from_records(records), by="step")
     f = flags(result)
     assert f["zero_variance_groups"]["raised"] and f["zero_variance_groups"]["value"] == 1.0
@@ -127,7 +127,7 @@ def test_reward_rising_without_accuracy_and_format_outpacing():
                 fmt_ok = rng.random() < 0.2 + 0.15 * step
                 reward = float(correct) + 0.5 * fmt_ok
                 records.append({"prompt_id": f"s{step}q{p}", "completion": "x y z", "num_tokens": 10, "step": step,
-                                "reward": reward, "correct": correct, "components": {"format": float(fmt_ok)}})
+                                "reward": reward, "correct": correct, "format_ok": bool(fmt_ok)})
     result = audit(ScoredRollouts.from_records(records), by="step")
     f = flags(result)
     assert f["format_outpaces_accuracy"]["raised"], f["format_outpaces_accuracy"]

@@ -8,7 +8,7 @@ choices rather than values from a paper):
   overall correlation is reported too but not flagged: it mixes in "correct answers are longer".
 - ``zero_variance_groups``: share of prompts (groups of ≥ 2 known rewards) whose rollouts all got the same
   reward, i.e. zero GRPO advantage — wasted samples (DAPO's dynamic sampling drops them).
-- ``format_rejects_correct``: share of correct rollouts failing ``components.format``.
+- ``format_rejects_correct``: share of correct rollouts failing the format check (``format_ok``).
 - ``format_outpaces_accuracy``: over steps, the format pass rate rises much faster than accuracy.
 - ``truncation``: share of rollouts that hit the generation limit.
 - ``repetition``: share of rollouts whose repeated word n-gram rate is high (degenerate loops).
@@ -152,12 +152,12 @@ def zero_variance_groups(reward: np.ndarray, correct: np.ndarray, group: np.ndar
 
 
 def format_agreement(run: ScoredRollouts) -> dict[str, Any] | None:
-    """Format pass (``components.format`` ≥ 1) against correctness; None without a format component."""
-    fmt = run.components.get("format")
+    """Format pass (the records' ``format_ok``) against correctness; None without a format check."""
+    fmt = run.format_ok
     if fmt is None:
         return None
     known = ~np.isnan(fmt) & ~np.isnan(run.correct)
-    ok, right = fmt[known] >= 1.0, run.correct[known] == 1.0
+    ok, right = fmt[known] == 1.0, run.correct[known] == 1.0
     n = int(known.sum())
     return {
         "n": n,
@@ -174,7 +174,7 @@ def format_agreement(run: ScoredRollouts) -> dict[str, Any] | None:
 def bucket_table(run: ScoredRollouts, by: str, repetition: np.ndarray) -> list[dict[str, Any]]:
     """Per-bucket (step, data_source or difficulty) means of everything the audit looks at."""
     labels = np.array(run.breakdown(by), dtype=object)
-    fmt = run.components.get("format")
+    fmt = run.format_ok
     rows = []
     for label in sorted_labels(labels.tolist()):
         m = labels == label
@@ -190,7 +190,7 @@ def bucket_table(run: ScoredRollouts, by: str, repetition: np.ndarray) -> list[d
             "zero_variance_share": zv["share"],
             "truncation_rate": float(run.truncated[m].mean()),
             "repetition_rate": float(repetition[m].mean()),
-            "format_pass_rate": _mean(np.where(np.isnan(fmt[m]), np.nan, fmt[m] >= 1.0)) if fmt is not None else None,
+            "format_pass_rate": _mean(fmt[m]) if fmt is not None else None,
             "components": {name: _mean(values[m]) for name, values in run.components.items()},
         })
     return rows

@@ -57,6 +57,15 @@ class ScoredRollouts:
         return self.batch.n_groups
 
     @property
+    def format_ok(self) -> np.ndarray | None:
+        """1.0/0.0 per rollout from the ``format_ok`` that scoring writes (NaN where a record has
+        none); None when no record has one (the spec had no format check)."""
+        values = [r.get("format_ok") for r in self.records]
+        if all(v is None for v in values):
+            return None
+        return np.array([np.nan if v is None else float(bool(v)) for v in values], dtype=np.float64)
+
+    @property
     def truncated(self) -> np.ndarray:
         return self.batch.truncated
 
