@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .records import RecordError, assistant_turns, completion_text, validate_record
+from .records import RecordError, assistant_turns, completion_text, prompt_text, validate_record
 
 LENGTH_UNITS = ("tokens", "words", "chars")
 _WORD = re.compile(r"\S+")
@@ -70,7 +70,7 @@ class Batch:
         meta = [r.get("meta") or {} for r in recs]
         return cls(
             prompt_ids=[str(r["prompt_id"]) for r in recs],
-            prompts=[_prompt_text(r.get("prompt")) for r in recs],
+            prompts=[prompt_text(r.get("prompt")) for r in recs],
             completions=[completion_text(r["completion"]) for r in recs],
             answers=[_answer_text(r.get("answer")) for r in recs],
             num_tokens=np.array([np.nan if r.get("num_tokens") is None else float(r["num_tokens"]) for r in recs], dtype=np.float64),
@@ -122,14 +122,6 @@ def _answer_text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False)
-
-
-def _prompt_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return "".join(str(m.get("content", "")) for m in value if isinstance(m, dict))
 
 
 def group_reduce(values: np.ndarray, group: np.ndarray, n_groups: int, how: str, where: np.ndarray | None = None) -> np.ndarray:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+from .atomic import atomic_write
 
 
 class RecordError(ValueError):
@@ -52,6 +53,17 @@ def assistant_turns(value: Any) -> list[str] | None:
     return None
 
 
+def prompt_text(value: Any) -> str:
+    """A prompt as text: a string, the contents of a list of messages joined, "" for none."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(str(m.get("content", "")) for m in value if isinstance(m, dict))
+    return str(value)
+
+
 def validate_record(obj: Any) -> dict[str, Any]:
     """Check one record against the schema and return it (unchanged fields, normalised types)."""
     if not isinstance(obj, dict):
@@ -80,10 +92,25 @@ def validate_record(obj: Any) -> dict[str, Any]:
     return obj
 
 
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, str]]:
-    with path.open("r", encoding="utf-8", errors="strict") as fh:
-        for lineno, line in enumerate(fh, 1):
-            yield lineno, line
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[str, Any]]:
+    """``("file:line", value)`` for each non-blank line of a JSONL file, streamed. A line that is
+    not valid JSON gives a :class:`RecordError` as its value (the caller raises or skips it); a
+    missing file is :class:`FileNotFoundError`, a file that is not UTF-8 a :class:`RecordError`."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"file not found: {path}")
+    try:
+        with path.open("r", encoding="utf-8", errors="strict") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    value = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    value = RecordError(f"invalid JSON ({exc.msg} at column {exc.colno})")
+                yield f"{path}:{lineno}", value
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def read_records(source: Any, skip_invalid: bool = False) -> ReadReport:
@@ -112,22 +139,13 @@ def read_records(source: Any, skip_invalid: bool = False) -> ReadReport:
             for i, row in enumerate(pq.read_table(path).to_pylist(), 1):
                 accept(row, f"{path}:row {i}")
             return report
-        try:
-            for lineno, line in _iter_jsonl(path):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    obj = RecordError(f"invalid JSON ({exc.msg} at column {exc.colno})")
-                if isinstance(obj, RecordError):
-                    if not skip_invalid:
-                        raise RecordError(f"{path}:{lineno}: {obj}")
-                    report.skipped.append(f"{path}:{lineno}: {obj}")
-                    continue
-                accept(obj, f"{path}:{lineno}")
-        except UnicodeDecodeError as exc:
-            raise RecordError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        for where, obj in iter_jsonl(path):
+            if isinstance(obj, RecordError):
+                if not skip_invalid:
+                    raise RecordError(f"{where}: {obj}")
+                report.skipped.append(f"{where}: {obj}")
+                continue
+            accept(obj, where)
         return report
     if hasattr(source, "to_list") and hasattr(source, "column_names"):  # datasets.Dataset
         source = source.to_list()
@@ -147,23 +165,15 @@ def _jsonable(value: Any) -> Any:
 def write_records(records: Iterable[dict[str, Any]], dest: str | os.PathLike) -> Path:
     """Write records to JSONL (default) or Parquet (``.parquet``), atomically (write-then-rename)."""
     path = Path(dest)
-    path.parent.mkdir(parents=True, exist_ok=True)
     records = list(records)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        if path.suffix == ".parquet":
-            os.close(fd)
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
-            pq.write_table(pa.Table.from_pylist(records), tmp)
-        else:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                for rec in records:
-                    fh.write(json.dumps(rec, ensure_ascii=False, default=_jsonable) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        with atomic_write(path, binary=True) as fh:
+            pq.write_table(pa.Table.from_pylist(records), fh)
+        return path
+    with atomic_write(path) as fh:
+        for rec in records:
+            fh.write(json.dumps(rec, ensure_ascii=False, default=_jsonable) + "\n")
     return path

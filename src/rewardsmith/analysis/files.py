@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..records import RecordError
+from ..atomic import atomic_write
+from ..records import RecordError, iter_jsonl
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
@@ -18,24 +19,13 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 def located_jsonl(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
     """(``"file:line"``, object) for each non-blank line of a JSONL file."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise RecordError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise RecordError(f"{path}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+    for where, obj in iter_jsonl(path):
+        if isinstance(obj, RecordError):
+            raise RecordError(f"{where}: {obj}")
         if not isinstance(obj, dict):
-            raise RecordError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-        rows.append((f"{path}:{lineno}", obj))
+            raise RecordError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        rows.append((where, obj))
     return rows
 
 
@@ -53,9 +43,9 @@ def finite_or_none(value: Any) -> Any:
 
 
 def write_json(obj: Any, path: Path) -> Path:
-    """``obj`` as indented JSON (NaN/inf written as null)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(finite_or_none(obj), indent=2, allow_nan=False) + "\n")
+    """``obj`` as indented JSON (NaN/inf written as null), written atomically."""
+    with atomic_write(path) as fh:
+        fh.write(json.dumps(finite_or_none(obj), indent=2, allow_nan=False) + "\n")
     return path
 
 

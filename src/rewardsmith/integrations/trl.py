@@ -47,7 +47,7 @@ import threading
 from typing import Any, Callable, Sequence
 
 from ..pipeline import Pipeline, Scores
-from ..records import completion_text
+from ..records import completion_text, prompt_text
 from ..pipeline import load_spec
 from ..spec import Spec
 from ..verifiers.base import BAD_REFERENCE, ERROR, TIMEOUT
@@ -55,14 +55,6 @@ from .grouping import check_whole_groups, group_aware_shapers
 
 _TRL_KEYS = {"prompts", "completions", "completion_ids", "trainer_state", "log_metric", "log_extra", "environments"}
 _UNKNOWN = (TIMEOUT, ERROR, BAD_REFERENCE)
-
-
-def _prompt_text(prompt: Any) -> str:
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, list):
-        return "".join(str(m.get("content", "")) for m in prompt if isinstance(m, dict))
-    return str(prompt)
 
 
 def _jsonable(value: Any) -> bool:
@@ -93,7 +85,7 @@ class TRLScorer:
         ids_column = columns.get("prompt_id")
         out = []
         for i in range(n):
-            prompt = _prompt_text(prompts[i]) if prompts is not None else ""
+            prompt = prompt_text(prompts[i]) if prompts is not None else ""
             rec: dict[str, Any] = {
                 "prompt_id": str(ids_column[i]) if ids_column is not None else hashlib.sha1(prompt.encode()).hexdigest()[:16],
                 "prompt": prompt,
@@ -129,7 +121,7 @@ class TRLScorer:
         step = getattr(trainer_state, "global_step", None)
         columns = {k: v for k, v in columns.items() if k not in _TRL_KEYS}
         answers = columns.get(self.answer_column, columns.get("solution"))
-        key = hashlib.sha1(json.dumps([[_prompt_text(p) for p in (prompts or [])], [completion_text(c) for c in completions], answers, step],
+        key = hashlib.sha1(json.dumps([[prompt_text(p) for p in (prompts or [])], [completion_text(c) for c in completions], answers, step],
                                       default=str).encode()).hexdigest()
         with self._lock:
             if self._last is not None and self._last[0] == key:
