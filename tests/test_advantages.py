@@ -372,3 +372,14 @@ def test_end_to_end_through_load_spec():
 def test_bad_options_raise_spec_error_naming_the_field(advantage, message):
     with pytest.raises(SpecError, match=message):
         load_spec({"verifier": "exact", "advantage": advantage})
+
+
+def test_group_aware_tags_match_behaviour():
+    """An estimator whose advantage for a rollout moves when the rest of its group changes carries ``group_aware``."""
+    reward, length, correct = arr(1, 0, 0.5, 1, 0, 0), arr(10, 30, 20, 40, 15, 25), arr(1, 0, 0, 1, 0, 0)
+    together, alone = np.array([0, 0, 0, 1, 1, 1]), np.arange(6)
+    for entry in entries("advantage"):
+        est = build("advantage", entry.name, field="advantage")
+        moved = not np.allclose(est.compute(AdvantageContext(reward, together, 2, length, correct)),
+                                est.compute(AdvantageContext(reward, alone, 6, length, correct)))
+        assert moved == entry.cls.group_aware, entry.name

@@ -68,6 +68,9 @@ def test_list_shows_components_and_papers(capsys):
     assert main(["list", "-v"]) == 0
     out = capsys.readouterr().out
     assert "math" in out and "Math-Verify" in out and "repetition" in out and "options:" in out
+    kimi = out[out.index("  kimi "):].split("\n  ", 3)
+    assert any("capabilities: group_aware" in line for line in kimi[:3])
+    assert 'example: {"name": "laser", "target": 200}' in out
 
 
 def test_python_dash_m_works(files, tmp_path):

@@ -107,18 +107,15 @@ def test_group_aware_tags_match_behaviour():
     """Re-derive which shapers look at the rest of the group: same rollouts as one group per prompt vs
     one group per rollout, two batches so history-based shapers (HAPO, LASER-D) show it too. A shaper
     whose value moves with its group must carry the ``group_aware`` tag, and a tagged one must move."""
-    needed = {"budget_curriculum": {"start": 8, "end": 2, "every": 1}, "cosine": {"max_len": 12, "exceed_margin": 2}, "dapo_overlong": {"max_len": 10, "buffer": 4},
-              "laser": {"target": 4}, "laser_d": {"lower": 2, "upper": 10, "interval": 2, "anchor": None}, "laser_de": {"lower": 2, "upper": 10, "interval": 2, "anchor": None},
-              "truncation": {"max_len": 6}}
-    rows = [("p", 1, "1"), ("p", 3, "1"), ("p", 7, "1"), ("p", 5, "2"), ("q", 2, "3"), ("q", 9, "4"), ("q", 4, "4"), ("q", 6, "4")]
+    rows = [("p", 40, "1"), ("p", 120, "1"), ("p", 280, "1"), ("p", 200, "2"), ("q", 80, "3"), ("q", 360, "4"), ("q", 160, "4"), ("q", 240, "4")]
 
     def records(grouped):
         return [{"prompt_id": pid if grouped else f"{pid}{i}", "completion": " ".join([f"w{k}" for k in range(n)] + [f"#### {a}"]),
-                 "answer": "1" if pid == "p" else "4", "meta": {"target_length": 4, "ref_scores": [0.2, 0.6]}} for i, (pid, n, a) in enumerate(rows)]
+                 "answer": "1" if pid == "p" else "4", "meta": {"target_length": 160, "ref_scores": [0.2, 0.6]}} for i, (pid, n, a) in enumerate(rows)]
 
     detected, tagged = set(), set()
-    for entry in entries("shaper"):
-        spec = {"verifier": {"name": "exact", "extract": ["hash"]}, "length_unit": "words", "shaping": [{"name": entry.name, **needed.get(entry.name, {})}]}
+    for entry in entries("shaper"):  # every shaper with its example options: a new one is checked without editing this test
+        spec = {"verifier": {"name": "exact", "extract": ["hash"]}, "length_unit": "words", "shaping": [{"name": entry.name, **entry.cls.example_options}]}
         together, apart = load_spec(spec), load_spec(spec)
         if not all(np.allclose(together.score(records(True)).total, apart.score(records(False)).total) for _ in range(2)):
             detected.add(entry.name)

@@ -93,6 +93,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
         tags = [tag for tag, on in e.capabilities.items() if on]
         if args.verbose and tags:
             print(f"  {'':<20} capabilities: {', '.join(tags)}")
+        if args.verbose and e.cls.example_options:
+            print(f"  {'':<20} example: {json.dumps({'name': e.name, **e.cls.example_options})}")
     return 0
 
 

@@ -72,6 +72,9 @@ class Component:
     needs_tokens: ClassVar[bool] = False
     needs_signals: ClassVar[bool] = False
     needs_model: ClassVar[bool] = False
+    # A small working configuration (every required option filled in, lengths of a few hundred
+    # tokens): shown by ``rewardsmith list -v`` and used by the tests that run every component.
+    example_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, options: Options | None = None, **kwargs: Any):
         if options is None:

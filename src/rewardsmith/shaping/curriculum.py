@@ -71,6 +71,7 @@ class BudgetCurriculumOptions(Options):
 class BudgetCurriculum(Shaper):
     step_scheduled = True
     Options = BudgetCurriculumOptions
+    example_options = {"start": 300, "end": 100, "every": 2, "apply": "laser"}
 
     def budget(self, step: int) -> float:
         o = self.options

@@ -125,6 +125,7 @@ class LaserOptions(Options):
 @register("shaper", "laser", "LASER step reward: correct rollouts get +α when L <= target (modes reward | penalty | hybrid).", "LASER (Liu et al., 2025)")
 class Laser(Shaper):
     Options = LaserOptions
+    example_options = {"target": 200}
 
     def term(self, ctx: ShapingContext) -> np.ndarray:
         o = self.options
@@ -172,6 +173,7 @@ class LaserD(Shaper):
     group_aware = True
 
     Options = LaserDOptions
+    example_options = {"lower": 50, "upper": 300, "interval": 50}
     stateful = True
 
     def term(self, ctx: ShapingContext) -> np.ndarray:

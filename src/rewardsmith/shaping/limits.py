@@ -77,6 +77,7 @@ class Cosine(Shaper):
     their reward. The component is the new correctness value."""
 
     Options = CosineOptions
+    example_options = {"max_len": 300}
 
     def apply(self, ctx: ShapingContext) -> tuple[np.ndarray, np.ndarray]:
         o = self.options
@@ -118,6 +119,7 @@ class DapoOverlongOptions(Options):
 @register("shaper", "dapo_overlong", "DAPO soft overlong punishment: 0 until max_len − buffer, a linear ramp to −1 at max_len, −1 beyond.", "DAPO (Yu et al., 2025)")
 class DapoOverlong(Shaper):
     Options = DapoOverlongOptions
+    example_options = {"max_len": 300, "buffer": 100}
 
     def term(self, ctx: ShapingContext) -> np.ndarray:
         o = self.options
@@ -176,6 +178,7 @@ class Truncation(Shaper):
     ``max_len`` units — set the generation limit to the budget, as ThinkPrune does."""
 
     Options = TruncationOptions
+    example_options = {"max_len": 300}
 
     def apply(self, ctx: ShapingContext) -> tuple[np.ndarray, np.ndarray]:
         o = self.options
