@@ -233,7 +233,8 @@ class Pipeline:
             st.reward = new
             if np.isnan(st.reward).any():
                 bad = int(np.flatnonzero(np.isnan(st.reward))[0])
-                raise RuntimeError(f"shaper {key} produced NaN (record {bad}); values: { {k: v[bad] for k, v in st.values.items()} }")
+                values = {k: v[bad] for k, v in st.values.items()}
+                raise RuntimeError(f"shaper {key} produced NaN (record {bad}); values: {values}")
 
     def _gate(self, st: _Stages) -> None:
         """Stage 5: a gating format failure is paid ``no_answer``; shapers' moves on it become the gate's."""

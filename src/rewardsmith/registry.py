@@ -160,7 +160,8 @@ def _owner_model(model: type[BaseModel], path: tuple) -> type | None:
             return None
         field = model.model_fields.get(str(part))
         annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and (issubclass(annotation, BaseModel) or dataclasses.is_dataclass(annotation))):
+        nested = isinstance(annotation, type) and (issubclass(annotation, BaseModel) or dataclasses.is_dataclass(annotation))
+        if not nested:
             return None
         model = annotation
     return model

@@ -14,8 +14,9 @@ definition: ``rewardsmith score``'s summary, the TRL logs and ``rewardsmith audi
     array([ True, False,  True, False])
     >>> keep_mask(reward, group, 4)
     array([False, False,  True,  True, False, False,  True])
-    >>> dynamic_sampling_report(reward, group, 4)
-    {'groups': 4, 'zero_variance_groups': 2, 'zero_variance_share': 0.5, 'single_rollout_groups': 1, 'dropped_rollouts': 4, 'collapsed_to': {0.0: 1, 1.0: 1}}
+    >>> report = dynamic_sampling_report(reward, group, 4)
+    >>> report["zero_variance_groups"], report["single_rollout_groups"], report["dropped_rollouts"], report["collapsed_to"]
+    (2, 1, 4, {0.0: 1, 1.0: 1})
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ def keep_mask(values: np.ndarray, group: np.ndarray, n_groups: int, atol: float 
 
 def dynamic_sampling_report(values: np.ndarray, group: np.ndarray, n_groups: int, atol: float = ZERO_VARIANCE_ATOL) -> dict[str, Any]:
     """Counts for a summary: groups with at least one rollout, zero-variance groups and their
-    share, groups with a single known value (never zero-variance), rollouts dropped, and ``collapsed_to`` {shared value: number of groups} (e.g. how many
-    groups were all correct vs all wrong)."""
+    share, groups with a single known value (never zero-variance), rollouts dropped, and
+    ``collapsed_to`` {shared value: number of groups} (e.g. how many groups were all correct vs all wrong)."""
     group = np.asarray(group, dtype=np.int64)
     flat = zero_variance_groups(values, group, n_groups, atol)
     present = group_size(group, n_groups) > 0

@@ -142,7 +142,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     print(table(["rollouts", "n", "Pearson", "Spearman"], [[k, v["n"], v["pearson"], v["spearman"]] for k, v in corr.items()], ".2f"))
     zv = m["zero_variance_groups"]
     print(f"\nzero-variance groups: {zv['zero_variance']} of {zv['groups_of_2_or_more']} with 2+ rollouts "
-          f"({zv['all_correct']} all correct, {zv['all_wrong']} all wrong; {zv['single_rollout_groups']} single-rollout groups)")
+          f"({zv['all_correct']} all correct, {zv['all_wrong']} all wrong; "
+          f"{zv['single_rollout_groups']} single-rollout groups)")
     if m["format"]:
         f = m["format"]
         print(f"format: pass rate {fmt(f['format_pass_rate'])}, accuracy {fmt(f['accuracy'])}; pass but wrong {f['pass_but_wrong']}, "

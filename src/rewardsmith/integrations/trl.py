@@ -25,8 +25,8 @@ group-aware shapers still refuses calls whose groups have unequal sizes.
 
 ``per_component=True`` returns one function per component of the reward (see
 :mod:`rewardsmith.pipeline`: ``rewardsmith_correctness``, ``rewardsmith_format`` in add mode, one
-per shaper such as ``rewardsmith_kimi``, ``rewardsmith_gate`` with a gating format) so TRL logs them apart. TRL sums reward
-functions with ``reward_weights`` (default 1 each) before normalising
+per shaper such as ``rewardsmith_kimi``, ``rewardsmith_gate`` with a gating format) so TRL logs
+them apart. TRL sums reward functions with ``reward_weights`` (default 1 each) before normalising
 (``multi_objective_aggregation="sum_then_normalize"``, the default); with those defaults the
 functions sum exactly to the combined reward. The batch is scored once (the first function
 called scores it, keyed by the call's prompts, completions, references and step; the others reuse
