@@ -116,7 +116,8 @@ def test_truncation_through_a_spec():
     rows = [{"prompt_id": "q", "completion": c, "answer": "4", "truncated": t}
             for c, t in [("Answer: 4", False), ("so so so. Answer: 4", False), ("Answer: 4", True)]]
     s = pipe.score(rows)
-    assert s.total.tolist() == [1.0, 0.0, 0.0] and s.components["truncation"].tolist() == [1.0, 0.0, 0.0]
+    assert s.total.tolist() == [1.0, 0.0, 0.0] and s.values["truncation"].tolist() == [1.0, 0.0, 0.0]
+    assert s.components["truncation"].tolist() == [0.0, -1.0, -1.0]  # its contribution: what it took away
 
 
 # --------------------------------------------------------------------------- budget_curriculum

@@ -2,7 +2,9 @@
 
 A shaper sees a :class:`ShapingContext` (current reward, base correctness reward, correctness,
 lengths in the spec's unit, truncation, groups, the step and its own state dict) and returns the
-new reward together with the value it records under its name in ``components``.
+new reward together with the value it measured (``Scores.values[name]``); the pipeline records how
+much it moved the reward as its contribution (``Scores.components[name]``). Capability tags on the
+class (``group_aware``, ``stateful``, ``step_scheduled``, ...) say what it needs.
 """
 
 from __future__ import annotations
