@@ -43,6 +43,10 @@ def gated_rollouts(path: Path) -> Path:
     return path
 
 
+def score(source: Path, spec: Path, out: Path) -> None:
+    assert main(["score", str(source), "--spec", str(spec), "-o", str(out), "--workers", "1"]) == 0
+
+
 def assert_components_sum(out: Path) -> list[dict]:
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert rows
@@ -52,32 +56,12 @@ def assert_components_sum(out: Path) -> list[dict]:
     return rows
 
 
-@pytest.mark.parametrize(
-    "spec", SPECS, ids=lambda p: str(p.relative_to(ROOT / "examples" / "specs"))
-)
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: str(p.relative_to(ROOT / "examples" / "specs")))
 @pytest.mark.parametrize("rollouts", ["example", "gated"])
 def test_every_example_spec_components_sum_to_reward(spec, rollouts, tmp_path):
-    source = (
-        EXAMPLE_ROLLOUTS
-        if rollouts == "example"
-        else gated_rollouts(tmp_path / "gated.jsonl")
-    )
+    source = EXAMPLE_ROLLOUTS if rollouts == "example" else gated_rollouts(tmp_path / "gated.jsonl")
     out = tmp_path / "out.jsonl"
-    assert (
-        main(
-            [
-                "score",
-                str(source),
-                "--spec",
-                str(spec),
-                "-o",
-                str(out),
-                "--workers",
-                "1",
-            ]
-        )
-        == 0
-    )
+    score(source, spec, out)
     assert_components_sum(out)
 
 
@@ -108,77 +92,33 @@ def test_replacing_shapers_and_the_gate_sum_to_reward(fmt, tmp_path):
         )
     )
     out = tmp_path / "out.jsonl"
-    assert (
-        main(
-            [
-                "score",
-                str(gated_rollouts(tmp_path / "g.jsonl")),
-                "--spec",
-                str(spec),
-                "-o",
-                str(out),
-                "--workers",
-                "1",
-            ]
-        )
-        == 0
-    )
+    score(gated_rollouts(tmp_path / "g.jsonl"), spec, out)
     rows = assert_components_sum(out)
     failed = [r for r in rows if not r["format_ok"]]
     assert failed and all(r["correct"] is not None for r in rows)
     if fmt["mode"] == "gate":
         # a right answer failing the format: correctness 1, no shaping, the gate brings it to no_answer
         row = next(r for r in failed if r["correct"])
-        assert (
-            row["reward"] == -1.0
-            and row["components"]["correctness"] == 1.0
-            and row["components"]["gate"] == -2.0
-        )
-        assert (
-            row["components"]["repetition"] == 0.0 and row["components"]["kimi"] == 0.0
-        )
+        assert row["reward"] == -1.0 and row["components"]["correctness"] == 1.0 and row["components"]["gate"] == -2.0
+        assert row["components"]["repetition"] == 0.0 and row["components"]["kimi"] == 0.0
     else:
-        assert "gate" not in rows[0]["components"] and {
-            r["components"]["format"] for r in rows
-        } == {0.0, 0.5}
+        assert "gate" not in rows[0]["components"] and {r["components"]["format"] for r in rows} == {0.0, 0.5}
 
 
 def test_score_and_audit_report_the_same_zero_variance_count(tmp_path, capsys):
     rollouts = tmp_path / "r.jsonl"
     rows = [{"prompt_id": "all_right", "completion": "#### 4", "answer": "4"}] * 3
-    rows += [
-        {"prompt_id": "mixed", "completion": c, "answer": "4"}
-        for c in ("#### 4", "#### 5")
-    ]
-    rows += [
-        {"prompt_id": "all_wrong", "completion": c, "answer": "4"}
-        for c in ("#### 5", "#### 6")
-    ]
+    rows += [{"prompt_id": "mixed", "completion": c, "answer": "4"} for c in ("#### 4", "#### 5")]
+    rows += [{"prompt_id": "all_wrong", "completion": c, "answer": "4"} for c in ("#### 5", "#### 6")]
     rows += [{"prompt_id": "alone", "completion": "#### 4", "answer": "4"}]
     rollouts.write_text("".join(json.dumps(r) + "\n" for r in rows))
     spec = tmp_path / "s.yaml"
     spec.write_text("verifier: {name: exact, extract: [hash]}\nlength_unit: words\n")
     out, summary = tmp_path / "scored.jsonl", tmp_path / "summary.json"
-    assert (
-        main(
-            [
-                "score",
-                str(rollouts),
-                "--spec",
-                str(spec),
-                "-o",
-                str(out),
-                "--summary-json",
-                str(summary),
-            ]
-        )
-        == 0
-    )
+    assert main(["score", str(rollouts), "--spec", str(spec), "-o", str(out), "--summary-json", str(summary)]) == 0
     assert main(["audit", str(out), "--out", str(tmp_path / "audit")]) == 0
     scored = json.loads(summary.read_text())
-    audited = json.loads((tmp_path / "audit" / "audit.json").read_text())["metrics"][
-        "zero_variance_groups"
-    ]
+    audited = json.loads((tmp_path / "audit" / "audit.json").read_text())["metrics"]["zero_variance_groups"]
     assert scored["zero_variance_groups"] == audited["zero_variance"] == 2
     assert scored["single_rollout_groups"] == audited["single_rollout_groups"] == 1
     assert len(read_records(out).records) == len(rows)

@@ -39,11 +39,7 @@ def imported_modules(name: str, path: Path, modules: dict[str, Path]) -> set[str
         elif isinstance(node, ast.ImportFrom):
             prefix = base[: len(base) - node.level + 1] if node.level else []
             source = ".".join(prefix + ([node.module] if node.module else []))
-            subs = [
-                f"{source}.{alias.name}"
-                for alias in node.names
-                if f"{source}.{alias.name}" in modules
-            ]
+            subs = [f"{source}.{alias.name}" for alias in node.names if f"{source}.{alias.name}" in modules]
             candidates = subs if len(subs) == len(node.names) else [source, *subs]
         else:
             continue
@@ -80,9 +76,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def import_graph(root: Path) -> dict[str, set[str]]:
     modules = module_files(root)
-    return {
-        name: imported_modules(name, path, modules) for name, path in modules.items()
-    }
+    return {name: imported_modules(name, path, modules) for name, path in modules.items()}
 
 
 def test_find_cycle_finds_a_lazy_cycle(tmp_path):
@@ -101,9 +95,7 @@ def test_find_cycle_finds_a_lazy_cycle(tmp_path):
 
 def test_no_import_cycle_in_the_package():
     graph = import_graph(PACKAGE)
-    assert "rewardsmith.types" in graph and graph["rewardsmith.registry"] <= {
-        "rewardsmith.types"
-    }
+    assert "rewardsmith.types" in graph and graph["rewardsmith.registry"] <= {"rewardsmith.types"}
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
@@ -112,8 +104,5 @@ def test_no_import_cycle_in_the_package():
 def test_bottom_layers_import_no_component(module):
     graph = import_graph(PACKAGE)
     assert not {
-        m
-        for m in graph[module]
-        if m.split(".")[1]
-        in ("verifiers", "shaping", "advantages", "pipeline", "components")
+        m for m in graph[module] if m.split(".")[1] in ("verifiers", "shaping", "advantages", "pipeline", "components")
     }

@@ -45,11 +45,7 @@ class Job:
 
     @property
     def key(self) -> str:
-        meta = (
-            ""
-            if self.meta is None
-            else json.dumps(self.meta, sort_keys=True, default=str)
-        )
+        meta = "" if self.meta is None else json.dumps(self.meta, sort_keys=True, default=str)
         return f"{self.prediction}\x00{self.reference}\x00{meta}"
 
 
@@ -60,9 +56,7 @@ class BaseValues:
     A verified score s in [0, 1] gives ``wrong + s·(correct − wrong)``; no answer gives ``no_answer``.
     """
 
-    __pydantic_config__ = {
-        "extra": "forbid"
-    }  # validated as a spec field: unknown keys are errors
+    __pydantic_config__ = {"extra": "forbid"}  # validated as a spec field: unknown keys are errors
     correct: float = 1.0
     wrong: float = 0.0
     no_answer: float = 0.0
