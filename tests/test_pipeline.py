@@ -165,3 +165,20 @@ def test_components_sum_to_the_total_with_a_gate():
     assert s.values["repetition"][1] < 0 and s.values["format"][1] == 0.0  # what the stages measured stays apart
     out = s.to_records([{}, {}, {}])[1]
     assert out["reward"] == -1.0 and out["format_ok"] is False and sum(out["components"].values()) == out["reward"]
+
+
+def test_the_engine_is_passed_in_and_shared_by_with_engine():
+    from rewardsmith.engine import VerificationEngine
+
+    engine = VerificationEngine(workers=1, timeout_s=5.0, cache_size=100)
+    pipe = load_spec({"verifier": "exact", "length_unit": "words", "shaping": [{"name": "hapo"}]}, engine=engine)
+    assert pipe.engine is engine
+    pipe.score([rec("q", "Answer: 4"), rec("q", "Answer: 4"), rec("q", "Answer: 5")])
+    assert engine.stats.checked == 2 and engine.stats.deduped == 1  # verified by the engine given
+    other = VerificationEngine(workers=1, timeout_s=5.0, cache_size=100)
+    twin = pipe.with_engine(other)
+    assert twin.engine is other and twin.state is pipe.state and pipe.engine is engine
+    twin.score([rec("q", "Answer: 4")])
+    assert other.stats.checked == 1 and pipe.state.step == 2  # one State: the twin's batch advanced it
+    twin.close()
+    pipe.close()
