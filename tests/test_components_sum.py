@@ -83,7 +83,7 @@ def test_replacing_shapers_and_the_gate_sum_to_reward(fmt, tmp_path):
                 "format": fmt,
                 "length_unit": "tokens",
                 "shaping": [
-                    {"name": "cosine", "max_len": 16},
+                    {"name": "cosine", "max_len": 16, "exceed_margin": 2},
                     {"name": "repetition", "ngram": 1, "max_penalty": -0.5},
                     {"name": "kimi"},
                     {"name": "truncation", "max_len": 14},

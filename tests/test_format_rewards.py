@@ -5,7 +5,7 @@ policy would game them. The peers' own test cases are in test_peer_rewards.py.""
 import pytest
 
 from rewardsmith import SpecError, load_spec
-from rewardsmith.registry import build
+from rewardsmith.components import build
 from rewardsmith.shaping.repetition import cjk_bigram_units
 
 GOOD = "<think>\nplan\n</think>\n<answer>\n4\n</answer>"
@@ -74,7 +74,7 @@ def test_code_format_language_per_record_through_a_spec():
     recs = [{"prompt_id": "q", "completion": code("javascript"), "meta": {"language": "javascript"}},
             {"prompt_id": "q", "completion": code("javascript")},
             {"prompt_id": "q", "completion": code("python"), "meta": {"language": ["not", "a", "word"]}}]
-    assert pipe.score(recs).components["format"].tolist() == [1.0, 0.0, 0.0]
+    assert pipe.score(recs).values["format"].tolist() == [1.0, 0.0, 0.0]
 
 
 # --------------------------------------------------------------------------- per-turn format
@@ -82,18 +82,18 @@ def test_format_is_averaged_over_assistant_turns():
     turns = [{"role": "assistant", "content": GOOD}, {"role": "user", "content": "and?"}, {"role": "assistant", "content": "no tags"}]
     add = load_spec({"format": {"name": "tag_count", "mode": "add", "weight": 2.0}})
     s = add.score([{"prompt_id": "q", "completion": turns}, {"prompt_id": "q", "completion": turns[:1]}])
-    assert s.components["format"].tolist() == [0.5, 1.0] and s.total.tolist() == [1.0, 2.0]
+    assert s.values["format"].tolist() == [0.5, 1.0] and s.total.tolist() == [1.0, 2.0]
     # as a gate every turn must keep the format; the joined text would pass think_answer's count check otherwise
     gate = load_spec({"verifier": "exact", "format": {"name": "think_answer"}})
     two = [{"role": "assistant", "content": "<think>a</think> Answer: 4"}, {"role": "assistant", "content": "Answer: 4"}]
     s = gate.score([{"prompt_id": "q", "completion": two, "answer": "4"}])
-    assert s.components["format"].tolist() == [0.5] and s.total.tolist() == [0.0]
+    assert s.values["format"].tolist() == [0.5] and s.total.tolist() == [0.0]
 
 
 # --------------------------------------------------------------------------- repetition options
 def rep(texts, **options):
     pipe = load_spec({"length_unit": "words", "shaping": [{"name": "repetition", "ngram": 2, **options}]})
-    return pipe.score([{"prompt_id": "q", "completion": t} for t in texts]).components["repetition"].tolist()
+    return pipe.score([{"prompt_id": "q", "completion": t} for t in texts]).values["repetition"].tolist()
 
 
 def test_repetition_lowercase_by_default():
@@ -143,7 +143,7 @@ def test_tag_count_and_repetition_match_open_r1_on_random_text(seed):
 
     assert [fmt("tag_count").score(t) for t in texts] == [count_tags(t) for t in texts]
     pipe = load_spec({"length_unit": "words", "shaping": [{"name": "repetition", "ngram": 3}]})
-    ours = pipe.score([{"prompt_id": "q", "completion": t} for t in texts]).components["repetition"].tolist()
+    ours = pipe.score([{"prompt_id": "q", "completion": t} for t in texts]).values["repetition"].tolist()
     assert ours == pytest.approx([open_r1_repetition(t) for t in texts], abs=1e-12)
 
 

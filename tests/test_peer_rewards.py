@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from rewardsmith import SpecError, load_spec
-from rewardsmith.registry import entries
+from rewardsmith.components import entries
 
 DATA = Path(__file__).parent / "data" / "peer_reward_cases.jsonl"
 CASES = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -73,7 +73,7 @@ def test_peer_case(case, pipelines):
     scores = _score(case, pipelines)
     tol = case.get("tol", 1e-12)
     for field, want in expect.items():
-        got = scores.total if field == "total" else scores.correct if field == "correct" else scores.components[field]
+        got = scores.total if field == "total" else scores.correct if field == "correct" else scores.values[field]
         want = np.array([math.nan if v is None else v for v in want], dtype=np.float64)
         np.testing.assert_allclose(np.asarray(got, dtype=np.float64), want, rtol=0, atol=tol, equal_nan=True, err_msg=f"{field} ({case['id']})")
 

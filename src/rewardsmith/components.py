@@ -5,8 +5,9 @@ above the component packages, imports them (running their ``@register`` decorato
 lookup, so ``build("shaper", "kimi", ...)`` and ``entries()`` always see the built-ins.
 
     >>> from rewardsmith.components import build, entries
-    >>> build("shaper", {"name": "kimi", "coef": 0.5}, field="shaping[0]")
-    Kimi(coef=0.5)
+    >>> kimi = build("shaper", {"name": "kimi", "coef": 0.5}, field="shaping[0]")
+    >>> kimi.options.coef, kimi.group_aware
+    (0.5, True)
     >>> [e.name for e in entries("advantage")][:2]
     ['batch_std', 'canon']
 """

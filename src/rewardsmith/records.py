@@ -40,9 +40,9 @@ def completion_text(value: Any) -> str:
         return value
     if isinstance(value, dict) and "content" in value:
         return str(value["content"])
-    if isinstance(value, list) and all(isinstance(m, dict) and "content" in m for m in value):
-        parts = [str(m["content"]) for m in value if m.get("role", "assistant") == "assistant"]
-        return "".join(parts)
+    turns = assistant_turns(value)
+    if turns is not None:
+        return "".join(turns)
     raise RecordError(f"'completion' must be a string or a list of messages, got {type(value).__name__}")
 
 

@@ -173,7 +173,7 @@ class LaserD(Shaper):
     group_aware = True
 
     Options = LaserDOptions
-    example_options = {"lower": 50, "upper": 300, "interval": 50}
+    example_options = {"lower": 50, "upper": 300, "interval": 50, "anchor": None}  # evenly spaced at this scale
     stateful = True
 
     def term(self, ctx: ShapingContext) -> np.ndarray:
