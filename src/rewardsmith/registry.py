@@ -104,7 +104,11 @@ def register(kind: str, name: str, description: str, paper: str = "") -> Callabl
 
 
 def capabilities(cls: type) -> dict[str, bool]:
-    """The capability tags of a component class, ``{tag: bool}`` in :data:`CAPABILITIES` order."""
+    """The capability tags of a component class, ``{tag: bool}`` in :data:`CAPABILITIES` order.
+
+    A tag may be a property when it depends on the options (``tool_call``'s ``step_scheduled``):
+    on the class it then reads as True — the component can have it; ask an instance for its value.
+    """
     return {tag: bool(getattr(cls, tag, False)) for tag in CAPABILITIES}
 
 
