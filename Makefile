@@ -1,10 +1,11 @@
 # The two commands of the README: `make demo` (the main job) and `make test`.
+# For contributors: `make lint` (ruff + import layers) and `make test-fast` (everything not marked slow).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install bench clean
+.PHONY: demo test test-fast lint install bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,8 +25,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# Layer contracts (pyproject.toml [tool.importlinter]; docs/architecture.md).
+# What does not train a model or start a cluster/server process (see the `slow` marker in pyproject.toml).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# Lint, formatting and the import layers; the pre-commit hooks run the same three tools.
 lint: $(STAMP)
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
 	$(BIN)/lint-imports --no-logo
 
 bench: $(STAMP)
