@@ -166,5 +166,6 @@ def test_cli_tradeoff_writes_json_and_plots(tmp_path, capsys):
 
 def test_cli_tradeoff_bad_k_is_a_message(tmp_path, capsys):
     f = _write(tmp_path / "r.jsonl", [rec("a", True, 3)])
-    assert main(["eval", "tradeoff", str(f), "--k", "0", "--out", str(tmp_path / "o")]) == 2
-    assert "--k" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # a usage error, before any file is read
+        main(["eval", "tradeoff", str(f), "--k", "0", "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2 and "argument --k: must be at least 1" in capsys.readouterr().err

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from .cli_args import non_negative_int, positive_float, positive_int
 
 
 def _fmt(value: Any) -> str:
@@ -77,15 +79,22 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _option_default(field: Any) -> str:
+    """An option's default as ``list -v`` shows it: ``required``, or the value (also from a default factory)."""
+    return "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from .components import entries
 
     current = None
     for e in entries(args.kind):
         if e.kind != current:
+            if current is not None:
+                print()
+            print(f"{e.kind}s:")
             current = e.kind
-            print(f"\n{current}s:")
-        opts = ", ".join(f"{k}={'required' if f.is_required() else repr(f.default)}" for k, f in e.cls.Options.model_fields.items())
+        opts = ", ".join(f"{k}={_option_default(f)}" for k, f in e.cls.Options.model_fields.items())
         paper = f"  [{e.paper}]" if e.paper else ""
         print(f"  {e.name:<20} {e.description}{paper}")
         if args.verbose and opts:
@@ -106,11 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rollouts", help="rollout records: .jsonl or .parquet")
     p.add_argument("--spec", required=True, help="reward spec (.yaml/.toml/.json)")
     p.add_argument("-o", "--output", help="where to write scored records (default: ROLLOUTS.scored.jsonl)")
-    p.add_argument("--engine", choices=("local", "ray"), default="local")
+    p.add_argument("--engine", choices=("local", "ray"), default="local", help="where verification runs (default: local processes)")
     p.add_argument("--address", default=None, help="Ray cluster address for --engine ray (default: a local cluster)")
-    p.add_argument("--workers", type=int, default=None, help="verification processes (default: the machine's cores)")
-    p.add_argument("--timeout-s", type=float, default=None, help="hard timeout per verified item (default: the spec's, 5 s)")
-    p.add_argument("--step", type=int, default=None, help="training step for schedules (default: from records or state)")
+    p.add_argument("--workers", type=positive_int, default=None, help="verification processes (default: the machine's cores)")
+    p.add_argument("--timeout-s", type=positive_float, default=None, help="hard timeout per verified item (default: the spec's, 5 s)")
+    p.add_argument("--step", type=non_negative_int, default=None, help="training step for schedules (default: from records or state)")
     p.add_argument("--skip-invalid", action="store_true", help="skip and count malformed records instead of stopping")
     p.add_argument("--summary-json", help="also write the summary as JSON here")
     p.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
@@ -119,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Sub-commands living beside the code they drive: each module has ``register_cli(subparsers)``
     # and imports nothing heavy (torch, ray, fastapi) at module level.
     p = sub.add_parser("list", help="list every registered component with its paper")
-    p.add_argument("--kind", choices=("verifier", "format", "shaper", "advantage"), default=None)
+    p.add_argument("--kind", choices=("verifier", "format", "shaper", "advantage"), default=None, help="only this kind (default: all)")
     p.add_argument("-v", "--verbose", action="store_true", help="show each component's options")
     p.set_defaults(func=_cmd_list)
 
@@ -143,6 +152,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SpecError, RecordError, StateError, FileNotFoundError) as exc:
         print(f"rewardsmith {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise
+        # The reader went away (``rewardsmith list | head``): stop quietly, as a tool killed by SIGPIPE would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout at exit
+        return 128 + 13
+    except KeyboardInterrupt:
+        print(f"rewardsmith {args.command}: interrupted", file=sys.stderr)
+        return 128 + 2
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (and not some other pipe, e.g. to a worker process)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return True
+    except (OSError, ValueError):
+        return False
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)  # POLLERR is always reported: set on a pipe without a reader
+        return any(mask & select.POLLERR for _, mask in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll() on this platform, or stdout has no file descriptor
+        return False
 
 
 if __name__ == "__main__":

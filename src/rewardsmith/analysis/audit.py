@@ -50,6 +50,29 @@ class AuditThresholds:
     reward_rise: float = 0.25  # rise of mean reward over steps, in units of the reward's std
     accuracy_rise: float = 0.01  # accuracy must rise by more than this for a reward rise to be "explained"
 
+    def __post_init__(self) -> None:
+        for name, (low, high) in _THRESHOLD_RANGES.items():
+            value = getattr(self, name)
+            if not low <= value <= high:  # also refuses nan
+                allowed = f"at least {low}" if high == float("inf") else f"in [{low}, {high}]"
+                raise ValueError(f"audit threshold {name} must be {allowed}, got {value}")
+
+
+# What each threshold can mean: shares and correlations lie in [0, 1]; a correlation needs 3 points.
+_THRESHOLD_RANGES: dict[str, tuple[float, float]] = {
+    "length_correlation": (0.0, 1.0),
+    "min_rollouts": (3, float("inf")),
+    "zero_variance_share": (0.0, 1.0),
+    "format_rejects_correct": (0.0, 1.0),
+    "format_gap": (0.0, 1.0),
+    "truncation_rate": (0.0, 1.0),
+    "ngram": (1, float("inf")),
+    "repetitive_rollout": (0.0, 1.0),
+    "repetitive_share": (0.0, 1.0),
+    "reward_rise": (0.0, float("inf")),
+    "accuracy_rise": (0.0, 1.0),
+}
+
 
 @dataclass
 class Flag:

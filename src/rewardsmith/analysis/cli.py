@@ -19,8 +19,21 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from ..cli_args import non_negative_float, non_negative_int, positive_int
+
 UNITS = ("tokens", "words", "chars")
+UNIT_HELP = "length unit (default: tokens = num_tokens, falling back to words where absent)"
 BREAKDOWNS = ("step", "data_source", "difficulty")
+# The audit's flags (as printed) and the threshold (``--threshold NAME=VALUE``) that raises each.
+FLAG_THRESHOLDS = {
+    "length_hacking": "length_correlation",
+    "zero_variance_groups": "zero_variance_share",
+    "format_rejects_correct": "format_rejects_correct",
+    "format_outpaces_accuracy": "format_gap",
+    "truncation": "truncation_rate",
+    "repetition": "repetitive_share",
+    "reward_without_accuracy": "reward_rise",
+}
 
 
 def _errors_as_messages(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -45,9 +58,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                                           "Writes audit.json and PNG plots.")
     p.add_argument("rollouts", help="scored rollouts (.jsonl/.parquet) with reward, correct, components")
     p.add_argument("--by", choices=BREAKDOWNS, default="step", help="bucket for the per-bucket table and trends (default: step)")
-    p.add_argument("--unit", choices=UNITS, default="tokens", help="length unit (tokens = num_tokens, falls back to words when absent)")
+    p.add_argument("--unit", choices=UNITS, default="tokens", help=UNIT_HELP)
     p.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a flag threshold (repeatable), e.g. length_correlation=0.4; see rewardsmith.analysis.audit.AuditThresholds")
+                   help="change a flag's threshold (repeatable), e.g. length_correlation=0.4 (defaults and names: docs/analysis.md)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/audit/<input>-<timestamp>)")
     p.set_defaults(func=_errors_as_messages(_cmd_audit))
 
@@ -59,11 +72,11 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                                   "accuracy per 1k tokens, and the accuracy-vs-length Pareto front (pareto.png).")
     t.add_argument("runs", nargs="+", metavar="[NAME=]RUN.jsonl", help="scored rollout files, optionally named")
     t.add_argument("--baseline", help="name or path of the baseline run (a path not among RUNS is added)")
-    t.add_argument("--k", type=int, nargs="+", default=[1], help="pass@k values (default: 1)")
+    t.add_argument("--k", type=positive_int, nargs="+", default=[1], help="pass@k values (default: 1)")
     t.add_argument("--by", choices=("difficulty", "data_source", "step"), default="difficulty",
-                   help="breakdown (difficulty = meta.difficulty, else data_source)")
-    t.add_argument("--unit", choices=UNITS, default="tokens")
-    t.add_argument("--aes", type=float, nargs=3, default=None, metavar=("ALPHA", "BETA", "GAMMA"), help="AES weights (default 1 3 5, unverified)")
+                   help="breakdown (default: difficulty = meta.difficulty, else data_source)")
+    t.add_argument("--unit", choices=UNITS, default="tokens", help=UNIT_HELP)
+    t.add_argument("--aes", type=non_negative_float, nargs=3, default=None, metavar=("ALPHA", "BETA", "GAMMA"), help="AES weights (default 1 3 5, unverified)")
     t.add_argument("--out", metavar="DIR")
     t.set_defaults(func=_errors_as_messages(_cmd_tradeoff))
 
@@ -72,15 +85,15 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                                    "(or preference_12 in [1,2], or winner model|base|tie); optional model, difficulty, gamed_baseline.")
     lc.add_argument("judgements")
     lc.add_argument("--model", help="only this model (default: every model in the file)")
-    lc.add_argument("--folds", type=int, default=5, help="grouped cross-validation folds (default 5)")
-    lc.add_argument("--baseline-weight", type=float, default=0.2, help="weight of gamed-baseline rows (AlpacaEval: 0.2)")
+    lc.add_argument("--folds", type=positive_int, default=5, help="grouped cross-validation folds for the GLM's regularisation; 1 = none (default: 5)")
+    lc.add_argument("--baseline-weight", type=non_negative_float, default=0.2, help="weight of gamed-baseline rows (default: AlpacaEval's 0.2)")
     lc.add_argument("--out", metavar="DIR")
     lc.set_defaults(func=_errors_as_messages(_cmd_lcwr))
 
     w = es.add_parser("wildbench", help="WB-Reward (pairwise outcomes, length margin K) and WB-Score (1-10 scores)",
                       description="Rows with 'outcome' count for WB-Reward, rows with 'score' for WB-Score; split by 'model' when present.")
     w.add_argument("file")
-    w.add_argument("--margin", type=int, default=None, metavar="K",
+    w.add_argument("--margin", type=non_negative_int, default=None, metavar="K",
                    help="a slight win by an output longer by more than K characters becomes a tie (leaderboard: 500, unverified; default off)")
     w.add_argument("--out", metavar="DIR")
     w.set_defaults(func=_errors_as_messages(_cmd_wildbench))
@@ -115,10 +128,16 @@ def _parse_thresholds(items: list[str]) -> Any:
     t = AuditThresholds()
     kinds = {f.name: f.type for f in fields(t)}
     for item in items:
-        name, _, value = item.partition("=")
-        if name not in kinds or not value:
-            raise ValueError(f"--threshold {item!r}: expected NAME=VALUE with NAME one of {', '.join(kinds)}")
-        t = replace(t, **{name: int(value) if kinds[name] in (int, "int") else float(value)})
+        name, _, text = item.partition("=")
+        if name not in kinds or not text:
+            hint = f" (the flag {name} is raised by the threshold {FLAG_THRESHOLDS[name]})" if name in FLAG_THRESHOLDS else ""
+            raise ValueError(f"--threshold {item!r}: expected NAME=VALUE with NAME one of {', '.join(kinds)}{hint}")
+        kind = int if kinds[name] in (int, "int") else float
+        try:
+            value = kind(text)
+        except ValueError:
+            raise ValueError(f"--threshold {item!r}: {name} takes {'an integer' if kind is int else 'a number'}") from None
+        t = replace(t, **{name: value})  # AuditThresholds checks the range
     return t
 
 
@@ -205,8 +224,6 @@ def _cmd_tradeoff(args: argparse.Namespace) -> int:
     from .scored import ScoredRollouts
     from .tradeoff import AES_ALPHA, AES_BETA, AES_GAMMA, compare_runs
 
-    if any(k < 1 for k in args.k):
-        raise ValueError(f"--k values must be >= 1, got {args.k}")
     paths, baseline = _named_runs(args.runs, args.baseline)
     runs = {name: ScoredRollouts.from_records(read_records(p).records, unit=args.unit) for name, p in paths.items()}
     alpha, beta, gamma = args.aes or (AES_ALPHA, AES_BETA, AES_GAMMA)
@@ -281,7 +298,7 @@ def _cmd_wildbench(args: argparse.Namespace) -> int:
         print(table(["model", "n", "WB-Reward", "++", "+", "=", "-", "--", "→ tie (margin)"],
                     [[m, r["n"], r["reward"], r["much_better"], r["better"], r["tie"], r["worse"], r["much_worse"], r["converted_to_tie"]]
                      for m, r in result["wb_reward"].items()], ".2f"))
-        print(f"length margin K: {args.margin if args.margin is not None else 'off'} characters")
+        print("length margin K: " + ("off (no slight win becomes a tie)" if args.margin is None else f"{args.margin} characters"))
     if scored:
         result["wb_score"] = {m: wb_score(rs) for m, rs in by_model(scored).items()}
         print(table(["model", "n", "WB-Score", "task groups"],

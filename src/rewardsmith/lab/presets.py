@@ -1,7 +1,8 @@
 """Lab presets: how big the policy is, how long SFT and RL run, and how much is evaluated.
 
-- ``tiny``: a smoke run (< 2 minutes on 2 CPU cores); checks the pipeline, not the effect.
-- ``quick``: the whole comparison in about 10 minutes on 2 CPU cores (``make demo``).
+- ``tiny``: a smoke run (about 30 s on 2 CPU cores); checks that the pipeline runs. Its policy does not
+  learn the task (greedy accuracy 0), so its numbers say nothing about the specs.
+- ``quick``: the whole comparison in about 5 minutes on 2 CPU cores, 3 with the base policy cached (``make demo``).
 - ``full``: a larger policy and longer RL for a stronger result; meant for ``--device cuda``.
 """
 
