@@ -72,6 +72,25 @@ def test_broken_pipe_elsewhere_is_not_swallowed(monkeypatch):
         main(["list"])
 
 
+# ------------------------------------------------------------------ paths and names
+@pytest.mark.parametrize("args, prefix", [
+    (["score", "{dir}", "--spec", "{dir}"], "rewardsmith score: error: Is a directory: "),
+    (["audit", "{dir}", "--out", "{tmp}"], "rewardsmith audit: error: Is a directory: "),
+    (["eval", "lcwr", "{dir}", "--out", "{tmp}"], "rewardsmith eval lcwr: error: Is a directory: "),
+    (["eval", "wildbench", "{tmp}/missing.jsonl"], "rewardsmith eval wildbench: error: file not found: "),
+])
+def test_a_wrong_path_is_one_line_naming_the_command(args, prefix, tmp_path, capsys):
+    assert main([a.format(dir=ROOT / "examples", tmp=tmp_path) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(prefix) and err.count("\n") == 1
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and re.fullmatch(r"rewardsmith \d+\.\d+\.\d+\n", capsys.readouterr().out)
+
+
 # ------------------------------------------------------------------ help and argument checks
 def test_every_option_with_a_default_says_so():
     missing = []

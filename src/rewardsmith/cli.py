@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from . import __version__
 from .cli_args import non_negative_int, positive_float, positive_int
 
 
@@ -109,6 +110,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewardsmith", description="Reward design for RL post-training of LLMs.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("score", help="score a rollout file (JSONL/Parquet) with a reward spec")
@@ -147,10 +149,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .state import StateError
 
     args = build_parser().parse_args(argv)
+    command = " ".join(part for part in (args.command, getattr(args, "eval_command", None)) if part)
     try:
         return int(args.func(args) or 0)
     except (SpecError, RecordError, StateError, FileNotFoundError) as exc:
-        print(f"rewardsmith {args.command}: error: {exc}", file=sys.stderr)
+        print(f"rewardsmith {command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (IsADirectoryError, NotADirectoryError, PermissionError) as exc:  # a path given on the command line
+        print(f"rewardsmith {command}: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         if not _stdout_closed():
@@ -159,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout at exit
         return 128 + 13
     except KeyboardInterrupt:
-        print(f"rewardsmith {args.command}: interrupted", file=sys.stderr)
+        print(f"rewardsmith {command}: interrupted", file=sys.stderr)
         return 128 + 2
 
 
