@@ -259,5 +259,5 @@ def make_batch(prompts: int = 256, rollouts: int = 16, pathological_rate: float 
 
 
 def to_records(batch: list[Rollout]) -> list[dict]:
-    """The rollouts as rewardsmith records (DESIGN.md schema)."""
+    """The rollouts as rewardsmith records (the schema in docs/architecture.md)."""
     return [{"prompt_id": r.prompt_id, "prompt": r.question, "completion": r.completion, "answer": r.reference, "data_source": "math"} for r in batch]

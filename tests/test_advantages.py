@@ -184,7 +184,7 @@ def test_canon_odd_group_ties_and_singleton():
 
 
 def _canon_reference(reward, group, length, alpha, beta, lam, norm_len):
-    """Loop-by-group reference written from the formulas in methods.md."""
+    """Loop-by-group reference written from the CANON formulas (the docstring of advantages/canon.py)."""
     out = np.zeros(len(reward))
     for g in np.unique(group):
         rows = sorted(np.flatnonzero(group == g), key=lambda i: length[i])  # sorted() is stable

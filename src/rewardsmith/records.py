@@ -1,6 +1,6 @@
 """Rollout records: validation, reading (JSONL, Parquet, ``datasets``) and writing.
 
-The record schema is a contract (DESIGN.md): ``prompt_id`` and ``completion`` are required;
+The record schema is a contract (docs/architecture.md): ``prompt_id`` and ``completion`` are required;
 ``prompt``, ``num_tokens``, ``answer``, ``truncated``, ``data_source``, ``step`` and ``meta``
 are optional, and any other field is carried through untouched. A malformed record is an error
 naming the file and line; with ``skip_invalid`` it is skipped and counted, never lost silently.

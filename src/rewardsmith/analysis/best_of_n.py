@@ -1,9 +1,9 @@
-"""Best-of-N sampling (methods.md §5): its KL cost, its win rate, and selection by any reward spec.
+"""Best-of-N sampling: its KL cost, its win rate, and selection by any reward spec.
 
 KL(π_BoN ‖ p) = log N − (N − 1)/N for a continuous reward (an upper bound when rewards tie), and
 the selected sample beats a fresh sample from p with probability N/(N + 1); best-of-N is
 asymptotically equivalent to KL-constrained RL (Yang et al., 2024, "Asymptotics of Language
-Model Alignment"; methods.md §5).
+Model Alignment").
 
     >>> round(bon_kl(4), 4)     # log 4 - 3/4
     0.6363

@@ -1,4 +1,4 @@
-"""Length-controlled win rate (Dubois et al., 2024, "Length-Controlled AlpacaEval"; methods.md §3).
+"""Length-controlled win rate (Dubois et al., 2024, "Length-Controlled AlpacaEval").
 
 A logistic GLM without intercept predicts the judge's preference for the model's output over
 the baseline's on instruction i:

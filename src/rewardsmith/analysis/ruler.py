@@ -1,5 +1,5 @@
 """Target-length adherence: Ruler's Precise Match and Flexible Match (Li et al., 2024, "Ruler: A
-Model-Agnostic Method to Control Generated Length"; methods.md §1; windows and levels as in
+Model-Agnostic Method to Control Generated Length"; windows and levels as in
 Geaming2002/Ruler src/utils/config.py).
 
 Length = number of ``\\w+`` tokens (words). For each target the output is in the PM window or

@@ -1,6 +1,6 @@
 """Scored rollouts as columns: what every analysis reads from ``rewardsmith score`` output.
 
-A scored record is a rollout record (DESIGN.md) plus ``reward``, ``correct`` (true/false/null)
+A scored record is a rollout record (docs/architecture.md) plus ``reward``, ``correct`` (true/false/null)
 and ``components`` {name: value}. Length is ``num_tokens`` where every record has it, else
 words (``\\S+``), and the unit travels with the numbers; the two are never mixed.
 

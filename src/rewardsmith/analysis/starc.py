@@ -1,5 +1,5 @@
 """STARC distance between reward functions on a tabular MDP (Skalse et al., 2024, "STARC: A
-General Framework For Quantifying Differences Between Reward Functions"; methods.md §3).
+General Framework For Quantifying Differences Between Reward Functions").
 
 A reward is an array ``R[s, a, s']``; transitions ``tau[s, a, s']`` (rows sum to 1); discount γ.
 Distance = ‖s(R1) − s(R2)‖₂ with s(R) = C(R)/‖C(R)‖₂ (0 stays 0) and C one of:

@@ -1,4 +1,4 @@
-"""Accuracy/length trade-off of one or several scored runs (methods.md §1 "Metrics").
+"""Accuracy/length trade-off of one or several scored runs (the efficient-reasoning papers' metrics).
 
 pass@1 and pass@k per prompt (unbiased estimator of Chen et al., 2021, "Evaluating Large
 Language Models Trained on Code", eq. 1), mean/median length per difficulty, token reduction
@@ -23,7 +23,7 @@ import numpy as np
 from ..batch import group_reduce
 from .scored import ScoredRollouts, sorted_labels
 
-AES_ALPHA, AES_BETA, AES_GAMMA = 1.0, 3.0, 5.0  # Ada-R1 weights [unverified] (methods.md §1)
+AES_ALPHA, AES_BETA, AES_GAMMA = 1.0, 3.0, 5.0  # Ada-R1 weights [unverified]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -53,12 +53,12 @@ def pass_at_k_over_prompts(correct: np.ndarray, group: np.ndarray, n_groups: int
 
 
 def token_reduction(length: float, base_length: float) -> float | None:
-    """(L_base − L)/L_base (methods.md §1); None when the baseline length is 0."""
+    """(L_base − L)/L_base (Ada-R1's ΔL); None when the baseline length is 0."""
     return (base_length - length) / base_length if base_length > 0 else None
 
 
 def aes(acc: float, length: float, base_acc: float, base_length: float, alpha: float = AES_ALPHA, beta: float = AES_BETA, gamma: float = AES_GAMMA) -> float:
-    """Accuracy-Efficiency Score (Ada-R1; methods.md §1), weights α, β, γ [unverified].
+    """Accuracy-Efficiency Score (Ada-R1, 2025), weights α, β, γ [unverified].
 
     ΔL = (L_base − L)/L_base, ΔAcc = (Acc − Acc_base)/Acc_base;
     AES = α·ΔL + β·ΔAcc if ΔAcc ≥ 0 else α·ΔL − γ·|ΔAcc|.

@@ -1,4 +1,4 @@
-"""WildBench metrics (Lin et al., 2024, "WildBench"; methods.md §3): WB-Reward and WB-Score.
+"""WildBench metrics (Lin et al., 2024, "WildBench"): WB-Reward and WB-Score.
 
 **WB-Reward**: pairwise outcomes of the model against a baseline, much better +1, slightly
 better +0.5, tie 0, slightly worse −0.5, much worse −1; reward = 100·mean. Length margin K:

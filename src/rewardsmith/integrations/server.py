@@ -7,7 +7,7 @@ Routes:
   (see :mod:`rewardsmith.integrations.openrlhf` for what each holds). Rollouts sharing a prompt form
   a group; with ``group_size`` (``--num-generations``) a request holding part of a group gets 422,
   and a spec with group-aware shapers refuses requests whose groups have unequal sizes.
-- ``POST /score`` — rollout records (``{"records": [...]}``, DESIGN.md schema) → the records
+- ``POST /score`` — rollout records (``{"records": [...]}``, the schema in docs/architecture.md) → the records
   with ``reward``/``correct``/``components`` added, plus the summary.
 - ``GET /healthz`` — liveness and the pipeline's step; no token needed.
 

@@ -122,7 +122,7 @@ def evaluate_policy(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFas
 
 
 def aes(acc: float, tokens: float, base_acc: float, base_tokens: float, alpha: float = 1.0, beta: float = 3.0, gamma: float = 5.0) -> float:
-    """Accuracy-Efficiency Score (Ada-R1; methods.md §1 metrics, weights [unverified]).
+    """Accuracy-Efficiency Score (Ada-R1, 2025), weights [unverified].
 
     ΔL = (L_base − L)/L_base, ΔAcc = (Acc − Acc_base)/Acc_base;
     AES = α·ΔL + β·ΔAcc if ΔAcc ≥ 0 else α·ΔL − γ·|ΔAcc|.

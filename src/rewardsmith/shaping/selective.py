@@ -1,9 +1,9 @@
 """``grpo_lambda``: length-penalise only the groups the policy already solves best [unverified].
 
-GRPO-λ (methods.md §1, unverified): per batch, rank the groups by their share of correct
-rollouts; the top ``top_fraction`` of groups get a length-penalised reward (any length shaper,
-Kimi's by default), the others keep plain correctness. The number of groups is
-⌈top_fraction·G⌉ [unverified]; how ties at the cut-off are broken is ``tie_break``.
+GRPO-λ ("Stable Reinforcement Learning for Efficient Reasoning", 2025; unverified): per batch,
+rank the groups by their share of correct rollouts; the top ``top_fraction`` of groups get a
+length-penalised reward (any length shaper, Kimi's by default), the others keep plain correctness.
+The number of groups is ⌈top_fraction·G⌉ [unverified]; how ties at the cut-off are broken is ``tie_break``.
 
     >>> from rewardsmith import load_spec
     >>> pipe = load_spec({"verifier": "exact", "length_unit": "words", "shaping": [{"name": "grpo_lambda"}]})
