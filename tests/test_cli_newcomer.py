@@ -29,8 +29,15 @@ def run_with_closed_stdout(args: list[str]) -> subprocess.CompletedProcess:
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        return subprocess.run([sys.executable, "-m", "rewardsmith", *args], stdout=write_end, stderr=subprocess.PIPE,
-                              text=True, timeout=120, cwd=ROOT, env=ENV)
+        return subprocess.run(
+            [sys.executable, "-m", "rewardsmith", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+            env=ENV,
+        )
     finally:
         os.close(write_end)
 
@@ -73,12 +80,15 @@ def test_broken_pipe_elsewhere_is_not_swallowed(monkeypatch):
 
 
 # ------------------------------------------------------------------ paths and names
-@pytest.mark.parametrize("args, prefix", [
-    (["score", "{dir}", "--spec", "{dir}"], "rewardsmith score: error: Is a directory: "),
-    (["audit", "{dir}", "--out", "{tmp}"], "rewardsmith audit: error: Is a directory: "),
-    (["eval", "lcwr", "{dir}", "--out", "{tmp}"], "rewardsmith eval lcwr: error: Is a directory: "),
-    (["eval", "wildbench", "{tmp}/missing.jsonl"], "rewardsmith eval wildbench: error: file not found: "),
-])
+@pytest.mark.parametrize(
+    "args, prefix",
+    [
+        (["score", "{dir}", "--spec", "{dir}"], "rewardsmith score: error: Is a directory: "),
+        (["audit", "{dir}", "--out", "{tmp}"], "rewardsmith audit: error: Is a directory: "),
+        (["eval", "lcwr", "{dir}", "--out", "{tmp}"], "rewardsmith eval lcwr: error: Is a directory: "),
+        (["eval", "wildbench", "{tmp}/missing.jsonl"], "rewardsmith eval wildbench: error: file not found: "),
+    ],
+)
 def test_a_wrong_path_is_one_line_naming_the_command(args, prefix, tmp_path, capsys):
     assert main([a.format(dir=ROOT / "examples", tmp=tmp_path) for a in args]) == 2
     err = capsys.readouterr().err
@@ -96,7 +106,11 @@ def test_every_option_with_a_default_says_so():
     missing = []
     for name, sub in subcommands(build_parser()):
         for action in sub._actions:
-            if not action.option_strings or action.help == argparse.SUPPRESS or isinstance(action, argparse._HelpAction):
+            if (
+                not action.option_strings
+                or action.help == argparse.SUPPRESS
+                or isinstance(action, argparse._HelpAction)
+            ):
                 continue
             if action.default in (None, False, [], argparse.SUPPRESS):
                 continue
@@ -109,29 +123,42 @@ def test_serve_help_shows_its_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for shown in ("(default: 127.0.0.1", "(default: 8000)", "(default: 16.0 MiB)", "(default: 4)", "(default: every 60.0 s)", "(default: info)"):
+    for shown in (
+        "(default: 127.0.0.1",
+        "(default: 8000)",
+        "(default: 16.0 MiB)",
+        "(default: 4)",
+        "(default: every 60.0 s)",
+        "(default: info)",
+    ):
         assert shown in text
 
 
-@pytest.mark.parametrize("args, message", [
-    (["score", "r.jsonl", "--spec", "s.yaml", "--workers", "0"], "argument --workers: must be at least 1, got 0"),
-    (["score", "r.jsonl", "--spec", "s.yaml", "--timeout-s", "0"], "argument --timeout-s: must be greater than 0"),
-    (["score", "r.jsonl", "--spec", "s.yaml", "--timeout-s", "-1"], "argument --timeout-s: must be greater than 0"),
-    (["score", "r.jsonl", "--spec", "s.yaml", "--timeout-s", "inf"], "expected a finite number"),
-    (["score", "r.jsonl", "--spec", "s.yaml", "--step", "-1"], "argument --step: must be 0 or more"),
-    (["score", "r.jsonl", "--spec", "s.yaml", "--workers", "two"], "argument --workers: expected an integer, got 'two'"),
-    (["serve", "--spec", "s.yaml", "--port", "0"], "argument --port: must be at least 1"),
-    (["serve", "--spec", "s.yaml", "--port", "70000"], "must be a port number 1..65535"),
-    (["serve", "--spec", "s.yaml", "--max-concurrency", "0"], "argument --max-concurrency"),
-    (["serve", "--spec", "s.yaml", "--save-every-s", "0"], "argument --save-every-s"),
-    (["serve", "--spec", "s.yaml", "--num-generations", "0"], "argument --num-generations"),
-    (["serve", "--spec", "s.yaml", "--log-level", "loud"], "argument --log-level: invalid choice"),
-    (["lab", "--threads", "0"], "argument --threads"),
-    (["eval", "lcwr", "j.jsonl", "--folds", "0"], "argument --folds"),
-    (["eval", "lcwr", "j.jsonl", "--baseline-weight", "-0.2"], "argument --baseline-weight: must be 0 or more"),
-    (["eval", "wildbench", "w.jsonl", "--margin", "-5"], "argument --margin: must be 0 or more"),
-    (["eval", "tradeoff", "a.jsonl", "--k", "0"], "argument --k: must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["score", "r.jsonl", "--spec", "s.yaml", "--workers", "0"], "argument --workers: must be at least 1, got 0"),
+        (["score", "r.jsonl", "--spec", "s.yaml", "--timeout-s", "0"], "argument --timeout-s: must be greater than 0"),
+        (["score", "r.jsonl", "--spec", "s.yaml", "--timeout-s", "-1"], "argument --timeout-s: must be greater than 0"),
+        (["score", "r.jsonl", "--spec", "s.yaml", "--timeout-s", "inf"], "expected a finite number"),
+        (["score", "r.jsonl", "--spec", "s.yaml", "--step", "-1"], "argument --step: must be 0 or more"),
+        (
+            ["score", "r.jsonl", "--spec", "s.yaml", "--workers", "two"],
+            "argument --workers: expected an integer, got 'two'",
+        ),
+        (["serve", "--spec", "s.yaml", "--port", "0"], "argument --port: must be at least 1"),
+        (["serve", "--spec", "s.yaml", "--port", "70000"], "must be a port number 1..65535"),
+        (["serve", "--spec", "s.yaml", "--max-concurrency", "0"], "argument --max-concurrency"),
+        (["serve", "--spec", "s.yaml", "--save-every-s", "0"], "argument --save-every-s"),
+        (["serve", "--spec", "s.yaml", "--num-generations", "0"], "argument --num-generations"),
+        (["serve", "--spec", "s.yaml", "--log-level", "loud"], "argument --log-level: invalid choice"),
+        (["lab", "--threads", "0"], "argument --threads"),
+        (["eval", "lcwr", "j.jsonl", "--folds", "0"], "argument --folds"),
+        (["eval", "lcwr", "j.jsonl", "--baseline-weight", "-0.2"], "argument --baseline-weight: must be 0 or more"),
+        (["eval", "wildbench", "w.jsonl", "--margin", "-5"], "argument --margin: must be 0 or more"),
+        (["eval", "tradeoff", "a.jsonl", "--k", "0"], "argument --k: must be at least 1"),
+    ],
+)
 def test_bad_numbers_are_usage_errors(args, message, capsys):
     with pytest.raises(SystemExit) as exc:
         main(args)
@@ -159,16 +186,19 @@ def test_docs_list_the_threshold_names_the_cli_accepts(tmp_path, capsys):
         assert flag["threshold"] == 0.9
 
 
-@pytest.mark.parametrize("item, message", [
-    ("length_correlation=-1", "audit threshold length_correlation must be in [0.0, 1.0], got -1.0"),
-    ("truncation_rate=1.5", "audit threshold truncation_rate must be in [0.0, 1.0], got 1.5"),
-    ("truncation_rate=nan", "audit threshold truncation_rate must be in [0.0, 1.0], got nan"),
-    ("reward_rise=-0.1", "audit threshold reward_rise must be at least 0.0"),
-    ("ngram=0", "audit threshold ngram must be at least 1, got 0"),
-    ("min_rollouts=2", "audit threshold min_rollouts must be at least 3, got 2"),
-    ("min_rollouts=abc", "min_rollouts takes an integer"),
-    ("length_hacking=0.3", "the flag length_hacking is raised by the threshold length_correlation"),
-])
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("length_correlation=-1", "audit threshold length_correlation must be in [0.0, 1.0], got -1.0"),
+        ("truncation_rate=1.5", "audit threshold truncation_rate must be in [0.0, 1.0], got 1.5"),
+        ("truncation_rate=nan", "audit threshold truncation_rate must be in [0.0, 1.0], got nan"),
+        ("reward_rise=-0.1", "audit threshold reward_rise must be at least 0.0"),
+        ("ngram=0", "audit threshold ngram must be at least 1, got 0"),
+        ("min_rollouts=2", "audit threshold min_rollouts must be at least 3, got 2"),
+        ("min_rollouts=abc", "min_rollouts takes an integer"),
+        ("length_hacking=0.3", "the flag length_hacking is raised by the threshold length_correlation"),
+    ],
+)
 def test_bad_threshold_is_a_clear_error(item, message, tmp_path, capsys):
     assert main(["audit", str(SCORED), "--threshold", item, "--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
@@ -191,7 +221,7 @@ def test_lab_help_and_docs_state_the_same_preset_times(capsys):
         main(["lab", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     docs = (ROOT / "docs" / "lab.md").read_text()
-    presets = docs[docs.index("Presets (wall time"):]
+    presets = docs[docs.index("Presets (wall time") :]
     for name in PRESET_NAMES:
         line = re.search(rf"^- `{name}`[^\n]*", presets, flags=re.M).group(0)
         assert PRESET_TIMES[name] in line and f"{name}: " in help_text and PRESET_TIMES[name] in help_text
@@ -206,7 +236,7 @@ def quick_check_commands() -> tuple[str, str, str]:
     block = re.search(r"Quick check.*?```bash\n(.*?)```", doc, flags=re.S).group(1).replace("\\\n", " ")
     serve = next(line for line in block.splitlines() if line.startswith("rewardsmith serve"))
     curl = next(line for line in block.splitlines() if line.startswith("curl"))
-    expected = re.search(r"It prints `(\{.*?\})`", doc[doc.index("Quick check"):]).group(1)
+    expected = re.search(r"It prints `(\{.*?\})`", doc[doc.index("Quick check") :]).group(1)
     return serve.rstrip(" &"), curl, expected
 
 
@@ -224,20 +254,35 @@ def test_integrations_doc_quick_check_runs_as_written():
     port = str(free_port())
     argv = shlex.split(serve.replace("--port 8000", f"--port {port}"))
     assert argv[0] == "rewardsmith"
-    proc = subprocess.Popen([sys.executable, "-m", "rewardsmith", *argv[1:], "--log-level", "warning"], cwd=ROOT, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rewardsmith", *argv[1:], "--log-level", "warning"],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 90
         while True:
-            up = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"localhost:{port}/healthz"],
-                                capture_output=True, text=True, timeout=30)
+            up = subprocess.run(
+                ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"localhost:{port}/healthz"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
             if up.stdout == "200":
                 break
             assert proc.poll() is None, proc.stdout.read()
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.2)
-        answer = subprocess.run(curl.replace("localhost:8000", f"localhost:{port}") + " -w '\\n%{http_code}'", shell=True,
-                                capture_output=True, text=True, timeout=60)
+        answer = subprocess.run(
+            curl.replace("localhost:8000", f"localhost:{port}") + " -w '\\n%{http_code}'",
+            shell=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         body, status = answer.stdout.rsplit("\n", 1)
         assert status == "200", body
         assert json.loads(body) == json.loads(expected)
