@@ -53,14 +53,16 @@ def _errors_as_messages(func: Callable[[argparse.Namespace], int]) -> Callable[[
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("audit", help="reward-hacking and trade-off diagnostics of scored rollouts, with plots",
-                              description="Audit scored rollouts (the output of rewardsmith score): reward/length correlation at equal correctness, "
+                              description="Audit scored rollouts (the output of rewardsmith score): "
+                                          "reward/length correlation at equal correctness, "
                                           "zero-variance groups, format vs correctness, truncation, repetition, component trends. "
                                           "Writes audit.json and PNG plots.")
     p.add_argument("rollouts", help="scored rollouts (.jsonl/.parquet) with reward, correct, components")
     p.add_argument("--by", choices=BREAKDOWNS, default="step", help="bucket for the per-bucket table and trends (default: step)")
     p.add_argument("--unit", choices=UNITS, default="tokens", help=UNIT_HELP)
     p.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
-                   help="change a flag's threshold (repeatable), e.g. length_correlation=0.4 (defaults and names: docs/analysis.md)")
+                   help="change a flag's threshold (repeatable), e.g. length_correlation=0.4 "
+                        "(defaults and names: docs/analysis.md)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/audit/<input>-<timestamp>)")
     p.set_defaults(func=_errors_as_messages(_cmd_audit))
 
@@ -68,7 +70,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     es = e.add_subparsers(dest="eval_command", required=True)
 
     t = es.add_parser("tradeoff", help="pass@k, length, token reduction, AES and the Pareto front over runs",
-                      description="Compare scored runs: pass@1/pass@k, mean/median length per difficulty, token reduction and AES against a baseline, "
+                      description="Compare scored runs: pass@1/pass@k, mean/median length per difficulty, "
+                                  "token reduction and AES against a baseline, "
                                   "accuracy per 1k tokens, and the accuracy-vs-length Pareto front (pareto.png).")
     t.add_argument("runs", nargs="+", metavar="[NAME=]RUN.jsonl", help="scored rollout files, optionally named")
     t.add_argument("--baseline", help="name or path of the baseline run (a path not among RUNS is added)")
@@ -91,10 +94,12 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     lc.set_defaults(func=_errors_as_messages(_cmd_lcwr))
 
     w = es.add_parser("wildbench", help="WB-Reward (pairwise outcomes, length margin K) and WB-Score (1-10 scores)",
-                      description="Rows with 'outcome' count for WB-Reward, rows with 'score' for WB-Score; split by 'model' when present.")
+                      description="Rows with 'outcome' count for WB-Reward, rows with 'score' for WB-Score; "
+                                  "split by 'model' when present.")
     w.add_argument("file")
     w.add_argument("--margin", type=non_negative_int, default=None, metavar="K",
-                   help="a slight win by an output longer by more than K characters becomes a tie (leaderboard: 500, unverified; default off)")
+                   help="a slight win by an output longer by more than K characters becomes a tie "
+                        "(leaderboard: 500, unverified; default off)")
     w.add_argument("--out", metavar="DIR")
     w.set_defaults(func=_errors_as_messages(_cmd_wildbench))
 
@@ -105,7 +110,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     r.set_defaults(func=_errors_as_messages(_cmd_ruler))
 
     b = es.add_parser("bon", help="best-of-N selection by a reward: accuracy, length, KL and win rate",
-                      description="Pick the highest-reward rollout per prompt_id (scoring with --spec when given) and compare it with the mean and the oracle.")
+                      description="Pick the highest-reward rollout per prompt_id (scoring with --spec when given) "
+                                  "and compare it with the mean and the oracle.")
     b.add_argument("rollouts")
     b.add_argument("--spec", help="reward spec to score with (default: use the records' reward)")
     b.add_argument("--selected", metavar="OUT.jsonl", help="also write the selected rollouts here")
@@ -335,9 +341,12 @@ def _cmd_bon(args: argparse.Namespace) -> int:
     report["source"] = str(args.rollouts)
     report["spec"] = args.spec
     u = report["unit"]
-    print(f"rewardsmith eval bon: {report['prompts']} prompts, {report['rollouts']} rollouts, group sizes {report['group_sizes']}")
-    print(f"  accuracy: selected {fmt(report['selected_accuracy'])}, mean rollout {fmt(report['mean_accuracy'])}, oracle (any correct) {fmt(report['oracle_accuracy'])}")
-    print(f"  mean length ({u}): selected {fmt(report['selected_mean_length'], '.1f')}, all {fmt(report['mean_length'], '.1f')}")
+    print(f"rewardsmith eval bon: {report['prompts']} prompts, {report['rollouts']} rollouts, "
+          f"group sizes {report['group_sizes']}")
+    print(f"  accuracy: selected {fmt(report['selected_accuracy'])}, mean rollout {fmt(report['mean_accuracy'])}, "
+          f"oracle (any correct) {fmt(report['oracle_accuracy'])}")
+    print(f"  mean length ({u}): selected {fmt(report['selected_mean_length'], '.1f')}, "
+          f"all {fmt(report['mean_length'], '.1f')}")
     print(f"  mean reward: selected {fmt(report['selected_mean_reward'])}, all {fmt(report['mean_reward'])}")
     for n, th in report["theory"].items():
         print(f"  N={n}: KL(BoN || base) = {th['kl_nats']:.3f} nats, win rate vs one sample = {th['win_rate']:.3f}")

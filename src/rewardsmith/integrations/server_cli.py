@@ -18,7 +18,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print("rewardsmith serve: warning: listening beyond loopback without --token; anyone who can reach it can score", flush=True)
     app = create_app(args.spec, token=token, max_body_bytes=int(args.max_body_mb * 2**20), max_concurrency=args.max_concurrency, save_every_s=args.save_every_s,
                      group_size=args.num_generations)
-    print(f"rewardsmith serve: POST http://{args.host}:{args.port}/get_reward (OpenRLHF --remote_rm_url), /score, GET /healthz", flush=True)
+    print(f"rewardsmith serve: POST http://{args.host}:{args.port}/get_reward (OpenRLHF --remote_rm_url), "
+          "/score, GET /healthz", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
@@ -27,7 +28,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "serve",
         help="HTTP reward server speaking OpenRLHF's remote reward protocol",
-        description="Score rollouts over HTTP: POST /get_reward (OpenRLHF --remote_rm_url), POST /score (rollout records), "
+        description="Score rollouts over HTTP: POST /get_reward (OpenRLHF --remote_rm_url), "
+        "POST /score (rollout records), "
         "GET /healthz. See docs/integrations.md.",
     )
     p.add_argument("--spec", required=True, help="reward spec (.yaml/.toml/.json)")

@@ -27,12 +27,14 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     from .specs import BUILTIN_NAMES
 
     p = subparsers.add_parser("lab", help="train a small policy under several reward specs and report the accuracy/length trade-off",
-                              description="The overthinking lab: SFT a small verbose policy, run GRPO (TRL) under each reward spec from the same start, "
+                              description="The overthinking lab: SFT a small verbose policy, "
+                                          "run GRPO (TRL) under each reward spec from the same start, "
                                           "and report held-out accuracy vs tokens. Writes report.md, results.json and plots.")
     p.add_argument("--preset", choices=PRESET_NAMES, default="quick", help=f"(default: %(default)s) {PRESET_HELP}")
     p.add_argument("--spec", action="append", default=[], metavar="FILE", help="a reward spec file to compare as well (repeatable); named by its 'name' or file stem")
     p.add_argument("--only", action="append", default=[], choices=BUILTIN_NAMES, metavar="NAME",
-                   help=f"run only these built-in specs (repeatable; the correctness baseline always runs): {', '.join(BUILTIN_NAMES)}")
+                   help="run only these built-in specs (repeatable; the correctness baseline always runs): "
+                        f"{', '.join(BUILTIN_NAMES)}")
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default: runs/lab/<timestamp>)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: the preset's (cpu for tiny/quick, cuda for full)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the base policy, prompts and sampling (default: %(default)s)")
@@ -60,7 +62,8 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     from .report import terminal_table, write_report
     from .run import run_lab
 
-    print(f"rewardsmith lab: preset {preset.name}, {len(specs)} specs ({', '.join(s.name for s in specs)}), device {device}, seed {args.seed}", file=sys.stderr)
+    print(f"rewardsmith lab: preset {preset.name}, {len(specs)} specs ({', '.join(s.name for s in specs)}), "
+          f"device {device}, seed {args.seed}", file=sys.stderr)
     results = run_lab(preset, specs, device=device, seed=args.seed, threads=args.threads)
     report = write_report(results, out)
     print(terminal_table(results))
