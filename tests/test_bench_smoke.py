@@ -13,6 +13,7 @@ sys.path.insert(0, str(BENCH))
 from _data import make_batch, nested_fraction  # noqa: E402
 
 
+@pytest.mark.slow  # runs TRL's reward in a subprocess beside the engine's workers
 @pytest.mark.timeout(120)
 def test_quick_run_prints_throughputs_ratio_and_agreement():
     proc = subprocess.run(

@@ -156,6 +156,7 @@ def test_advantages_registered_in_verl_match_verls_own(ours_name, verl_name):
     assert (ours[mask == 0] == 0).all()
 
 
+@pytest.mark.slow  # starts a fresh Python process that imports verl
 def test_plugin_module_registers_in_a_fresh_verl_process():
     """verl imports VERL_USE_EXTERNAL_MODULES in each of its processes (where the advantage lookup runs)."""
     code = ("from verl.trainer.ppo.core_algos import get_adv_estimator_fn; "

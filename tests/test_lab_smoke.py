@@ -11,6 +11,7 @@ from rewardsmith.cli import main
 from rewardsmith.lab.specs import BUILTIN_NAMES
 
 
+@pytest.mark.slow  # trains the lab's policy (SFT, then GRPO per spec)
 @pytest.mark.timeout(240)
 def test_tiny_preset_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("REWARDSMITH_CACHE", str(tmp_path / "cache"))

@@ -202,6 +202,7 @@ def test_python_file_mode_equals_http(monkeypatch, tmp_path):
     assert torch.equal(out["rewards"], torch.tensor([1.0, 0.0])) and torch.equal(out["extra_logs"]["correctness"], torch.tensor([1.0, 0.0]))
 
 
+@pytest.mark.slow  # starts a server process
 def test_cli_serve_process_saves_state_on_shutdown(tmp_path):
     state = tmp_path / "state.json"
     spec = tmp_path / "spec.json"
