@@ -79,6 +79,15 @@ def test_broken_pipe_elsewhere_is_not_swallowed(monkeypatch):
         main(["list"])
 
 
+def test_ctrl_c_is_one_line_and_status_130(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("rewardsmith.cli._cmd_list", interrupted)
+    assert main(["list"]) == 128 + 2
+    assert capsys.readouterr().err == "rewardsmith list: interrupted\n"
+
+
 # ------------------------------------------------------------------ paths and names
 @pytest.mark.parametrize(
     "args, prefix",
