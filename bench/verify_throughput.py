@@ -95,7 +95,7 @@ def trl_worker(path: str) -> None:
             reward = accuracy_reward(
                 completions=[[{"role": "assistant", "content": item["completion"]}]],
                 solution=[item["solution"]],
-                log_extra=lambda column, values: logged.__setitem__(column, values),
+                log_extra=logged.__setitem__,
             )[0]
             error = None
         except Exception as exc:  # TRL would crash the step; here it is counted
@@ -132,9 +132,13 @@ def run_trl(batch: list[Rollout], cap_s: float, solution_form: str) -> TrlRun:
     out = TrlRun()
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
         for r in batch:
-            f.write(json.dumps({"completion": r.completion, "solution": trl_solution(r.reference, solution_form)}) + "\n")
+            f.write(
+                json.dumps({"completion": r.completion, "solution": trl_solution(r.reference, solution_form)}) + "\n"
+            )
         items_path = f.name
-    proc = subprocess.Popen([sys.executable, __file__, "--trl-worker", items_path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--trl-worker", items_path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
     fd = proc.stdout.fileno()
     started = time.perf_counter()
     loop_start: float | None = None
@@ -195,41 +199,77 @@ def _short(text: str | None, n: int = 70) -> str:
     return text if len(text) <= n else text[: n - 20] + f"...<{len(text)} chars>"
 
 
-def report(args: argparse.Namespace, batch: list[Rollout], rk: RewardsmithRun, trl: TrlRun, load: tuple[float, float]) -> None:
+def report(
+    args: argparse.Namespace, batch: list[Rollout], rk: RewardsmithRun, trl: TrlRun, load: tuple[float, float]
+) -> None:
     n = len(batch)
     n_patho = sum(r.pathological for r in batch)
-    print(f"batch: {args.prompts} prompts x {args.rollouts} rollouts = {n} completions (seed {args.seed}); "
-          f"{n_patho} with pathological LaTeX ({n_patho / n:.1%}), {sum(not r.boxed for r in batch)} without a boxed answer")
-    print(f"machine: {os.cpu_count()} CPU cores, SHARED with other jobs (load average {load[0]:.2f} before, {load[1]:.2f} after); "
-          "the two systems ran one after the other")
+    print(
+        f"batch: {args.prompts} prompts x {args.rollouts} rollouts = {n} completions (seed {args.seed}); "
+        f"{n_patho} with pathological LaTeX ({n_patho / n:.1%}), {sum(not r.boxed for r in batch)} without a boxed "
+        "answer"
+    )
+    print(
+        f"machine: {os.cpu_count()} CPU cores, SHARED with other jobs (load average {load[0]:.2f} before, "
+        f"{load[1]:.2f} after); "
+        "the two systems ran one after the other"
+    )
 
     rk_rate = _rate(n, rk.seconds)
     s = rk.stats
-    print(f"\n(a) rewardsmith math, workers={WORKERS}, timeout_s={TIMEOUT_S:g}, cold (fresh pipeline, worker start-up included):")
+    print(
+        f"\n(a) rewardsmith math, workers={WORKERS}, timeout_s={TIMEOUT_S:g}, cold (fresh pipeline, worker start-up "
+        "included):"
+    )
     print(f"    {n} rollouts in {rk.seconds:.2f} s -> {rk_rate:.1f} rollouts/s")
-    print(f"    engine: {s['checked']} verified, {s['deduped']} deduped, {s['cache_hits']} cache hits, "
-          f"{s['timeouts']} timeouts, {s['errors']} errors, {s['workers_replaced']} workers replaced")
+    print(
+        f"    engine: {s['checked']} verified, {s['deduped']} deduped, {s['cache_hits']} cache hits, "
+        f"{s['timeouts']} timeouts, {s['errors']} errors, {s['workers_replaced']} workers replaced"
+    )
     limit = TIMEOUT_S + 1.0
-    print(f"    slowest item: {s['slowest_s']:.2f} s (target <= timeout + 1 s = {limit:g} s: {'PASS' if s['slowest_s'] <= limit else 'FAIL'})")
+    print(
+        f"    slowest item: {s['slowest_s']:.2f} s (target <= timeout + 1 s = {limit:g} s: "
+        f"{'PASS' if s['slowest_s'] <= limit else 'FAIL'})"
+    )
     print(f"    worker start-up alone (separate fresh pipeline, 1 record): {rk.startup_s:.2f} s")
 
     done = len(trl.rewards)
     item_total = sum(trl.item_s.values())
-    print(f"\n(b) TRL accuracy_reward, serial in the main thread (its signal timeouts active), subprocess, references {args.trl_solution}:")
+    print(
+        "\n(b) TRL accuracy_reward, serial in the main thread (its signal timeouts active), subprocess, references "
+        f"{args.trl_solution}:"
+    )
     if trl.failure:
         print(f"    NOTE: {trl.failure}")
     if trl.capped:
-        print(f"    CAPPED at {args.trl_cap_s:g} s: finished {done}/{n} items; item #{trl.stuck_item} had been running {trl.stuck_s:.1f} s")
-        print(f"    throughput below is over the {done} finished items only ({item_total:.2f} s of item time; the unfinished item's time is left out)")
+        print(
+            f"    CAPPED at {args.trl_cap_s:g} s: finished {done}/{n} items; item #{trl.stuck_item} had been running "
+            f"{trl.stuck_s:.1f} s"
+        )
+        print(
+            f"    throughput below is over the {done} finished items only ({item_total:.2f} s of item time; the "
+            "unfinished item's time is left out)"
+        )
     trl_rate = _rate(done, item_total)
-    print(f"    {done} rollouts in {item_total:.2f} s -> {trl_rate:.1f} rollouts/s"
-          + (f"   (over the whole {args.trl_cap_s:g} s cap: {_rate(done, args.trl_cap_s):.1f} rollouts/s)" if trl.capped else ""))
+    print(
+        f"    {done} rollouts in {item_total:.2f} s -> {trl_rate:.1f} rollouts/s"
+        + (
+            f"   (over the whole {args.trl_cap_s:g} s cap: {_rate(done, args.trl_cap_s):.1f} rollouts/s)"
+            if trl.capped
+            else ""
+        )
+    )
     patho_s = [t for i, t in trl.item_s.items() if batch[i].pathological]
-    print(f"    of which {len(patho_s)} finished pathological items took {sum(patho_s):.2f} s, the other {done - len(patho_s)} items {item_total - sum(patho_s):.2f} s")
+    print(
+        f"    of which {len(patho_s)} finished pathological items took {sum(patho_s):.2f} s, the other "
+        f"{done - len(patho_s)} items {item_total - sum(patho_s):.2f} s"
+    )
     if trl.item_s:
         slow_i = max(trl.item_s, key=trl.item_s.get)
-        print(f"    slowest item: {trl.item_s[slow_i]:.2f} s (#{slow_i}, answer {_short(batch[slow_i].answer, 50)!s})"
-              + (f"; the unfinished item ran >= {trl.stuck_s:.1f} s" if trl.capped else ""))
+        print(
+            f"    slowest item: {trl.item_s[slow_i]:.2f} s (#{slow_i}, answer {_short(batch[slow_i].answer, 50)!s})"
+            + (f"; the unfinished item ran >= {trl.stuck_s:.1f} s" if trl.capped else "")
+        )
     if trl.errors:
         print(f"    {trl.errors} items raised (a trainer would crash on them)")
 
@@ -246,16 +286,28 @@ def report(args: argparse.Namespace, batch: list[Rollout], rk: RewardsmithRun, t
     if boxed:
         rk_ok = sum((rk.correct[i] == 1.0) == batch[i].expected for i in boxed) / len(boxed)
         trl_ok = sum((trl.rewards[i] == 1.0) == batch[i].expected for i in boxed) / len(boxed)
-        print(f"match with the labels the batch was built with (boxed answers, {len(boxed)} items): rewardsmith {rk_ok:.2%}, TRL {trl_ok:.2%}")
+        print(
+            f"match with the labels the batch was built with (boxed answers, {len(boxed)} items): rewardsmith "
+            f"{rk_ok:.2%}, TRL {trl_ok:.2%}"
+        )
     unknown = sum(math.isnan(c) for c in rk.correct)
     trl_none = sum(1 for r in trl.rewards.values() if r is None)
-    print(f"not scored: rewardsmith {unknown} (statuses: {_count(rk.status, exclude=('ok', 'no_answer'))}), TRL {trl_none} None + {n - done} unfinished")
+    print(
+        f"not scored: rewardsmith {unknown} (statuses: {_count(rk.status, exclude=('ok', 'no_answer'))}), TRL "
+        f"{trl_none} None + {n - done} unfinished"
+    )
     if differ:
         print("disagreements (up to 5; boxed answers and one per answer kind first):")
         for i in _diverse(sorted(differ, key=lambda i: not batch[i].boxed), batch)[:5]:
             r = batch[i]
-            print(f"  #{i} [{r.kind}] reference {_short(r.reference)!s} | answer {_short(r.answer)!s} (boxed={r.boxed}, built as {'correct' if r.expected else 'wrong'})")
-            print(f"      rewardsmith: {_verdict(rk.correct[i])} ({rk.status[i]}; extracted {_short(rk.extracted[i])!s}) | TRL: {_verdict(trl.rewards[i])} (parsed {_short(trl.parsed[i])!s})")
+            print(
+                f"  #{i} [{r.kind}] reference {_short(r.reference)!s} | answer {_short(r.answer)!s} (boxed={r.boxed}, "
+                f"built as {'correct' if r.expected else 'wrong'})"
+            )
+            print(
+                f"      rewardsmith: {_verdict(rk.correct[i])} ({rk.status[i]}; extracted "
+                f"{_short(rk.extracted[i])!s}) | TRL: {_verdict(trl.rewards[i])} (parsed {_short(trl.parsed[i])!s})"
+            )
 
 
 def _count(values: list[str], exclude: tuple[str, ...]) -> str:
@@ -284,10 +336,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--prompts", type=int, default=None, help="prompts (groups); default 256, 8 with --quick")
     ap.add_argument("--rollouts", type=int, default=None, help="rollouts per prompt; default 16, 4 with --quick")
-    ap.add_argument("--pathological-rate", type=float, default=0.01, help="share of completions with pathological LaTeX")
+    ap.add_argument(
+        "--pathological-rate", type=float, default=0.01, help="share of completions with pathological LaTeX"
+    )
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--trl-cap-s", type=float, default=None, help="wall-clock cap on TRL's scoring loop; default 1200, 20 with --quick")
-    ap.add_argument("--trl-solution", choices=("dollar", "raw"), default="dollar", help="references given to TRL wrapped in $...$ (default) or raw")
+    ap.add_argument(
+        "--trl-cap-s",
+        type=float,
+        default=None,
+        help="wall-clock cap on TRL's scoring loop; default 1200, 20 with --quick",
+    )
+    ap.add_argument(
+        "--trl-solution",
+        choices=("dollar", "raw"),
+        default="dollar",
+        help="references given to TRL wrapped in $...$ (default) or raw",
+    )
     ap.add_argument("--quick", action="store_true", help="a small batch for a smoke run")
     ap.add_argument("--trl-worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
