@@ -1,4 +1,4 @@
-"""Command line: ``rewardsmith score | list | lab | serve | audit | eval`` (also ``python -m rewardsmith``)."""
+"""Command line: ``rewardsmith score | list | lab | serve | audit | eval | probe`` (also ``python -m rewardsmith``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any, Sequence
 
 from . import __version__
 from .cli_args import non_negative_int, positive_float, positive_int
-
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
@@ -137,8 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .analysis import cli as analysis_cli
     from .integrations import server_cli
     from .lab import cli as lab_cli
+    from .probe import cli as probe_cli
 
-    for module in (lab_cli, server_cli, analysis_cli):
+    for module in (lab_cli, server_cli, analysis_cli, probe_cli):
         module.register_cli(sub)
     return parser
 

@@ -160,6 +160,7 @@ class Pipeline:
         self.routed = spec.verifier_map() is not None
         self.format: Component | None = build("format", spec.format.component_options(), field="format") if spec.format else None
         self.shapers: list[tuple[str, Shaper]] = _build_shapers(spec)
+        _warn_if_wrong_beats_correct(self)
         self.advantage: AdvantageEstimator | None = build("advantage", spec.advantage, field="advantage") if spec.advantage else None  # type: ignore[assignment]
         self.tokenizer = _load_tokenizer(spec.tokenizer) if spec.tokenizer else None
         self.engine = engine if engine is not None else VerificationEngine(spec.workers, spec.timeout_s, spec.cache_size)
@@ -345,6 +346,21 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"Pipeline(verifiers={list(self.verifiers)}, shaping={[k for k, _ in self.shapers]}, advantage={self.advantage and self.advantage.name})"
+
+
+class RewardWarning(UserWarning):
+    """A spec that loads but rewards something it should not (see ``rewardsmith probe``)."""
+
+
+def _warn_if_wrong_beats_correct(pipe: "Pipeline") -> None:
+    import warnings
+
+    from .probe.dominance import wrong_beats_correct
+
+    found = wrong_beats_correct(pipe.base_values, pipe.shapers, pipe.spec.length_unit) if pipe.verifiers else []
+    if found:
+        warnings.warn(f"spec {pipe.spec.name or ''!s}: {found[0].message(pipe.spec.length_unit)}; run `rewardsmith probe` for details",
+                      RewardWarning, stacklevel=4)
 
 
 def _load_tokenizer(path: str) -> Callable[[str], Sequence[int]]:

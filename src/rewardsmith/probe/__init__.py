@@ -1,0 +1,13 @@
+"""``rewardsmith probe``: exploits built from a reward spec's own answer-reading rules and from the
+user's rollouts, scored next to honest answers inside GRPO groups (see docs/probe.md).
+
+    >>> from rewardsmith.probe import probe
+    >>> report = probe({"verifier": "exact", "length_unit": "words"})   # doctest: +SKIP
+    >>> sorted(report.classes_found())                                 # doctest: +SKIP
+"""
+
+from .dominance import Dominance, wrong_beats_correct
+from .exploits import CLASSES, Exploit, Reading, Task, generate
+from .run import Finding, ProbeReport, probe
+
+__all__ = ["CLASSES", "Dominance", "Exploit", "Finding", "ProbeReport", "Reading", "Task", "generate", "probe", "wrong_beats_correct"]

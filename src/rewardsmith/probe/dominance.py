@@ -1,0 +1,168 @@
+"""Can a wrong answer tie or beat a correct one? A pure check of a spec's base values and shapers.
+
+Length shapers add to (or replace) the correctness reward. With some coefficients and ``base``
+values a short wrong answer earns as much as a long correct one inside a GRPO group — then
+the advantage tells the policy that being right does not matter at that length. This module
+scores synthetic groups (no verifier, no text work beyond what the shapers themselves do)
+over a grid of lengths and group compositions and returns every pair where a wrong or
+unanswered rollout scores at least as much as a correct one of the same group.
+
+    >>> from rewardsmith.shaping.base import BaseValues
+    >>> from rewardsmith.shaping.length import Kimi
+    >>> findings = wrong_beats_correct(BaseValues(1.0, 0.0, 0.0), [("kimi", Kimi(coef=2.0))], "tokens")
+    >>> f = findings[0]; (f.wrong_reward, f.correct_reward)   # short wrong 0 + min(0, 2·0.5) vs long correct 1 − 2·0.5
+    (0.0, 0.0)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..batch import Batch
+from ..shaping.base import BaseValues, Shaper, ShapingContext
+
+# A realistic upper length when no shaper names one (the spec's length unit).
+DEFAULT_MAX_LENGTH = {"tokens": 4096.0, "words": 3072.0, "chars": 16384.0}
+COMPOSITIONS = ("pair", "mostly_correct", "mostly_wrong")  # what fills the rest of an 8-rollout group
+_GROUP_SIZE = 8
+_WRONG_TEXT = "<think>Adding the two parts gives the total.</think>\nThe answer is \\boxed{7}.\nAnswer: 7\n#### 7\n<answer>7</answer>"
+_CORRECT_TEXT = _WRONG_TEXT.replace("7", "8")
+_NO_ANSWER_TEXT = "<think>Adding the two parts gives the total.</think>\nI am not sure."
+
+
+@dataclass(frozen=True)
+class Dominance:
+    """A wrong (or unanswered) rollout that scores at least as much as a correct one in its group."""
+
+    wrong_kind: str  # "wrong" (an answer, wrong) | "no_answer"
+    wrong_length: float
+    correct_length: float
+    wrong_reward: float
+    correct_reward: float
+    composition: str  # see COMPOSITIONS
+    history: bool  # scored after one batch of history (stateful shapers)
+
+    def message(self, unit: str) -> str:
+        after = " after one batch of history" if self.history else ""
+        return (f"a {self.wrong_kind.replace('_', ' ')} rollout of {self.wrong_length:g} {unit} scores {self.wrong_reward:.4g}, "
+                f"not below a correct one of {self.correct_length:g} {unit} ({self.correct_reward:.4g}) in the same group "
+                f"({self.composition}{after}): the shaping outweighs correctness")
+
+
+def max_length(shapers: Sequence[tuple[str, Shaper]], unit: str) -> float:
+    """The longest realistic rollout: the tightest ``max_len`` budget of the shapers; else twice the
+    largest ``target``/``upper``/``lower`` (at least the unit's default); else the default."""
+    budgets = [float(getattr(s.options, "max_len")) for _, s in shapers if isinstance(getattr(s.options, "max_len", None), (int, float))]
+    if budgets:
+        return min(budgets)
+    scales = [float(getattr(s.options, k)) for _, s in shapers for k in ("target", "upper", "lower")
+              if isinstance(getattr(s.options, k, None), (int, float))]
+    default = DEFAULT_MAX_LENGTH.get(unit, DEFAULT_MAX_LENGTH["tokens"])
+    return max([default, *(2 * x for x in scales)]) if scales else default
+
+
+def length_grid(shapers: Sequence[tuple[str, Shaper]], hi: float) -> np.ndarray:
+    """Lengths to try: 1, fractions of ``hi``, and each shaper's own thresholds (and one past them)."""
+    points = {1.0, hi}
+    points.update(hi * f for f in (0.125, 0.25, 0.5, 0.75))
+    for _, s in shapers:
+        o = s.options
+        for key in ("target", "lower", "upper", "max_len"):
+            v = getattr(o, key, None)
+            if isinstance(v, (int, float)):
+                points.update((float(v), float(v) + 1))
+        buffer, top = getattr(o, "buffer", None), getattr(o, "max_len", None)
+        if isinstance(buffer, (int, float)) and isinstance(top, (int, float)):
+            points.update((top - buffer, top - buffer + 1))
+        peak = getattr(o, "peak", None)
+        if isinstance(peak, float) and isinstance(top, (int, float)):
+            points.add(peak * top)
+    return np.array(sorted({float(round(p)) for p in points if 1 <= round(p) <= hi}))
+
+
+def _synthetic_groups(grid: np.ndarray) -> tuple[Batch, np.ndarray, np.ndarray, list[tuple[int, int, str]]]:
+    """One group per (wrong length, correct length, composition): a wrong and an unanswered rollout
+    at the wrong length, a correct one at the correct length, and fillers at the median length."""
+    mid = float(np.median(grid))
+    kinds: list[str] = []
+    lengths: list[float] = []
+    pids: list[str] = []
+    index: list[tuple[int, int, str]] = []  # (wrong row, correct row, composition) per group; no-answer row = wrong row + 1
+    for wl in grid:
+        for cl in grid:
+            for comp in COMPOSITIONS:
+                g = f"g{len(index)}"
+                start = len(kinds)
+                rows = [("wrong", wl), ("no_answer", wl), ("correct", cl)]
+                fill = _GROUP_SIZE - len(rows)
+                if comp == "mostly_correct":
+                    rows += [("correct", mid)] * fill
+                elif comp == "mostly_wrong":
+                    rows += [("wrong", mid)] * fill
+                for kind, length in rows:
+                    kinds.append(kind)
+                    lengths.append(float(length))
+                    pids.append(g)
+                index.append((start, start + 2, comp))
+    text = {"wrong": _WRONG_TEXT, "correct": _CORRECT_TEXT, "no_answer": _NO_ANSWER_TEXT}
+    n = len(kinds)
+    batch = Batch(prompt_ids=pids, prompts=[""] * n, completions=[text[k] for k in kinds], answers=["8"] * n,
+                  num_tokens=np.array(lengths), truncated=np.zeros(n, dtype=bool), data_sources=[None] * n,
+                  steps=np.zeros(n, dtype=np.int64), metas=[{} for _ in range(n)])
+    kind = np.array(kinds)
+    return batch, kind, np.array(lengths), index
+
+
+def _shape(shapers: Sequence[tuple[str, Shaper]], states: dict[str, dict], batch: Batch, kind: np.ndarray,
+           length: np.ndarray, unit: str, base_values: BaseValues, step: int) -> np.ndarray:
+    correct = np.where(kind == "correct", 1.0, 0.0)
+    answered = kind != "no_answer"
+    base = np.where(kind == "correct", base_values.correct, np.where(answered, base_values.wrong, base_values.no_answer))
+    reward = base.copy()
+    format_ok = np.ones(len(kind), dtype=bool)
+    for key, shaper in shapers:
+        ctx = ShapingContext(batch, reward, base, correct, length, unit, answered, format_ok, step, base_values, states.setdefault(key, {}))
+        reward, _ = shaper.apply(ctx)
+    return np.asarray(reward, dtype=np.float64)
+
+
+def wrong_beats_correct(base_values: BaseValues, shapers: Sequence[tuple[str, Shaper]], unit: str,
+                        longest: float | None = None) -> list[Dominance]:
+    """Every (wrong length, correct length, composition) where a wrong or unanswered rollout scores at
+    least as much as a correct one of its group, worst first (one per wrong kind and composition).
+
+    Lengths range over [1, ``longest``] (default :func:`max_length`); stateful shapers are scored
+    twice (fresh, then after one batch of history). Shapers that need per-record data the check
+    cannot invent (e.g. ``meta.target_length``) make it return what it found before them: no error.
+    """
+    if base_values.wrong >= base_values.correct or base_values.no_answer >= base_values.correct:
+        which = "wrong" if base_values.wrong >= base_values.correct else "no_answer"
+        value = getattr(base_values, which)
+        return [Dominance(which, 1.0, 1.0, value, base_values.correct, "base values", False)]
+    if not shapers:
+        return []
+    hi = float(longest) if longest and longest >= 1 else max_length(shapers, unit)
+    grid = length_grid(shapers, hi)
+    batch, kind, length, index = _synthetic_groups(grid)
+    states: dict[str, dict] = {}
+    passes = 2 if any(getattr(s, "stateful", False) for _, s in shapers) else 1
+    worst: dict[tuple[str, str], Dominance] = {}
+    for step in range(passes):
+        try:
+            reward = _shape(shapers, states, batch, kind, length, unit, base_values, step)
+        except (ValueError, KeyError, TypeError):
+            break
+        for wrong_row, correct_row, comp in index:
+            for row, wk in ((wrong_row, "wrong"), (wrong_row + 1, "no_answer")):
+                margin = reward[row] - reward[correct_row]
+                if not math.isfinite(margin) or margin < 0:
+                    continue
+                best = worst.get((wk, comp))
+                if best is None or margin > best.wrong_reward - best.correct_reward:
+                    worst[(wk, comp)] = Dominance(wk, float(length[row]), float(length[correct_row]), float(reward[row]),
+                                                  float(reward[correct_row]), comp, step > 0)
+    return sorted(worst.values(), key=lambda d: d.correct_reward - d.wrong_reward)

@@ -1,0 +1,258 @@
+"""Score each exploit next to an honest answer inside GRPO groups, over group compositions.
+
+Every exploit gets an *honest twin*: the same task answered correctly, its reasoning padded
+to at least the exploit's length in the spec's unit, so length shapers cannot decide the
+comparison. Exploit and twin share a group (same ``prompt_id``) with six more honest
+rollouts whose mix is swept: ``mixed`` (correct and wrong at several lengths),
+``mostly_correct`` and ``mostly_wrong``. An exploit is *found* when, in some composition, it
+scores at least as much as its twin; an honest variant (``false_negative``) is found when it
+scores less than the plain honest answer. Stateful shapers are scored after one batch of
+history. The spec's length shaping is also checked on its own for a wrong answer that can tie
+or beat a correct one (:func:`rewardsmith.probe.dominance.wrong_beats_correct`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..batch import Batch
+from ..pipeline import Pipeline
+from ..records import completion_text
+from ..spec import Spec, parse_spec
+from ..state import State
+from ..verifiers.base import OK
+from .dominance import wrong_beats_correct
+from .exploits import PROBED_VERIFIERS, Exploit, Reading, Task, builtin_tasks, generate, honest_completion, perturb, task_from_rollout
+
+COMPOSITIONS = ("mixed", "mostly_correct", "mostly_wrong")
+_DATA_GROUPS = 8  # user rollout groups mutated (the first ones with a correct rollout)
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One exploit as scored: ``found`` when it ties or beats the honest answer (see the module doc)."""
+
+    exploit: str
+    cls: str
+    reward: float
+    honest_reward: float
+    reproduction: str
+    found: bool
+    setting: str = ""  # the group composition (or length pair) of the reported rewards
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"exploit": self.exploit, "class": self.cls, "reward": self.reward, "honest_reward": self.honest_reward,
+                "reproduction": self.reproduction, "found": self.found, "setting": self.setting}
+
+
+@dataclass
+class ProbeReport:
+    findings: list[Finding] = field(default_factory=list)  # every exploit tried
+    notes: list[str] = field(default_factory=list)  # what could not be probed, and why
+    seconds: float = 0.0
+
+    @property
+    def found(self) -> list[Finding]:
+        return [f for f in self.findings if f.found]
+
+    def classes_found(self) -> set[str]:
+        return {f.cls for f in self.found}
+
+    def classes_tried(self) -> set[str]:
+        return {f.cls for f in self.findings}
+
+
+class _Measure:
+    """Lengths as the pipeline will count them; token counts are estimated (4 characters a token)
+    and written into the records when the spec counts tokens without a tokenizer."""
+
+    def __init__(self, pipe: Pipeline):
+        self.unit = pipe.spec.length_unit
+        self.tokenizer = pipe.tokenizer
+        self.write_tokens = self.unit == "tokens" and self.tokenizer is None
+
+    def __call__(self, text: str) -> int:
+        if self.unit == "chars":
+            return len(text)
+        if self.unit == "words":
+            return len(text.split())
+        if self.tokenizer is not None:
+            return len(self.tokenizer(text))
+        return math.ceil(len(text) / 4)
+
+
+def _record(task: Task, reading: Reading, pid: str, completion: str, measure: _Measure, truncated: bool = False) -> dict[str, Any]:
+    rec: dict[str, Any] = {"prompt_id": pid, "prompt": task.prompt, "completion": completion,
+                           "answer": None if reading.verifier == "code" else task.reference}
+    if task.meta:
+        rec["meta"] = task.meta
+    if reading.data_source is not None:
+        rec["data_source"] = reading.data_source
+    rec.update(task.record)
+    if truncated:
+        rec["truncated"] = True
+    if measure.write_tokens:
+        rec["num_tokens"] = measure(completion)
+    return rec
+
+
+def _twin_words(reading: Reading, task: Task, answer: str, length: int, measure: _Measure, floor: int) -> int:
+    """The fewest reasoning words (at least ``floor``) for which the honest answer is at least ``length`` long."""
+    lo, hi = floor, max(floor, 8)
+    while measure(honest_completion(reading, task, answer, hi)) < length:
+        lo, hi = hi, hi * 2
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if measure(honest_completion(reading, task, answer, mid)) >= length:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
+
+
+def _group(reading: Reading, task: Task, exploit: Exploit, pid: str, composition: str, measure: _Measure) -> list[dict[str, Any]]:
+    """[exploit, honest twin, six honest rollouts of the composition]."""
+    base = len(task.reasoning)
+    floor = min(8, base)
+    twin_words = _twin_words(reading, task, task.reference, measure(exploit.completion), measure, floor)
+    right = lambda n: _record(task, reading, pid, honest_completion(reading, task, task.reference, n), measure)  # noqa: E731
+    wrong = lambda n: _record(task, reading, pid, honest_completion(reading, task, task.wrong, n), measure)  # noqa: E731
+    lengths = (floor, base // 2 or 1, base, base + 5, 2 * base, 3 * base)
+    if composition == "mostly_correct":
+        rest = [right(n) for n in lengths]
+    elif composition == "mostly_wrong":
+        rest = [wrong(n) for n in lengths]
+    else:
+        o, c = reading.delimiters
+        unsure = f"{o}{' '.join(task.reasoning)}{c}\nI am not sure."
+        rest = [right(floor), right(2 * base), wrong(base), wrong(floor), wrong(3 * base), _record(task, reading, pid, unsure, measure)]
+    return [_record(task, reading, pid, exploit.completion, measure, exploit.truncated), right(twin_words), *rest]
+
+
+def _score(pipe: Pipeline, records: list[dict[str, Any]], stateful: bool) -> tuple[np.ndarray, np.ndarray]:
+    pipe.state = State(spec_fingerprint=pipe.spec.fingerprint())
+    if stateful:
+        pipe.score(records, step=0)  # one batch of history first
+    scores = pipe.score(records, step=1 if stateful else 0)
+    return scores.total, scores.correct
+
+
+def _reproduction(rec: dict[str, Any]) -> str:
+    keep = {k: rec[k] for k in ("completion", "answer", "truncated", "num_tokens", "data_source") if rec.get(k) is not None}
+    return json.dumps({"prompt_id": "probe", **keep}, ensure_ascii=False)
+
+
+def _data_tasks(pipe: Pipeline, reading: Reading, key: str, records: Sequence[dict[str, Any]], report: ProbeReport) -> list[Task]:
+    """Tasks from the user's rollouts: in each group, the first rollout the spec scores correct."""
+    mine = [r for r in records if not pipe.routed or (r.get("data_source") if r.get("data_source") in pipe.verifiers else "default") == key]
+    if not mine:
+        return []
+    scores = pipe.score(mine)
+    verifier = pipe.verifiers[key]
+    by_group: dict[str, list[int]] = {}
+    for i, rec in enumerate(mine):
+        by_group.setdefault(str(rec["prompt_id"]), []).append(i)
+    tasks: list[Task] = []
+    for pid, rows in by_group.items():
+        good = [i for i in rows if scores.correct[i] == 1.0 and scores.status[i] == OK]
+        if not good:
+            continue
+        rec = mine[good[0]]
+        completion = completion_text(rec["completion"])
+        extracted = verifier.extract(completion)
+        if extracted is None:
+            continue
+        bad = [verifier.extract(mine[i]["completion"]) for i in rows if scores.correct[i] == 0.0]
+        wrong = next((b for b in bad if b and b != extracted), None) or perturb(extracted, reading.letters)
+        task = task_from_rollout(reading, rec, completion, extracted, wrong)
+        if task is None:
+            report.notes.append(f"rollout group {pid!r}: the extracted answer {extracted!r} is not in the visible text; not mutated")
+            continue
+        tasks.append(task)
+        if len(tasks) >= _DATA_GROUPS:
+            break
+    if not tasks:
+        report.notes.append(f"--data: no rollout the spec scores correct{f' for data_source {key!r}' if pipe.routed else ''}; only built-in tasks used")
+    return tasks
+
+
+def _probe_verifier(pipe: Pipeline, key: str, data: Sequence[dict[str, Any]] | None, report: ProbeReport, measure: _Measure, stateful: bool) -> None:
+    reading = Reading.from_pipeline(pipe, key)
+    if reading.verifier not in PROBED_VERIFIERS:
+        report.notes.append(f"verifier {reading.verifier!r}{f' ({key})' if pipe.routed else ''}: no exploit generator yet "
+                            f"(probed: {', '.join(PROBED_VERIFIERS)}); only the length shaping is checked")
+        return
+    tasks = builtin_tasks(reading) + (_data_tasks(pipe, reading, key, data, report) if data else [])
+    for t_index, task in enumerate(tasks):
+        exploits = generate(reading, task)
+        per: dict[str, list[tuple[float, float, bool, str]]] = {}
+        for composition in COMPOSITIONS:
+            records: list[dict[str, Any]] = []
+            for e_index, exploit in enumerate(exploits):
+                records += _group(reading, task, exploit, f"probe-{key}-{t_index}-{e_index}", composition, measure)
+            total, correct = _score(pipe, records, stateful)
+            size = len(records) // len(exploits)
+            for e_index, exploit in enumerate(exploits):
+                row = e_index * size
+                per.setdefault(exploit.name, []).append((float(total[row]), float(total[row + 1]), bool(correct[row + 1] == 1.0), composition))
+        honest_ok = all(ok for results in per.values() for *_, ok, _ in results)
+        if not honest_ok:
+            rec = _record(task, reading, "probe", honest_completion(reading, task, task.reference, len(task.reasoning)), measure)
+            report.findings.append(Finding(f"{task.name}/honest_answer", "false_negative", float("nan"), float("nan"), _reproduction(rec), True,
+                                           "the spec does not score the plain honest answer correct"))
+            report.notes.append(f"{task.name}: the honest answer is not scored correct, so its exploits cannot be compared")
+            continue
+        for exploit in exploits:
+            results = per[exploit.name]
+            if exploit.honest_variant:  # must not score below the plain honest answer
+                reward, honest, _, setting = min(results, key=lambda r: r[0] - r[1])
+                found = reward < honest - _EPS
+            else:
+                reward, honest, _, setting = max(results, key=lambda r: r[0] - r[1])
+                found = reward >= honest - _EPS
+            rec = _record(task, reading, "probe", exploit.completion, measure, exploit.truncated)
+            name = f"{task.name}/{exploit.name}"
+            if pipe.routed:
+                name = f"{key}:{name}"
+            report.findings.append(Finding(name, exploit.cls, reward, honest, _reproduction(rec), found, setting))
+
+
+def probe(spec: "str | os.PathLike | dict[str, Any] | Spec", data: Sequence[dict[str, Any]] | None = None, workers: int = 2) -> ProbeReport:
+    """Build exploits from ``spec`` (and mutations of ``data``, the user's rollout records), score
+    them inside GRPO groups beside honest answers, and check the length shaping on its own.
+
+    The spec's ``state`` file is never read or written; ``workers`` verification processes are
+    started once and shared by every batch.
+    """
+    t0 = time.perf_counter()
+    parsed = parse_spec(spec)
+    parsed = parse_spec({**parsed.model_dump(exclude_none=True), "state": None, "workers": max(1, min(workers, parsed.workers or workers))})
+    report = ProbeReport()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the load-time warning is reported below as findings
+        pipe = Pipeline(parsed)
+    with pipe:
+        measure = _Measure(pipe)
+        stateful = any(getattr(s, "stateful", False) for _, s in pipe.shapers)
+        if not pipe.verifiers:
+            report.notes.append("the spec has no verifier: only the length shaping is checked")
+        for key in pipe.verifiers:
+            _probe_verifier(pipe, key, data, report, measure, stateful)
+        longest = float(np.max(Batch.from_records(data).lengths(measure.unit, pipe.tokenizer)[0])) if data else None
+        unit = measure.unit
+        for d in wrong_beats_correct(pipe.base_values, pipe.shapers, unit, longest):
+            what = f"{d.wrong_kind} at {d.wrong_length:g} {unit} vs correct at {d.correct_length:g} {unit}"
+            repro = f"one group: a {d.wrong_kind.replace('_', ' ')} rollout of {d.wrong_length:g} {unit} and a correct one of {d.correct_length:g} {unit}"
+            report.findings.append(Finding(what, "length_gaming", d.wrong_reward, d.correct_reward, repro, True,
+                                           d.composition + (", after history" if d.history else "")))
+    report.seconds = time.perf_counter() - t0
+    return report
