@@ -30,7 +30,7 @@ from ..spec import Spec, parse_spec
 from ..state import State
 from ..verifiers.base import OK
 from .dominance import wrong_beats_correct
-from .exploits import PROBED_VERIFIERS, Exploit, Reading, Task, builtin_tasks, generate, honest_completion, perturb, task_from_rollout
+from .exploits import NOT_PROBED, Exploit, Reading, Task, builtin_tasks, generate, honest_completion, perturb, task_from_rollout
 
 COMPOSITIONS = ("mixed", "mostly_correct", "mostly_wrong")
 _DATA_GROUPS = 8  # user rollout groups mutated (the first ones with a correct rollout)
@@ -92,7 +92,7 @@ class _Measure:
 
 def _record(task: Task, reading: Reading, pid: str, completion: str, measure: _Measure, truncated: bool = False) -> dict[str, Any]:
     rec: dict[str, Any] = {"prompt_id": pid, "prompt": task.prompt, "completion": completion,
-                           "answer": None if reading.verifier == "code" else task.reference}
+                           "answer": None if reading.family == "code" else task.reference}
     if task.meta:
         rec["meta"] = task.meta
     if reading.data_source is not None:
@@ -187,9 +187,9 @@ def _data_tasks(pipe: Pipeline, reading: Reading, key: str, records: Sequence[di
 
 def _probe_verifier(pipe: Pipeline, key: str, data: Sequence[dict[str, Any]] | None, report: ProbeReport, measure: _Measure, stateful: bool) -> None:
     reading = Reading.from_pipeline(pipe, key)
-    if reading.verifier not in PROBED_VERIFIERS:
+    if reading.verifier in NOT_PROBED:
         report.notes.append(f"verifier {reading.verifier!r}{f' ({key})' if pipe.routed else ''}: no exploit generator yet "
-                            f"(probed: {', '.join(PROBED_VERIFIERS)}); only the length shaping is checked")
+                            f"(not probed: {', '.join(NOT_PROBED)}); only the length shaping is checked")
         return
     tasks = builtin_tasks(reading) + (_data_tasks(pipe, reading, key, data, report) if data else [])
     for t_index, task in enumerate(tasks):
