@@ -62,7 +62,7 @@ def test_found_means_it_tied_or_beat_the_honest_twin(old_reports):
         for f in report.findings:
             if f.cls == "false_negative" and "honest_answer" not in f.exploit:
                 assert f.found == (f.reward < f.honest_reward)
-            elif not np.isnan(f.reward):
+            elif not np.isnan(f.reward) and not f.setting.startswith("not comparable"):
                 assert f.found == (f.reward >= f.honest_reward - 1e-9), f
             json.loads(f.reproduction) if f.reproduction.startswith("{") else None
 

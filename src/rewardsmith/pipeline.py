@@ -359,7 +359,8 @@ def _warn_if_wrong_beats_correct(pipe: "Pipeline") -> None:
 
     found = wrong_beats_correct(pipe.base_values, pipe.shapers, pipe.spec.length_unit) if pipe.verifiers else []
     if found:
-        warnings.warn(f"spec {pipe.spec.name or ''!s}: {found[0].message(pipe.spec.length_unit)}; run `rewardsmith probe` for details",
+        name = f"spec {pipe.spec.name}: " if pipe.spec.name else ""
+        warnings.warn(f"{name}{found[0].message(pipe.spec.length_unit)}; run `rewardsmith probe` for details",
                       RewardWarning, stacklevel=4)
 
 

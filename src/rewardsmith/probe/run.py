@@ -18,7 +18,7 @@ import math
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -29,7 +29,7 @@ from ..records import completion_text
 from ..spec import Spec, parse_spec
 from ..state import State
 from ..verifiers.base import OK
-from .dominance import wrong_beats_correct
+from .dominance import max_length, wrong_beats_correct
 from .exploits import NOT_PROBED, Exploit, Reading, Task, builtin_tasks, generate, honest_completion, perturb, task_from_rollout
 
 COMPOSITIONS = ("mixed", "mostly_correct", "mostly_wrong")
@@ -120,13 +120,13 @@ def _twin_words(reading: Reading, task: Task, answer: str, length: int, measure:
 
 
 def _group(reading: Reading, task: Task, exploit: Exploit, pid: str, composition: str, measure: _Measure) -> list[dict[str, Any]]:
-    """[exploit, honest twin, six honest rollouts of the composition]."""
+    """[exploit, honest twin, the twin answered wrong, five honest rollouts of the composition]."""
     base = len(task.reasoning)
     floor = min(8, base)
     twin_words = _twin_words(reading, task, task.reference, measure(exploit.completion), measure, floor)
     right = lambda n: _record(task, reading, pid, honest_completion(reading, task, task.reference, n), measure)  # noqa: E731
     wrong = lambda n: _record(task, reading, pid, honest_completion(reading, task, task.wrong, n), measure)  # noqa: E731
-    lengths = (floor, base // 2 or 1, base, base + 5, 2 * base, 3 * base)
+    lengths = (floor, base // 2 or 1, base, 2 * base, 3 * base)
     if composition == "mostly_correct":
         rest = [right(n) for n in lengths]
     elif composition == "mostly_wrong":
@@ -134,8 +134,17 @@ def _group(reading: Reading, task: Task, exploit: Exploit, pid: str, composition
     else:
         o, c = reading.delimiters
         unsure = f"{o}{' '.join(task.reasoning)}{c}\nI am not sure."
-        rest = [right(floor), right(2 * base), wrong(base), wrong(floor), wrong(3 * base), _record(task, reading, pid, unsure, measure)]
-    return [_record(task, reading, pid, exploit.completion, measure, exploit.truncated), right(twin_words), *rest]
+        rest = [right(floor), right(2 * base), wrong(base), wrong(3 * base), _record(task, reading, pid, unsure, measure)]
+    return [_record(task, reading, pid, exploit.completion, measure, exploit.truncated), right(twin_words), wrong(twin_words), *rest]
+
+
+def _fit(reading: Reading, task: Task, measure: _Measure, longest: float) -> Task:
+    """A built-in task with its reasoning cut so an honest answer is at most half the longest realistic
+    rollout (a spec with a 48-token budget is probed with short answers, not over-budget ones)."""
+    k = len(task.reasoning)
+    while k > 2 and measure(honest_completion(reading, task, task.reference, k)) > longest / 2:
+        k = max(2, k * 2 // 3)
+    return replace(task, reasoning=task.reasoning[:k])
 
 
 def _score(pipe: Pipeline, records: list[dict[str, Any]], stateful: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -191,10 +200,12 @@ def _probe_verifier(pipe: Pipeline, key: str, data: Sequence[dict[str, Any]] | N
         report.notes.append(f"verifier {reading.verifier!r}{f' ({key})' if pipe.routed else ''}: no exploit generator yet "
                             f"(not probed: {', '.join(NOT_PROBED)}); only the length shaping is checked")
         return
-    tasks = builtin_tasks(reading) + (_data_tasks(pipe, reading, key, data, report) if data else [])
+    longest = max_length(pipe.shapers, measure.unit)
+    tasks = [_fit(reading, t, measure, longest) for t in builtin_tasks(reading)]
+    tasks += _data_tasks(pipe, reading, key, data, report) if data else []
     for t_index, task in enumerate(tasks):
         exploits = generate(reading, task)
-        per: dict[str, list[tuple[float, float, bool, str]]] = {}
+        per: dict[str, list[tuple[float, float, bool, bool, str]]] = {}
         for composition in COMPOSITIONS:
             records: list[dict[str, Any]] = []
             for e_index, exploit in enumerate(exploits):
@@ -203,27 +214,33 @@ def _probe_verifier(pipe: Pipeline, key: str, data: Sequence[dict[str, Any]] | N
             size = len(records) // len(exploits)
             for e_index, exploit in enumerate(exploits):
                 row = e_index * size
-                per.setdefault(exploit.name, []).append((float(total[row]), float(total[row + 1]), bool(correct[row + 1] == 1.0), composition))
-        honest_ok = all(ok for results in per.values() for *_, ok, _ in results)
-        if not honest_ok:
+                ex, twin, wrong_twin = (float(x) for x in total[row:row + 3])
+                per.setdefault(exploit.name, []).append((ex, twin, bool(correct[row + 1] == 1.0), twin > wrong_twin + _EPS, composition))
+        if not all(ok for results in per.values() for _, _, ok, _, _ in results):
             rec = _record(task, reading, "probe", honest_completion(reading, task, task.reference, len(task.reasoning)), measure)
             report.findings.append(Finding(f"{task.name}/honest_answer", "false_negative", float("nan"), float("nan"), _reproduction(rec), True,
                                            "the spec does not score the plain honest answer correct"))
             report.notes.append(f"{task.name}: the honest answer is not scored correct, so its exploits cannot be compared")
             continue
         for exploit in exploits:
-            results = per[exploit.name]
-            if exploit.honest_variant:  # must not score below the plain honest answer
-                reward, honest, _, setting = min(results, key=lambda r: r[0] - r[1])
-                found = reward < honest - _EPS
-            else:
-                reward, honest, _, setting = max(results, key=lambda r: r[0] - r[1])
-                found = reward >= honest - _EPS
-            rec = _record(task, reading, "probe", exploit.completion, measure, exploit.truncated)
-            name = f"{task.name}/{exploit.name}"
-            if pipe.routed:
-                name = f"{key}:{name}"
-            report.findings.append(Finding(name, exploit.cls, reward, honest, _reproduction(rec), found, setting))
+            report.findings.append(_finding(pipe, key, reading, task, exploit, per[exploit.name], measure))
+
+
+def _finding(pipe: Pipeline, key: str, reading: Reading, task: Task, exploit: Exploit,
+             results: list[tuple[float, float, bool, bool, str]], measure: _Measure) -> Finding:
+    """The worst composition for this exploit. Only compositions where the honest twin beats the same
+    answer given wrong count: where it does not, the shaping alone decides (reported as length_gaming)."""
+    name = f"{key}:{task.name}/{exploit.name}" if pipe.routed else f"{task.name}/{exploit.name}"
+    rec = _record(task, reading, "probe", exploit.completion, measure, exploit.truncated)
+    telling = [r for r in results if r[3]]
+    if not telling:
+        ex, twin, *_ = results[0]
+        return Finding(name, exploit.cls, ex, twin, _reproduction(rec), False, "not comparable: the honest answer does not beat a wrong one here")
+    if exploit.honest_variant:  # must not score below the plain honest answer
+        ex, twin, _, _, setting = min(telling, key=lambda r: r[0] - r[1])
+        return Finding(name, exploit.cls, ex, twin, _reproduction(rec), ex < twin - _EPS, setting)
+    ex, twin, _, _, setting = max(telling, key=lambda r: r[0] - r[1])
+    return Finding(name, exploit.cls, ex, twin, _reproduction(rec), ex >= twin - _EPS, setting)
 
 
 def probe(spec: "str | os.PathLike | dict[str, Any] | Spec", data: Sequence[dict[str, Any]] | None = None, workers: int = 2) -> ProbeReport:
