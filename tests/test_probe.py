@@ -206,3 +206,12 @@ def test_cli_json_and_exit_codes(tmp_path, capsys):
     assert main(["probe", str(careful), "--json"]) == 0 and json.loads(capsys.readouterr().out) == []
 
     assert main(["probe", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_think_answer_gate_refuses_a_blank_reasoning_block():
+    from rewardsmith.verifiers.format import ThinkAnswerFormat
+
+    assert ThinkAnswerFormat().score("<think>\n \n</think>\nThe answer is 4.") == 0.0
+    assert ThinkAnswerFormat().score("<think></think>The answer is 4.") == 0.0
+    assert ThinkAnswerFormat(allow_empty=True).score("<think>\n\n</think>\nThe answer is 4.") == 1.0
+    assert ThinkAnswerFormat().score("<think>2+2=4</think>\nThe answer is 4.") == 1.0

@@ -1,7 +1,8 @@
 """``think_answer``: the R1-style format check (a ``<think>`` block, then an answer).
 
-Passes (1.0) when the completion has exactly one ``<think>...</think>`` block with something
-after it, and — with ``answer_tag: true`` — exactly one ``<answer>...</answer>`` after the
+Passes (1.0) when the completion has exactly one ``<think>...</think>`` block, not blank (an
+empty block passes the tags without any reasoning; ``allow_empty: true`` accepts it, as Qwen3's
+non-thinking mode writes ``<think>\n\n</think>``), with something after it, and — with ``answer_tag: true`` — exactly one ``<answer>...</answer>`` after the
 thinking. ``think_in_prompt: true`` accepts a completion that starts inside the thinking
 (chat templates that put ``<think>`` in the prompt). Used as ``format:`` in a spec, either
 gating the reward (``mode: gate``; failures get ``base.no_answer`` and are never shaped) or
@@ -20,6 +21,7 @@ from ..registry import Component, Options, register
 class ThinkAnswerOptions(Options):
     answer_tag: bool = False
     think_in_prompt: bool = False
+    allow_empty: bool = False
 
 
 @register("format", "think_answer", "R1-style format: one <think>...</think> block followed by an answer (optionally <answer> tags).", "DeepSeek-R1 (2025)")
@@ -34,7 +36,7 @@ class ThinkAnswerFormat(Component):
             return 0.0
         head, _, rest = text.partition("<think>")
         thinking, _, after = rest.partition("</think>")
-        if head.strip() or not after.strip():
+        if head.strip() or not after.strip() or not (thinking.strip() or self.options.allow_empty):
             return 0.0
         if self.options.answer_tag:
             if after.count("<answer>") != 1 or after.count("</answer>") != 1:
