@@ -60,11 +60,14 @@ def test_several_instances_per_class(old_reports):
 def test_found_means_it_tied_or_beat_the_honest_twin(old_reports):
     for report in old_reports.values():
         for f in report.findings:
-            if f.cls == "false_negative" and "honest_answer" not in f.exploit:
-                assert f.found == (f.reward < f.honest_reward)
-            elif not np.isnan(f.reward) and not f.setting.startswith("not comparable"):
-                assert f.found == (f.reward >= f.honest_reward - 1e-9), f
-            json.loads(f.reproduction) if f.reproduction.startswith("{") else None
+            if f.setting.startswith("not comparable") or np.isnan(f.reward):
+                continue
+            if f.cls == "false_negative":
+                assert not f.found or f.reward < f.honest_reward
+            else:
+                assert f.found or f.reward < f.honest_reward, f
+                assert f.reward >= f.honest_reward or not f.found or f.honest_reward - f.reward < 0.2, f
+            assert isinstance(json.loads(f.reproduction), dict)
 
 
 CAREFUL_SPECS = {
@@ -159,7 +162,7 @@ def test_wrong_beats_correct_by_hand():
     assert wrong_beats_correct(base, [], "tokens") == []
     assert wrong_beats_correct(base, [("kimi", Kimi(coef=1.0))], "tokens") == []  # 1 − 0.5 > 0
     assert wrong_beats_correct(base, [("kimi", Kimi(coef=1.9))], "tokens") == []  # 1 − 0.95 > 0
-    tie = wrong_beats_correct(base, [("kimi", Kimi(coef=2.0))], "tokens")  # 1 − 2·0.5 = 0 = min(0, 2·0.5)
+    tie = wrong_beats_correct(base, [("kimi", Kimi(coef=2.0))], "tokens")  # 1 + 2·(−0.5) = 0 = 0 + min(0, 2·0.5)
     assert tie and tie[0].wrong_reward == 0.0 and tie[0].correct_reward == 0.0
     assert tie[0].wrong_length == 1 and tie[0].correct_length > 1
     # LASER's base values keep a correct answer ahead even at coefficient 2: 1 − 1 > −0.5
@@ -215,3 +218,12 @@ def test_think_answer_gate_refuses_a_blank_reasoning_block():
     assert ThinkAnswerFormat().score("<think></think>The answer is 4.") == 0.0
     assert ThinkAnswerFormat(allow_empty=True).score("<think>\n\n</think>\nThe answer is 4.") == 1.0
     assert ThinkAnswerFormat().score("<think>2+2=4</think>\nThe answer is 4.") == 1.0
+
+
+def test_probe_reports_the_length_check_as_length_gaming():
+    report = probe({"verifier": "careful_math", "length_unit": "tokens", "shaping": [{"name": "kimi", "coef": 2.0}]})
+    rows = [f for f in report.found if f.cls == "length_gaming"]
+    assert rows and all(f.reward >= f.honest_reward for f in rows)
+    repro = json.loads(rows[0].reproduction)
+    assert repro["wrong"]["length"] < repro["correct"]["length"] and repro["unit"] == "tokens"
+    assert all(f.cls == "length_gaming" for f in report.found)  # the careful reader lets nothing else through

@@ -2,12 +2,14 @@
 
 Every exploit gets an *honest twin*: the same task answered correctly, its reasoning padded
 to at least the exploit's length in the spec's unit, so length shapers cannot decide the
-comparison. Exploit and twin share a group (same ``prompt_id``) with six more honest
-rollouts whose mix is swept: ``mixed`` (correct and wrong at several lengths),
-``mostly_correct`` and ``mostly_wrong``. An exploit is *found* when, in some composition, it
-scores at least as much as its twin; an honest variant (``false_negative``) is found when it
-scores less than the plain honest answer. Stateful shapers are scored after one batch of
-history. The spec's length shaping is also checked on its own for a wrong answer that can tie
+comparison in the exploit's favour; and a *wrong twin*, the twin with the wrong answer. All
+three share a group (same ``prompt_id``) with five more honest rollouts whose mix is swept:
+``mixed`` (correct, wrong and unanswered at several lengths), ``mostly_correct`` and
+``mostly_wrong``. With m the twin's margin over the wrong twin, an exploit is *found* when, in
+some composition, it scores at least ``twin − TIE·m`` (it ties or beats the honest answer); an
+honest variant (``false_negative``) when it scores below that. Stateful shapers are scored after
+one batch of history. Built-in tasks keep honest answers within half the spec's longest
+realistic rollout. The length shaping is also checked on its own for a wrong answer that can tie
 or beat a correct one (:func:`rewardsmith.probe.dominance.wrong_beats_correct`).
 """
 
@@ -35,6 +37,7 @@ from .exploits import NOT_PROBED, Exploit, Reading, Task, builtin_tasks, generat
 COMPOSITIONS = ("mixed", "mostly_correct", "mostly_wrong")
 _DATA_GROUPS = 8  # user rollout groups mutated (the first ones with a correct rollout)
 _EPS = 1e-9
+TIE = 0.1  # an exploit within 10% of the correct-vs-wrong margin of its honest twin ties it
 
 
 @dataclass(frozen=True)
@@ -205,7 +208,7 @@ def _probe_verifier(pipe: Pipeline, key: str, data: Sequence[dict[str, Any]] | N
     tasks += _data_tasks(pipe, reading, key, data, report) if data else []
     for t_index, task in enumerate(tasks):
         exploits = generate(reading, task)
-        per: dict[str, list[tuple[float, float, bool, bool, str]]] = {}
+        per: dict[str, list[tuple[float, float, float, bool, str]]] = {}
         for composition in COMPOSITIONS:
             records: list[dict[str, Any]] = []
             for e_index, exploit in enumerate(exploits):
@@ -215,8 +218,8 @@ def _probe_verifier(pipe: Pipeline, key: str, data: Sequence[dict[str, Any]] | N
             for e_index, exploit in enumerate(exploits):
                 row = e_index * size
                 ex, twin, wrong_twin = (float(x) for x in total[row:row + 3])
-                per.setdefault(exploit.name, []).append((ex, twin, bool(correct[row + 1] == 1.0), twin > wrong_twin + _EPS, composition))
-        if not all(ok for results in per.values() for _, _, ok, _, _ in results):
+                per.setdefault(exploit.name, []).append((ex, twin, wrong_twin, bool(correct[row + 1] == 1.0), composition))
+        if not all(ok for results in per.values() for *_, ok, _ in results):
             rec = _record(task, reading, "probe", honest_completion(reading, task, task.reference, len(task.reasoning)), measure)
             report.findings.append(Finding(f"{task.name}/honest_answer", "false_negative", float("nan"), float("nan"), _reproduction(rec), True,
                                            "the spec does not score the plain honest answer correct"))
@@ -227,20 +230,23 @@ def _probe_verifier(pipe: Pipeline, key: str, data: Sequence[dict[str, Any]] | N
 
 
 def _finding(pipe: Pipeline, key: str, reading: Reading, task: Task, exploit: Exploit,
-             results: list[tuple[float, float, bool, bool, str]], measure: _Measure) -> Finding:
-    """The worst composition for this exploit. Only compositions where the honest twin beats the same
-    answer given wrong count: where it does not, the shaping alone decides (reported as length_gaming)."""
+             results: list[tuple[float, float, float, bool, str]], measure: _Measure) -> Finding:
+    """The worst composition for this exploit, judged on the margin m between the honest twin and the
+    same answer given wrong: an exploit is found when it scores at least twin − TIE·m (it ties or
+    beats; TIE absorbs what shaping alone moves, e.g. a repetition penalty on its extra words), an
+    honest variant when it scores below twin − TIE·m. Compositions where m ≤ 0 (the shaping alone
+    decides; see length_gaming) do not count."""
     name = f"{key}:{task.name}/{exploit.name}" if pipe.routed else f"{task.name}/{exploit.name}"
     rec = _record(task, reading, "probe", exploit.completion, measure, exploit.truncated)
-    telling = [r for r in results if r[3]]
+    telling = [(ex, twin, (ex - twin) / (twin - wrong), setting) for ex, twin, wrong, _, setting in results if twin > wrong + _EPS]
     if not telling:
         ex, twin, *_ = results[0]
         return Finding(name, exploit.cls, ex, twin, _reproduction(rec), False, "not comparable: the honest answer does not beat a wrong one here")
-    if exploit.honest_variant:  # must not score below the plain honest answer
-        ex, twin, _, _, setting = min(telling, key=lambda r: r[0] - r[1])
-        return Finding(name, exploit.cls, ex, twin, _reproduction(rec), ex < twin - _EPS, setting)
-    ex, twin, _, _, setting = max(telling, key=lambda r: r[0] - r[1])
-    return Finding(name, exploit.cls, ex, twin, _reproduction(rec), ex >= twin - _EPS, setting)
+    if exploit.honest_variant:  # must not score materially below the plain honest answer
+        ex, twin, rel, setting = min(telling, key=lambda r: r[2])
+        return Finding(name, exploit.cls, ex, twin, _reproduction(rec), rel < -TIE, setting)
+    ex, twin, rel, setting = max(telling, key=lambda r: r[2])
+    return Finding(name, exploit.cls, ex, twin, _reproduction(rec), rel >= -TIE, setting)
 
 
 def probe(spec: "str | os.PathLike | dict[str, Any] | Spec", data: Sequence[dict[str, Any]] | None = None, workers: int = 2) -> ProbeReport:
@@ -268,7 +274,8 @@ def probe(spec: "str | os.PathLike | dict[str, Any] | Spec", data: Sequence[dict
         unit = measure.unit
         for d in wrong_beats_correct(pipe.base_values, pipe.shapers, unit, longest):
             what = f"{d.wrong_kind} at {d.wrong_length:g} {unit} vs correct at {d.correct_length:g} {unit}"
-            repro = f"one group: a {d.wrong_kind.replace('_', ' ')} rollout of {d.wrong_length:g} {unit} and a correct one of {d.correct_length:g} {unit}"
+            repro = json.dumps({"group": d.composition, "unit": unit, "wrong": {"kind": d.wrong_kind, "length": d.wrong_length},
+                                "correct": {"length": d.correct_length}, "history": d.history})
             report.findings.append(Finding(what, "length_gaming", d.wrong_reward, d.correct_reward, repro, True,
                                            d.composition + (", after history" if d.history else "")))
     report.seconds = time.perf_counter() - t0
