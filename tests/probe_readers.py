@@ -136,7 +136,9 @@ class CarefulMath(Verifier):
         return answers[-1] if len(values) == 1 else "\x00hedge"
 
     def check(self, job: Job) -> Verdict:
-        return Verdict(float(job.prediction != "\x00hedge" and _value(job.prediction) == _value(str(job.reference))), OK)
+        return Verdict(
+            float(job.prediction != "\x00hedge" and _value(job.prediction) == _value(str(job.reference))), OK
+        )
 
 
 class CarefulChoice(Verifier):
@@ -177,9 +179,14 @@ class CarefulThink(Component):
 
 
 _TEST_COMPONENTS = {
-    ("verifier", "old_math"): OldMath, ("verifier", "old_exact"): OldExact, ("verifier", "old_choice_last"): OldChoiceLast,
-    ("verifier", "old_choice_first"): OldChoiceFirst, ("format", "old_think"): OldThink,
-    ("verifier", "careful_math"): CarefulMath, ("verifier", "careful_choice"): CarefulChoice, ("format", "careful_think"): CarefulThink,
+    ("verifier", "old_math"): OldMath,
+    ("verifier", "old_exact"): OldExact,
+    ("verifier", "old_choice_last"): OldChoiceLast,
+    ("verifier", "old_choice_first"): OldChoiceFirst,
+    ("format", "old_think"): OldThink,
+    ("verifier", "careful_math"): CarefulMath,
+    ("verifier", "careful_choice"): CarefulChoice,
+    ("format", "careful_think"): CarefulThink,
 }
 
 

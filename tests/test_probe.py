@@ -12,7 +12,7 @@ from rewardsmith import load_spec
 from rewardsmith.cli import main
 from rewardsmith.pipeline import RewardWarning
 from rewardsmith.probe import CLASSES, probe, wrong_beats_correct
-from rewardsmith.probe.exploits import Reading, Task, builtin_tasks, generate, meaning_deletions
+from rewardsmith.probe.exploits import Reading, builtin_tasks, generate, meaning_deletions
 from rewardsmith.shaping.base import BaseValues
 from rewardsmith.shaping.length import Kimi
 from rewardsmith.shaping.limits import DapoOverlong, Truncation
@@ -20,8 +20,12 @@ from rewardsmith.shaping.limits import DapoOverlong, Truncation
 register_test_components()
 
 OLD_SPECS = {
-    "math": {"verifier": "old_math", "format": {"name": "old_think", "mode": "gate"}, "length_unit": "words",
-             "shaping": [{"name": "repetition", "ngram": 3, "max_penalty": -0.5}]},
+    "math": {
+        "verifier": "old_math",
+        "format": {"name": "old_think", "mode": "gate"},
+        "length_unit": "words",
+        "shaping": [{"name": "repetition", "ngram": 3, "max_penalty": -0.5}],
+    },
     "exact": {"verifier": "old_exact", "length_unit": "words"},
     "choice_last": {"verifier": "old_choice_last", "length_unit": "words"},
     "choice_first": {"verifier": "old_choice_first", "length_unit": "words"},
@@ -43,8 +47,14 @@ def test_every_class_gets_through_a_reader_of_the_old_way(old_reports):
     found = set().union(*(r.classes_found() for r in old_reports.values()))
     assert found == set(CLASSES), f"not found: {set(CLASSES) - found}"
     # the class each old habit is known for
-    assert {"reasoning_block_answer", "multiple_answers", "non_rendering_answer",
-            "format_bypass", "length_gaming", "reference_echo"} <= old_reports["math"].classes_found()
+    assert {
+        "reasoning_block_answer",
+        "multiple_answers",
+        "non_rendering_answer",
+        "format_bypass",
+        "length_gaming",
+        "reference_echo",
+    } <= old_reports["math"].classes_found()
     assert {"exact_deletion", "truncated_reasoning_answer"} <= old_reports["exact"].classes_found()
     assert {"choice_hedge", "false_negative"} <= old_reports["choice_last"].classes_found()
     assert "choice_hedge" in old_reports["choice_first"].classes_found()
@@ -92,7 +102,9 @@ DEFAULT_SPECS = {
 }
 
 
-@pytest.mark.xfail(strict=False, reason="the default math/exact/choice readers are fixed on branch trust-reading (issue 10 item 1)")
+@pytest.mark.xfail(
+    strict=False, reason="the default math/exact/choice readers are fixed on branch trust-reading (issue 10 item 1)"
+)
 @pytest.mark.parametrize("name", sorted(DEFAULT_SPECS))
 def test_nothing_gets_through_the_default_verifiers(name):
     report = probe(DEFAULT_SPECS[name])
@@ -139,10 +151,19 @@ def test_reasoning_words_never_repeat_a_2gram():
 # --------------------------------------------------------------------------- user rollouts
 def test_mutations_of_the_users_rollouts(tmp_path):
     rollouts = [
-        {"prompt_id": "u1", "prompt": "How many legs do 4 spiders have?", "answer": "32",
-         "completion": "<think>A spider has 8 legs, and 4 times 8 is 32.</think>\nFour spiders have \\boxed{32} legs."},
-        {"prompt_id": "u1", "prompt": "How many legs do 4 spiders have?", "answer": "32",
-         "completion": "<think>A spider has 6 legs.</think>\nFour spiders have \\boxed{24} legs."},
+        {
+            "prompt_id": "u1",
+            "prompt": "How many legs do 4 spiders have?",
+            "answer": "32",
+            "completion": "<think>A spider has 8 legs, and 4 times 8 is 32.</think>\n"
+            "Four spiders have \\boxed{32} legs.",
+        },
+        {
+            "prompt_id": "u1",
+            "prompt": "How many legs do 4 spiders have?",
+            "answer": "32",
+            "completion": "<think>A spider has 6 legs.</think>\nFour spiders have \\boxed{24} legs.",
+        },
         {"prompt_id": "u2", "prompt": "2+2?", "answer": "4", "completion": "<think>no idea</think> pass"},
     ]
     report = probe(OLD_SPECS["math"], data=rollouts)
@@ -171,7 +192,10 @@ def test_wrong_beats_correct_by_hand():
     dapo = wrong_beats_correct(base, [("dapo", DapoOverlong(max_len=100, buffer=20))], "tokens")
     assert dapo and dapo[0].correct_length == 100 and dapo[0].correct_reward == 0.0
     # ... not with DAPO's own ±1 rule reward
-    assert wrong_beats_correct(BaseValues(1.0, -1.0, -1.0), [("dapo", DapoOverlong(max_len=100, buffer=20))], "tokens") == []
+    assert (
+        wrong_beats_correct(BaseValues(1.0, -1.0, -1.0), [("dapo", DapoOverlong(max_len=100, buffer=20))], "tokens")
+        == []
+    )
     # a hard budget: correct answers within it keep their reward
     assert wrong_beats_correct(base, [("truncation", Truncation(max_len=48))], "tokens") == []
     # base values alone
@@ -183,8 +207,13 @@ def test_spec_load_warns_when_a_wrong_answer_can_win():
     with pytest.warns(RewardWarning, match="wrong rollout of 1 tokens scores 0"):
         load_spec({"verifier": "exact", "shaping": [{"name": "kimi", "coef": 2.0}]}).close()
     with pytest.warns(RewardWarning, match="outweighs correctness"):
-        load_spec({"verifier": "exact", "base": {"correct": 1, "wrong": 0, "no_answer": 0},
-                   "shaping": [{"name": "laser_de", "alpha": 1.0, "lower": 8, "upper": 64, "interval": 8}]}).close()
+        load_spec(
+            {
+                "verifier": "exact",
+                "base": {"correct": 1, "wrong": 0, "no_answer": 0},
+                "shaping": [{"name": "laser_de", "alpha": 1.0, "lower": 8, "upper": 64, "interval": 8}],
+            }
+        ).close()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_spec({"verifier": "exact", "shaping": [{"name": "kimi"}]}).close()

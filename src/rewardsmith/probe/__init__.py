@@ -10,4 +10,15 @@ from .dominance import Dominance, wrong_beats_correct
 from .exploits import CLASSES, Exploit, Reading, Task, generate
 from .run import Finding, ProbeReport, probe
 
-__all__ = ["CLASSES", "Dominance", "Exploit", "Finding", "ProbeReport", "Reading", "Task", "generate", "probe", "wrong_beats_correct"]
+__all__ = [
+    "CLASSES",
+    "Dominance",
+    "Exploit",
+    "Finding",
+    "ProbeReport",
+    "Reading",
+    "Task",
+    "generate",
+    "probe",
+    "wrong_beats_correct",
+]

@@ -14,7 +14,7 @@ _PER_CLASS = 4  # rows per class on the terminal without --all
 
 def _elide(text: str) -> str:
     """Head and tail of a reproduction (the reasoning in the middle is rarely the point)."""
-    return text if len(text) <= _WIDTH else f"{text[:40]}…{text[-(_WIDTH - 41):]}"
+    return text if len(text) <= _WIDTH else f"{text[:40]}…{text[-(_WIDTH - 41) :]}"
 
 
 def _cell(value: Any) -> str:
@@ -46,8 +46,11 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         tried = {c: sum(f.cls == c for f in report.findings) for c in sorted(report.classes_tried())}
         found = {c: sum(f.cls == c for f in report.found) for c in tried}
         hidden = len(shown) - len(rows)
-        print(f"\n{len(report.found)} of {len(report.findings)} exploits got through ({report.seconds:.1f} s)"
-              + (f"; {hidden} more not listed (--all or --json lists every one)" if hidden else "") + ". Per class, through/tried:")
+        print(
+            f"\n{len(report.found)} of {len(report.findings)} exploits got through ({report.seconds:.1f} s)"
+            + (f"; {hidden} more not listed (--all or --json lists every one)" if hidden else "")
+            + ". Per class, through/tried:"
+        )
         print("  " + ", ".join(f"{c} {found[c]}/{n}" for c, n in tried.items()))
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -55,10 +58,16 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def register_cli(sub: Any) -> None:
-    p = sub.add_parser("probe", help="try exploits built from a spec (and your rollouts) against it; exit 1 if any gets through")
+    p = sub.add_parser(
+        "probe", help="try exploits built from a spec (and your rollouts) against it; exit 1 if any gets through"
+    )
     p.add_argument("spec", help="reward spec (.yaml/.toml/.json)")
     p.add_argument("--data", help="your rollout records (.jsonl/.parquet): correct ones are mutated into exploits")
-    p.add_argument("--json", action="store_true", help="print a JSON list of {exploit, class, reward, honest_reward, reproduction, found, setting}")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON list of {exploit, class, reward, honest_reward, reproduction, found, setting}",
+    )
     p.add_argument("--all", action="store_true", help="list every exploit tried, not only those that got through")
     p.add_argument("--workers", type=int, default=2, help="verification processes (default 2)")
     p.set_defaults(func=_cmd_probe)

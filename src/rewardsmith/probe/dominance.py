@@ -10,7 +10,8 @@ unanswered rollout scores at least as much as a correct one of the same group.
     >>> from rewardsmith.shaping.base import BaseValues
     >>> from rewardsmith.shaping.length import Kimi
     >>> findings = wrong_beats_correct(BaseValues(1.0, 0.0, 0.0), [("kimi", Kimi(coef=2.0))], "tokens")
-    >>> f = findings[0]; (f.wrong_reward, f.correct_reward)   # short wrong 0 + min(0, 2·0.5) vs long correct 1 − 2·0.5
+    >>> f = findings[0]  # a short wrong answer: 0 + min(0, 2·0.5); the longest correct one: 1 + 2·(−0.5)
+    >>> (f.wrong_reward, f.correct_reward)
     (0.0, 0.0)
 """
 
@@ -29,9 +30,10 @@ from ..shaping.base import BaseValues, Shaper, ShapingContext
 DEFAULT_MAX_LENGTH = {"tokens": 4096.0, "words": 3072.0, "chars": 16384.0}
 COMPOSITIONS = ("pair", "mostly_correct", "mostly_wrong")  # what fills the rest of an 8-rollout group
 _GROUP_SIZE = 8
-_WRONG_TEXT = "<think>Adding the two parts gives the total.</think>\nThe answer is \\boxed{7}.\nAnswer: 7\n#### 7\n<answer>7</answer>"
-_CORRECT_TEXT = _WRONG_TEXT.replace("7", "8")
+# Texts for shapers that read them (format, repetition): a reasoning block, and the answer in every marker.
 _NO_ANSWER_TEXT = "<think>Adding the two parts gives the total.</think>\nI am not sure."
+_WRONG_TEXT = _NO_ANSWER_TEXT.replace("I am not sure.", "\\boxed{7}\nAnswer: 7\n#### 7\n<answer>7</answer>")
+_CORRECT_TEXT = _WRONG_TEXT.replace("7", "8")
 
 
 @dataclass(frozen=True)
@@ -48,19 +50,30 @@ class Dominance:
 
     def message(self, unit: str) -> str:
         after = " after one batch of history" if self.history else ""
-        return (f"a {self.wrong_kind.replace('_', ' ')} rollout of {self.wrong_length:g} {unit} scores {self.wrong_reward:.4g}, "
-                f"not below a correct one of {self.correct_length:g} {unit} ({self.correct_reward:.4g}) in the same group "
-                f"({self.composition}{after}): the shaping outweighs correctness")
+        return (
+            f"a {self.wrong_kind.replace('_', ' ')} rollout of {self.wrong_length:g} {unit} "
+            f"scores {self.wrong_reward:.4g}, "
+            f"not below a correct one of {self.correct_length:g} {unit} ({self.correct_reward:.4g}) in the same group "
+            f"({self.composition}{after}): the shaping outweighs correctness"
+        )
 
 
 def max_length(shapers: Sequence[tuple[str, Shaper]], unit: str) -> float:
     """The longest realistic rollout: the tightest ``max_len`` budget of the shapers; else twice the
     largest ``target``/``upper``/``lower`` (at least the unit's default); else the default."""
-    budgets = [float(getattr(s.options, "max_len")) for _, s in shapers if isinstance(getattr(s.options, "max_len", None), (int, float))]
+    budgets = [
+        float(getattr(s.options, "max_len"))
+        for _, s in shapers
+        if isinstance(getattr(s.options, "max_len", None), (int, float))
+    ]
     if budgets:
         return min(budgets)
-    scales = [float(getattr(s.options, k)) for _, s in shapers for k in ("target", "upper", "lower")
-              if isinstance(getattr(s.options, k, None), (int, float))]
+    scales = [
+        float(getattr(s.options, k))
+        for _, s in shapers
+        for k in ("target", "upper", "lower")
+        if isinstance(getattr(s.options, k, None), (int, float))
+    ]
     default = DEFAULT_MAX_LENGTH.get(unit, DEFAULT_MAX_LENGTH["tokens"])
     return max([default, *(2 * x for x in scales)]) if scales else default
 
@@ -91,7 +104,9 @@ def _synthetic_groups(grid: np.ndarray) -> tuple[Batch, np.ndarray, np.ndarray, 
     kinds: list[str] = []
     lengths: list[float] = []
     pids: list[str] = []
-    index: list[tuple[int, int, str]] = []  # (wrong row, correct row, composition) per group; no-answer row = wrong row + 1
+    index: list[
+        tuple[int, int, str]
+    ] = []  # (wrong row, correct row, composition) per group; no-answer row = wrong row + 1
     for wl in grid:
         for cl in grid:
             for comp in COMPOSITIONS:
@@ -110,28 +125,59 @@ def _synthetic_groups(grid: np.ndarray) -> tuple[Batch, np.ndarray, np.ndarray, 
                 index.append((start, start + 2, comp))
     text = {"wrong": _WRONG_TEXT, "correct": _CORRECT_TEXT, "no_answer": _NO_ANSWER_TEXT}
     n = len(kinds)
-    batch = Batch(prompt_ids=pids, prompts=[""] * n, completions=[text[k] for k in kinds], answers=["8"] * n,
-                  num_tokens=np.array(lengths), truncated=np.zeros(n, dtype=bool), data_sources=[None] * n,
-                  steps=np.zeros(n, dtype=np.int64), metas=[{} for _ in range(n)])
+    batch = Batch(
+        prompt_ids=pids,
+        prompts=[""] * n,
+        completions=[text[k] for k in kinds],
+        answers=["8"] * n,
+        num_tokens=np.array(lengths),
+        truncated=np.zeros(n, dtype=bool),
+        data_sources=[None] * n,
+        steps=np.zeros(n, dtype=np.int64),
+        metas=[{} for _ in range(n)],
+    )
     kind = np.array(kinds)
     return batch, kind, np.array(lengths), index
 
 
-def _shape(shapers: Sequence[tuple[str, Shaper]], states: dict[str, dict], batch: Batch, kind: np.ndarray,
-           length: np.ndarray, unit: str, base_values: BaseValues, step: int) -> np.ndarray:
+def _shape(
+    shapers: Sequence[tuple[str, Shaper]],
+    states: dict[str, dict],
+    batch: Batch,
+    kind: np.ndarray,
+    length: np.ndarray,
+    unit: str,
+    base_values: BaseValues,
+    step: int,
+) -> np.ndarray:
     correct = np.where(kind == "correct", 1.0, 0.0)
     answered = kind != "no_answer"
-    base = np.where(kind == "correct", base_values.correct, np.where(answered, base_values.wrong, base_values.no_answer))
+    base = np.where(
+        kind == "correct", base_values.correct, np.where(answered, base_values.wrong, base_values.no_answer)
+    )
     reward = base.copy()
     format_ok = np.ones(len(kind), dtype=bool)
     for key, shaper in shapers:
-        ctx = ShapingContext(batch, reward, base, correct, length, unit, answered, format_ok, step, base_values, states.setdefault(key, {}))
+        ctx = ShapingContext(
+            batch,
+            reward,
+            base,
+            correct,
+            length,
+            unit,
+            answered,
+            format_ok,
+            step,
+            base_values,
+            states.setdefault(key, {}),
+        )
         reward, _ = shaper.apply(ctx)
     return np.asarray(reward, dtype=np.float64)
 
 
-def wrong_beats_correct(base_values: BaseValues, shapers: Sequence[tuple[str, Shaper]], unit: str,
-                        longest: float | None = None) -> list[Dominance]:
+def wrong_beats_correct(
+    base_values: BaseValues, shapers: Sequence[tuple[str, Shaper]], unit: str, longest: float | None = None
+) -> list[Dominance]:
     """Every (wrong length, correct length, composition) where a wrong or unanswered rollout scores at
     least as much as a correct one of its group, worst first (one per wrong kind and composition).
 
@@ -163,6 +209,13 @@ def wrong_beats_correct(base_values: BaseValues, shapers: Sequence[tuple[str, Sh
                     continue
                 best = worst.get((wk, comp))
                 if best is None or margin > best.wrong_reward - best.correct_reward:
-                    worst[(wk, comp)] = Dominance(wk, float(length[row]), float(length[correct_row]), float(reward[row]),
-                                                  float(reward[correct_row]), comp, step > 0)
+                    worst[(wk, comp)] = Dominance(
+                        wk,
+                        float(length[row]),
+                        float(length[correct_row]),
+                        float(reward[row]),
+                        float(reward[correct_row]),
+                        comp,
+                        step > 0,
+                    )
     return sorted(worst.values(), key=lambda d: d.correct_reward - d.wrong_reward)

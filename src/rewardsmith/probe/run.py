@@ -32,7 +32,17 @@ from ..spec import Spec, parse_spec
 from ..state import State
 from ..verifiers.base import OK
 from .dominance import max_length, wrong_beats_correct
-from .exploits import NOT_PROBED, Exploit, Reading, Task, builtin_tasks, generate, honest_completion, perturb, task_from_rollout
+from .exploits import (
+    NOT_PROBED,
+    Exploit,
+    Reading,
+    Task,
+    builtin_tasks,
+    generate,
+    honest_completion,
+    perturb,
+    task_from_rollout,
+)
 
 COMPOSITIONS = ("mixed", "mostly_correct", "mostly_wrong")
 _DATA_GROUPS = 8  # user rollout groups mutated (the first ones with a correct rollout)
@@ -53,8 +63,15 @@ class Finding:
     setting: str = ""  # the group composition (or length pair) of the reported rewards
 
     def as_dict(self) -> dict[str, Any]:
-        return {"exploit": self.exploit, "class": self.cls, "reward": self.reward, "honest_reward": self.honest_reward,
-                "reproduction": self.reproduction, "found": self.found, "setting": self.setting}
+        return {
+            "exploit": self.exploit,
+            "class": self.cls,
+            "reward": self.reward,
+            "honest_reward": self.honest_reward,
+            "reproduction": self.reproduction,
+            "found": self.found,
+            "setting": self.setting,
+        }
 
 
 @dataclass
@@ -93,9 +110,15 @@ class _Measure:
         return math.ceil(len(text) / 4)
 
 
-def _record(task: Task, reading: Reading, pid: str, completion: str, measure: _Measure, truncated: bool = False) -> dict[str, Any]:
-    rec: dict[str, Any] = {"prompt_id": pid, "prompt": task.prompt, "completion": completion,
-                           "answer": None if reading.family == "code" else task.reference}
+def _record(
+    task: Task, reading: Reading, pid: str, completion: str, measure: _Measure, truncated: bool = False
+) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "prompt_id": pid,
+        "prompt": task.prompt,
+        "completion": completion,
+        "answer": None if reading.family == "code" else task.reference,
+    }
     if task.meta:
         rec["meta"] = task.meta
     if reading.data_source is not None:
@@ -122,7 +145,9 @@ def _twin_words(reading: Reading, task: Task, answer: str, length: int, measure:
     return hi
 
 
-def _group(reading: Reading, task: Task, exploit: Exploit, pid: str, composition: str, measure: _Measure) -> list[dict[str, Any]]:
+def _group(
+    reading: Reading, task: Task, exploit: Exploit, pid: str, composition: str, measure: _Measure
+) -> list[dict[str, Any]]:
     """[exploit, honest twin, the twin answered wrong, five honest rollouts of the composition]."""
     base = len(task.reasoning)
     floor = min(8, base)
@@ -137,8 +162,19 @@ def _group(reading: Reading, task: Task, exploit: Exploit, pid: str, composition
     else:
         o, c = reading.delimiters
         unsure = f"{o}{' '.join(task.reasoning)}{c}\nI am not sure."
-        rest = [right(floor), right(2 * base), wrong(base), wrong(3 * base), _record(task, reading, pid, unsure, measure)]
-    return [_record(task, reading, pid, exploit.completion, measure, exploit.truncated), right(twin_words), wrong(twin_words), *rest]
+        rest = [
+            right(floor),
+            right(2 * base),
+            wrong(base),
+            wrong(3 * base),
+            _record(task, reading, pid, unsure, measure),
+        ]
+    return [
+        _record(task, reading, pid, exploit.completion, measure, exploit.truncated),
+        right(twin_words),
+        wrong(twin_words),
+        *rest,
+    ]
 
 
 def _fit(reading: Reading, task: Task, measure: _Measure, longest: float) -> Task:
@@ -159,13 +195,21 @@ def _score(pipe: Pipeline, records: list[dict[str, Any]], stateful: bool) -> tup
 
 
 def _reproduction(rec: dict[str, Any]) -> str:
-    keep = {k: rec[k] for k in ("completion", "answer", "truncated", "num_tokens", "data_source") if rec.get(k) is not None}
+    keep = {
+        k: rec[k] for k in ("completion", "answer", "truncated", "num_tokens", "data_source") if rec.get(k) is not None
+    }
     return json.dumps({"prompt_id": "probe", **keep}, ensure_ascii=False)
 
 
-def _data_tasks(pipe: Pipeline, reading: Reading, key: str, records: Sequence[dict[str, Any]], report: ProbeReport) -> list[Task]:
+def _data_tasks(
+    pipe: Pipeline, reading: Reading, key: str, records: Sequence[dict[str, Any]], report: ProbeReport
+) -> list[Task]:
     """Tasks from the user's rollouts: in each group, the first rollout the spec scores correct."""
-    mine = [r for r in records if not pipe.routed or (r.get("data_source") if r.get("data_source") in pipe.verifiers else "default") == key]
+    mine = [
+        r
+        for r in records
+        if not pipe.routed or (r.get("data_source") if r.get("data_source") in pipe.verifiers else "default") == key
+    ]
     if not mine:
         return []
     scores = pipe.score(mine)
@@ -187,21 +231,35 @@ def _data_tasks(pipe: Pipeline, reading: Reading, key: str, records: Sequence[di
         wrong = next((b for b in bad if b and b != extracted), None) or perturb(extracted, reading.letters)
         task = task_from_rollout(reading, rec, completion, extracted, wrong)
         if task is None:
-            report.notes.append(f"rollout group {pid!r}: the extracted answer {extracted!r} is not in the visible text; not mutated")
+            report.notes.append(
+                f"rollout group {pid!r}: the extracted answer {extracted!r} is not in the visible text; not mutated"
+            )
             continue
         tasks.append(task)
         if len(tasks) >= _DATA_GROUPS:
             break
     if not tasks:
-        report.notes.append(f"--data: no rollout the spec scores correct{f' for data_source {key!r}' if pipe.routed else ''}; only built-in tasks used")
+        report.notes.append(
+            f"--data: no rollout the spec scores correct{f' for data_source {key!r}' if pipe.routed else ''}; "
+            "only built-in tasks used"
+        )
     return tasks
 
 
-def _probe_verifier(pipe: Pipeline, key: str, data: Sequence[dict[str, Any]] | None, report: ProbeReport, measure: _Measure, stateful: bool) -> None:
+def _probe_verifier(
+    pipe: Pipeline,
+    key: str,
+    data: Sequence[dict[str, Any]] | None,
+    report: ProbeReport,
+    measure: _Measure,
+    stateful: bool,
+) -> None:
     reading = Reading.from_pipeline(pipe, key)
     if reading.verifier in NOT_PROBED:
-        report.notes.append(f"verifier {reading.verifier!r}{f' ({key})' if pipe.routed else ''}: no exploit generator yet "
-                            f"(not probed: {', '.join(NOT_PROBED)}); only the length shaping is checked")
+        report.notes.append(
+            f"verifier {reading.verifier!r}{f' ({key})' if pipe.routed else ''}: no exploit generator yet "
+            f"(not probed: {', '.join(NOT_PROBED)}); only the length shaping is checked"
+        )
         return
     longest = max_length(pipe.shapers, measure.unit)
     tasks = [_fit(reading, t, measure, longest) for t in builtin_tasks(reading)]
@@ -217,20 +275,42 @@ def _probe_verifier(pipe: Pipeline, key: str, data: Sequence[dict[str, Any]] | N
             size = len(records) // len(exploits)
             for e_index, exploit in enumerate(exploits):
                 row = e_index * size
-                ex, twin, wrong_twin = (float(x) for x in total[row:row + 3])
-                per.setdefault(exploit.name, []).append((ex, twin, wrong_twin, bool(correct[row + 1] == 1.0), composition))
+                ex, twin, wrong_twin = (float(x) for x in total[row : row + 3])
+                per.setdefault(exploit.name, []).append(
+                    (ex, twin, wrong_twin, bool(correct[row + 1] == 1.0), composition)
+                )
         if not all(ok for results in per.values() for *_, ok, _ in results):
-            rec = _record(task, reading, "probe", honest_completion(reading, task, task.reference, len(task.reasoning)), measure)
-            report.findings.append(Finding(f"{task.name}/honest_answer", "false_negative", float("nan"), float("nan"), _reproduction(rec), True,
-                                           "the spec does not score the plain honest answer correct"))
-            report.notes.append(f"{task.name}: the honest answer is not scored correct, so its exploits cannot be compared")
+            rec = _record(
+                task, reading, "probe", honest_completion(reading, task, task.reference, len(task.reasoning)), measure
+            )
+            report.findings.append(
+                Finding(
+                    f"{task.name}/honest_answer",
+                    "false_negative",
+                    float("nan"),
+                    float("nan"),
+                    _reproduction(rec),
+                    True,
+                    "the spec does not score the plain honest answer correct",
+                )
+            )
+            report.notes.append(
+                f"{task.name}: the honest answer is not scored correct, so its exploits cannot be compared"
+            )
             continue
         for exploit in exploits:
             report.findings.append(_finding(pipe, key, reading, task, exploit, per[exploit.name], measure))
 
 
-def _finding(pipe: Pipeline, key: str, reading: Reading, task: Task, exploit: Exploit,
-             results: list[tuple[float, float, float, bool, str]], measure: _Measure) -> Finding:
+def _finding(
+    pipe: Pipeline,
+    key: str,
+    reading: Reading,
+    task: Task,
+    exploit: Exploit,
+    results: list[tuple[float, float, float, bool, str]],
+    measure: _Measure,
+) -> Finding:
     """The worst composition for this exploit, judged on the margin m between the honest twin and the
     same answer given wrong: an exploit is found when it scores at least twin − TIE·m (it ties or
     beats; TIE absorbs what shaping alone moves, e.g. a repetition penalty on its extra words), an
@@ -238,10 +318,22 @@ def _finding(pipe: Pipeline, key: str, reading: Reading, task: Task, exploit: Ex
     decides; see length_gaming) do not count."""
     name = f"{key}:{task.name}/{exploit.name}" if pipe.routed else f"{task.name}/{exploit.name}"
     rec = _record(task, reading, "probe", exploit.completion, measure, exploit.truncated)
-    telling = [(ex, twin, (ex - twin) / (twin - wrong), setting) for ex, twin, wrong, _, setting in results if twin > wrong + _EPS]
+    telling = [
+        (ex, twin, (ex - twin) / (twin - wrong), setting)
+        for ex, twin, wrong, _, setting in results
+        if twin > wrong + _EPS
+    ]
     if not telling:
         ex, twin, *_ = results[0]
-        return Finding(name, exploit.cls, ex, twin, _reproduction(rec), False, "not comparable: the honest answer does not beat a wrong one here")
+        return Finding(
+            name,
+            exploit.cls,
+            ex,
+            twin,
+            _reproduction(rec),
+            False,
+            "not comparable: the honest answer does not beat a wrong one here",
+        )
     if exploit.honest_variant:  # must not score materially below the plain honest answer
         ex, twin, rel, setting = min(telling, key=lambda r: r[2])
         return Finding(name, exploit.cls, ex, twin, _reproduction(rec), rel < -TIE, setting)
@@ -249,7 +341,9 @@ def _finding(pipe: Pipeline, key: str, reading: Reading, task: Task, exploit: Ex
     return Finding(name, exploit.cls, ex, twin, _reproduction(rec), rel >= -TIE, setting)
 
 
-def probe(spec: "str | os.PathLike | dict[str, Any] | Spec", data: Sequence[dict[str, Any]] | None = None, workers: int = 2) -> ProbeReport:
+def probe(
+    spec: "str | os.PathLike | dict[str, Any] | Spec", data: Sequence[dict[str, Any]] | None = None, workers: int = 2
+) -> ProbeReport:
     """Build exploits from ``spec`` (and mutations of ``data``, the user's rollout records), score
     them inside GRPO groups beside honest answers, and check the length shaping on its own.
 
@@ -258,7 +352,13 @@ def probe(spec: "str | os.PathLike | dict[str, Any] | Spec", data: Sequence[dict
     """
     t0 = time.perf_counter()
     parsed = parse_spec(spec)
-    parsed = parse_spec({**parsed.model_dump(exclude_none=True), "state": None, "workers": max(1, min(workers, parsed.workers or workers))})
+    parsed = parse_spec(
+        {
+            **parsed.model_dump(exclude_none=True),
+            "state": None,
+            "workers": max(1, min(workers, parsed.workers or workers)),
+        }
+    )
     report = ProbeReport()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the load-time warning is reported below as findings
@@ -274,9 +374,25 @@ def probe(spec: "str | os.PathLike | dict[str, Any] | Spec", data: Sequence[dict
         unit = measure.unit
         for d in wrong_beats_correct(pipe.base_values, pipe.shapers, unit, longest):
             what = f"{d.wrong_kind} at {d.wrong_length:g} {unit} vs correct at {d.correct_length:g} {unit}"
-            repro = json.dumps({"group": d.composition, "unit": unit, "wrong": {"kind": d.wrong_kind, "length": d.wrong_length},
-                                "correct": {"length": d.correct_length}, "history": d.history})
-            report.findings.append(Finding(what, "length_gaming", d.wrong_reward, d.correct_reward, repro, True,
-                                           d.composition + (", after history" if d.history else "")))
+            repro = json.dumps(
+                {
+                    "group": d.composition,
+                    "unit": unit,
+                    "wrong": {"kind": d.wrong_kind, "length": d.wrong_length},
+                    "correct": {"length": d.correct_length},
+                    "history": d.history,
+                }
+            )
+            report.findings.append(
+                Finding(
+                    what,
+                    "length_gaming",
+                    d.wrong_reward,
+                    d.correct_reward,
+                    repro,
+                    True,
+                    d.composition + (", after history" if d.history else ""),
+                )
+            )
     report.seconds = time.perf_counter() - t0
     return report
