@@ -33,11 +33,6 @@ OLD_SPECS = {
 }
 
 
-def _readers(spec):
-    """The probe reads a test verifier like the built-in one of the same family."""
-    return spec
-
-
 @pytest.fixture(scope="module")
 def old_reports():
     return {name: probe(spec) for name, spec in OLD_SPECS.items()}
@@ -256,3 +251,13 @@ def test_probe_reports_the_length_check_as_length_gaming():
     repro = json.loads(rows[0].reproduction)
     assert repro["wrong"]["length"] < repro["correct"]["length"] and repro["unit"] == "tokens"
     assert all(f.cls == "length_gaming" for f in report.found)  # the careful reader lets nothing else through
+
+
+def test_routed_spec_probes_each_source_and_says_what_it_cannot():
+    report = probe({"verifier": {"qa": "old_exact", "mc": "careful_choice", "tools": "tool_call"}, "length_unit": "words"})
+    names = {f.exploit.split(":", 1)[0] for f in report.findings}
+    assert names == {"qa", "mc"}
+    assert {f.exploit.split(":", 1)[0] for f in report.found} == {"qa"}  # the careful choice reader lets nothing through
+    assert any("'tool_call' (tools)" in note for note in report.notes)
+    label_free = probe({"shaping": [{"name": "format_length", "max_len": 64}], "length_unit": "words"})
+    assert label_free.findings == [] and "label-free" in label_free.notes[0]

@@ -196,7 +196,7 @@ def _score(pipe: Pipeline, records: list[dict[str, Any]], stateful: bool) -> tup
 
 def _reproduction(rec: dict[str, Any]) -> str:
     keep = {
-        k: rec[k] for k in ("completion", "answer", "truncated", "num_tokens", "data_source") if rec.get(k) is not None
+        k: rec[k] for k in ("completion", "answer", "truncated", "num_tokens", "data_source", "meta") if rec.get(k) is not None
     }
     return json.dumps({"prompt_id": "probe", **keep}, ensure_ascii=False)
 
@@ -367,12 +367,12 @@ def probe(
         measure = _Measure(pipe)
         stateful = any(getattr(s, "stateful", False) for _, s in pipe.shapers)
         if not pipe.verifiers:
-            report.notes.append("the spec has no verifier: only the length shaping is checked")
+            report.notes.append("the spec has no verifier: a label-free reward has no wrong answer to probe with")
         for key in pipe.verifiers:
             _probe_verifier(pipe, key, data, report, measure, stateful)
         longest = float(np.max(Batch.from_records(data).lengths(measure.unit, pipe.tokenizer)[0])) if data else None
         unit = measure.unit
-        for d in wrong_beats_correct(pipe.base_values, pipe.shapers, unit, longest):
+        for d in wrong_beats_correct(pipe.base_values, pipe.shapers, unit, longest) if pipe.verifiers else []:
             what = f"{d.wrong_kind} at {d.wrong_length:g} {unit} vs correct at {d.correct_length:g} {unit}"
             repro = json.dumps(
                 {
