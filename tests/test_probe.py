@@ -254,10 +254,29 @@ def test_probe_reports_the_length_check_as_length_gaming():
 
 
 def test_routed_spec_probes_each_source_and_says_what_it_cannot():
-    report = probe({"verifier": {"qa": "old_exact", "mc": "careful_choice", "tools": "tool_call"}, "length_unit": "words"})
+    report = probe(
+        {"verifier": {"qa": "old_exact", "mc": "careful_choice", "tools": "tool_call"}, "length_unit": "words"}
+    )
     names = {f.exploit.split(":", 1)[0] for f in report.findings}
     assert names == {"qa", "mc"}
-    assert {f.exploit.split(":", 1)[0] for f in report.found} == {"qa"}  # the careful choice reader lets nothing through
+    assert {f.exploit.split(":", 1)[0] for f in report.found} == {
+        "qa"
+    }  # the careful choice reader lets nothing through
     assert any("'tool_call' (tools)" in note for note in report.notes)
     label_free = probe({"shaping": [{"name": "format_length", "max_len": 64}], "length_unit": "words"})
     assert label_free.findings == [] and "label-free" in label_free.notes[0]
+
+
+def test_option_sweep_says_how_far_a_coefficient_can_grow():
+    from rewardsmith.probe.dominance import option_headroom
+    from rewardsmith.shaping.laser import Laser
+
+    base = BaseValues(1.0, 0.0, 0.0)
+    assert option_headroom(base, [("kimi", Kimi(coef=1.0))], "tokens") == [
+        "kimi.coef = 1: a wrong answer ties or beats a correct one from 2 (×2)"
+    ]  # 1 + c·(−0.5) = 0 at c = 2
+    assert option_headroom(base, [("kimi", Kimi(coef=0.5))], "tokens")[0].endswith("from 2 (×4)")
+    assert option_headroom(base, [("laser", Laser(target=64))], "tokens") == [
+        "laser.alpha = 0.5: no wrong answer ties a correct one up to 4 (×8)"
+    ]  # LASER only ever adds to correct answers
+    assert option_headroom(base, [("kimi", Kimi(coef=2.0))], "tokens") == []  # already wins: reported as findings

@@ -52,6 +52,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
             + ". Per class, through/tried:"
         )
         print("  " + ", ".join(f"{c} {found[c]}/{n}" for c, n in tried.items()))
+        for line in report.sweeps:
+            print(f"  option sweep: {line}")
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     return 1 if report.found else 0

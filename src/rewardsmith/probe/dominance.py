@@ -219,3 +219,36 @@ def wrong_beats_correct(
                         step > 0,
                     )
     return sorted(worst.values(), key=lambda d: d.correct_reward - d.wrong_reward)
+
+
+COEFFICIENTS = ("coef", "alpha", "weight", "factor")  # the options that scale a shaper's term
+SWEEP = (1.25, 1.5, 2.0, 3.0, 4.0, 8.0)
+
+
+def option_headroom(
+    base_values: BaseValues, shapers: Sequence[tuple[str, Shaper]], unit: str, longest: float | None = None
+) -> list[str]:
+    """For each shaper coefficient (``coef``, ``alpha``, ``weight``, ``factor``), how far it can grow
+    (× 1.25 … 8, the others kept) before a wrong answer ties or beats a correct one — the option sweep
+    of ``rewardsmith probe``. Nothing is said where the spec as given already lets one win."""
+    if wrong_beats_correct(base_values, shapers, unit, longest):
+        return []
+    out = []
+    for i, (key, shaper) in enumerate(shapers):
+        for option in COEFFICIENTS:
+            value = getattr(shaper.options, option, None)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                continue
+            limit = None
+            for factor in SWEEP:
+                changed = type(shaper)(shaper.options.model_copy(update={option: value * factor}))
+                if wrong_beats_correct(base_values, [*shapers[:i], (key, changed), *shapers[i + 1 :]], unit, longest):
+                    limit = factor
+                    break
+            what = f"{key}.{option} = {value:g}: "
+            if limit is None:
+                top = SWEEP[-1]
+                out.append(what + f"no wrong answer ties a correct one up to {value * top:g} (×{top:g})")
+            else:
+                out.append(what + f"a wrong answer ties or beats a correct one from {value * limit:g} (×{limit:g})")
+    return out

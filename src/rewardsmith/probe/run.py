@@ -31,7 +31,7 @@ from ..records import completion_text
 from ..spec import Spec, parse_spec
 from ..state import State
 from ..verifiers.base import OK
-from .dominance import max_length, wrong_beats_correct
+from .dominance import max_length, option_headroom, wrong_beats_correct
 from .exploits import (
     NOT_PROBED,
     Exploit,
@@ -78,6 +78,7 @@ class Finding:
 class ProbeReport:
     findings: list[Finding] = field(default_factory=list)  # every exploit tried
     notes: list[str] = field(default_factory=list)  # what could not be probed, and why
+    sweeps: list[str] = field(default_factory=list)  # how far each shaper coefficient is from a wrong answer winning
     seconds: float = 0.0
 
     @property
@@ -196,7 +197,9 @@ def _score(pipe: Pipeline, records: list[dict[str, Any]], stateful: bool) -> tup
 
 def _reproduction(rec: dict[str, Any]) -> str:
     keep = {
-        k: rec[k] for k in ("completion", "answer", "truncated", "num_tokens", "data_source", "meta") if rec.get(k) is not None
+        k: rec[k]
+        for k in ("completion", "answer", "truncated", "num_tokens", "data_source", "meta")
+        if rec.get(k) is not None
     }
     return json.dumps({"prompt_id": "probe", **keep}, ensure_ascii=False)
 
@@ -394,5 +397,7 @@ def probe(
                     d.composition + (", after history" if d.history else ""),
                 )
             )
+        if pipe.verifiers:
+            report.sweeps = option_headroom(pipe.base_values, pipe.shapers, unit, longest)
     report.seconds = time.perf_counter() - t0
     return report
