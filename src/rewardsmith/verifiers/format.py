@@ -2,9 +2,10 @@
 
 Passes (1.0) when the completion has exactly one ``<think>...</think>`` block, not blank (an
 empty block passes the tags without any reasoning; ``allow_empty: true`` accepts it, as Qwen3's
-non-thinking mode writes ``<think>\n\n</think>``), with something after it, and — with ``answer_tag: true`` — exactly one ``<answer>...</answer>`` after the
-thinking. ``think_in_prompt: true`` accepts a completion that starts inside the thinking
-(chat templates that put ``<think>`` in the prompt). Used as ``format:`` in a spec, either
+non-thinking mode writes ``<think>\n\n</think>``), with something after it, and — with
+``answer_tag: true`` — exactly one ``<answer>...</answer>`` after the thinking.
+``think_in_prompt: true`` accepts a completion that starts inside the thinking (chat templates
+that put ``<think>`` in the prompt). Used as ``format:`` in a spec, either
 gating the reward (``mode: gate``; failures get ``base.no_answer`` and are never shaped) or
 added (``mode: add`` with ``weight``).
 
