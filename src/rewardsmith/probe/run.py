@@ -26,9 +26,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..batch import Batch
-from ..pipeline import Pipeline
+from ..pipeline import Pipeline, RewardWarning
 from ..records import completion_text
-from ..spec import Spec, parse_spec
+from ..spec import Spec, load_spec, parse_spec
 from ..state import State
 from ..verifiers.base import OK
 from .dominance import max_length, option_headroom, wrong_beats_correct
@@ -355,17 +355,10 @@ def probe(
     """
     t0 = time.perf_counter()
     parsed = parse_spec(spec)
-    parsed = parse_spec(
-        {
-            **parsed.model_dump(exclude_none=True),
-            "state": None,
-            "workers": max(1, min(workers, parsed.workers or workers)),
-        }
-    )
     report = ProbeReport()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the load-time warning is reported below as findings
-        pipe = Pipeline(parsed)
+        warnings.simplefilter("ignore", RewardWarning)  # the load-time warning is reported below as findings
+        pipe = load_spec(parsed, state=None, workers=max(1, min(workers, parsed.workers or workers)))
     with pipe:
         measure = _Measure(pipe)
         stateful = any(getattr(s, "stateful", False) for _, s in pipe.shapers)
