@@ -13,7 +13,9 @@ option the text commits to. No exploit class may get through them (the probe's f
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from fractions import Fraction
+from typing import Iterator
 
 from rewardsmith.registry import Component, Options, entries, register
 from rewardsmith.verifiers.base import OK, Job, Verdict, Verifier
@@ -190,8 +192,16 @@ _TEST_COMPONENTS = {
 }
 
 
-def register_test_components() -> None:
-    """Register the readers above under their test-only names (once per process)."""
+@contextmanager
+def readers_registered() -> Iterator[None]:
+    """The readers above under their test-only names, removed again on exit (other tests list the registry)."""
+    from rewardsmith import registry
+
     for (kind, name), cls in _TEST_COMPONENTS.items():
         if name not in {e.name for e in entries(kind)}:
             register(kind, name, f"test-only: {cls.__doc__ or name}".splitlines()[0])(cls)
+    try:
+        yield
+    finally:
+        for kind, name in _TEST_COMPONENTS:
+            registry._REGISTRY[kind].pop(name, None)

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from probe_readers import register_test_components
+from probe_readers import readers_registered
 
 from rewardsmith import load_spec
 from rewardsmith.cli import main
@@ -17,7 +17,12 @@ from rewardsmith.shaping.base import BaseValues
 from rewardsmith.shaping.length import Kimi
 from rewardsmith.shaping.limits import DapoOverlong, Truncation
 
-register_test_components()
+
+@pytest.fixture(scope="module", autouse=True)
+def _test_readers():
+    with readers_registered():
+        yield
+
 
 OLD_SPECS = {
     "math": {
@@ -34,7 +39,7 @@ OLD_SPECS = {
 
 
 @pytest.fixture(scope="module")
-def old_reports():
+def old_reports(_test_readers):
     return {name: probe(spec) for name, spec in OLD_SPECS.items()}
 
 
