@@ -2,8 +2,9 @@
 
 ``old_*``: read answers the old way — the last ``\\boxed{}`` (or tag, ``####``, ``Answer:``)
 anywhere in the text, reasoning block included; exact match after deleting every
-non-alphanumeric character; the last option letter anywhere; a format gate that only looks for
-``</think>``. Every exploit class must get through one of them.
+non-alphanumeric character; the last option letter anywhere; assert tests appended to the
+program, passing on exit status 0; a format gate that only looks for ``</think>``. Every
+exploit class must get through one of them.
 
 ``careful_*``: read answers the way issue 10 asks — only after the reasoning block, text that
 does not render removed, several different answers a hedge, no meaning-changing deletions, the
@@ -13,12 +14,15 @@ option the text commits to. No exploit class may get through them (the probe's f
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from contextlib import contextmanager
 from fractions import Fraction
 from typing import Iterator
 
 from rewardsmith.registry import Component, Options, entries, register
 from rewardsmith.verifiers.base import OK, Job, Verdict, Verifier
+from rewardsmith.verifiers.code import CodeVerifier
 
 _BOX = re.compile(r"\\boxed\{([^{}]*)\}")
 _TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
@@ -90,6 +94,28 @@ class OldChoiceFirst(OldChoiceLast):
     def extract(self, completion: str) -> str | None:
         found = _LETTER.findall(completion.rpartition("</think>")[2])
         return found[0] if found else None
+
+
+class OldCode(CodeVerifier):
+    """Runs the program with the assert tests appended, in one process: passes on exit status 0."""
+
+    isolate = False
+
+    def check(self, job: Job) -> Verdict:
+        tests = (job.meta or {}).get("tests") or []
+        passed = 0
+        for test in tests:
+            appended = isinstance(test, str)
+            program, stdin = (job.prediction + "\n" + test, "") if appended else (job.prediction, test["input"])
+            try:
+                run = subprocess.run(
+                    [sys.executable, "-I", "-c", program], input=stdin, capture_output=True, text=True, timeout=10
+                )
+            except subprocess.TimeoutExpired:
+                continue
+            expected = None if appended else test["output"].strip()
+            passed += run.returncode == 0 and (expected is None or run.stdout.strip() == expected)
+        return Verdict(passed / len(tests) if tests else float("nan"), OK)
 
 
 class OldThink(Component):
@@ -185,6 +211,7 @@ _TEST_COMPONENTS = {
     ("verifier", "old_exact"): OldExact,
     ("verifier", "old_choice_last"): OldChoiceLast,
     ("verifier", "old_choice_first"): OldChoiceFirst,
+    ("verifier", "old_code"): OldCode,
     ("format", "old_think"): OldThink,
     ("verifier", "careful_math"): CarefulMath,
     ("verifier", "careful_choice"): CarefulChoice,

@@ -34,7 +34,7 @@ OLD_SPECS = {
     "exact": {"verifier": "old_exact", "length_unit": "words"},
     "choice_last": {"verifier": "old_choice_last", "length_unit": "words"},
     "choice_first": {"verifier": "old_choice_first", "length_unit": "words"},
-    "code": {"verifier": "code", "length_unit": "words"},
+    "code": {"verifier": "old_code", "length_unit": "words"},
 }
 
 
