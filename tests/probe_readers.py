@@ -118,6 +118,13 @@ class OldCode(CodeVerifier):
         return Verdict(passed / len(tests) if tests else float("nan"), OK)
 
 
+class NeverCorrect(_OldReader):
+    """Finds answers, accepts none (a reader pointed at the wrong field)."""
+
+    def check(self, job: Job) -> Verdict:
+        return Verdict(0.0, OK)
+
+
 class OldThink(Component):
     """Passes when a ``</think>`` appears anywhere."""
 
@@ -212,6 +219,7 @@ _TEST_COMPONENTS = {
     ("verifier", "old_choice_last"): OldChoiceLast,
     ("verifier", "old_choice_first"): OldChoiceFirst,
     ("verifier", "old_code"): OldCode,
+    ("verifier", "never_correct"): NeverCorrect,
     ("format", "old_think"): OldThink,
     ("verifier", "careful_math"): CarefulMath,
     ("verifier", "careful_choice"): CarefulChoice,

@@ -237,6 +237,12 @@ def test_cli_json_and_exit_codes(tmp_path, capsys):
     assert "0 of" in out and "choice_hedge 0/" in out
     assert main(["probe", str(careful), "--json"]) == 0 and json.loads(capsys.readouterr().out) == []
 
+    stubborn = tmp_path / "stubborn.json"  # refuses every answer, the honest one included
+    stubborn.write_text(json.dumps({"verifier": "never_correct", "length_unit": "words"}))
+    assert main(["probe", str(stubborn), "--json"]) == 1
+    refused = [r for r in json.loads(capsys.readouterr().out) if r["exploit"].endswith("/honest_answer")]
+    assert refused and refused[0]["class"] == "false_negative" and refused[0]["reward"] is None
+
     assert main(["probe", str(tmp_path / "missing.yaml")]) == 2
 
 

@@ -63,11 +63,12 @@ class Finding:
     setting: str = ""  # the group composition (or length pair) of the reported rewards
 
     def as_dict(self) -> dict[str, Any]:
+        """The ``--json`` row; an unknown reward (a refused honest answer's task) is null."""
         return {
             "exploit": self.exploit,
             "class": self.cls,
-            "reward": self.reward,
-            "honest_reward": self.honest_reward,
+            "reward": None if math.isnan(self.reward) else self.reward,
+            "honest_reward": None if math.isnan(self.honest_reward) else self.honest_reward,
             "reproduction": self.reproduction,
             "found": self.found,
             "setting": self.setting,
