@@ -279,7 +279,7 @@ def test_routed_spec_probes_each_source_and_says_what_it_cannot():
 
 
 def test_option_sweep_says_how_far_a_coefficient_can_grow():
-    from rewardsmith.probe.dominance import option_headroom
+    from rewardsmith.shaping.dominance import option_headroom
     from rewardsmith.shaping.laser import Laser
 
     base = BaseValues(1.0, 0.0, 0.0)

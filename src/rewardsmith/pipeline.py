@@ -35,6 +35,7 @@ import math
 import os
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -48,6 +49,7 @@ from .components import build
 from .engine import VerificationEngine
 from .registry import Component, SpecError
 from .shaping.base import Shaper, ShapingContext
+from .shaping.dominance import wrong_beats_correct
 from .spec import Spec, parse_spec
 from .state import State
 from .types import ERROR, NO_ANSWER, OK, TIMEOUT, Job
@@ -353,10 +355,8 @@ class RewardWarning(UserWarning):
 
 
 def _warn_if_wrong_beats_correct(pipe: "Pipeline") -> None:
-    import warnings
-
-    from .probe.dominance import wrong_beats_correct
-
+    """Warn at load when the spec's shaping lets a wrong answer tie or beat a correct one (see
+    :func:`rewardsmith.shaping.dominance.wrong_beats_correct`; ``rewardsmith probe`` reports every case)."""
     found = wrong_beats_correct(pipe.base_values, pipe.shapers, pipe.spec.length_unit) if pipe.verifiers else []
     if found:
         name = f"spec {pipe.spec.name}: " if pipe.spec.name else ""

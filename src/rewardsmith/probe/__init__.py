@@ -6,7 +6,7 @@ user's rollouts, scored next to honest answers inside GRPO groups (see docs/prob
     >>> sorted(report.classes_found())                                 # doctest: +SKIP
 """
 
-from .dominance import Dominance, wrong_beats_correct
+from ..shaping.dominance import Dominance, wrong_beats_correct
 from .exploits import CLASSES, Exploit, Reading, Task, generate
 from .run import Finding, ProbeReport, probe
 

@@ -10,7 +10,7 @@ some composition, it scores at least ``twin − TIE·m`` (it ties or beats the h
 honest variant (``false_negative``) when it scores below that. Stateful shapers are scored after
 one batch of history. Built-in tasks keep honest answers within half the spec's longest
 realistic rollout. The length shaping is also checked on its own for a wrong answer that can tie
-or beat a correct one (:func:`rewardsmith.probe.dominance.wrong_beats_correct`).
+or beat a correct one (:func:`rewardsmith.shaping.dominance.wrong_beats_correct`).
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..batch import Batch
-from ..pipeline import Pipeline, RewardWarning
+from ..pipeline import Pipeline, RewardWarning, load_spec
 from ..records import completion_text
-from ..spec import Spec, load_spec, parse_spec
+from ..shaping.dominance import max_length, option_headroom, wrong_beats_correct
+from ..spec import Spec, parse_spec
 from ..state import State
 from ..verifiers.base import OK
-from .dominance import max_length, option_headroom, wrong_beats_correct
 from .exploits import (
     NOT_PROBED,
     Exploit,

@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from ..batch import Batch
-from ..shaping.base import BaseValues, Shaper, ShapingContext
+from .base import BaseValues, Shaper, ShapingContext
 
 # A realistic upper length when no shaper names one (the spec's length unit).
 DEFAULT_MAX_LENGTH = {"tokens": 4096.0, "words": 3072.0, "chars": 16384.0}
