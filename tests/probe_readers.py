@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from fractions import Fraction
-from typing import Iterator
 
 from rewardsmith.registry import Component, Options, entries, register
 from rewardsmith.verifiers.base import OK, Job, Verdict, Verifier

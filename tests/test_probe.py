@@ -6,8 +6,8 @@ import warnings
 
 import numpy as np
 import pytest
-from probe_readers import readers_registered
 
+from probe_readers import readers_registered
 from rewardsmith import load_spec
 from rewardsmith.cli import main
 from rewardsmith.pipeline import RewardWarning

@@ -20,8 +20,9 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -346,7 +347,7 @@ def _finding(
 
 
 def probe(
-    spec: "str | os.PathLike | dict[str, Any] | Spec", data: Sequence[dict[str, Any]] | None = None, workers: int = 2
+    spec: str | os.PathLike | dict[str, Any] | Spec, data: Sequence[dict[str, Any]] | None = None, workers: int = 2
 ) -> ProbeReport:
     """Build exploits from ``spec`` (and mutations of ``data``, the user's rollout records), score
     them inside GRPO groups beside honest answers, and check the length shaping on its own.

@@ -18,8 +18,8 @@ unanswered rollout scores at least as much as a correct one of the same group.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -62,9 +62,7 @@ def max_length(shapers: Sequence[tuple[str, Shaper]], unit: str) -> float:
     """The longest realistic rollout: the tightest ``max_len`` budget of the shapers; else twice the
     largest ``target``/``upper``/``lower`` (at least the unit's default); else the default."""
     budgets = [
-        float(getattr(s.options, "max_len"))
-        for _, s in shapers
-        if isinstance(getattr(s.options, "max_len", None), (int, float))
+        float(s.options.max_len) for _, s in shapers if isinstance(getattr(s.options, "max_len", None), (int, float))
     ]
     if budgets:
         return min(budgets)
