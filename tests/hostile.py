@@ -37,3 +37,13 @@ class CountingVerifier(HostileVerifier):
     def check(self, job: Job) -> Verdict:
         type(self).calls += 1
         return super().check(job)
+
+
+class SlowLoadingVerifier(HostileVerifier):
+    """:class:`HostileVerifier` whose dependencies take ``load_s`` seconds to load (like math-verify + sympy on a busy machine)."""
+
+    name = "slow_loading"
+    load_s = 1.5
+
+    def warm_up(self) -> None:
+        time.sleep(self.load_s)

@@ -169,3 +169,24 @@ def test_engine_is_picklable_as_settings():
 def test_engine_argument_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         VerificationEngine(**kwargs)
+
+
+# ---------------------------------------------------------------- start-up never eats an item's timeout
+def test_slow_import_and_warm_up_do_not_count_against_items():
+    from hostile import SlowLoadingVerifier
+    from slow_import import IMPORT_S, SlowImportVerifier
+
+    for verifier, load_s in [(SlowImportVerifier(), IMPORT_S), (SlowLoadingVerifier(), SlowLoadingVerifier.load_s)]:
+        with VerificationEngine(workers=2, timeout_s=0.3) as eng:  # each load takes 5x an item's limit
+            out = eng.run(verifier, [Job(str(i), str(i)) for i in range(6)] + [Job("a", "b")])
+            assert [v.status for v in out] == [OK] * 7, (verifier.name, out)
+            assert [v.score for v in out] == [1.0] * 6 + [0.0]
+            assert eng.stats.timeouts == 0 and eng.stats.slowest_s < load_s
+
+
+def test_a_real_hang_still_times_out_after_a_slow_load():
+    from hostile import SlowLoadingVerifier
+
+    with VerificationEngine(workers=1, timeout_s=0.5) as eng:
+        out = eng.run(SlowLoadingVerifier(), [Job("a", "a"), Job("hang", "x"), Job("b", "b")])
+    assert [v.status for v in out] == [OK, TIMEOUT, OK]

@@ -1,7 +1,7 @@
 import pytest
 
 from rewardsmith.shaping.repetition import repetition_penalty
-from rewardsmith.verifiers.base import BAD_REFERENCE, Job
+from rewardsmith.verifiers.base import BAD_REFERENCE, NO_ANSWER, Job
 from rewardsmith.verifiers.choice import ChoiceVerifier
 from rewardsmith.verifiers.exact import ExactVerifier, as_number
 from rewardsmith.verifiers.extract import extract_answer, last_boxed
@@ -67,7 +67,8 @@ def test_math_wrong_answers(pred, gold):
 
 
 def test_math_no_answer_and_empty_completion():
-    assert math_score("I am not sure.", "1") is None
+    assert math_score("I am not sure.", "1").status == NO_ANSWER  # math-verify's extraction finds nothing either
+    assert math_score("I am not sure.", "1", fallback_chars=0) is None
     assert math_score("", "1") is None
 
 

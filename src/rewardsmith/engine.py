@@ -3,8 +3,12 @@
 Why processes: math-verify's own timeouts use ``signal.alarm`` (main thread only) and some
 inputs hang regardless (Math-Verify #65). Here every isolated ``check`` runs in a worker
 process; the parent watches each item's clock and kills a worker that overruns, scoring its item
-``timeout`` and starting a replacement, so one hostile input can never stall a run. Identical
-jobs are verified once per batch and remembered in an LRU cache across batches.
+``timeout`` and starting a replacement, so one hostile input can never stall a run. An item's
+clock starts only when its worker is ready for that verifier: interpreter start-up, unpickling
+the verifier (importing its module) and :meth:`Verifier.warm_up` (importing math-verify and
+sympy) run under the start-up limit instead. Identical jobs are verified once per batch and
+remembered in an LRU cache across batches; unknown verdicts (``timeout``, ``error``) are never
+cached, so a rerun on a less loaded machine gets a real verdict.
 
 The engine is safe to call from any thread (calls are serialised by a lock), from asyncio
 (``await engine.arun(...)``) and inside Ray workers (workers are fresh interpreters started
@@ -23,7 +27,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Callable, Sequence
 
@@ -32,6 +36,7 @@ from .types import ERROR, TIMEOUT, Job, Verdict, Verifier
 _CHUNK = 8  # items sent to a worker at once; each result comes back as soon as it is ready
 _STARTUP_S = 120.0  # a worker that has not said it is ready by then is a broken environment
 _READY = "ready"
+_WARM = "warm"  # the worker has loaded a verifier and run its warm-up: item clocks start now
 
 
 def _worker_main(fd: int) -> None:
@@ -50,6 +55,7 @@ def _worker_main(fd: int) -> None:
     threading.Thread(target=orphan_watch, daemon=True).start()
     conn = Connection(fd)
     conn.send(_READY)
+    warmed: set[str] = set()
     while True:
         try:
             msg = conn.recv()
@@ -58,6 +64,16 @@ def _worker_main(fd: int) -> None:
         if msg is None:
             return
         verifier, tasks = msg
+        if verifier.cache_key not in warmed:
+            try:
+                verifier.warm_up()
+            except Exception:  # a broken import shows up again, per item, in ``check``
+                pass
+            warmed.add(verifier.cache_key)
+            try:
+                conn.send(_WARM)
+            except (EOFError, OSError, BrokenPipeError):
+                return
         for task_id, job in tasks:
             try:
                 verdict = verifier.check(job)
@@ -75,7 +91,9 @@ class _Worker:
     conn: Connection
     inflight: deque  # task ids sent and not yet answered, in order
     ready: bool = False  # the worker has started and said so
-    started: float = 0.0  # when the item at the head of ``inflight`` started
+    started: float = 0.0  # when the item at the head of ``inflight`` started (or warm-up began)
+    warmed: set = field(default_factory=set)  # verifier cache keys this worker has loaded and warmed up
+    warming: bool = False  # loading a verifier: its clock is the start-up limit, not an item's timeout
 
 
 @dataclass
@@ -166,7 +184,7 @@ class VerificationEngine:
         unique = [(key, jobs[idx[0]]) for key, idx in pending.items()]
 
         def deliver(key: str, verdict: Verdict) -> None:
-            if verdict.status != ERROR:
+            if verdict.status not in (ERROR, TIMEOUT):  # unknown is not a verdict to remember
                 self._cache_put((vkey, key), verdict)
             for i in pending[key]:
                 results[i] = verdict
@@ -195,6 +213,7 @@ class VerificationEngine:
             self.stats.errors += 1
 
     def _run_isolated(self, verifier: Verifier, unique: list[tuple[str, Job]], deliver: Callable[[str, Verdict], None]) -> None:
+        vkey = verifier.cache_key
         queue = deque(range(len(unique)))
         want = min(self.n_workers, max(1, len(unique)))
         while len(self._workers) < want:
@@ -213,6 +232,7 @@ class VerificationEngine:
                 return
             w.inflight.extend(tasks)
             w.started = time.perf_counter()
+            w.warming = vkey not in w.warmed
             busy[id(w.conn)] = w
 
         def fail_head(w: _Worker, verdict: Verdict, seconds: float) -> None:
@@ -232,7 +252,7 @@ class VerificationEngine:
             if not watched:
                 continue
             now = time.perf_counter()
-            limit = min(w.started for w in busy.values()) + self.timeout_s - now if busy else _STARTUP_S
+            limit = min(self._deadline(w) for w in busy.values()) - now if busy else _STARTUP_S
             ready = wait([w.conn for w in watched], timeout=max(0.0, limit))
             if not ready and not busy:
                 raise RuntimeError(f"verifier worker processes did not start within {_STARTUP_S:g}s")
@@ -253,6 +273,11 @@ class VerificationEngine:
                 if msg == _READY:
                     w.ready = True
                     continue
+                if msg == _WARM:
+                    w.warming = False
+                    w.warmed.add(vkey)
+                    w.started = time.perf_counter()
+                    continue
                 task_id, verdict = msg
                 t_end = time.perf_counter()
                 w.inflight.popleft()
@@ -262,8 +287,13 @@ class VerificationEngine:
                 if not w.inflight:
                     del busy[id(conn)]
             now = time.perf_counter()
-            for w in [w for w in busy.values() if now - w.started >= self.timeout_s]:
+            for w in [w for w in busy.values() if now >= self._deadline(w)]:
+                if w.warming:
+                    raise RuntimeError(f"a verifier worker did not load {verifier.name!r} within {_STARTUP_S:g}s")
                 fail_head(w, Verdict(float("nan"), TIMEOUT, f"no answer within {self.timeout_s:g}s"), now - w.started)
+
+    def _deadline(self, w: _Worker) -> float:
+        return w.started + (_STARTUP_S if w.warming else self.timeout_s)
 
     def _spawn(self) -> _Worker:
         # A fresh interpreter, not multiprocessing's spawn/forkserver: those re-run the caller's

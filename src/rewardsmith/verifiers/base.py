@@ -32,6 +32,9 @@ class Verifier(Component):
     def check(self, job: Job) -> Verdict:
         raise NotImplementedError
 
+    def warm_up(self) -> None:
+        """Load what ``check`` needs (slow imports, parsers); the engine runs it before any item's clock starts."""
+
     @property
     def cache_key(self) -> str:
         return f"{self.name}:{json.dumps(self.options.model_dump(), sort_keys=True, default=str)}"

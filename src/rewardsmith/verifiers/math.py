@@ -269,6 +269,10 @@ class MathVerifier(Verifier):
         return Job(texts[-1], reference, {"answers": texts, "boxed": distinct([a for a in answers if a.rule == "boxed"])})
 
     # ------------------------------------------------------------------ checking (worker)
+    def warm_up(self) -> None:
+        """Import math-verify and sympy and build the LaTeX parser (seconds on a loaded machine)."""
+        self._verify(self._parse("$x+1$", "warm-up"), self._parse("$1+x$", "warm-up"))
+
     def check(self, job: Job) -> Verdict:
         why = bad_reference(job.reference)
         if why:
@@ -354,7 +358,7 @@ class MathVerifier(Verifier):
         if parsed and not readable():
             return Verdict(UNKNOWN, BAD_REFERENCE, f"reference not parseable: {reference[:80]!r}")
         if len(results) == 1:
-            return Verdict(*results[0]) if not undecided else Verdict(UNKNOWN, TIMEOUT, undecided[0])
+            return Verdict(results[0][0], OK, results[0][1]) if not undecided else Verdict(UNKNOWN, TIMEOUT, undecided[0])
         boxes = meta.get("boxed", [])
         if self._parts_make_reference(boxes, gold, equal) and all(s == 1.0 or a in boxes for a, (s, _) in zip(answers, results)):
             return Verdict(1.0, OK, f"{len(boxes)} boxed parts together equal the reference")
