@@ -42,10 +42,10 @@ _MAX_COLON_CHARS = 100  # an "Answer:" line longer than this is prose, not an an
 
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _HASH = re.compile(r"####[ \t]*([^\n]+)")
-# "Answer: X" only where a sentence starts (line start, after </think> or . ! ?) or as
+# "Answer: X" only where a sentence starts (line start, after </think>, . ! ? or a closing } $ ]) or as
 # "final answer: X", so prose such as "we need to answer: <question>" is never the answer.
 _ANSWER_COLON = re.compile(
-    r"(?:(?:^|</think>|[.!?])[ \t*#>-]*(?:the\s+)?(?:final\s+)?answer|final\s+answer)(?:\s+is)?[ \t*]*[:：][ \t*]*([^\n]+)",
+    r"(?:(?:^|</think>|[.!?}$\]])[ \t*#>-]*(?:the\s+)?(?:final\s+)?answer|final\s+answer)(?:\s+is)?[ \t*]*[:：][ \t*]*([^\n]+)",
     re.IGNORECASE | re.MULTILINE)
 _ANSWER_IS = re.compile(r"\b(?:the\s+)?(?:final\s+|correct\s+)?answer\s+(?:is|would\s+be|will\s+be)\b(?![ \t]*[:：])[ \t*]*([^\n]+)",
                         re.IGNORECASE)
