@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from rewardsmith.verifiers.base import OK, Job, Verdict, Verifier
+from rewardsmith.verifiers.base import OK, TIMEOUT, Job, Verdict, Verifier
 
 
 class HostileVerifier(Verifier):
@@ -47,3 +47,17 @@ class SlowLoadingVerifier(HostileVerifier):
 
     def warm_up(self) -> None:
         time.sleep(self.load_s)
+
+
+class FlakyTimeoutVerifier(HostileVerifier):
+    """In-process verifier whose first check runs out of time (a loaded machine), later ones answer."""
+
+    name = "flaky_timeout"
+    isolate = False
+    calls = 0
+
+    def check(self, job: Job) -> Verdict:
+        type(self).calls += 1
+        if type(self).calls == 1:
+            return Verdict(float("nan"), TIMEOUT, "own time limit")
+        return super().check(job)

@@ -9,7 +9,8 @@ Reading a completion, in order:
    (Qwen3 and DeepSeek-R1 chat templates put ``<think>`` in the prompt).
 2. **Text that does not render is not an answer** (:func:`visible_text`): HTML comments,
    ``\\iffalse…\\fi``, ``\\phantom``/``\\hphantom``/``\\vphantom`` and LaTeX ``%`` comments (to the
-   end of the line; a ``%`` right after a number is a percent sign, ``\\%`` is always one) are
+   end of the line; a ``%`` right after a number, as in ``20%`` or ``20 %``, is a percent sign, and
+   so is ``\\%``) are
    removed before any rule looks.
 3. **Every final answer is collected** (:func:`find_answers`), by the rules named in ``order``:
    ``boxed`` (``\\boxed{…}``/``\\fbox{…}``, braces balanced, outermost only), ``answer_tag``
@@ -42,10 +43,10 @@ _MAX_COLON_CHARS = 100  # an "Answer:" line longer than this is prose, not an an
 
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _HASH = re.compile(r"####[ \t]*([^\n]+)")
-# "Answer: X" only where a sentence starts (line start, after </think>, . ! ? or a closing } $ ]) or as
+# "Answer: X" only where a sentence starts (line start, after . ! ? or a closing } $ ] >) or as
 # "final answer: X", so prose such as "we need to answer: <question>" is never the answer.
 _ANSWER_COLON = re.compile(
-    r"(?:(?:^|</think>|[.!?}$\]])[ \t*#>-]*(?:the\s+)?(?:final\s+)?answer|final\s+answer)(?:\s+is)?[ \t*]*[:：][ \t*]*([^\n]+)",
+    r"(?:(?:^|[.!?}$\]>])[ \t*#>-]*(?:the\s+)?(?:final\s+)?answer|final\s+answer)(?:\s+is)?[ \t*]*[:：][ \t*]*([^\n]+)",
     re.IGNORECASE | re.MULTILINE)
 _ANSWER_IS = re.compile(r"\b(?:the\s+)?(?:final\s+|correct\s+)?answer\s+(?:is|would\s+be|will\s+be)\b(?![ \t]*[:：])[ \t*]*([^\n]+)",
                         re.IGNORECASE)
@@ -60,7 +61,7 @@ _MATH_OPEN = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 _IFFALSE = re.compile(r"\\iffalse\b.*?(?:\\fi\b|\Z)", re.DOTALL)
 _PHANTOM = re.compile(r"\\[hv]?phantom\s*(?=\{)")
-_PERCENT_AFTER_NUMBER = re.compile(r"\d[ \t$}]*$")
+_PERCENT_AFTER_NUMBER = re.compile(r"\d[ \t}]*$")
 
 
 class ReadingOptions(Options):

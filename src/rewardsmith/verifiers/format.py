@@ -5,7 +5,10 @@ empty block passes the tags without any reasoning; ``allow_empty: true`` accepts
 non-thinking mode writes ``<think>\n\n</think>``), with something after it, and — with
 ``answer_tag: true`` — exactly one ``<answer>...</answer>`` after the thinking.
 ``think_in_prompt: true`` accepts a completion that starts inside the thinking (chat templates
-that put ``<think>`` in the prompt). Used as ``format:`` in a spec, either
+that put ``<think>`` in the prompt). ``reasoning_delimiters`` (default
+``["<think>", "</think>"]``) names the block's tags; the verifiers take the same option and
+never read an answer inside the block (:func:`rewardsmith.verifiers.extract.answer_region`).
+Used as ``format:`` in a spec, either
 gating the reward (``mode: gate``; failures get ``base.no_answer`` and are never shaped) or
 added (``mode: add`` with ``weight``).
 
@@ -16,10 +19,14 @@ added (``mode: add`` with ``weight``).
 
 from __future__ import annotations
 
-from ..registry import Component, Options, register
+from pydantic import Field
+
+from ..registry import Component, register
+from .extract import DEFAULT_REASONING, ReadingOptions
 
 
-class ThinkAnswerOptions(Options):
+class ThinkAnswerOptions(ReadingOptions):
+    reasoning_delimiters: tuple[str, str] = Field(default=DEFAULT_REASONING, description="opening and closing tag of the reasoning block")
     answer_tag: bool = False
     think_in_prompt: bool = False
     allow_empty: bool = False
@@ -30,13 +37,14 @@ class ThinkAnswerFormat(Component):
     Options = ThinkAnswerOptions
 
     def score(self, completion: str) -> float:
+        opening, closing = self.options.reasoning_delimiters
         text = completion
-        if self.options.think_in_prompt and "<think>" not in text:
-            text = "<think>" + text
-        if text.count("<think>") != 1 or text.count("</think>") != 1:
+        if self.options.think_in_prompt and opening not in text:
+            text = opening + text
+        if text.count(opening) != 1 or text.count(closing) != 1:
             return 0.0
-        head, _, rest = text.partition("<think>")
-        thinking, _, after = rest.partition("</think>")
+        head, _, rest = text.partition(opening)
+        thinking, _, after = rest.partition(closing)
         if head.strip() or not after.strip() or not (thinking.strip() or self.options.allow_empty):
             return 0.0
         if self.options.answer_tag:

@@ -360,21 +360,27 @@ class MathVerifier(Verifier):
         if len(results) == 1:
             return Verdict(results[0][0], OK, results[0][1]) if not undecided else Verdict(UNKNOWN, TIMEOUT, undecided[0])
         boxes = meta.get("boxed", [])
-        if self._parts_make_reference(boxes, gold, equal) and all(s == 1.0 or a in boxes for a, (s, _) in zip(answers, results)):
+        if self._parts_make_reference(reference, boxes, gold, equal) and all(s == 1.0 or a in boxes for a, (s, _) in zip(answers, results)):
             return Verdict(1.0, OK, f"{len(boxes)} boxed parts together equal the reference")
         if undecided:
             return Verdict(UNKNOWN, TIMEOUT, undecided[0])
         return Verdict(0.0, OK, f"hedge: {len(answers)} different final answers")
 
     @staticmethod
-    def _parts_make_reference(boxes: list[str], gold, equal) -> bool:
+    def _parts_make_reference(reference: str, boxes: list[str], gold, equal) -> bool:
         """True when the reference is a set or tuple of exactly ``len(boxes)`` elements and the boxes together equal it."""
         if len(boxes) < 2:
             return False
-        from sympy import FiniteSet, Tuple
+        from sympy import FiniteSet, Interval, Tuple
 
-        target = next((g for g in gold() if isinstance(g, (FiniteSet, Tuple))), None)
-        if target is None or len(target.args) != len(boxes):
+        target = next((g for g in gold() if isinstance(g, (FiniteSet, Tuple, Interval))), None)
+        size = 2 if isinstance(target, Interval) else None if target is None else len(target.args)
+        if size != len(boxes):
             return False
         joined = ", ".join(boxes)
-        return equal(f"({joined})" if isinstance(target, Tuple) else joined)[0] == 1.0
+        if isinstance(target, Interval):  # "(1, 5)" reads as an interval: keep the reference's brackets
+            t = normalise_latex(reference)
+            joined = f"{t[0]}{joined}{t[-1]}"
+        elif isinstance(target, Tuple):
+            joined = f"({joined})"
+        return equal(joined)[0] == 1.0
