@@ -16,6 +16,7 @@ from rewardsmith.verifiers.math import MathVerifier, fast_verdict
 
 
 def math_check(completion, reference, **opts):
+    opts.setdefault("inner_timeout_s", 5)  # a loaded machine must not turn a verdict into a timeout
     v = MathVerifier(**opts)
     job = v.job(completion, reference, {})
     return None if job is None else v.check(job)

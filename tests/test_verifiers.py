@@ -41,6 +41,7 @@ def test_extract_answer(text, order, expected):
 
 # ---------------------------------------------------------------- math (in-process check)
 def math_score(completion, reference, **opts):
+    opts.setdefault("inner_timeout_s", 5)  # a loaded machine must not turn a verdict into a timeout
     v = MathVerifier(**opts)
     job = v.job(completion, reference, {})
     return None if job is None else v.check(job)

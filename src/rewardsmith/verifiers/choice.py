@@ -25,9 +25,9 @@ from functools import lru_cache
 
 from pydantic import Field, field_validator
 
-from ..registry import register
+from ..registry import Options, register
 from .base import BAD_REFERENCE, OK, Job, Verdict, Verifier
-from .extract import ReadingOptions, answer_region, find_answers, visible_text
+from .extract import Delimiters, answer_region, find_answers, reasoning_delimiters_field, visible_text
 
 HEDGE = "hedge:"  # prefix of the prediction when the text names several options
 _MARKERS = ("boxed", "answer_tag", "answer_colon", "answer_is")
@@ -50,8 +50,9 @@ def _patterns(up: str) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str
     return value, named, any_option
 
 
-class ChoiceOptions(ReadingOptions):
+class ChoiceOptions(Options):
     letters: str = Field(default="ABCDEFGHIJ", min_length=2, description="the allowed option letters")
+    reasoning_delimiters: Delimiters = reasoning_delimiters_field()
 
     @field_validator("letters")
     @classmethod

@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Annotated, Any, Callable, Sequence
 
-from pydantic import Field, field_validator
-
-from ..registry import Options
+from pydantic import AfterValidator, Field
 
 EXTRACTION_RULES = ("boxed", "answer_tag", "hash", "answer_colon")  # marker rules (``extract_answer``'s default)
 READING_RULES = (*EXTRACTION_RULES, "answer_is")  # the verifiers' default: markers and "the answer is"
@@ -64,19 +62,19 @@ _PHANTOM = re.compile(r"\\[hv]?phantom\s*(?=\{)")
 _PERCENT_AFTER_NUMBER = re.compile(r"\d[ \t}]*$")
 
 
-class ReadingOptions(Options):
-    """Where the answer is read: the reasoning block delimiters (shared by verifiers and ``think_answer``)."""
+def check_delimiters(v: tuple[str, str] | None) -> tuple[str, str] | None:
+    if v is not None and (not v[0].strip() or not v[1].strip() or v[0] == v[1]):
+        raise ValueError("reasoning_delimiters must be two different non-empty tags, e.g. ['<think>', '</think>']")
+    return v
 
-    reasoning_delimiters: tuple[str, str] | None = Field(
-        default=DEFAULT_REASONING,
-        description="opening and closing tag of the reasoning block, never graded; null: no reasoning block")
 
-    @field_validator("reasoning_delimiters")
-    @classmethod
-    def _delimiters(cls, v: tuple[str, str] | None) -> tuple[str, str] | None:
-        if v is not None and (not v[0].strip() or not v[1].strip() or v[0] == v[1]):
-            raise ValueError("reasoning_delimiters must be two different non-empty tags, e.g. ['<think>', '</think>']")
-        return v
+# The ``reasoning_delimiters`` option of the verifiers and of ``think_answer``.
+Delimiters = Annotated[tuple[str, str] | None, AfterValidator(check_delimiters)]
+
+
+def reasoning_delimiters_field() -> Any:
+    return Field(default=DEFAULT_REASONING,
+                 description="opening and closing tag of the reasoning block, never graded; null: no reasoning block")
 
 
 def answer_region(text: str, delimiters: Sequence[str] | None = DEFAULT_REASONING) -> str | None:

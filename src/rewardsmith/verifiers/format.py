@@ -19,17 +19,19 @@ added (``mode: add`` with ``weight``).
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
 
-from ..registry import Component, register
-from .extract import DEFAULT_REASONING, ReadingOptions
+from pydantic import AfterValidator, Field
+
+from ..registry import Component, Options, register
+from .extract import DEFAULT_REASONING, check_delimiters
 
 
-class ThinkAnswerOptions(ReadingOptions):
-    reasoning_delimiters: tuple[str, str] = Field(default=DEFAULT_REASONING, description="opening and closing tag of the reasoning block")
+class ThinkAnswerOptions(Options):
     answer_tag: bool = False
     think_in_prompt: bool = False
     allow_empty: bool = False
+    reasoning_delimiters: Annotated[tuple[str, str], AfterValidator(check_delimiters)] = Field(default=DEFAULT_REASONING, description="opening and closing tag of the reasoning block")
 
 
 @register("format", "think_answer", "R1-style format: one <think>...</think> block followed by an answer (optionally <answer> tags).", "DeepSeek-R1 (2025)")

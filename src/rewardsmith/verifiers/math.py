@@ -40,8 +40,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from .base import BAD_REFERENCE, NO_ANSWER, OK, TIMEOUT, Job, Verdict, Verifier
-from .extract import READING_RULES, ReadingOptions, answer_region, distinct, find_answers, read_answers, visible_text
-from ..registry import register
+from .extract import READING_RULES, Delimiters, answer_region, distinct, find_answers, read_answers, reasoning_delimiters_field, visible_text
+from ..registry import Options, register
 
 Rule = Literal["boxed", "answer_tag", "hash", "answer_colon", "answer_is"]
 
@@ -58,6 +58,8 @@ _MATH_WORDS = frozenset({"pi", "inf", "infty", "infinity", "oo", "nan", "sqrt", 
 _PROSE = re.compile(r"[A-Za-z]{3,}\s+[A-Za-z]{3,}")
 _LIST_COMMA = re.compile(r",\s")  # "32, 349" is a list; "32,349" and "32,\! 349" are one number
 UNKNOWN = float("nan")
+_WARM_UP = [("$x+1$", "$1+x$"), ("$x>1$", "$(1,\\infty)$"), ("$\\{1,2\\}$", "$\\{2,1\\}$"), ("$\\frac{\\sqrt{2}}{2}$", "$0.7071$"),
+            ("$\\begin{pmatrix}1\\\\2\\end{pmatrix}$", "$\\begin{pmatrix}1\\\\2\\end{pmatrix}$"), ("$x=2$", "$2$")]
 
 
 class MathTimeout(Exception):
@@ -236,8 +238,9 @@ def same_words(word: str, answer: str) -> bool:
     return " ".join(t.strip(".!").casefold().split()) == word
 
 
-class MathOptions(ReadingOptions):
+class MathOptions(Options):
     extract: list[Rule] = Field(default=list(READING_RULES), min_length=1, description="answer markers read (every final answer they find counts)")
+    reasoning_delimiters: Delimiters = reasoning_delimiters_field()
     fallback_chars: int = Field(default=300, ge=0, le=20_000, description="with no marker, math-verify's own extraction reads this many characters at the end of the answer (0: off)")
     float_rounding: int = Field(default=6, ge=0, le=15, description="decimal places compared for floats")
     numeric_precision: int = Field(default=15, ge=1, le=50)
@@ -270,8 +273,13 @@ class MathVerifier(Verifier):
 
     # ------------------------------------------------------------------ checking (worker)
     def warm_up(self) -> None:
-        """Import math-verify and sympy and build the LaTeX parser (seconds on a loaded machine)."""
-        self._verify(self._parse("$x+1$", "warm-up"), self._parse("$1+x$", "warm-up"))
+        """Import math-verify and sympy, build the LaTeX parser and load sympy's set, relation and
+        simplification code that a first comparison would otherwise load on an item's clock."""
+        for gold, pred in _WARM_UP:
+            try:
+                self._verify(self._parse(gold, "warm-up"), self._parse(pred, "warm-up"))
+            except MathTimeout:
+                pass
 
     def check(self, job: Job) -> Verdict:
         why = bad_reference(job.reference)

@@ -47,6 +47,9 @@ class ReasoningGymVerifier(Verifier):
             entry = {**entry, "answer": reference}
         return Job(pred, reference, entry)
 
+    def warm_up(self) -> None:
+        import reasoning_gym  # noqa: F401  (seconds to import: never on an item's clock)
+
     def check(self, job: Job) -> Verdict:
         import reasoning_gym
 
