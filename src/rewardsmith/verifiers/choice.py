@@ -31,9 +31,11 @@ from .extract import Delimiters, answer_region, find_answers, reasoning_delimite
 
 HEDGE = "hedge:"  # prefix of the prediction when the text names several options
 _MARKERS = ("boxed", "answer_tag", "answer_colon", "answer_is")
-_NEGATION = re.compile(r"(?:\bnot|n't|\bnor|\bneither|\brather\s+than|\binstead\s+of|\bexcept|\bexclud\w*|\bwithout|\brule\s+out)"
+_NEGATION = re.compile(r"(?:\bnot|n't|\bnor|\bneither|\brather\s+than|\binstead\s+of|\bexcept|\bexclud\w*|\bwithout"
+                       r"|\brule\s+out)"
                        r"(?:\s+(?:option|choice|answer))?\s*$", re.IGNORECASE)
-_NEGATED_AFTER = re.compile(r"^\s*(?:is|are|was|seems?)\s+(?:not|wrong|incorrect|false|impossible|ruled\s+out)\b", re.IGNORECASE)
+_NEGATED_AFTER = re.compile(r"^\s*(?:is|are|was|seems?)\s+(?:not|wrong|incorrect|false|impossible|ruled\s+out)\b",
+                            re.IGNORECASE)
 
 
 @lru_cache(maxsize=32)

@@ -27,7 +27,8 @@ from pydantic import Field
 
 from ..registry import Options, register
 from .base import BAD_REFERENCE, OK, Job, Verdict, Verifier
-from .extract import READING_RULES, Delimiters, answer_region, distinct, read_answers, reasoning_delimiters_field, visible_text
+from .extract import (READING_RULES, Delimiters, answer_region, distinct, read_answers, reasoning_delimiters_field,
+                      visible_text)
 
 _NUMBER = re.compile(r"^[-+]?(\d{1,3}(,\d{3})+|\d+)?(\.\d+)?(e[-+]?\d+)?%?$", re.IGNORECASE)
 _SPACED_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?: \d{3})+(?:\.\d+)?%?")
@@ -52,7 +53,8 @@ def as_number(text: str) -> float | None:
 class ExactOptions(Options):
     extract: list[Literal["boxed", "answer_tag", "hash", "answer_colon", "answer_is", "whole"]] = Field(
         default=[*READING_RULES, "whole"], min_length=1,
-        description="answer markers read; 'whole' uses the whole text after the reasoning block when no marker is found")
+        description="answer markers read; 'whole' uses the whole text after the reasoning block when no marker "
+                    "is found")
     case_sensitive: bool = False
     strip_punctuation: bool = Field(default=True, description="strip punctuation at the ends of both answers (never inside)")
     reasoning_delimiters: Delimiters = reasoning_delimiters_field()

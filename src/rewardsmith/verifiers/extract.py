@@ -44,10 +44,11 @@ _HASH = re.compile(r"####[ \t]*([^\n]+)")
 # "Answer: X" only where a sentence starts (line start, after . ! ? or a closing } $ ] >) or as
 # "final answer: X", so prose such as "we need to answer: <question>" is never the answer.
 _ANSWER_COLON = re.compile(
-    r"(?:(?:^|[.!?}$\]>])[ \t*#>-]*(?:the\s+)?(?:final\s+)?answer|final\s+answer)(?:\s+is)?[ \t*]*[:：][ \t*]*([^\n]+)",
+    r"(?:(?:^|[.!?}$\]>])[ \t*#>-]*(?:the\s+)?(?:final\s+)?answer|final\s+answer)"
+    r"(?:\s+is)?[ \t*]*[:：][ \t*]*([^\n]+)",
     re.IGNORECASE | re.MULTILINE)
-_ANSWER_IS = re.compile(r"\b(?:the\s+)?(?:final\s+|correct\s+)?answer\s+(?:is|would\s+be|will\s+be)\b(?![ \t]*[:：])[ \t*]*([^\n]+)",
-                        re.IGNORECASE)
+_ANSWER_IS = re.compile(r"\b(?:the\s+)?(?:final\s+|correct\s+)?answer\s+(?:is|would\s+be|will\s+be)\b"
+                        r"(?![ \t]*[:：])[ \t*]*([^\n]+)", re.IGNORECASE)
 _LEADING_PHRASE = re.compile(r"^(?:the\s+)?(?:final\s+|correct\s+)?answer\s+is\s*:?\s*", re.IGNORECASE)
 # "the answer is" in prose: the value must look like an answer, not like "the answer is clear".
 _VALUE_START = re.compile(r"[-+−$\\(\[{\d.]|[A-Za-z](?![A-Za-z])|[A-Za-z][\w-]*[ \t]*(?:[.!,;]|$)")
@@ -163,7 +164,8 @@ def last_boxed(text: str) -> str | None:
 
 
 def read_value(text: str) -> str:
-    """The answer at the start of ``text``: a whole ``$…$``/``\\(…\\)``/``\\[…\\]`` group, else up to the sentence's end."""
+    """The answer at the start of ``text``: a whole ``$…$``/``\\(…\\)``/``\\[…\\]`` group, else up to the
+    sentence's end."""
     t = _LEADING_PHRASE.sub("", text.strip().lstrip("*: \t"))
     for opening, closing in _MATH_OPEN.items():
         if t.startswith(opening):

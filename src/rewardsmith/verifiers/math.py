@@ -40,7 +40,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from .base import BAD_REFERENCE, NO_ANSWER, OK, TIMEOUT, Job, Verdict, Verifier
-from .extract import READING_RULES, Delimiters, answer_region, distinct, find_answers, read_answers, reasoning_delimiters_field, visible_text
+from .extract import (READING_RULES, Delimiters, answer_region, distinct, find_answers, read_answers,
+                      reasoning_delimiters_field, visible_text)
 from ..registry import Options, register
 
 Rule = Literal["boxed", "answer_tag", "hash", "answer_colon", "answer_is"]
@@ -54,12 +55,13 @@ _HUGE_LOG10 = 1000.0  # numbers with more digits than this never reach sympy
 _EXACT_DIGITS = 200_000  # integers up to this many digits are compared exactly
 _TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox)\{([^{}]*)\}")
 _WORD = re.compile(r"[A-Za-z]{2,}(?:[ '\-][A-Za-z]+)*")
-_MATH_WORDS = frozenset({"pi", "inf", "infty", "infinity", "oo", "nan", "sqrt", "ln", "log", "sin", "cos", "tan", "exp", "emptyset"})
+_MATH_WORDS = frozenset({"pi", "inf", "infty", "infinity", "oo", "nan", "sqrt", "ln", "log", "sin", "cos", "tan", "exp",
+                         "emptyset"})
 _PROSE = re.compile(r"[A-Za-z]{3,}\s+[A-Za-z]{3,}")
 _LIST_COMMA = re.compile(r",\s")  # "32, 349" is a list; "32,349" and "32,\! 349" are one number
 UNKNOWN = float("nan")
-_WARM_UP = [("$x+1$", "$1+x$"), ("$x>1$", "$(1,\\infty)$"), ("$\\{1,2\\}$", "$\\{2,1\\}$"), ("$\\frac{\\sqrt{2}}{2}$", "$0.7071$"),
-            ("$\\begin{pmatrix}1\\\\2\\end{pmatrix}$", "$\\begin{pmatrix}1\\\\2\\end{pmatrix}$"), ("$x=2$", "$2$")]
+_WARM_UP = [("$x+1$", "$1+x$"), ("$x>1$", "$(1,\\infty)$"), ("$\\{1,2\\}$", "$\\{2,1\\}$"),
+            ("$\\frac{\\sqrt{2}}{2}$", "$0.7071$"), ("$\\begin{pmatrix}1\\\\2\\end{pmatrix}$", "$\\begin{pmatrix}1\\\\2\\end{pmatrix}$"), ("$x=2$", "$2$")]
 
 
 class MathTimeout(Exception):
@@ -67,7 +69,8 @@ class MathTimeout(Exception):
 
 
 def normalise_latex(text: str) -> str:
-    """Spacing and sizing commands and ``\\$`` removed, ``\\dfrac``/``\\tfrac`` spelled ``\\frac``, ``{,}`` thousands dropped."""
+    """Spacing and sizing commands and ``\\$`` removed, ``\\dfrac``/``\\tfrac`` spelled ``\\frac``, ``{,}``
+    thousands dropped."""
     t = _SPACING.sub("", text.strip().strip("$").replace("\\$", ""))
     return t.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("{,}", ",")
 
@@ -207,7 +210,8 @@ def bad_reference(reference: Any) -> str | None:
 
 
 def reference_answer(reference: str) -> str:
-    """The answer a reference states: its boxes (a worked solution; several boxes are the parts of one answer), else all of it."""
+    """The answer a reference states: its boxes (a worked solution; several boxes are the parts of one
+    answer), else all of it."""
     if "\\boxed" not in reference and "\\fbox" not in reference:
         return reference
     boxes = [a.text for a in find_answers(reference, ["boxed"])]
@@ -241,11 +245,13 @@ def same_words(word: str, answer: str) -> bool:
 class MathOptions(Options):
     extract: list[Rule] = Field(default=list(READING_RULES), min_length=1, description="answer markers read (every final answer they find counts)")
     reasoning_delimiters: Delimiters = reasoning_delimiters_field()
-    fallback_chars: int = Field(default=300, ge=0, le=20_000, description="with no marker, math-verify's own extraction reads this many characters at the end of the answer (0: off)")
+    fallback_chars: int = Field(default=300, ge=0, le=20_000, description="with no marker, math-verify's own extraction reads this many characters "
+                                "at the end of the answer (0: off)")
     float_rounding: int = Field(default=6, ge=0, le=15, description="decimal places compared for floats")
     numeric_precision: int = Field(default=15, ge=1, le=50)
     strict: bool = Field(default=True, description="math-verify strict mode (variables must match)")
-    inner_timeout_s: int = Field(default=1, ge=1, description="math-verify's own (signal) timeout inside the worker; ordinary checks take ~5 ms; firing gives status timeout")
+    inner_timeout_s: int = Field(default=1, ge=1, description="math-verify's own (signal) timeout inside the worker; ordinary checks take "
+                                 "~5 ms; firing gives status timeout")
 
 
 @register("verifier", "math", "Symbolic math equivalence via math-verify (reference first); reasoning skipped, hedges unpaid.", "Math-Verify (HuggingFace, 2025)")
@@ -376,7 +382,8 @@ class MathVerifier(Verifier):
 
     @staticmethod
     def _parts_make_reference(reference: str, boxes: list[str], gold, equal) -> bool:
-        """True when the reference is a set or tuple of exactly ``len(boxes)`` elements and the boxes together equal it."""
+        """True when the reference is a set or tuple of exactly ``len(boxes)`` elements and the boxes together
+        equal it."""
         if len(boxes) < 2:
             return False
         from sympy import FiniteSet, Interval, Tuple
