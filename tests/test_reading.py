@@ -205,6 +205,22 @@ def test_a_retracted_or_contradicted_box_is_not_paid(completion, reference):
     assert math_score(completion, reference) == 0.0
 
 
+@pytest.mark.parametrize("completion", [
+    r"My \boxed{64} was a mistake.",
+    r"Earlier I wrote $\boxed{64}$, which is incorrect.",
+    r"The result is not \boxed{64}.",
+    "The result is definitely not 64.",
+    "so the count isn't $64$",
+])
+def test_an_answer_the_text_takes_back_is_not_paid(completion):
+    assert math_score(completion, "64") != 1.0
+
+
+@pytest.mark.parametrize("completion", [r"It is \boxed{64}, not 65.", r"\boxed{64}. It is not 65 as I first thought."])
+def test_negating_another_value_keeps_the_answer(completion):
+    assert math_score(completion, "64") == 1.0
+
+
 @pytest.mark.parametrize("completion, reference", [
     (r"\boxed{\$25}", "25"),
     (r"It costs \boxed{\$1{,}250.00}.", "1250"),

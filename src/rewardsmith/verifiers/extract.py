@@ -47,7 +47,7 @@ _ANSWER_COLON = re.compile(
     r"(?:(?:^|[.!?}$\]>])[ \t*#>-]*(?:the\s+)?(?:final\s+)?answer|final\s+answer)"
     r"(?:\s+is)?[ \t*]*[:：][ \t*]*([^\n]+)",
     re.IGNORECASE | re.MULTILINE)
-_ANSWER_IS = re.compile(r"\b(?:the\s+)?(?:final\s+|correct\s+)?answer\s+(?:is|would\s+be|will\s+be)\b"
+_ANSWER_IS = re.compile(r"\b(?:the\s+)?(?:final\s+|correct\s+)?answer\s+(?:is|would\s+be|will\s+be|should\s+be|must\s+be)\b"
                         r"(?![ \t]*[:：])[ \t*]*([^\n]+)", re.IGNORECASE)
 _LEADING_PHRASE = re.compile(r"^(?:the\s+)?(?:final\s+|correct\s+)?answer\s+is\s*:?\s*", re.IGNORECASE)
 # "the answer is" in prose: the value must look like an answer, not like "the answer is clear".
@@ -57,6 +57,11 @@ _NOT_ANSWERS = frozenset({"correct", "right", "wrong", "incorrect", "clear", "ob
 _SENTENCE_END = re.compile(r"[.!?;](?=\s|$)|,\s+(?=[A-Za-z]{2})|\s+(?:since|because|but|which|as|not|so|and\s+not)\s")
 _MATH_OPEN = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
 
+# A box the text itself takes back ("\boxed{42} is wrong", "is not \boxed{42}") is not an answer.
+_RETRACTED_AFTER = re.compile(r"\s*(?:\$|\\\)|\\\])?\s*,?\s*(?:which\s+|that\s+)?(?:is|was|seems|looks)\s+(?:not\s+(?:correct|right|the\s+answer)|wrong|"
+                              r"incorrect|false|a\s+mistake)\b", re.IGNORECASE)
+_NEGATED_BEFORE = re.compile(r"(?:\bnot|n't|\bnever)(?:\s+(?:equal\s+to|be))?[\s$]*(?:\\\(|\\\[)?[\s$]*$", re.IGNORECASE)
+_NEGATED_VALUE = re.compile(r"(?:\bnot|n't)(?:\s+(?:equal\s+to|be))?\s+(?:\$[^$]*\$|\S+)", re.IGNORECASE)
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 _IFFALSE = re.compile(r"\\iffalse\b.*?(?:\\fi\b|\Z)", re.DOTALL)
 _PHANTOM = re.compile(r"\\[hv]?phantom\s*(?=\{)")
@@ -163,6 +168,21 @@ def last_boxed(text: str) -> str | None:
     return boxes[-1][2] if boxes else None
 
 
+def retracted(text: str, start: int, end: int) -> bool:
+    """True when the text takes back the answer at ``text[start:end]`` ("… is wrong", "not …")."""
+    return bool(_RETRACTED_AFTER.match(text, end) or _NEGATED_BEFORE.search(text[max(0, start - 30):start]))
+
+
+def unmarked(text: str) -> str:
+    """``text`` without its boxes (none of them an answer: unbalanced or taken back) and without the
+    values it negates ("not 42", "isn't $x$"): what a reader without markers may look at."""
+    parts, pos = [], 0
+    for start, end, _ in _boxes(text):
+        parts.append(text[pos:start])
+        pos = end
+    return _NEGATED_VALUE.sub(" ", "".join(parts) + text[pos:])
+
+
 def read_value(text: str) -> str:
     """The answer at the start of ``text``: a whole ``$…$``/``\\(…\\)``/``\\[…\\]`` group, else up to the
     sentence's end."""
@@ -221,8 +241,8 @@ def find_answers(text: str, order: Sequence[str] = READING_RULES) -> list[Answer
     """
     found: list[Answer] = []
     boxes = _boxes(text) if "boxed" in order else []
-    for start, _, content in boxes:
-        if content is not None:
+    for start, end, content in boxes:
+        if content is not None and not retracted(text, start, end):
             found.append(Answer("boxed", content, start))
     others: list[Answer] = []
     if "answer_tag" in order:

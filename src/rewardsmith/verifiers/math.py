@@ -41,7 +41,7 @@ from pydantic import Field
 
 from .base import BAD_REFERENCE, NO_ANSWER, OK, TIMEOUT, Job, Verdict, Verifier
 from .extract import (READING_RULES, Delimiters, answer_region, distinct, find_answers, read_answers,
-                      reasoning_delimiters_field, visible_text)
+                      reasoning_delimiters_field, unmarked, visible_text)
 from ..registry import Options, register
 
 Rule = Literal["boxed", "answer_tag", "hash", "answer_colon", "answer_is"]
@@ -271,7 +271,7 @@ class MathVerifier(Verifier):
         if not texts:
             if not o.fallback_chars:
                 return None
-            tail = visible_text(answer_region(completion, o.reasoning_delimiters) or "")[-o.fallback_chars:]
+            tail = unmarked(visible_text(answer_region(completion, o.reasoning_delimiters) or ""))[-o.fallback_chars:]
             return Job(tail, reference, {"fallback": True}) if tail.strip() else None
         if len(texts) == 1:
             return Job(texts[0], reference)
