@@ -364,6 +364,9 @@ def test_engine_timeouts_are_not_cached():
     ("2^{4000}", str(2**4000 + 1), 0.0),
     ("2^{10000}", "2^{10001}", 0.0),
     ("9^{9^{9^{9}}}", "1", 0.0),
+    ("9^{9^{9^{9^{9}}}}", "9^{9^{9^{9}}}", 0.0),  # same base: the exponents are compared
+    ("10^{10^{100}}", "10^{10^{101}}", 0.0),
+    ("10^{10^{100}}", r"\frac{1}{3}", 0.0),
 ])
 def test_large_numbers_are_compared_exactly(gold, pred, expected):
     assert fast_verdict(gold, pred)[0] == expected
@@ -373,6 +376,7 @@ def test_large_numbers_are_compared_exactly(gold, pred, expected):
 @pytest.mark.parametrize("gold, pred", [
     ("9^{9^{9^{9}}}", "3^{2 \\cdot 9^{9^{9}}}"),  # equal, but not a plain tower: not decided
     ("7^{7^{7^{7}}}", "7^{7^{7^{7}}}+0"),
+    ("2^{2^{100}}", "4^{2^{99}}"),  # equal, but far too large to write out
 ])
 def test_large_numbers_that_cannot_be_compared_are_unknown(gold, pred):
     verdict = math_check(rf"\boxed{{{pred}}}", gold)

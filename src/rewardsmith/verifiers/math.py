@@ -147,24 +147,52 @@ def tower_value(parts: list[str]) -> int | None:
     return value
 
 
+def _magnitude(text: str) -> tuple[list[str] | None, Fraction | None, float | None]:
+    """(tower numbers, exact rational, log10 of the absolute value) of a plain number or power tower."""
+    parts = power_tower(text)
+    if parts is not None:
+        return parts, None, tower_log10(parts)
+    value = simple_rational(text)
+    if value is None:
+        return None, None, None
+    return None, value, -math.inf if value == 0 else math.log10(abs(value.numerator)) - math.log10(value.denominator)
+
+
+def _same_towers(a: list[str], b: list[str]) -> float:
+    """1.0/0.0 when two towers of integers are equal or not, NaN when that cannot be settled here.
+    Same integer base ``n >= 2``: ``n^x = n^y`` exactly when ``x = y``, so the bases are peeled off."""
+    while len(a) > 1 and len(b) > 1 and a[0] == b[0] and "." not in a[0] and int(a[0]) >= 2:
+        a, b = a[1:], b[1:]
+    la, lb = tower_log10(a), tower_log10(b)
+    if math.isinf(la) or math.isinf(lb):
+        if la != lb:
+            return 0.0
+    elif abs(la - lb) > 1e-9 * max(1.0, abs(la), abs(lb)):
+        return 0.0
+    va, vb = tower_value(a), tower_value(b)
+    if va is None or vb is None:
+        return UNKNOWN
+    return 1.0 if va == vb else 0.0
+
+
 def huge_verdict(gold: str, pred: str) -> tuple[float, str] | None:
     """Numbers too large for sympy (over ``_HUGE_LOG10`` digits): different magnitudes are different,
-    equal magnitudes are compared exactly as integers, anything else is unknown (NaN). None: not huge."""
-    tg, tp = power_tower(gold), power_tower(pred)
-    lg, lp = (None if t is None else tower_log10(t) for t in (tg, tp))
-    if max((abs(x) for x in (lg, lp) if x is not None), default=0.0) <= _HUGE_LOG10:
+    equal ones are compared exactly as integers, anything else is unknown (NaN). None: not huge."""
+    (tg, qg, lg), (tp, qp, lp) = _magnitude(gold), _magnitude(pred)
+    if max((x for x in (lg, lp) if x is not None), default=0.0) <= _HUGE_LOG10:
         return None
-    if tg is None or tp is None or lg is None or lp is None:
-        return UNKNOWN, "a number too large for sympy against a non-number: not compared"
-    if math.isinf(lg) or math.isinf(lp):
-        if lg != lp:
-            return 0.0, "different magnitudes (one astronomically large)"
-    elif abs(lg - lp) > 1e-9 * max(1.0, abs(lg), abs(lp)):
-        return 0.0, f"different magnitudes (10^{lg:.6g} vs 10^{lp:.6g})"
-    a, b = tower_value(tg), tower_value(tp)
-    if a is None or b is None:
+    if lg is None or lp is None:
+        return UNKNOWN, "a number too large for sympy against an expression: not compared"
+    if tg is not None and tp is not None:
+        same = _same_towers(tg, tp)
+    elif math.isinf(lg) or math.isinf(lp) or abs(lg - lp) > 1e-9 * max(1.0, abs(lg), abs(lp)):
+        same = 0.0
+    else:  # a tower against a rational of the same magnitude: compare exactly when the tower is an integer
+        value = tower_value(tg if tg is not None else tp)  # type: ignore[arg-type]
+        same = UNKNOWN if value is None else float(value == (qp if tg is not None else qg))
+    if math.isnan(same):
         return UNKNOWN, "too large to compare exactly"
-    return (1.0, "equal integers (compared exactly)") if a == b else (0.0, "different integers (compared exactly)")
+    return same, "large numbers compared exactly" if same else "large numbers that differ"
 
 
 def fast_verdict(gold: str, pred: str) -> tuple[float, str] | None:
