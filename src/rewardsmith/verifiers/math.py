@@ -270,6 +270,12 @@ def same_words(word: str, answer: str) -> bool:
     return " ".join(t.strip(".!").casefold().split()) == word
 
 
+def _reraise_thread_error(exc: Exception) -> None:
+    """math-verify's signal timeouts need the main thread: that is a setup error, not an unparseable answer."""
+    if isinstance(exc, ValueError) and "thread" in str(exc):
+        raise exc
+
+
 class MathOptions(Options):
     extract: list[Rule] = Field(default=list(READING_RULES), min_length=1, description="answer markers read (every final answer they find counts)")
     reasoning_delimiters: Delimiters = reasoning_delimiters_field()
@@ -342,7 +348,8 @@ class MathVerifier(Verifier):
             return parse(text, parsing_timeout=self.options.inner_timeout_s, raise_on_error=True)
         except TimeoutException:
             raise MathTimeout(f"parsing the {what}") from None
-        except Exception:
+        except Exception as exc:
+            _reraise_thread_error(exc)
             return []
 
     def _verify(self, gold: list, pred: list) -> bool:
@@ -358,8 +365,8 @@ class MathVerifier(Verifier):
                         return True
                 except TimeoutException:
                     timed_out = True
-                except Exception:
-                    pass
+                except Exception as exc:
+                    _reraise_thread_error(exc)
         if timed_out:
             raise MathTimeout("comparing")
         return False
