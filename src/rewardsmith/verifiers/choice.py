@@ -43,7 +43,7 @@ def _patterns(up: str) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str
     """(a marked value, an option named in prose, any standalone option) for the letters ``up``."""
     both = up + up.lower()
     # a marked value: the option first, decorated, then nothing that continues a word
-    value = re.compile(rf"[\s*_]*(?:\(\s*([{both}])\s*\)|\[([{both}])\]|([{both}])(?:\s*[).:]|(?=[\s*,;!]|$)))"
+    value = re.compile(rf"[\s*_]*(?:\(\s*([{both}])\s*\)|\[([{both}])\]|([{both}])(?:\s*[).:]|(?=[\s*,;!/|&]|$)))"
                        rf"(?![A-Za-z0-9])[\s*_.,;:!]*(.*)", re.DOTALL)
     # an option named in prose: "(B)", "(b)", "B.", "B)", "option B"; never inside a word or number
     named = re.compile(rf"\(([{both}])\)|(?<![A-Za-z0-9(])([{up}])(?:[.)]|:(?!\w))(?!\w)|"
@@ -87,11 +87,12 @@ class ChoiceVerifier(Verifier):
         if not m:
             return None
         first = next(g for g in m.groups()[:3] if g).upper()
-        rest = m.group(4)
-        if re.match(r"(?:or|and/or|/|\|)\s*\(?[A-Za-z]\b", rest.strip(), re.IGNORECASE):
-            others = {o.upper() for o in any_option.findall(rest[:20])} - {first}
-            if others:
-                return HEDGE + ",".join(sorted({first, *others}))
+        rest = m.group(4).strip()
+        # "A or C", "A/C", "A, C", "(A) (C)": another option right after the first one, not negated
+        other = re.match(rf"(?:(?:or|and|and/or|&|/|\||,)\s*)?\(?([{self.options.letters}])\)?(?![A-Za-z0-9])", rest,
+                         re.IGNORECASE)
+        if other and other.group(1).upper() != first and not _NEGATED_AFTER.match(rest[other.end():]):
+            return HEDGE + ",".join(sorted({first, other.group(1).upper()}))
         return first
 
     def _named(self, text: str) -> str | None:
