@@ -391,3 +391,10 @@ def test_read_answers_order_and_rules():
     found = read_answers("Answer: 3\nthe answer is 4. \\boxed{5} #### 6")
     assert [(a.rule, a.text) for a in found] == [("answer_colon", "3"), ("answer_is", "4"), ("boxed", "5"), ("hash", "6")]
     assert [a.text for a in read_answers("I hope the answer is correct: \\boxed{2}")] == ["2"]
+
+
+def test_math_warm_up_only_when_math_verify_is_needed():
+    v = MathVerifier()
+    assert not v.needs_warm_up(Job("1,000", "1000")) and not v.needs_warm_up(Job(r"\frac{1}{2}", "0.5"))
+    assert not v.needs_warm_up(Job("yes", "no")) and not v.needs_warm_up(Job("3", "NaN"))
+    assert v.needs_warm_up(Job("x+1", "1+x")) and v.needs_warm_up(Job("so 3", "3", {"fallback": True}))

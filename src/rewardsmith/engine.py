@@ -4,9 +4,10 @@ Why processes: math-verify's own timeouts use ``signal.alarm`` (main thread only
 inputs hang regardless (Math-Verify #65). Here every isolated ``check`` runs in a worker
 process; the parent watches each item's clock and kills a worker that overruns, scoring its item
 ``timeout`` and starting a replacement, so one hostile input can never stall a run. An item's
-clock starts only when its worker is ready for that verifier: interpreter start-up, unpickling
-the verifier (importing its module) and :meth:`Verifier.warm_up` (importing math-verify and
-sympy) run under the start-up limit instead. Identical jobs are verified once per batch and
+clock starts only when its worker is ready for it: interpreter start-up, unpickling the verifier
+(importing its module) and :meth:`Verifier.warm_up` (importing math-verify and sympy; run before
+the first job that :meth:`Verifier.needs_warm_up`, so a batch that never needs sympy never loads
+it) run under the start-up limit instead. Identical jobs are verified once per batch and
 remembered in an LRU cache across batches; unknown verdicts (``timeout``, ``error``) are never
 cached, so a rerun on a less loaded machine gets a real verdict.
 
@@ -36,7 +37,8 @@ from .types import ERROR, TIMEOUT, Job, Verdict, Verifier
 _CHUNK = 8  # items sent to a worker at once; each result comes back as soon as it is ready
 _STARTUP_S = 120.0  # a worker that has not said it is ready by then is a broken environment
 _READY = "ready"
-_WARM = "warm"  # the worker has loaded a verifier and run its warm-up: item clocks start now
+_LOADED = "loaded"  # the worker has loaded a verifier (or finished its warm-up): item clocks start now
+_WARMING = "warming"  # the worker is running the verifier's warm-up: the start-up limit applies
 
 
 def _worker_main(fd: int) -> None:
@@ -55,7 +57,7 @@ def _worker_main(fd: int) -> None:
     threading.Thread(target=orphan_watch, daemon=True).start()
     conn = Connection(fd)
     conn.send(_READY)
-    warmed: set[str] = set()
+    warmed: dict[str, bool] = {}  # verifier cache key -> warm-up done
     while True:
         try:
             msg = conn.recv()
@@ -64,25 +66,37 @@ def _worker_main(fd: int) -> None:
         if msg is None:
             return
         verifier, tasks = msg
-        if verifier.cache_key not in warmed:
-            try:
-                verifier.warm_up()
-            except Exception:  # a broken import shows up again, per item, in ``check``
-                pass
-            warmed.add(verifier.cache_key)
-            try:
-                conn.send(_WARM)
-            except (EOFError, OSError, BrokenPipeError):
-                return
-        for task_id, job in tasks:
-            try:
-                verdict = verifier.check(job)
-            except Exception as exc:  # a verifier bug scores the item, it does not kill the run
-                verdict = Verdict(float("nan"), ERROR, f"{type(exc).__name__}: {exc}"[:500])
-            try:
-                conn.send((task_id, verdict))
-            except (EOFError, OSError, BrokenPipeError):
-                return
+        key = verifier.cache_key
+        try:
+            if key not in warmed:
+                warmed[key] = False
+                conn.send(_LOADED)
+            for task_id, job in tasks:
+                if not warmed[key] and _wants_warm_up(verifier, job):
+                    conn.send(_WARMING)
+                    try:
+                        verifier.warm_up()
+                    except Exception:  # a broken import shows up again, per item, in ``check``
+                        pass
+                    warmed[key] = True
+                    conn.send(_LOADED)
+                conn.send((task_id, _check(verifier, job)))
+        except (EOFError, OSError, BrokenPipeError):
+            return
+
+
+def _wants_warm_up(verifier: Verifier, job: Job) -> bool:
+    try:
+        return verifier.needs_warm_up(job)
+    except Exception:
+        return True
+
+
+def _check(verifier: Verifier, job: Job) -> Verdict:
+    try:
+        return verifier.check(job)
+    except Exception as exc:  # a verifier bug scores the item, it does not kill the run
+        return Verdict(float("nan"), ERROR, f"{type(exc).__name__}: {exc}"[:500])
 
 
 @dataclass
@@ -92,8 +106,8 @@ class _Worker:
     inflight: deque  # task ids sent and not yet answered, in order
     ready: bool = False  # the worker has started and said so
     started: float = 0.0  # when the item at the head of ``inflight`` started (or warm-up began)
-    warmed: set = field(default_factory=set)  # verifier cache keys this worker has loaded and warmed up
-    warming: bool = False  # loading a verifier: its clock is the start-up limit, not an item's timeout
+    loaded: set = field(default_factory=set)  # verifier cache keys this worker has unpickled
+    warming: bool = False  # loading or warming up a verifier: its clock is the start-up limit, not an item's timeout
 
 
 @dataclass
@@ -232,7 +246,7 @@ class VerificationEngine:
                 return
             w.inflight.extend(tasks)
             w.started = time.perf_counter()
-            w.warming = vkey not in w.warmed
+            w.warming = vkey not in w.loaded
             busy[id(w.conn)] = w
 
         def fail_head(w: _Worker, verdict: Verdict, seconds: float) -> None:
@@ -273,9 +287,13 @@ class VerificationEngine:
                 if msg == _READY:
                     w.ready = True
                     continue
-                if msg == _WARM:
+                if msg == _LOADED:
                     w.warming = False
-                    w.warmed.add(vkey)
+                    w.loaded.add(vkey)
+                    w.started = time.perf_counter()
+                    continue
+                if msg == _WARMING:
+                    w.warming = True
                     w.started = time.perf_counter()
                     continue
                 task_id, verdict = msg

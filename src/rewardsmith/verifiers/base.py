@@ -33,7 +33,11 @@ class Verifier(Component):
         raise NotImplementedError
 
     def warm_up(self) -> None:
-        """Load what ``check`` needs (slow imports, parsers); the engine runs it before any item's clock starts."""
+        """Load what ``check`` needs (slow imports, parsers); the engine runs it off any item's clock."""
+
+    def needs_warm_up(self, job: Job) -> bool:
+        """Whether checking ``job`` needs :meth:`warm_up` first (False: decided without the slow imports)."""
+        return True
 
     @property
     def cache_key(self) -> str:
