@@ -24,7 +24,7 @@ from rewardsmith.components import entries
 
 DATA = Path(__file__).parent / "data" / "peer_reward_cases.jsonl"
 CASES = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
-NEEDS_MET: set[str] = set()  # add "trust-reading" once its answer-reading rules are merged
+NEEDS_MET: set[str] = {"trust-reading"}  # its answer-reading rules are merged
 
 
 def _param(case):

@@ -261,6 +261,7 @@ def _plain_words(text: str) -> tuple[str, bool]:
 def word_reference(reference: str) -> str | None:
     """The reference as casefolded words when it is made of words (``yes``, ``\\text{Even}``), else None."""
     t, in_math = _plain_words(reference)
+    t = t.rstrip(".!")
     if in_math or not _WORD.fullmatch(t) or t.casefold() in _MATH_WORDS:
         return None
     return " ".join(t.casefold().split())
