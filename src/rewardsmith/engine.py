@@ -75,7 +75,7 @@ def _worker_main(fd: int) -> None:
                 if not warmed[key] and _wants_warm_up(verifier, job):
                     conn.send(_WARMING)
                     try:
-                        verifier.warm_up()
+                        verifier.warm_up()  # type: ignore[attr-defined]  (present: _wants_warm_up checked)
                     except Exception:  # a broken import shows up again, per item, in ``check``
                         pass
                     warmed[key] = True
@@ -86,8 +86,12 @@ def _worker_main(fd: int) -> None:
 
 
 def _wants_warm_up(verifier: Verifier, job: Job) -> bool:
+    """Whether to run the verifier's optional ``warm_up`` before ``job`` (``needs_warm_up``, default yes)."""
+    if not callable(getattr(verifier, "warm_up", None)):
+        return False
+    needs = getattr(verifier, "needs_warm_up", None)
     try:
-        return verifier.needs_warm_up(job)
+        return True if needs is None else bool(needs(job))
     except Exception:
         return True
 

@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-# Verdict statuses; "timeout" and "error" are set by the engine, never by a verifier.
+# Verdict statuses; "error" is set by the engine; "timeout" by the engine (hard limit) or by a
+# verifier whose own time limit fired (the verdict is unknown either way).
 OK, NO_ANSWER, BAD_REFERENCE, TIMEOUT, ERROR = (
     "ok",
     "no_answer",
@@ -64,7 +65,8 @@ class BaseValues:
 
 @runtime_checkable
 class Verifier(Protocol):
-    """What the engine needs from a verifier: a ``check`` per job, a cache key, and whether to isolate it."""
+    """What the engine needs from a verifier: a ``check`` per job, a cache key, and whether to isolate it.
+    Optional: ``warm_up()`` (slow imports, run off any item's clock) and ``needs_warm_up(job)``."""
 
     isolate: bool
 
