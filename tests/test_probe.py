@@ -102,9 +102,6 @@ DEFAULT_SPECS = {
 }
 
 
-@pytest.mark.xfail(
-    strict=False, reason="the default math/exact/choice readers are fixed on branch trust-reading (issue 10 item 1)"
-)
 @pytest.mark.parametrize("name", sorted(DEFAULT_SPECS))
 def test_nothing_gets_through_the_default_verifiers(name):
     report = probe(DEFAULT_SPECS[name])

@@ -279,7 +279,8 @@ def test_choice_commits_rejects_negations_and_hedges(completion, reference, expe
 
 def test_choice_hedge_without_a_marker_is_not_paid():
     v = ChoiceVerifier(letters="ABCD")
-    for text in ["It is (B) or (C).", "(A)/(D)"]:
+    for text in ["It is (B) or (C).", "(A)/(D)", "B\nD", "(D)\nAnswer: B", "<answer>B</answer>\n(D)",
+                 "The answer is (B) or perhaps (D).", "Answer: B, or maybe D"]:
         job = v.job(text, "B", {})
         assert job is None or v.check(job).score == 0.0
 

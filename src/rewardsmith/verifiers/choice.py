@@ -52,6 +52,12 @@ def _patterns(up: str) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str
     return value, named, any_option
 
 
+@lru_cache(maxsize=32)
+def _bare_lines(up: str) -> re.Pattern[str]:
+    """A line holding nothing but one option: ``(C)``, ``C``, ``C.``, ``**C**``."""
+    return re.compile(rf"^[ \t*>-]*\(?([{up}])\)?[.:]?[ \t*]*$", re.MULTILINE)
+
+
 class ChoiceOptions(Options):
     letters: str = Field(default="ABCDEFGHIJ", min_length=2, description="the allowed option letters")
     reasoning_delimiters: Delimiters = reasoning_delimiters_field()
@@ -89,8 +95,8 @@ class ChoiceVerifier(Verifier):
         first = next(g for g in m.groups()[:3] if g).upper()
         rest = m.group(4).strip()
         # "A or C", "A/C", "A, C", "(A) (C)": another option right after the first one, not negated
-        other = re.match(rf"(?:(?:or|and|and/or|&|/|\||,)\s*)?\(?([{self.options.letters}])\)?(?![A-Za-z0-9])", rest,
-                         re.IGNORECASE)
+        other = re.match(rf"(?:(?:or|and|and/or|&|/|\||,)\s*(?:(?:maybe|perhaps|possibly|even|also)\s+)?)?"
+                         rf"\(?([{self.options.letters}])\)?(?![A-Za-z0-9])", rest, re.IGNORECASE)
         if other and other.group(1).upper() != first and not _NEGATED_AFTER.match(rest[other.end():]):
             return HEDGE + ",".join(sorted({first, other.group(1).upper()}))
         return first
@@ -116,6 +122,8 @@ class ChoiceVerifier(Verifier):
             return None  # the reasoning block never closes
         text = visible_text(region)
         picks = [c for a in find_answers(text, _MARKERS) if (c := self._committed(a.text)) is not None]
+        # an option alone on its line is a committed answer too: with another answer it is a hedge
+        picks += [m.upper() for m in _bare_lines(self.options.letters).findall(text)]
         if picks:
             distinct = sorted({p for p in picks if not p.startswith(HEDGE)} | {x for p in picks if p.startswith(HEDGE)
                                                                              for x in p[len(HEDGE):].split(",")})

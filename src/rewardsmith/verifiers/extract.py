@@ -54,7 +54,7 @@ _LEADING_PHRASE = re.compile(r"^(?:the\s+)?(?:final\s+|correct\s+)?answer\s+is\s
 _VALUE_START = re.compile(r"[-+−$\\(\[{\d.]|[A-Za-z](?![A-Za-z])|[A-Za-z][\w-]*[ \t]*(?:[.!,;]|$)")
 _NOT_ANSWERS = frozenset({"correct", "right", "wrong", "incorrect", "clear", "obvious", "unclear", "above", "below",
                           "simple", "easy", "not", "no", "yes", "that", "this", "it", "as", "therefore", "thus", "so"})
-_SENTENCE_END = re.compile(r"[.!?;](?=\s|$)|,\s+(?=[A-Za-z]{2})|\s+(?:since|because|but|which|as|not|so|and\s+not)\s")
+_SENTENCE_END = re.compile(r"[.!?;](?=\s|$)|,\s+(?=(?!or\b)[A-Za-z]{2})|\s+(?:since|because|but|which|as|not|so|and\s+not)\s")
 _MATH_OPEN = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
 
 # A box the text itself takes back ("\boxed{42} is wrong", "is not \boxed{42}") is not an answer.
