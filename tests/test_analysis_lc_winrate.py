@@ -74,7 +74,10 @@ def test_gamed_baseline_rows_pin_the_length_effect():
     truth = 100 * sigmoid(1.0)
     assert r["gamed_baseline_rows"] == 2 * n and r["win_rate"] > 90
     assert abs(r["lc_win_rate"] - truth) < 8, r
-    assert confounded["lc_win_rate"] < 60  # without them the quality effect is lost
+    assert r["identified"] and not r["problems"]
+    # without them the quality effect is lost: tanh(Δlen/sd) ≈ 1 duplicates the model indicator
+    assert not confounded["identified"] and confounded["lc_win_rate"] is None
+    assert "collinearity" in confounded["problems"][0] and "length" in confounded["problems"][0]
 
 
 def test_difficulty_is_estimated_from_the_other_models():
@@ -106,7 +109,7 @@ def test_explicit_difficulty_takes_precedence_and_single_model_drops_the_term():
 def test_degenerate_inputs():
     same = [Judgement(f"q{i}", "m", 1.0, 100 + i, 100) for i in range(10)]
     r = length_controlled_win_rate(same)
-    assert r["lc_win_rate"] == r["win_rate"] == 100.0 and "cannot be fitted" in r["note"]
+    assert r["win_rate"] == 100.0 and r["lc_win_rate"] is None and "cannot be fitted" in r["problems"][0]
     equal_lengths = [Judgement(f"q{i}", "m", float(i % 2), 100, 100) for i in range(20)]
     r = length_controlled_win_rate(equal_lengths)
     assert r["phi"] == 0.0 and r["lc_win_rate"] == pytest.approx(50.0, abs=1.0)

@@ -43,6 +43,7 @@ are probabilities) or ``winner`` ("model" | "base" | "tie"); optional ``model`` 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -54,6 +55,8 @@ from .files import located_jsonl
 
 C_GRID = tuple(float(c) for c in np.logspace(-4, 4, 10))
 C_WITHOUT_CV = 100.0  # AlpacaEval's C when cross-validation is off
+RANDOM_STATE = 123  # AlpacaEval's liblinear seed
+N_BOOT = 200
 BASELINE_WEIGHT = 0.2  # AlpacaEval's regularize_to_baseline_lambda
 
 
@@ -133,53 +136,88 @@ def raw_win_rate(judgements: Sequence[Judgement]) -> dict[str, Any]:
 
 
 def _logistic(penalty: str, c: float):
+    """AlpacaEval's solver settings (``fit_LogisticRegressionCV``: liblinear, no intercept, random_state 123)."""
     from sklearn.linear_model import LogisticRegression
 
     l1_ratio = 1.0 if penalty == "l1" else 0.0
     if LogisticRegression().get_params().get("penalty") == "deprecated":  # scikit-learn >= 1.8
-        return LogisticRegression(C=c, l1_ratio=l1_ratio, solver="liblinear", fit_intercept=False, random_state=0, max_iter=1000)
-    return LogisticRegression(C=c, penalty=penalty, solver="liblinear", fit_intercept=False, random_state=0, max_iter=1000)
+        return LogisticRegression(C=c, l1_ratio=l1_ratio, solver="liblinear", fit_intercept=False, random_state=RANDOM_STATE)
+    return LogisticRegression(C=c, penalty=penalty, solver="liblinear", fit_intercept=False, random_state=RANDOM_STATE)
 
 
-def _soft_rows(x: np.ndarray, p: np.ndarray, w: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Each row twice: label 1 with weight w·p, label 0 with weight w·(1 − p); zero weights dropped."""
-    xx = np.vstack([x, x])
-    yy = np.concatenate([np.ones(len(p)), np.zeros(len(p))])
-    ww = np.concatenate([w * p, w * (1.0 - p)])
-    gg = np.concatenate([groups, groups])
-    keep = ww > 0
-    return xx[keep], yy[keep], ww[keep], gg[keep]
+def _soft_rows(x: np.ndarray, p: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every row twice, as AlpacaEval: label 1 with weight w·p, then label 0 with weight w·(1 − p)."""
+    return np.vstack([x, x]), np.concatenate([np.ones(len(p)), np.zeros(len(p))]), np.concatenate([w * p, w * (1.0 - p)])
 
 
-def _fit_soft(x: np.ndarray, p: np.ndarray, w: np.ndarray, penalty: str, c: float) -> np.ndarray | None:
-    """Coefficients of a soft-label logistic fit; None when only one outcome occurs."""
-    xx, yy, ww, _ = _soft_rows(x, p, w, np.zeros(len(p)))
-    if len(np.unique(yy)) < 2:
-        return None
-    return _logistic(penalty, c).fit(xx, yy, sample_weight=ww).coef_[0]
+def _fit_soft(x: np.ndarray, p: np.ndarray, w: np.ndarray, penalty: str, c: float) -> tuple[np.ndarray, bool]:
+    """Coefficients of a soft-label logistic fit and whether the solver reported non-convergence."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    xx, yy, ww = _soft_rows(x, p, w)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        coef = _logistic(penalty, c).fit(xx, yy, sample_weight=ww).coef_[0]
+    return coef, any(issubclass(wn.category, ConvergenceWarning) for wn in caught)
 
 
-def _weighted_log_loss(coef: np.ndarray, x: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
-    z = x @ coef
-    log_q, log_1mq = -np.logaddexp(0.0, -z), -np.logaddexp(0.0, z)
-    return float(-(w * (p * log_q + (1.0 - p) * log_1mq)).sum() / w.sum())
+def _held_out_loss(coef: np.ndarray, x: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
+    """AlpacaEval's CV score (``logloss_continuous``), negated: the mean over rows of w·cross-entropy(p, q),
+    q clipped to [1e-15, 1 − 1e-15] (a mean over rows, not divided by the weights' sum)."""
+    q = np.clip(_sigmoid(x @ coef), 1e-15, 1 - 1e-15)
+    return float(-np.mean(w * (p * np.log(q) + (1.0 - p) * np.log(1.0 - q))))
 
 
-def _choose_c(x: np.ndarray, p: np.ndarray, w: np.ndarray, groups: np.ndarray, n_splits: int, grid: Sequence[float]) -> float:
-    """C with the lowest held-out weighted log loss, folds grouped by instruction."""
+def _choose_c(x: np.ndarray, p: np.ndarray, w: np.ndarray, n_splits: int, grid: Sequence[float]) -> float:
+    """C of AlpacaEval's ``LogisticRegressionCV``: scikit-learn's GroupKFold with one group per annotation
+    row (both soft copies of a row share its group), lowest summed held-out loss, the first C on ties."""
     from sklearn.model_selection import GroupKFold
 
-    splits = min(n_splits, len(np.unique(groups)))
-    if splits < 2:
+    if n_splits < 2 or len(p) < n_splits:
         return C_WITHOUT_CV
-    losses = {c: [] for c in grid}
-    for train, test in GroupKFold(n_splits=splits).split(x, p, groups):
-        for c in grid:
-            coef = _fit_soft(x[train], p[train], w[train], "l1", c)
-            if coef is not None:
-                losses[c].append(_weighted_log_loss(coef, x[test], p[test], w[test]))
-    scored = {c: float(np.mean(v)) for c, v in losses.items() if v}
-    return min(scored, key=lambda c: (scored[c], c)) if scored else C_WITHOUT_CV  # ties: the stronger penalty, as LogisticRegressionCV
+    losses = np.zeros(len(grid))
+    for train, test in GroupKFold(n_splits=n_splits).split(x, p, np.arange(len(p))):
+        for k, c in enumerate(grid):
+            losses[k] += _held_out_loss(_fit_soft(x[train], p[train], w[train], "l1", c)[0], x[test], p[test], w[test])
+    return float(grid[int(np.argmin(losses))])
+
+
+def separating_direction(x: np.ndarray, p: np.ndarray) -> np.ndarray | None:
+    """A direction β ≠ 0 with x_i·β ≥ 0 wherever the judge ever prefers the model (p > 0), ≤ 0 wherever it
+    ever prefers the base (p < 1), strict somewhere: the data are (quasi-)separated, so the logistic MLE
+    does not exist and the penalised fit is set by C alone (Albert & Anderson, 1984). None when there is
+    none. Found by the linear programme of Konis (2007): maximise Σ s_i·x_i·β over β ∈ [−1, 1]^k."""
+    from scipy.optimize import linprog
+
+    rows = np.vstack([x[p > 0], -x[p < 1]])
+    if len(rows) == 0:
+        return None
+    res = linprog(-rows.sum(axis=0), A_ub=-rows, b_ub=np.zeros(len(rows)), bounds=[(-1, 1)] * x.shape[1], method="highs")
+    if res.status != 0 or -res.fun <= 1e-7 * len(rows):
+        return None
+    return np.where(np.abs(res.x) > 1e-9, res.x, 0.0)
+
+
+def collinear_terms(x: np.ndarray, tol: float = 1e-4) -> np.ndarray | None:
+    """Weights of a near-linear dependence between the (non-zero, unit-scaled) columns of ``x``, or None: e.g. a
+    model always far longer than the base makes tanh(Δlen/sd) ≈ 1, the model indicator's twin, and the L1 fit
+    then splits the effect between θ and φ arbitrarily. Smallest/largest singular value below ``tol``."""
+    norms = np.linalg.norm(x, axis=0)
+    used = np.flatnonzero(norms > 0)
+    if len(used) < 2:
+        return None
+    _, s, vt = np.linalg.svd(x[:, used] / norms[used], full_matrices=False)
+    if s[-1] >= tol * s[0]:
+        return None
+    out = np.zeros(x.shape[1])
+    out[used] = np.where(np.abs(vt[-1]) > 0.1, vt[-1], 0.0)
+    return out
+
+
+def is_extreme_change(raw: float, lc: float, abs_diff: float = 10.0, rel_diff: float = 4.0) -> bool:
+    """AlpacaEval's ``get_is_extreme_changes`` warning rule: LC below min(raw − raw/4, raw − 10) or above
+    max(raw + (100 − raw)/4, raw + 10)."""
+    return lc < min(raw - raw / rel_diff, raw - abs_diff) or lc > max(raw + (100 - raw) / rel_diff, raw + abs_diff)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -206,16 +244,16 @@ def estimate_difficulty(judgements: Sequence[Judgement], exclude_model: str | No
     for r, j in enumerate(js):
         x[r, mi[j.model]] = 1.0
         x[r, len(models) + ii[j.instruction_id]] = 1.0
-    coef = _fit_soft(x, np.array([j.preference for j in js]), np.ones(len(js)), "l2", c)
-    if coef is None:
-        return {s: 0.0 for s in instructions}
+    coef, _ = _fit_soft(x, np.array([j.preference for j in js]), np.ones(len(js)), "l2", c)
     return {s: float(coef[len(models) + k]) for s, k in ii.items()}
 
 
 def length_controlled_win_rate(judgements: Sequence[Judgement], model: str | None = None, n_splits: int = 5,
                                baseline_weight: float = BASELINE_WEIGHT, difficulty_c: float = 1.0,
-                               c_grid: Sequence[float] = C_GRID) -> dict[str, Any]:
-    """Raw and length-controlled win rate of ``model`` (the only non-gamed model if None)."""
+                               c_grid: Sequence[float] = C_GRID, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Any]:
+    """Raw and length-controlled win rate of ``model`` (the only non-gamed model if None), with a percentile
+    bootstrap interval and the fit's diagnostics (module docstring). ``lc_win_rate`` is None when the GLM is
+    not identified; ``glm_lc_win_rate`` then still holds what AlpacaEval would print."""
     names = sorted({j.model for j in judgements if not j.gamed_baseline})
     if model is None:
         if len(names) != 1:
@@ -237,31 +275,64 @@ def length_controlled_win_rate(judgements: Sequence[Judgement], model: str | Non
         difficulty_of = estimate_difficulty(judgements, exclude_model=model, c=difficulty_c)
         result["difficulty"] = "estimated from the other models' judgements" if difficulty_of else "none (single model, no 'difficulty' given): term dropped"
 
+    # AlpacaEval's row order: the gamed-baseline rows first (by variant), then the model's own rows
+    variants = sorted({j.model for j in gamed})
+    blocks = [([j for j in gamed if j.model == v], 0.0, baseline_weight / len(variants)) for v in variants] + [(own, 1.0, 1.0)]
+
     def design(rows: Sequence[Judgement], indicator: float) -> np.ndarray:
         d = np.array([difficulty_of.get(j.instruction_id, 0.0) if j.difficulty is None else j.difficulty for j in rows])
         return np.column_stack([np.full(len(rows), indicator), _std_tanh_delta(rows), d])
 
-    blocks_x, blocks_p, blocks_w, blocks_g = [design(own, 1.0)], [np.array([j.preference for j in own])], [np.ones(len(own))], [[j.instruction_id for j in own]]
-    variants = sorted({j.model for j in gamed})
-    for v in variants:
-        rows = [j for j in gamed if j.model == v]
-        blocks_x.append(design(rows, 0.0))
-        blocks_p.append(np.array([j.preference for j in rows]))
-        blocks_w.append(np.full(len(rows), baseline_weight / len(variants)))
-        blocks_g.append([j.instruction_id for j in rows])
-    x, p, w = np.vstack(blocks_x), np.concatenate(blocks_p), np.concatenate(blocks_w)
-    groups = np.unique(np.concatenate(blocks_g), return_inverse=True)[1]
+    def data(chosen: Sequence[Sequence[Judgement]]) -> tuple[np.ndarray, ...]:
+        x = np.vstack([design(rows, ind) for rows, (_, ind, _) in zip(chosen, blocks)])
+        p = np.concatenate([[j.preference for j in rows] for rows in chosen])
+        w = np.concatenate([np.full(len(rows), wt) for rows, (_, _, wt) in zip(chosen, blocks)])
+        return x, p, w
 
-    c = _choose_c(x, p, w, groups, n_splits, c_grid)
-    coef = _fit_soft(x, p, w, "l1", c)
-    if coef is None:  # every judgement has the same outcome: nothing to separate length from quality
-        result.update(lc_win_rate=result["win_rate"], theta=None, phi=None, psi=None, C=None,
-                      note="every judgement has the same outcome; the GLM cannot be fitted and LC equals the raw win rate")
+    def lc_of(coef: np.ndarray, rows: Sequence[Judgement]) -> float:
+        return 100.0 * float(_sigmoid(coef[0] + coef[2] * design(rows, 1.0)[:, 2]).mean())
+
+    x, p, w = data([rows for rows, _, _ in blocks])
+    if np.all(p == p[0]) and p[0] in (0.0, 1.0):
+        result.update(lc_win_rate=None, glm_lc_win_rate=None, theta=None, phi=None, psi=None, C=None, gamed_baseline_rows=len(gamed),
+                      identified=False, problems=["every judgement has the same outcome: the GLM cannot be fitted "
+                                                  "(complete separation) and the LC win rate is not identified"])
         return result
+    c = _choose_c(x, p, w, n_splits, c_grid)
+    coef, failed_to_converge = _fit_soft(x, p, w, "l1", c)
     theta, phi, psi = (float(v) for v in coef)
-    x_own = design(own, 1.0)
-    lc = 100.0 * float(_sigmoid(theta + psi * x_own[:, 2]).mean())
-    result.update(lc_win_rate=lc, theta=theta, phi=phi, psi=psi, C=c, gamed_baseline_rows=len(gamed))
+    glm_lc = lc_of(coef, own)
+    problems = []
+    direction = separating_direction(x, p)
+    if direction is not None:
+        terms = [name for name, v in zip(("model (θ)", "length (φ)", "difficulty (ψ)"), direction) if v]
+        problems.append(f"(quasi-)separation: the verdicts are perfectly predicted along {' + '.join(terms)}, so the GLM's "
+                        "maximum-likelihood fit does not exist and its coefficients are set by the penalty C alone; "
+                        "the LC win rate is not identified")
+    dependence = collinear_terms(x)
+    if dependence is not None:
+        terms = [name for name, v in zip(("model (θ)", "length (φ)", "difficulty (ψ)"), dependence) if v]
+        problems.append(f"collinearity: the {' and '.join(terms)} terms are (nearly) linearly dependent in the data "
+                        "(e.g. the model is always much longer than the base), so the fit cannot tell them apart; "
+                        "the LC win rate is not identified (gamed-baseline rows can pin the length term)")
+    if failed_to_converge:
+        problems.append("the GLM fit did not converge (liblinear hit its iteration limit)")
+    result.update(lc_win_rate=None if problems else glm_lc, glm_lc_win_rate=glm_lc, theta=theta, phi=phi, psi=psi, C=c,
+                  gamed_baseline_rows=len(gamed), identified=not problems, problems=problems)
+    if not problems and is_extreme_change(result["win_rate"], glm_lc):
+        result["note"] = "LC differs from the raw win rate beyond AlpacaEval's warning thresholds: check the fit"
+    if n_boot and not problems:
+        rng = np.random.default_rng(seed)
+        lcs = []
+        for _ in range(n_boot):
+            chosen = [[rows[k] for k in rng.integers(0, len(rows), len(rows))] for rows, _, _ in blocks]
+            xb, pb, wb = data(chosen)
+            same = np.all(pb == pb[0]) and pb[0] in (0.0, 1.0)  # a tiny resample with one outcome: its limit
+            lcs.append(100.0 * pb[0] if same else lc_of(_fit_soft(xb, pb, wb, "l1", c)[0], chosen[-1]))
+        low, high = np.percentile(lcs, [2.5, 97.5])
+        result["lc_interval_95"] = [float(low), float(high)]
+        result["bootstrap"] = {"n_boot": n_boot, "seed": seed, "resampled": "annotation rows, each block (model, gamed variants) "
+                               "separately", "C": "fixed at the full-data choice"}
     return result
 
 
