@@ -88,7 +88,10 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                                    "(or preference_12 in [1,2], or winner model|base|tie); optional model, difficulty, gamed_baseline.")
     lc.add_argument("judgements")
     lc.add_argument("--model", help="only this model (default: every model in the file)")
-    lc.add_argument("--folds", type=positive_int, default=5, help="grouped cross-validation folds for the GLM's regularisation; 1 = none (default: 5)")
+    lc.add_argument("--folds", type=positive_int, default=5,
+                    help="cross-validation folds (one group per annotation row, as AlpacaEval) for the GLM's penalty; 1 = none, C = 100 (default: 5)")
+    lc.add_argument("--n-boot", type=non_negative_int, default=200, help="bootstrap resamples for the LC interval; 0 = none (default: 200)")
+    lc.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     lc.add_argument("--baseline-weight", type=non_negative_float, default=0.2, help="weight of gamed-baseline rows (default: AlpacaEval's 0.2)")
     lc.add_argument("--out", metavar="DIR")
     lc.set_defaults(func=_errors_as_messages(_cmd_lcwr))
@@ -275,13 +278,24 @@ def _cmd_lcwr(args: argparse.Namespace) -> int:
     if not judgements:
         raise ValueError(f"{args.judgements}: no judgements")
     models = [args.model] if args.model else sorted({j.model for j in judgements if not j.gamed_baseline})
-    results = {m: length_controlled_win_rate(judgements, model=m, n_splits=args.folds, baseline_weight=args.baseline_weight) for m in models}
+    results = {m: length_controlled_win_rate(judgements, model=m, n_splits=args.folds, baseline_weight=args.baseline_weight,
+                                             n_boot=args.n_boot, seed=args.seed) for m in models}
     print(f"rewardsmith eval lcwr: {len(judgements)} judgements, {len(models)} model(s)")
-    print(table(["model", "n", "win rate", "SE", "LC win rate", "θ", "φ (length)", "ψ", "mean chars model/base"],
-                [[m, r["n"], r["win_rate"], r["standard_error"], r["lc_win_rate"], r["theta"], r["phi"], r["psi"],
+
+    def lc_cell(r: dict[str, Any]) -> str:
+        if r["lc_win_rate"] is None:
+            return "not identified"
+        interval = r.get("lc_interval_95")
+        return f"{r['lc_win_rate']:.2f}" + (f" [{interval[0]:.1f}, {interval[1]:.1f}]" if interval else "")
+
+    print(table(["model", "n", "win rate", "SE", "LC win rate [95% bootstrap]", "θ", "φ (length)", "ψ", "mean chars model/base"],
+                [[m, r["n"], r["win_rate"], r["standard_error"], lc_cell(r), r["theta"], r["phi"], r["psi"],
                   f"{r['mean_length_model_chars']:.0f}/{r['mean_length_base_chars']:.0f}"] for m, r in results.items()], ".2f"))
     for m, r in results.items():
         print(f"  {m}: difficulty {r['difficulty']}" + (f"; {r['note']}" if r.get("note") else ""))
+        for problem in r["problems"]:
+            glm = r["glm_lc_win_rate"]
+            print(f"  {m}: NOT IDENTIFIED: {problem}" + ("" if glm is None else f" (the penalised fit, as AlpacaEval prints it: {glm:.2f})"))
     out = output_dir(args.out, "lcwr", Path(args.judgements).stem)
     print()
     _wrote([write_json({"source": str(args.judgements), "models": results}, out / "lcwr.json")])

@@ -6,12 +6,22 @@ the baseline's on instruction i:
     logit P(model wins) = θ + φ·tanh(Δlen_i / std(Δlen)) + ψ·difficulty_i
 
 (θ = θ_model − θ_base, ψ = ψ_model − ψ_base, Δlen = len(model output) − len(base output) in
-characters, std with ddof 1). It is fitted with an L1 penalty (liblinear), the strength C chosen
-by 5-fold cross-validation grouped by instruction over C ∈ logspace(−4, 4, 10) (scikit-learn's
-default grid) on the weighted log loss, then refitted on everything. Soft preferences are
-handled as in AlpacaEval: each judgement becomes two rows, label 1 with weight p and label 0
-with weight 1 − p (a tie is p = 0.5). The length-controlled win rate is the GLM's prediction
-with the length term set to zero: LC = 100·mean_i sigmoid(θ + ψ·difficulty_i).
+characters, std with ddof 1). The fit is AlpacaEval 0.6.6's ``fit_LogisticRegressionCV`` re-implemented
+(checked to rounding against its released code on tests/data/lcwr_annotations.jsonl): soft preferences become
+two rows each, label 1 with weight w·p and label 0 with weight w·(1 − p) (a tie is p = 0.5); L1-penalised
+liblinear without intercept (random_state 123; columns length, difficulty, model in that order; the
+gamed-baseline rows before the model's); C ∈ logspace(−4, 4, 10) chosen by 5-fold GroupKFold with **one
+group per annotation row**, on the held-out mean over rows of w·cross-entropy(p, q) (lowest summed over folds,
+the first C on ties), then refitted on everything. The length-controlled win rate is the GLM's prediction with
+the length term set to zero: LC = 100·mean_i sigmoid(θ + ψ·difficulty_i).
+
+**When the number means nothing.** If the verdicts are (quasi-)separated (a judge that always picks the
+longer output: the length term alone predicts every verdict) the maximum-likelihood fit does not exist and
+AlpacaEval's penalised fit returns whatever C makes of it (anything from about 10 to 80); if the model is
+always much longer than the base, tanh(Δlen/sd) ≈ 1 duplicates the model indicator and θ and φ cannot be told
+apart; liblinear may also stop before converging. Each case is reported in ``problems`` and ``lc_win_rate`` is
+None (``glm_lc_win_rate`` keeps AlpacaEval's number). Otherwise a percentile bootstrap interval (resampling the
+annotation rows of each block, seeded, C fixed at the full-data choice) comes with every LC win rate.
 
 **Instruction difficulty.** AlpacaEval takes difficulty_i from a GLM fitted once on every model
 of its leaderboard (a per-instruction effect) and downloads it. Here it is estimated the same
@@ -57,6 +67,7 @@ C_GRID = tuple(float(c) for c in np.logspace(-4, 4, 10))
 C_WITHOUT_CV = 100.0  # AlpacaEval's C when cross-validation is off
 RANDOM_STATE = 123  # AlpacaEval's liblinear seed
 N_BOOT = 200
+TERMS = ("length (φ)", "difficulty (ψ)", "model (θ)")  # the design's columns
 BASELINE_WEIGHT = 0.2  # AlpacaEval's regularize_to_baseline_lambda
 
 
@@ -195,7 +206,7 @@ def separating_direction(x: np.ndarray, p: np.ndarray) -> np.ndarray | None:
     res = linprog(-rows.sum(axis=0), A_ub=-rows, b_ub=np.zeros(len(rows)), bounds=[(-1, 1)] * x.shape[1], method="highs")
     if res.status != 0 or -res.fun <= 1e-7 * len(rows):
         return None
-    return np.where(np.abs(res.x) > 1e-9, res.x, 0.0)
+    return np.where((np.abs(res.x) > 1e-9) & np.any(x != 0, axis=0), res.x, 0.0)  # an all-zero column is no direction
 
 
 def collinear_terms(x: np.ndarray, tol: float = 1e-4) -> np.ndarray | None:
@@ -281,7 +292,7 @@ def length_controlled_win_rate(judgements: Sequence[Judgement], model: str | Non
 
     def design(rows: Sequence[Judgement], indicator: float) -> np.ndarray:
         d = np.array([difficulty_of.get(j.instruction_id, 0.0) if j.difficulty is None else j.difficulty for j in rows])
-        return np.column_stack([np.full(len(rows), indicator), _std_tanh_delta(rows), d])
+        return np.column_stack([_std_tanh_delta(rows), d, np.full(len(rows), indicator)])  # AlpacaEval's column order
 
     def data(chosen: Sequence[Sequence[Judgement]]) -> tuple[np.ndarray, ...]:
         x = np.vstack([design(rows, ind) for rows, (_, ind, _) in zip(chosen, blocks)])
@@ -290,7 +301,7 @@ def length_controlled_win_rate(judgements: Sequence[Judgement], model: str | Non
         return x, p, w
 
     def lc_of(coef: np.ndarray, rows: Sequence[Judgement]) -> float:
-        return 100.0 * float(_sigmoid(coef[0] + coef[2] * design(rows, 1.0)[:, 2]).mean())
+        return 100.0 * float(_sigmoid(coef[2] + coef[1] * design(rows, 1.0)[:, 1]).mean())
 
     x, p, w = data([rows for rows, _, _ in blocks])
     if np.all(p == p[0]) and p[0] in (0.0, 1.0):
@@ -300,18 +311,18 @@ def length_controlled_win_rate(judgements: Sequence[Judgement], model: str | Non
         return result
     c = _choose_c(x, p, w, n_splits, c_grid)
     coef, failed_to_converge = _fit_soft(x, p, w, "l1", c)
-    theta, phi, psi = (float(v) for v in coef)
+    phi, psi, theta = (float(v) for v in coef)
     glm_lc = lc_of(coef, own)
     problems = []
     direction = separating_direction(x, p)
     if direction is not None:
-        terms = [name for name, v in zip(("model (θ)", "length (φ)", "difficulty (ψ)"), direction) if v]
+        terms = [name for name, v in zip(TERMS, direction) if v]
         problems.append(f"(quasi-)separation: the verdicts are perfectly predicted along {' + '.join(terms)}, so the GLM's "
                         "maximum-likelihood fit does not exist and its coefficients are set by the penalty C alone; "
                         "the LC win rate is not identified")
     dependence = collinear_terms(x)
     if dependence is not None:
-        terms = [name for name, v in zip(("model (θ)", "length (φ)", "difficulty (ψ)"), dependence) if v]
+        terms = [name for name, v in zip(TERMS, dependence) if v]
         problems.append(f"collinearity: the {' and '.join(terms)} terms are (nearly) linearly dependent in the data "
                         "(e.g. the model is always much longer than the base), so the fit cannot tell them apart; "
                         "the LC win rate is not identified (gamed-baseline rows can pin the length term)")
