@@ -102,7 +102,10 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     w.add_argument("file")
     w.add_argument("--margin", type=non_negative_int, default=None, metavar="K",
                    help="a slight win by an output longer by more than K characters becomes a tie "
-                        "(leaderboard: 500, unverified; default off)")
+                        "(default off, the leaderboard script's K=-1)")
+    w.add_argument("--conventions", choices=("leaderboard", "plain"), default="leaderboard",
+                   help="leaderboard (default): its task-group weights and its handling of truncated/empty outputs; "
+                        "plain: every row counts, task groups weigh equally")
     w.add_argument("--out", metavar="DIR")
     w.set_defaults(func=_errors_as_messages(_cmd_wildbench))
 
@@ -304,7 +307,7 @@ def _cmd_lcwr(args: argparse.Namespace) -> int:
 
 def _cmd_wildbench(args: argparse.Namespace) -> int:
     from .files import output_dir, read_jsonl, table, write_json
-    from .wildbench import by_model, wb_reward, wb_score
+    from .wildbench import by_model, wb_reward_mixture, wb_score
 
     rows = read_jsonl(args.file)
     pairwise = [r for r in rows if "outcome" in r]
@@ -314,15 +317,21 @@ def _cmd_wildbench(args: argparse.Namespace) -> int:
     result: dict[str, Any] = {"source": str(args.file)}
     print(f"rewardsmith eval wildbench: {len(pairwise)} pairwise rows, {len(scored)} scored rows")
     if pairwise:
-        result["wb_reward"] = {m: wb_reward(rs, args.margin) for m, rs in by_model(pairwise).items()}
-        print(table(["model", "n", "WB-Reward", "++", "+", "=", "-", "--", "→ tie (margin)"],
-                    [[m, r["n"], r["reward"], r["much_better"], r["better"], r["tie"], r["worse"], r["much_worse"], r["converted_to_tie"]]
-                     for m, r in result["wb_reward"].items()], ".2f"))
+        result["wb_reward"] = {m: wb_reward_mixture(rs, args.margin, args.conventions) for m, rs in by_model(pairwise).items()}
+        print(table(["model", "baseline", "n", "WB-Reward", "task-macro", "++", "+", "=", "-", "--", "→ tie (margin)", "skipped"],
+                    [[m, b, r["n"], r["reward"], r["task_macro_reward"], r["much_better"], r["better"], r["tie"], r["worse"],
+                      r["much_worse"], r["converted_to_tie"], r["skipped_truncated_or_empty"]]
+                     for m, mix in result["wb_reward"].items() for b, r in mix["baselines"].items()], ".2f"))
+        print(table(["model", "task-macro WB-Reward (ranking)", "mixture of rewards"],
+                    [[m, mix["task_macro_reward"], mix["mixture_of_rewards"]] for m, mix in result["wb_reward"].items()], ".2f"))
         print("length margin K: " + ("off (no slight win becomes a tie)" if args.margin is None else f"{args.margin} characters"))
     if scored:
-        result["wb_score"] = {m: wb_score(rs) for m, rs in by_model(scored).items()}
-        print(table(["model", "n", "WB-Score", "task groups"],
-                    [[m, r["n"], r["score"], ", ".join(f"{g} {v['score']:.1f}" for g, v in r["task_groups"].items())] for m, r in result["wb_score"].items()], ".2f"))
+        result["wb_score"] = {m: wb_score(rs, args.conventions) for m, rs in by_model(scored).items()}
+        print(table(["model", "n", "WB-Score", "task-macro WB-Score (ranking)", "task groups"],
+                    [[m, r["n"], r["score"], r["task_macro_score"], ", ".join(f"{g} {v['score']:.1f}" for g, v in r["task_groups"].items())]
+                     for m, r in result["wb_score"].items()], ".2f"))
+    print(f"conventions: {args.conventions}" + (" (task-group weights 0.5/1.25/1/0.75/1.25; truncated or empty outputs left out "
+                                                 "as the WildBench leaderboard does)" if args.conventions == "leaderboard" else ""))
     out = output_dir(args.out, "wildbench", Path(args.file).stem)
     print()
     _wrote([write_json(result, out / "wildbench.json")])
