@@ -3,9 +3,18 @@ import json
 import numpy as np
 import pytest
 
-from rewardsmith.analysis.lc_winrate import (Judgement, collinear_terms, estimate_difficulty, is_extreme_change,
-                                             length_controlled_win_rate, length_controlled_win_rates, parse_judgement, raw_win_rate,
-                                             read_judgements, separating_direction)
+from rewardsmith.analysis.lc_winrate import (
+    Judgement,
+    collinear_terms,
+    estimate_difficulty,
+    is_extreme_change,
+    length_controlled_win_rate,
+    length_controlled_win_rates,
+    parse_judgement,
+    raw_win_rate,
+    read_judgements,
+    separating_direction,
+)
 from rewardsmith.cli import main
 from rewardsmith.records import RecordError
 
@@ -35,7 +44,12 @@ def quality_judge(seed=0, n=600):
 
 
 def test_raw_win_rate_counts_ties_as_half():
-    js = [Judgement("a", "m", 1.0, 1, 1), Judgement("b", "m", 0.5, 1, 1), Judgement("c", "m", 0.0, 1, 1), Judgement("d", "m", 1.0, 1, 1)]
+    js = [
+        Judgement("a", "m", 1.0, 1, 1),
+        Judgement("b", "m", 0.5, 1, 1),
+        Judgement("c", "m", 0.0, 1, 1),
+        Judgement("d", "m", 1.0, 1, 1),
+    ]
     r = raw_win_rate(js)
     assert r["win_rate"] == pytest.approx(62.5) and (r["wins"], r["ties"], r["losses"]) == (2, 1, 1)
     assert r["standard_error"] == pytest.approx(100 * np.std([1, 0.5, 0, 1], ddof=1) / 2)
@@ -64,13 +78,34 @@ def test_gamed_baseline_rows_pin_the_length_effect():
     n = 600
     base = rng.normal(800, 100, n)
     model = base + rng.normal(600, 60, n)
-    judge = lambda quality, d: sigmoid(quality + 2.5 * np.tanh(d / 300))
-    js = [Judgement(f"q{i}", "better_and_longer", float(rng.random() < judge(1.0, model[i] - base[i])), int(model[i]), int(base[i])) for i in range(n)]
+
+    def judge(quality, d):
+        return sigmoid(quality + 2.5 * np.tanh(d / 300))
+
+    js = [
+        Judgement(
+            f"q{i}",
+            "better_and_longer",
+            float(rng.random() < judge(1.0, model[i] - base[i])),
+            int(model[i]),
+            int(base[i]),
+        )
+        for i in range(n)
+    ]
     confounded = length_controlled_win_rate(js, n_boot=0)
     for variant, shift in (("base_verbose", 500), ("base_concise", -500)):
         for i in range(n):
             d = shift + rng.normal(0, 150)
-            js.append(Judgement(f"q{i}", variant, float(rng.random() < judge(0.0, d)), int(base[i] + d), int(base[i]), gamed_baseline=True))
+            js.append(
+                Judgement(
+                    f"q{i}",
+                    variant,
+                    float(rng.random() < judge(0.0, d)),
+                    int(base[i] + d),
+                    int(base[i]),
+                    gamed_baseline=True,
+                )
+            )
     r = length_controlled_win_rate(js, n_boot=0)
     truth = 100 * sigmoid(1.0)
     assert r["gamed_baseline_rows"] == 2 * n and r["win_rate"] > 90
@@ -103,7 +138,10 @@ def test_difficulty_is_estimated_from_the_other_models():
 def test_explicit_difficulty_takes_precedence_and_single_model_drops_the_term():
     js = length_loving_judge(n=100)
     assert "term dropped" in length_controlled_win_rate(js, n_boot=0)["difficulty"]
-    given = [Judgement(j.instruction_id, j.model, j.preference, j.len_model, j.len_base, difficulty=float(k % 3)) for k, j in enumerate(js)]
+    given = [
+        Judgement(j.instruction_id, j.model, j.preference, j.len_model, j.len_base, difficulty=float(k % 3))
+        for k, j in enumerate(js)
+    ]
     assert length_controlled_win_rate(given, n_boot=0)["difficulty"] == "given in the file"
 
 
@@ -121,27 +159,33 @@ def test_degenerate_inputs():
         length_controlled_win_rate(same + [Judgement("q", "other", 1.0, 1, 1)])
 
 
-@pytest.mark.parametrize("fields,expected", [
-    ({"preference": 0.25}, 0.25),
-    ({"preference_12": 2}, 1.0),
-    ({"preference_12": 1}, 0.0),
-    ({"preference_12": 1.5}, 0.5),
-    ({"preference_12": 0}, 0.5),  # AlpacaEval writes some ties as 0
-    ({"winner": "tie"}, 0.5),
-    ({"winner": "base"}, 0.0),
-])
+@pytest.mark.parametrize(
+    "fields,expected",
+    [
+        ({"preference": 0.25}, 0.25),
+        ({"preference_12": 2}, 1.0),
+        ({"preference_12": 1}, 0.0),
+        ({"preference_12": 1.5}, 0.5),
+        ({"preference_12": 0}, 0.5),  # AlpacaEval writes some ties as 0
+        ({"winner": "tie"}, 0.5),
+        ({"winner": "base"}, 0.0),
+    ],
+)
 def test_preference_encodings(fields, expected):
     j = parse_judgement({"instruction_id": 7, "output_model": "abc", "output_base": "a", **fields})
     assert j.preference == expected and j.instruction_id == "7" and (j.len_model, j.len_base) == (3, 1)
 
 
-@pytest.mark.parametrize("fields,message", [
-    ({"preference": 1.5}, "in \\[0, 1\\]"),
-    ({"preference_12": 3}, "preference_12"),
-    ({"winner": "nobody"}, "winner"),
-    ({"preference": 1, "winner": "tie"}, "exactly one"),
-    ({}, "exactly one"),
-])
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        ({"preference": 1.5}, "in \\[0, 1\\]"),
+        ({"preference_12": 3}, "preference_12"),
+        ({"winner": "nobody"}, "winner"),
+        ({"preference": 1, "winner": "tie"}, "exactly one"),
+        ({}, "exactly one"),
+    ],
+)
 def test_bad_judgements_are_errors(fields, message):
     with pytest.raises(RecordError, match=message):
         parse_judgement({"instruction_id": "q", "output_model": "a", "output_base": "b", **fields})
@@ -149,8 +193,16 @@ def test_bad_judgements_are_errors(fields, message):
 
 def test_cli_lcwr(tmp_path, capsys):
     path = tmp_path / "judgements.jsonl"
-    rows = [{"instruction_id": j.instruction_id, "model": j.model, "output_model": "x" * j.len_model, "output_base": "y" * j.len_base,
-             "preference_12": 1.0 + j.preference} for j in length_loving_judge(n=200)]
+    rows = [
+        {
+            "instruction_id": j.instruction_id,
+            "model": j.model,
+            "output_model": "x" * j.len_model,
+            "output_base": "y" * j.len_base,
+            "preference_12": 1.0 + j.preference,
+        }
+        for j in length_loving_judge(n=200)
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert read_judgements(path)[0].len_model == rows[0]["output_model"].__len__()
     out = tmp_path / "o"
@@ -213,7 +265,10 @@ def test_bootstrap_interval_is_seeded_and_narrows_with_n():
     assert a["lc_interval_95"] == length_controlled_win_rate(small, n_boot=60, seed=3)["lc_interval_95"]
     assert a["lc_interval_95"] != length_controlled_win_rate(small, n_boot=60, seed=4)["lc_interval_95"]
     b = length_controlled_win_rate(large, n_boot=60, seed=3)
-    width = lambda r: r["lc_interval_95"][1] - r["lc_interval_95"][0]
+
+    def width(r):
+        return r["lc_interval_95"][1] - r["lc_interval_95"][0]
+
     assert width(b) < 0.75 * width(a)
     assert "lc_interval_95" not in length_controlled_win_rate(small, n_boot=0)
 
@@ -248,7 +303,12 @@ def test_collinearity_and_convergence_failures_are_reported(monkeypatch):
     from sklearn.linear_model import LogisticRegression
 
     import rewardsmith.analysis.lc_winrate as lcw
-    monkeypatch.setattr(lcw, "_logistic", lambda penalty, c: LogisticRegression(C=c, solver="liblinear", fit_intercept=False, max_iter=1, tol=1e-12))
+
+    monkeypatch.setattr(
+        lcw,
+        "_logistic",
+        lambda penalty, c: LogisticRegression(C=c, solver="liblinear", fit_intercept=False, max_iter=1, tol=1e-12),
+    )
     r = length_controlled_win_rate(noisy_length_judge(200, seed=0), n_boot=0, n_splits=1)
     assert r["lc_win_rate"] is None and any("did not converge" in p for p in r["problems"])
 
@@ -296,16 +356,26 @@ def alpaca_eval_fit_independently(path):
             return -np.mean(true_sample_weight * (target * np.log(q) + (1 - target) * np.log(1 - q)))
 
         with sklearn.config_context(enable_metadata_routing=True):
-            scorer = make_scorer(log_loss, response_method="predict_proba", greater_is_better=False).set_score_request(true_prob=True, true_sample_weight=True)
+            scorer = make_scorer(log_loss, response_method="predict_proba", greater_is_better=False).set_score_request(
+                true_prob=True, true_sample_weight=True
+            )
             kwargs = dict(solver="liblinear", fit_intercept=False, random_state=123)
             if LogisticRegression().get_params().get("penalty") == "deprecated":
-                cv_model = LogisticRegressionCV(cv=GroupKFold(5), scoring=scorer, l1_ratios=(1.0,), use_legacy_attributes=False, **kwargs)
+                cv_model = LogisticRegressionCV(
+                    cv=GroupKFold(5), scoring=scorer, l1_ratios=(1.0,), use_legacy_attributes=False, **kwargs
+                )
             else:
                 cv_model = LogisticRegressionCV(cv=GroupKFold(5), scoring=scorer, penalty="l1", **kwargs)
             cv_model.set_fit_request(sample_weight=True)
-            cv_model.fit(xx, yy, sample_weight=prob * true_w, groups=np.r_[np.arange(n), np.arange(n)],
-                         true_prob=prob, true_sample_weight=true_w)
-        own = x[-len(blocks[-1][0]):]
+            cv_model.fit(
+                xx,
+                yy,
+                sample_weight=prob * true_w,
+                groups=np.r_[np.arange(n), np.arange(n)],
+                true_prob=prob,
+                true_sample_weight=true_w,
+            )
+        own = x[-len(blocks[-1][0]) :]
         test = np.column_stack([np.zeros(len(own)), own[:, 1], own[:, 2]])
         out[model] = 100 * cv_model.predict_proba(test)[:, 1].mean()
     return out

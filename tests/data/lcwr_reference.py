@@ -1,7 +1,8 @@
 """Regenerates the fixed annotation file of the `eval lcwr` cross-check and AlpacaEval's numbers on it.
 
     python tests/data/lcwr_reference.py annotations     # writes lcwr_annotations.jsonl (seeded, procedural)
-    pip install --target /tmp/ae_pkgs --no-deps alpaca_eval==0.6.6 patsy fire python-dotenv termcolor tiktoken "setuptools<81"
+    pip install --target /tmp/ae_pkgs --no-deps alpaca_eval==0.6.6 \
+        patsy fire python-dotenv termcolor tiktoken "setuptools<81"
     PYTHONPATH=/tmp/ae_pkgs python tests/data/lcwr_reference.py alpaca_eval   # writes lcwr_alpaca_eval_reference.json
 
 The file holds two models judged against one baseline on the same instructions, a verbose and a concise
@@ -51,14 +52,31 @@ def make_annotations(seed: int = 13) -> list[dict]:
         for i in range(N_INSTRUCTIONS):
             length = max(5, int(base_len[i] + shift + rng.normal(0, 40)))
             pref_12 = verdict(1.5 * np.tanh((length - base_len[i]) / 120))
-            rows.append({"instruction_id": i, "model": variant, "gamed_baseline": True, "difficulty": float(difficulty[i]),
-                         "output_model": "v" * length, "output_base": "b" * int(base_len[i]), "preference_12": pref_12})
+            rows.append(
+                {
+                    "instruction_id": i,
+                    "model": variant,
+                    "gamed_baseline": True,
+                    "difficulty": float(difficulty[i]),
+                    "output_model": "v" * length,
+                    "output_base": "b" * int(base_len[i]),
+                    "preference_12": pref_12,
+                }
+            )
     for model, quality, shift in (("verbose_model", 0.2, 150), ("concise_model", 0.6, -30)):
         for i in range(N_INSTRUCTIONS):
             length = max(5, int(base_len[i] + shift + rng.normal(0, 60)))
             pref_12 = verdict(quality + difficulty[i] + 1.5 * np.tanh((length - base_len[i]) / 120))
-            rows.append({"instruction_id": i, "model": model, "difficulty": float(difficulty[i]),
-                         "output_model": "m" * length, "output_base": "b" * int(base_len[i]), "preference_12": pref_12})
+            rows.append(
+                {
+                    "instruction_id": i,
+                    "model": model,
+                    "difficulty": float(difficulty[i]),
+                    "output_model": "m" * length,
+                    "output_base": "b" * int(base_len[i]),
+                    "preference_12": pref_12,
+                }
+            )
     return rows
 
 
@@ -73,10 +91,18 @@ def alpaca_eval_numbers(rows: list[dict]) -> dict:
         g = gamed[gamed["model"] == variant]
         delta = g["output_base"].str.len() - g["output_model"].str.len()  # AlpacaEval: len(output_1) - len(output_2)
         pref = g["preference_12"].replace({0.0: 1.5}) - 1
-        parts.append(pd.DataFrame({"index": g["instruction_id"].to_numpy(), "preference": pref.to_numpy(),
-                                   "std_delta_len": (delta / delta.std()).to_numpy(),
-                                   "instruction_difficulty": g["difficulty"].to_numpy(), "not_gamed_baseline": False,
-                                   "model": variant}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "index": g["instruction_id"].to_numpy(),
+                    "preference": pref.to_numpy(),
+                    "std_delta_len": (delta / delta.std()).to_numpy(),
+                    "instruction_difficulty": g["difficulty"].to_numpy(),
+                    "not_gamed_baseline": False,
+                    "model": variant,
+                }
+            )
+        )
     with tempfile.TemporaryDirectory() as tmp:
         gamed_csv = Path(tmp) / "df_gamed.csv"
         pd.concat(parts).to_csv(gamed_csv, index=False)
@@ -84,17 +110,31 @@ def alpaca_eval_numbers(rows: list[dict]) -> dict:
         models = {}
         for model in sorted({r["model"] for r in rows if not r.get("gamed_baseline")}):
             own = [r for r in rows if r["model"] == model and not r.get("gamed_baseline")]
-            df = pd.DataFrame({"output_1": [r["output_base"] for r in own], "output_2": [r["output_model"] for r in own],
-                               "preference": [r["preference_12"] for r in own], "generator_1": "base",
-                               "generator_2": model, "annotator": "synthetic"},
-                              index=[r["instruction_id"] for r in own])
+            df = pd.DataFrame(
+                {
+                    "output_1": [r["output_base"] for r in own],
+                    "output_2": [r["output_model"] for r in own],
+                    "preference": [r["preference_12"] for r in own],
+                    "generator_1": "base",
+                    "generator_2": model,
+                    "annotator": "synthetic",
+                },
+                index=[r["instruction_id"] for r in own],
+            )
             m = glm_winrate.get_length_controlled_winrate(df, save_weights_dir=None)
-            models[model] = {"win_rate": float(m["win_rate"]), "length_controlled_winrate": float(m["length_controlled_winrate"])}
+            models[model] = {
+                "win_rate": float(m["win_rate"]),
+                "length_controlled_winrate": float(m["length_controlled_winrate"]),
+            }
     import alpaca_eval
 
-    return {"command": "PYTHONPATH=/tmp/ae_pkgs python tests/data/lcwr_reference.py alpaca_eval",
-            "alpaca_eval": alpaca_eval.__version__, "scikit-learn": sklearn.__version__, "numpy": np.__version__,
-            "models": models}
+    return {
+        "command": "PYTHONPATH=/tmp/ae_pkgs python tests/data/lcwr_reference.py alpaca_eval",
+        "alpaca_eval": alpaca_eval.__version__,
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "models": models,
+    }
 
 
 if __name__ == "__main__":

@@ -83,16 +83,34 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--out", metavar="DIR")
     t.set_defaults(func=_errors_as_messages(_cmd_tradeoff))
 
-    lc = es.add_parser("lcwr", help="raw and length-controlled win rate from pairwise judgements (AlpacaEval GLM)",
-                       description="Judgement JSONL: instruction_id, output_model, output_base, and preference in [0,1] "
-                                   "(or preference_12 in [1,2], or winner model|base|tie); optional model, difficulty, gamed_baseline.")
+    lc = es.add_parser(
+        "lcwr",
+        help="raw and length-controlled win rate from pairwise judgements (AlpacaEval GLM)",
+        description="Judgement JSONL: instruction_id, output_model, output_base, and preference in [0,1] "
+        "(or preference_12 in [1,2], or winner model|base|tie); optional model, difficulty, gamed_baseline.",
+    )
     lc.add_argument("judgements")
     lc.add_argument("--model", help="only this model (default: every model in the file)")
-    lc.add_argument("--folds", type=positive_int, default=5,
-                    help="cross-validation folds (one group per annotation row, as AlpacaEval) for the GLM's penalty; 1 = none, C = 100 (default: 5)")
-    lc.add_argument("--n-boot", type=non_negative_int, default=200, help="bootstrap resamples for the LC interval; 0 = none (default: 200)")
+    lc.add_argument(
+        "--folds",
+        type=positive_int,
+        default=5,
+        help="cross-validation folds (one group per annotation row, as AlpacaEval) for the GLM's penalty; "
+        "1 = none, C = 100 (default: 5)",
+    )
+    lc.add_argument(
+        "--n-boot",
+        type=non_negative_int,
+        default=200,
+        help="bootstrap resamples for the LC interval; 0 = none (default: 200)",
+    )
     lc.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
-    lc.add_argument("--baseline-weight", type=non_negative_float, default=0.2, help="weight of gamed-baseline rows (default: AlpacaEval's 0.2)")
+    lc.add_argument(
+        "--baseline-weight",
+        type=non_negative_float,
+        default=0.2,
+        help="weight of gamed-baseline rows (default: AlpacaEval's 0.2)",
+    )
     lc.add_argument("--out", metavar="DIR")
     lc.set_defaults(func=_errors_as_messages(_cmd_lcwr))
 
@@ -281,8 +299,8 @@ def _cmd_lcwr(args: argparse.Namespace) -> int:
     if not judgements:
         raise ValueError(f"{args.judgements}: no judgements")
     models = [args.model] if args.model else sorted({j.model for j in judgements if not j.gamed_baseline})
-    results = {m: length_controlled_win_rate(judgements, model=m, n_splits=args.folds, baseline_weight=args.baseline_weight,
-                                             n_boot=args.n_boot, seed=args.seed) for m in models}
+    options = dict(n_splits=args.folds, baseline_weight=args.baseline_weight, n_boot=args.n_boot, seed=args.seed)
+    results = {m: length_controlled_win_rate(judgements, model=m, **options) for m in models}
     print(f"rewardsmith eval lcwr: {len(judgements)} judgements, {len(models)} model(s)")
 
     def lc_cell(r: dict[str, Any]) -> str:
@@ -291,14 +309,20 @@ def _cmd_lcwr(args: argparse.Namespace) -> int:
         interval = r.get("lc_interval_95")
         return f"{r['lc_win_rate']:.2f}" + (f" [{interval[0]:.1f}, {interval[1]:.1f}]" if interval else "")
 
-    print(table(["model", "n", "win rate", "SE", "LC win rate [95% bootstrap]", "θ", "φ (length)", "ψ", "mean chars model/base"],
-                [[m, r["n"], r["win_rate"], r["standard_error"], lc_cell(r), r["theta"], r["phi"], r["psi"],
-                  f"{r['mean_length_model_chars']:.0f}/{r['mean_length_base_chars']:.0f}"] for m, r in results.items()], ".2f"))
+    header = ["model", "n", "win rate", "SE", "LC win rate [95% bootstrap]", "θ", "φ (length)", "ψ"]
+    header.append("mean chars model/base")
+    rows = [
+        [m, r["n"], r["win_rate"], r["standard_error"], lc_cell(r), r["theta"], r["phi"], r["psi"],
+         f"{r['mean_length_model_chars']:.0f}/{r['mean_length_base_chars']:.0f}"]
+        for m, r in results.items()
+    ]
+    print(table(header, rows, ".2f"))
     for m, r in results.items():
         print(f"  {m}: difficulty {r['difficulty']}" + (f"; {r['note']}" if r.get("note") else ""))
         for problem in r["problems"]:
             glm = r["glm_lc_win_rate"]
-            print(f"  {m}: NOT IDENTIFIED: {problem}" + ("" if glm is None else f" (the penalised fit, as AlpacaEval prints it: {glm:.2f})"))
+            as_printed = "" if glm is None else f" (the penalised fit, as AlpacaEval prints it: {glm:.2f})"
+            print(f"  {m}: NOT IDENTIFIED: {problem}{as_printed}")
     out = output_dir(args.out, "lcwr", Path(args.judgements).stem)
     print()
     _wrote([write_json({"source": str(args.judgements), "models": results}, out / "lcwr.json")])
@@ -317,21 +341,30 @@ def _cmd_wildbench(args: argparse.Namespace) -> int:
     result: dict[str, Any] = {"source": str(args.file)}
     print(f"rewardsmith eval wildbench: {len(pairwise)} pairwise rows, {len(scored)} scored rows")
     if pairwise:
-        result["wb_reward"] = {m: wb_reward_mixture(rs, args.margin, args.conventions) for m, rs in by_model(pairwise).items()}
-        print(table(["model", "baseline", "n", "WB-Reward", "task-macro", "++", "+", "=", "-", "--", "→ tie (margin)", "skipped"],
-                    [[m, b, r["n"], r["reward"], r["task_macro_reward"], r["much_better"], r["better"], r["tie"], r["worse"],
-                      r["much_worse"], r["converted_to_tie"], r["skipped_truncated_or_empty"]]
-                     for m, mix in result["wb_reward"].items() for b, r in mix["baselines"].items()], ".2f"))
-        print(table(["model", "task-macro WB-Reward (ranking)", "mixture of rewards"],
-                    [[m, mix["task_macro_reward"], mix["mixture_of_rewards"]] for m, mix in result["wb_reward"].items()], ".2f"))
-        print("length margin K: " + ("off (no slight win becomes a tie)" if args.margin is None else f"{args.margin} characters"))
+        rewards = {m: wb_reward_mixture(rs, args.margin, args.conventions) for m, rs in by_model(pairwise).items()}
+        result["wb_reward"] = rewards
+        header = ["model", "baseline", "n", "WB-Reward", "task-macro", "++", "+", "=", "-", "--"]
+        header += ["→ tie (margin)", "skipped"]
+        rows_out = [
+            [m, b, r["n"], r["reward"], r["task_macro_reward"], r["much_better"], r["better"], r["tie"], r["worse"],
+             r["much_worse"], r["converted_to_tie"], r["skipped_truncated_or_empty"]]
+            for m, mix in rewards.items()
+            for b, r in mix["baselines"].items()
+        ]
+        print(table(header, rows_out, ".2f"))
+        mixture = [[m, mix["task_macro_reward"], mix["mixture_of_rewards"]] for m, mix in rewards.items()]
+        print(table(["model", "task-macro WB-Reward (ranking)", "mixture of rewards"], mixture, ".2f"))
+        margin = "off (no slight win becomes a tie)" if args.margin is None else f"{args.margin} characters"
+        print(f"length margin K: {margin}")
     if scored:
         result["wb_score"] = {m: wb_score(rs, args.conventions) for m, rs in by_model(scored).items()}
-        print(table(["model", "n", "WB-Score", "task-macro WB-Score (ranking)", "task groups"],
-                    [[m, r["n"], r["score"], r["task_macro_score"], ", ".join(f"{g} {v['score']:.1f}" for g, v in r["task_groups"].items())]
-                     for m, r in result["wb_score"].items()], ".2f"))
-    print(f"conventions: {args.conventions}" + (" (task-group weights 0.5/1.25/1/0.75/1.25; truncated or empty outputs left out "
-                                                 "as the WildBench leaderboard does)" if args.conventions == "leaderboard" else ""))
+        rows_out = []
+        for m, r in result["wb_score"].items():
+            groups = ", ".join(f"{g} {v['score']:.1f}" for g, v in r["task_groups"].items())
+            rows_out.append([m, r["n"], r["score"], r["task_macro_score"], groups])
+        print(table(["model", "n", "WB-Score", "task-macro WB-Score (ranking)", "task groups"], rows_out, ".2f"))
+    leaderboard = " (task-group weights 0.5/1.25/1/0.75/1.25; truncated/empty outputs left out as its leaderboard does)"
+    print(f"conventions: {args.conventions}" + (leaderboard if args.conventions == "leaderboard" else ""))
     out = output_dir(args.out, "wildbench", Path(args.file).stem)
     print()
     _wrote([write_json(result, out / "wildbench.json")])

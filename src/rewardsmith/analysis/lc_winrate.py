@@ -54,9 +54,10 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -114,15 +115,28 @@ def parse_judgement(obj: Any) -> Judgement:
                 raise RecordError(f"'preference' must be in [0, 1], got {value}")
             pref = float(value)
     difficulty = obj.get("difficulty")
-    if difficulty is not None and (isinstance(difficulty, bool) or not isinstance(difficulty, (int, float)) or not math.isfinite(difficulty)):
+    if difficulty is not None and (
+        isinstance(difficulty, bool) or not isinstance(difficulty, (int, float)) or not math.isfinite(difficulty)
+    ):
         raise RecordError(f"'difficulty' must be a finite number, got {difficulty!r}")
-    return Judgement(str(obj["instruction_id"]), str(obj.get("model") or "model"), pref, len(completion_text(obj["output_model"])),
-                     len(completion_text(obj["output_base"])), None if difficulty is None else float(difficulty), bool(obj.get("gamed_baseline") or False))
+    return Judgement(
+        str(obj["instruction_id"]),
+        str(obj.get("model") or "model"),
+        pref,
+        len(completion_text(obj["output_model"])),
+        len(completion_text(obj["output_base"])),
+        None if difficulty is None else float(difficulty),
+        bool(obj.get("gamed_baseline") or False),
+    )
 
 
 def read_judgements(source: str | Path | Iterable[dict[str, Any]]) -> list[Judgement]:
     """Judgements from a JSONL path or an iterable of dicts; errors say which line or item."""
-    located = located_jsonl(source) if isinstance(source, (str, Path)) else [(f"judgement {i}", obj) for i, obj in enumerate(source)]
+    located = (
+        located_jsonl(source)
+        if isinstance(source, (str, Path))
+        else [(f"judgement {i}", obj) for i, obj in enumerate(source)]
+    )
     out = []
     for where, obj in located:
         try:
@@ -152,13 +166,19 @@ def _logistic(penalty: str, c: float):
 
     l1_ratio = 1.0 if penalty == "l1" else 0.0
     if LogisticRegression().get_params().get("penalty") == "deprecated":  # scikit-learn >= 1.8
-        return LogisticRegression(C=c, l1_ratio=l1_ratio, solver="liblinear", fit_intercept=False, random_state=RANDOM_STATE)
+        return LogisticRegression(
+            C=c, l1_ratio=l1_ratio, solver="liblinear", fit_intercept=False, random_state=RANDOM_STATE
+        )
     return LogisticRegression(C=c, penalty=penalty, solver="liblinear", fit_intercept=False, random_state=RANDOM_STATE)
 
 
 def _soft_rows(x: np.ndarray, p: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every row twice, as AlpacaEval: label 1 with weight w·p, then label 0 with weight w·(1 − p)."""
-    return np.vstack([x, x]), np.concatenate([np.ones(len(p)), np.zeros(len(p))]), np.concatenate([w * p, w * (1.0 - p)])
+    return (
+        np.vstack([x, x]),
+        np.concatenate([np.ones(len(p)), np.zeros(len(p))]),
+        np.concatenate([w * p, w * (1.0 - p)]),
+    )
 
 
 def _fit_soft(x: np.ndarray, p: np.ndarray, w: np.ndarray, penalty: str, c: float) -> tuple[np.ndarray, bool]:
@@ -203,7 +223,9 @@ def separating_direction(x: np.ndarray, p: np.ndarray) -> np.ndarray | None:
     rows = np.vstack([x[p > 0], -x[p < 1]])
     if len(rows) == 0:
         return None
-    res = linprog(-rows.sum(axis=0), A_ub=-rows, b_ub=np.zeros(len(rows)), bounds=[(-1, 1)] * x.shape[1], method="highs")
+    res = linprog(
+        -rows.sum(axis=0), A_ub=-rows, b_ub=np.zeros(len(rows)), bounds=[(-1, 1)] * x.shape[1], method="highs"
+    )
     if res.status != 0 or -res.fun <= 1e-7 * len(rows):
         return None
     return np.where((np.abs(res.x) > 1e-9) & np.any(x != 0, axis=0), res.x, 0.0)  # an all-zero column is no direction
@@ -241,7 +263,9 @@ def _std_tanh_delta(js: Sequence[Judgement]) -> np.ndarray:
     return np.tanh(delta / sd) if sd > 0 else np.zeros(len(delta))
 
 
-def estimate_difficulty(judgements: Sequence[Judgement], exclude_model: str | None = None, c: float = 1.0) -> dict[str, float]:
+def estimate_difficulty(
+    judgements: Sequence[Judgement], exclude_model: str | None = None, c: float = 1.0
+) -> dict[str, float]:
     """Per-instruction effect of an L2 logistic GLM with one effect per model and one per
     instruction, fitted on every non-gamed judgement of models other than ``exclude_model``.
     Empty when no such judgement exists (see the module docstring)."""
@@ -259,9 +283,16 @@ def estimate_difficulty(judgements: Sequence[Judgement], exclude_model: str | No
     return {s: float(coef[len(models) + k]) for s, k in ii.items()}
 
 
-def length_controlled_win_rate(judgements: Sequence[Judgement], model: str | None = None, n_splits: int = 5,
-                               baseline_weight: float = BASELINE_WEIGHT, difficulty_c: float = 1.0,
-                               c_grid: Sequence[float] = C_GRID, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Any]:
+def length_controlled_win_rate(
+    judgements: Sequence[Judgement],
+    model: str | None = None,
+    n_splits: int = 5,
+    baseline_weight: float = BASELINE_WEIGHT,
+    difficulty_c: float = 1.0,
+    c_grid: Sequence[float] = C_GRID,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Raw and length-controlled win rate of ``model`` (the only non-gamed model if None), with a percentile
     bootstrap interval and the fit's diagnostics (module docstring). ``lc_win_rate`` is None when the GLM is
     not identified; ``glm_lc_win_rate`` then still holds what AlpacaEval would print."""
@@ -284,11 +315,17 @@ def length_controlled_win_rate(judgements: Sequence[Judgement], model: str | Non
         result["difficulty"] = "given in the file"
     else:
         difficulty_of = estimate_difficulty(judgements, exclude_model=model, c=difficulty_c)
-        result["difficulty"] = "estimated from the other models' judgements" if difficulty_of else "none (single model, no 'difficulty' given): term dropped"
+        result["difficulty"] = (
+            "estimated from the other models' judgements"
+            if difficulty_of
+            else "none (single model, no 'difficulty' given): term dropped"
+        )
 
     # AlpacaEval's row order: the gamed-baseline rows first (by variant), then the model's own rows
     variants = sorted({j.model for j in gamed})
-    blocks = [([j for j in gamed if j.model == v], 0.0, baseline_weight / len(variants)) for v in variants] + [(own, 1.0, 1.0)]
+    blocks = [([j for j in gamed if j.model == v], 0.0, baseline_weight / len(variants)) for v in variants] + [
+        (own, 1.0, 1.0)
+    ]
 
     def design(rows: Sequence[Judgement], indicator: float) -> np.ndarray:
         d = np.array([difficulty_of.get(j.instruction_id, 0.0) if j.difficulty is None else j.difficulty for j in rows])
@@ -305,9 +342,20 @@ def length_controlled_win_rate(judgements: Sequence[Judgement], model: str | Non
 
     x, p, w = data([rows for rows, _, _ in blocks])
     if np.all(p == p[0]) and p[0] in (0.0, 1.0):
-        result.update(lc_win_rate=None, glm_lc_win_rate=None, theta=None, phi=None, psi=None, C=None, gamed_baseline_rows=len(gamed),
-                      identified=False, problems=["every judgement has the same outcome: the GLM cannot be fitted "
-                                                  "(complete separation) and the LC win rate is not identified"])
+        result.update(
+            lc_win_rate=None,
+            glm_lc_win_rate=None,
+            theta=None,
+            phi=None,
+            psi=None,
+            C=None,
+            gamed_baseline_rows=len(gamed),
+            identified=False,
+            problems=[
+                "every judgement has the same outcome: the GLM cannot be fitted "
+                "(complete separation) and the LC win rate is not identified"
+            ],
+        )
         return result
     c = _choose_c(x, p, w, n_splits, c_grid)
     coef, failed_to_converge = _fit_soft(x, p, w, "l1", c)
@@ -317,19 +365,32 @@ def length_controlled_win_rate(judgements: Sequence[Judgement], model: str | Non
     direction = separating_direction(x, p)
     if direction is not None:
         terms = [name for name, v in zip(TERMS, direction) if v]
-        problems.append(f"(quasi-)separation: the verdicts are perfectly predicted along {' + '.join(terms)}, so the GLM's "
-                        "maximum-likelihood fit does not exist and its coefficients are set by the penalty C alone; "
-                        "the LC win rate is not identified")
+        problems.append(
+            f"(quasi-)separation: the verdicts are perfectly predicted along {' + '.join(terms)}, so the GLM's "
+            "maximum-likelihood fit does not exist and its coefficients are set by the penalty C alone; "
+            "the LC win rate is not identified"
+        )
     dependence = collinear_terms(x)
     if dependence is not None:
         terms = [name for name, v in zip(TERMS, dependence) if v]
-        problems.append(f"collinearity: the {' and '.join(terms)} terms are (nearly) linearly dependent in the data "
-                        "(e.g. the model is always much longer than the base), so the fit cannot tell them apart; "
-                        "the LC win rate is not identified (gamed-baseline rows can pin the length term)")
+        problems.append(
+            f"collinearity: the {' and '.join(terms)} terms are (nearly) linearly dependent in the data "
+            "(e.g. the model is always much longer than the base), so the fit cannot tell them apart; "
+            "the LC win rate is not identified (gamed-baseline rows can pin the length term)"
+        )
     if failed_to_converge:
         problems.append("the GLM fit did not converge (liblinear hit its iteration limit)")
-    result.update(lc_win_rate=None if problems else glm_lc, glm_lc_win_rate=glm_lc, theta=theta, phi=phi, psi=psi, C=c,
-                  gamed_baseline_rows=len(gamed), identified=not problems, problems=problems)
+    result.update(
+        lc_win_rate=None if problems else glm_lc,
+        glm_lc_win_rate=glm_lc,
+        theta=theta,
+        phi=phi,
+        psi=psi,
+        C=c,
+        gamed_baseline_rows=len(gamed),
+        identified=not problems,
+        problems=problems,
+    )
     if not problems and is_extreme_change(result["win_rate"], glm_lc):
         result["note"] = "LC differs from the raw win rate beyond AlpacaEval's warning thresholds: check the fit"
     if n_boot and not problems:
@@ -342,8 +403,12 @@ def length_controlled_win_rate(judgements: Sequence[Judgement], model: str | Non
             lcs.append(100.0 * pb[0] if same else lc_of(_fit_soft(xb, pb, wb, "l1", c)[0], chosen[-1]))
         low, high = np.percentile(lcs, [2.5, 97.5])
         result["lc_interval_95"] = [float(low), float(high)]
-        result["bootstrap"] = {"n_boot": n_boot, "seed": seed, "resampled": "annotation rows, each block (model, gamed variants) "
-                               "separately", "C": "fixed at the full-data choice"}
+        result["bootstrap"] = {
+            "n_boot": n_boot,
+            "seed": seed,
+            "resampled": "annotation rows, each block (model, gamed variants) separately",
+            "C": "fixed at the full-data choice",
+        }
     return result
 
 

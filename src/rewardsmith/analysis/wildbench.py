@@ -45,25 +45,46 @@ truncation rule), optional ``model``, ``baseline``, ``task_group(s)``. Score JSO
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
 from ..records import RecordError, completion_text
 
 OUTCOME_VALUES: dict[str, float] = {
-    "much_better": 1.0, "better": 0.5, "tie": 0.0, "worse": -0.5, "much_worse": -1.0,
-    "A++": 1.0, "A+": 0.5, "A=B": 0.0, "B+": -0.5, "B++": -1.0,
+    "much_better": 1.0,
+    "better": 0.5,
+    "tie": 0.0,
+    "worse": -0.5,
+    "much_worse": -1.0,
+    "A++": 1.0,
+    "A+": 0.5,
+    "A=B": 0.0,
+    "B+": -0.5,
+    "B++": -1.0,
 }
 CONVENTIONS = ("leaderboard", "plain")
-TASK_GROUP_WEIGHTS = {"Creative Tasks": 0.5, "Planning & Reasoning": 1.25, "Math & Data Analysis": 1.0,
-                      "Information/Advice seeking": 0.75, "Coding & Debugging": 1.25}
+TASK_GROUP_WEIGHTS = {
+    "Creative Tasks": 0.5,
+    "Planning & Reasoning": 1.25,
+    "Math & Data Analysis": 1.0,
+    "Information/Advice seeking": 0.75,
+    "Coding & Debugging": 1.25,
+}
 TAG_TO_GROUP = {
-    "Information seeking": "Information/Advice seeking", "Advice seeking": "Information/Advice seeking",
-    "Creative Writing": "Creative Tasks", "Editing": "Creative Tasks", "Brainstorming": "Creative Tasks",
-    "Role playing": "Creative Tasks", "Others": "Creative Tasks",
-    "Coding & Debugging": "Coding & Debugging", "Reasoning": "Planning & Reasoning", "Planning": "Planning & Reasoning",
-    "Math": "Math & Data Analysis", "Data Analysis": "Math & Data Analysis",
+    "Information seeking": "Information/Advice seeking",
+    "Advice seeking": "Information/Advice seeking",
+    "Creative Writing": "Creative Tasks",
+    "Editing": "Creative Tasks",
+    "Brainstorming": "Creative Tasks",
+    "Role playing": "Creative Tasks",
+    "Others": "Creative Tasks",
+    "Coding & Debugging": "Coding & Debugging",
+    "Reasoning": "Planning & Reasoning",
+    "Planning": "Planning & Reasoning",
+    "Math": "Math & Data Analysis",
+    "Data Analysis": "Math & Data Analysis",
 }
 TRUNCATED_SUFFIX = "... (truncated)"
 EMPTY_PLACEHOLDER = "[This model response is empty.]"
@@ -90,8 +111,10 @@ def task_groups_of(row: Mapping[str, Any], conventions: str = "leaderboard") -> 
     groups = {TAG_TO_GROUP.get(t, t) for t in tags}
     unknown = sorted(groups - set(TASK_GROUP_WEIGHTS))
     if unknown and conventions == "leaderboard":
-        raise RecordError(f"unknown task group(s) {', '.join(unknown)}: the leaderboard's are {', '.join(TASK_GROUP_WEIGHTS)} "
-                          f"(or WildBench's tags {', '.join(TAG_TO_GROUP)}); use conventions 'plain' for your own")
+        raise RecordError(
+            f"unknown task group(s) {', '.join(unknown)}: the leaderboard's are {', '.join(TASK_GROUP_WEIGHTS)} "
+            f"(or WildBench's tags {', '.join(TAG_TO_GROUP)}); use conventions 'plain' for your own"
+        )
     return sorted(groups)
 
 
@@ -108,9 +131,15 @@ def outcome_value(outcome: Any) -> float:
     """The WB-Reward value of one outcome in any accepted encoding."""
     if isinstance(outcome, str):
         if outcome not in OUTCOME_VALUES:
-            raise RecordError(f"unknown outcome {outcome!r}; allowed: {', '.join(OUTCOME_VALUES)} or 1, 0.5, 0, -0.5, -1")
+            raise RecordError(
+                f"unknown outcome {outcome!r}; allowed: {', '.join(OUTCOME_VALUES)} or 1, 0.5, 0, -0.5, -1"
+            )
         return OUTCOME_VALUES[outcome]
-    if isinstance(outcome, (int, float)) and not isinstance(outcome, bool) and float(outcome) in (1.0, 0.5, 0.0, -0.5, -1.0):
+    if (
+        isinstance(outcome, (int, float))
+        and not isinstance(outcome, bool)
+        and float(outcome) in (1.0, 0.5, 0.0, -0.5, -1.0)
+    ):
         return float(outcome)
     raise RecordError(f"outcome must be one of {', '.join(OUTCOME_VALUES)} or 1, 0.5, 0, -0.5, -1; got {outcome!r}")
 
@@ -123,7 +152,9 @@ def apply_length_margin(value: float, len_model: int, len_base: int, margin: int
     return 0.0 if winner_excess > margin else value
 
 
-def wb_reward(rows: Iterable[Mapping[str, Any]], length_margin: int | None = None, conventions: str = "leaderboard") -> dict[str, Any]:
+def wb_reward(
+    rows: Iterable[Mapping[str, Any]], length_margin: int | None = None, conventions: str = "leaderboard"
+) -> dict[str, Any]:
     """WB-Reward (overall and per task group, ×100), the task-macro WB-Reward and the outcome counts."""
     _check_conventions(conventions)
     values, converted, skipped, total = [], 0, 0, 0
@@ -148,16 +179,28 @@ def wb_reward(rows: Iterable[Mapping[str, Any]], length_margin: int | None = Non
         for g in task_groups_of(row, conventions):
             by_group.setdefault(g, []).append(v)
     arr = np.array(values, dtype=np.float64)
-    counts = {name: int((arr == val).sum()) for name, val in (("much_better", 1.0), ("better", 0.5), ("tie", 0.0), ("worse", -0.5), ("much_worse", -1.0))}
+    counts = {
+        name: int((arr == val).sum())
+        for name, val in (("much_better", 1.0), ("better", 0.5), ("tie", 0.0), ("worse", -0.5), ("much_worse", -1.0))
+    }
     denominator = total if conventions == "leaderboard" else len(arr)  # the leaderboard divides by every row
     groups = {g: {"n": len(v), "reward": 100.0 * float(np.mean(v))} for g, v in sorted(by_group.items())}
-    return {"n": len(arr), "reward": float(100.0 * arr.sum() / denominator) if denominator else None,
-            "task_macro_reward": task_macro({g: v["reward"] for g, v in groups.items()}, conventions), "task_groups": groups,
-            "length_margin": length_margin, "conventions": conventions, "converted_to_tie": converted,
-            "skipped_truncated_or_empty": skipped, **counts}
+    return {
+        "n": len(arr),
+        "reward": float(100.0 * arr.sum() / denominator) if denominator else None,
+        "task_macro_reward": task_macro({g: v["reward"] for g, v in groups.items()}, conventions),
+        "task_groups": groups,
+        "length_margin": length_margin,
+        "conventions": conventions,
+        "converted_to_tie": converted,
+        "skipped_truncated_or_empty": skipped,
+        **counts,
+    }
 
 
-def wb_reward_mixture(rows: Iterable[Mapping[str, Any]], length_margin: int | None = None, conventions: str = "leaderboard") -> dict[str, Any]:
+def wb_reward_mixture(
+    rows: Iterable[Mapping[str, Any]], length_margin: int | None = None, conventions: str = "leaderboard"
+) -> dict[str, Any]:
     """:func:`wb_reward` per ``baseline`` (default "base") and the means over baselines: ``mixture_of_rewards`` and
     ``task_macro_reward`` (the leaderboard's ranking column; it averages its three baselines)."""
     per: dict[str, list[Mapping[str, Any]]] = {}
@@ -166,8 +209,11 @@ def wb_reward_mixture(rows: Iterable[Mapping[str, Any]], length_margin: int | No
     results = {b: wb_reward(rs, length_margin, conventions) for b, rs in sorted(per.items())}
     rewards = [r["reward"] for r in results.values() if r["reward"] is not None]
     macros = [r["task_macro_reward"] for r in results.values() if r["task_macro_reward"] is not None]
-    return {"baselines": results, "mixture_of_rewards": float(np.mean(rewards)) if rewards else None,
-            "task_macro_reward": float(np.mean(macros)) if macros else None}
+    return {
+        "baselines": results,
+        "mixture_of_rewards": float(np.mean(rewards)) if rewards else None,
+        "task_macro_reward": float(np.mean(macros)) if macros else None,
+    }
 
 
 def _adjusted(scores: list[float]) -> float:
@@ -192,10 +238,17 @@ def wb_score(rows: Iterable[Mapping[str, Any]], conventions: str = "leaderboard"
             continue
         for g in task_groups_of(row, conventions):
             by_group.setdefault(g, []).append(float(s))
-    groups = {g: {"n": len(v), "mean_score": float(np.mean(v)), "score": _adjusted(v)} for g, v in sorted(by_group.items())}
-    return {"n": len(scores), "score": _adjusted(scores) if scores else None,
-            "task_macro_score": task_macro({g: v["score"] for g, v in groups.items()}, conventions), "task_groups": groups,
-            "conventions": conventions, "skipped_truncated_or_empty": skipped}
+    groups = {
+        g: {"n": len(v), "mean_score": float(np.mean(v)), "score": _adjusted(v)} for g, v in sorted(by_group.items())
+    }
+    return {
+        "n": len(scores),
+        "score": _adjusted(scores) if scores else None,
+        "task_macro_score": task_macro({g: v["score"] for g, v in groups.items()}, conventions),
+        "task_groups": groups,
+        "conventions": conventions,
+        "skipped_truncated_or_empty": skipped,
+    }
 
 
 def by_model(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
