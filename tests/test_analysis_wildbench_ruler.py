@@ -149,6 +149,20 @@ def test_wb_reward_mixture_over_baselines_and_margin_after_skipping():
     assert wb_reward_mixture([])["task_macro_reward"] is None
 
 
+def test_marking_losses_truncated_games_the_leaderboard_task_macro_and_is_visible():
+    """Inherited from the leaderboard: a pair whose output ends with '... (truncated)' leaves every task group, so a
+    model that marks its losing outputs so lifts its task-macro reward; the skipped count shows it, plain closes it."""
+    honest = [pair("A+", 10, 10, task_group="Math") for _ in range(3)] + [pair("B++", 10, 10, task_group="Math")]
+    gamed = honest[:3] + [pair("B++", 10, 10, task_group="Math")]
+    gamed[3]["output_model"] += TRUNCATED_SUFFIX
+    assert wb_reward(gamed)["task_macro_reward"] > wb_reward(honest)["task_macro_reward"]
+    assert wb_reward(gamed)["skipped_truncated_or_empty"] == 1
+    assert (
+        wb_reward(gamed, conventions="plain")["task_macro_reward"]
+        == wb_reward(honest, conventions="plain")["task_macro_reward"]
+    )
+
+
 def test_task_group_errors():
     with pytest.raises(RecordError, match="unknown task group"):
         task_groups_of({"task_group": "coding"})
