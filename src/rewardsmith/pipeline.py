@@ -169,6 +169,7 @@ class Pipeline:
         self.state = State(spec_fingerprint=spec.fingerprint())
         if spec.state and Path(spec.state).exists():
             self.state = State.load(spec.state, expected_fingerprint=spec.fingerprint())
+            self.state.check_components({key: shaper.check_state for key, shaper in self.shapers}, where=spec.state)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ scoring
