@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .atomic import atomic_write
+from .atomic import commit_files, stage_file
 
 STATE_VERSION = 1
 MAX_STEP = 10**12  # a training step beyond this is a corrupt or hostile value, not a run
@@ -70,8 +70,13 @@ class State:
                     raise StateError(f"{where}: components.{key}: {exc}; move the file away to start fresh") from None
 
     def save(self, path: str | os.PathLike) -> None:
-        with atomic_write(path) as fh:
-            json.dump(self.to_json(), fh, allow_nan=False)
+        """Write the state to ``path`` atomically (write-then-rename)."""
+        commit_files([self.stage(path)])
+
+    def stage(self, path: str | os.PathLike) -> tuple[Path, Path]:
+        """Write the state beside ``path`` without replacing it: ``(temporary, path)`` for :func:`commit_files`."""
+        text = json.dumps(self.to_json(), allow_nan=False)
+        return stage_file(path, lambda fh: fh.write(text.encode("utf-8"))), Path(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, expected_fingerprint: str | None = None) -> "State":
