@@ -157,6 +157,29 @@ def test_concurrent_threads_share_one_engine(engine):
     assert all(r is not None and all(v.score == 1.0 for v in r) for r in results)
 
 
+def test_a_hanging_call_does_not_hold_up_a_concurrent_call():
+    """Calls share the pool but each borrows its own workers: while one call waits out its hanging
+    items, another call (here: after both workers were taken) is answered, and the pool shrinks back."""
+    eng = VerificationEngine(workers=2, timeout_s=15.0)  # far above a worker's start-up under load
+    v = HostileVerifier()
+    eng.run(v, [Job("a", "a"), Job("b", "b")])  # both workers started and idle
+    out = {}
+    hanging = threading.Thread(target=lambda: out.update(hang=eng.run(v, [Job("hang", "x"), Job("hang", "y")])))
+    hanging.start()
+    deadline = time.monotonic() + 20
+    while sum(bool(w.inflight) for w in eng._workers) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sum(bool(w.inflight) for w in eng._workers) == 2  # both pool workers hold a hanging item
+    quick = eng.run(v, [Job(f"q{i}", f"q{i}") for i in range(5)])
+    assert [x.score for x in quick] == [1.0] * 5
+    assert hanging.is_alive()  # answered while the other call is still waiting on its hanging items
+    hanging.join(timeout=60)
+    assert [x.status for x in out["hang"]] == [TIMEOUT, TIMEOUT]
+    assert len(eng._workers) <= 2 and len(eng._idle) <= 2  # the extra worker stopped when handed back
+    eng.close()
+    assert eng._workers == [] and eng._idle == []
+
+
 def test_engine_is_picklable_as_settings():
     import pickle
 
