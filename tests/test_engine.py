@@ -180,6 +180,23 @@ def test_a_hanging_call_does_not_hold_up_a_concurrent_call():
     assert eng._workers == [] and eng._idle == []
 
 
+def test_workers_are_forked_warm_from_a_template_and_survive_its_loss():
+    """A killed worker's replacement is forked from the warm template (no interpreter start, no
+    imports); if the template dies, spawning falls back to a fresh interpreter and goes on."""
+    from rewardsmith.engine import _ForkedProcess
+
+    eng = VerificationEngine(workers=1, timeout_s=1.0)
+    v = HostileVerifier()
+    assert [o.status for o in eng.run(v, [Job("hang", "x"), Job("a", "a")])] == [TIMEOUT, OK]
+    assert eng.stats.workers_replaced == 1 and all(isinstance(w.process, _ForkedProcess) for w in eng._workers)
+    template = eng._template.process
+    template.kill()
+    template.wait(timeout=10)
+    assert [o.status for o in eng.run(v, [Job("hang", "y"), Job("b", "b")])] == [TIMEOUT, OK]
+    eng.close()
+    assert eng._template is None and eng._workers == []
+
+
 def test_engine_is_picklable_as_settings():
     import pickle
 
