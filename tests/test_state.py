@@ -11,7 +11,8 @@ from rewardsmith.state import StateError
 
 RECS = [{"prompt_id": "q", "completion": c, "answer": "4"} for c in ("well so. Answer: 4", "Answer: 4", "Answer: 5")]
 HAPO = {"verifier": "exact", "length_unit": "words", "shaping": [{"name": "hapo"}]}
-LASER_D = {"verifier": "exact", "length_unit": "words", "shaping": [{"name": "laser_d", "lower": 1, "upper": 4, "interval": 1, "update_every": 1}]}
+LASER_D = {"verifier": "exact", "length_unit": "words",
+           "shaping": [{"name": "laser_d", "lower": 1, "upper": 4, "interval": 1, "anchor": None, "update_every": 1}]}
 METASTD = {"length_unit": "words", "shaping": [{"name": "meanstd"}, {"name": "minmax"}]}
 GRPO_L = {"verifier": "exact", "length_unit": "words", "shaping": [{"name": "grpo_lambda", "penalty": {"name": "hapo"}}]}
 

@@ -179,12 +179,13 @@ class LaserD(Shaper):
 
     def check_state(self, state: dict[str, Any]) -> None:
         o = self.options
-        n_candidates = len(candidate_lengths(o.lower, o.upper, o.interval))
+        candidates = candidate_lengths(o.lower, o.upper, o.interval, o.anchor)
+        n_candidates = len(candidates)
         targets = state.get("targets", [o.upper] * 3)
         if not isinstance(targets, list) or len(targets) != 3:
             raise ValueError(f"targets: must be a list of 3 lengths, got {targets!r}"[:200])
         for i, t in enumerate(targets):
-            check_number(t, f"targets[{i}]", 0.0, o.upper)
+            check_number(t, f"targets[{i}]", 0.0, max(o.upper, float(candidates[-1])))
         if state.get("updated_at") is not None:
             check_int(state["updated_at"], "updated_at")
         history = state.get("history", [])
