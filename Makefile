@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/shaping_throughput.py
 	$(BIN)/python bench/ray_scaling.py
 	$(BIN)/python bench/code_sandbox.py
+	$(BIN)/python bench/serve_load.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -65,3 +65,29 @@ def test_format_shorthand():
     assert pipe.spec.format.mode == "gate" and pipe.format.name == "think_answer"
     pipe = load_spec({"format": {"name": "think_answer", "answer_tag": True, "mode": "add", "weight": 0.5}})
     assert pipe.format.options.answer_tag is True and pipe.spec.format.weight == 0.5
+
+
+def test_yaml_alias_bomb_nested_in_allowed_mappings_fails_fast(tmp_path):
+    """Billion laughs inside ``shaping`` options: refused from the event stream, never expanded."""
+    lines = ['verifier: math', 'shaping:', '  - name: laser', '    target: 10', '    extra:', '      a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, 10):
+        lines.append(f"      a{i}: &a{i} [{', '.join(f'*a{i - 1}' for _ in range(10))}]")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SpecError, match=r"bomb.yaml: line 6: YAML anchors and aliases \(&a0\) are not allowed"):
+        load_spec(bomb)  # expanded, it would be 10^10 strings
+    alias_only = tmp_path / "alias.yaml"
+    alias_only.write_text("base: {correct: 1.0}\nverifier: math\nname: *x\n")
+    with pytest.raises(SpecError, match="alias.yaml"):  # an undefined alias is still refused with the file named
+        load_spec(alias_only)
+
+
+def test_oversized_or_binary_spec_file_is_a_spec_error(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text("verifier: math\n" + "# pad\n" * 200_000)
+    with pytest.raises(SpecError, match="too large for a spec"):
+        parse_spec(big)
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"verifier: \xff\xfe\n")
+    with pytest.raises(SpecError, match="bin.yaml: not UTF-8"):
+        parse_spec(binary)

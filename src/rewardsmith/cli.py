@@ -30,13 +30,20 @@ def print_table(rows: Sequence[tuple[str, Any]], title: str = "", file: Any = No
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
+    """All or nothing: every check that can fail (spec, state file, records, writable output and
+    state paths, serialisable columns) runs before verifying anything; the output and the state are
+    staged and renamed into place together, so a failed run leaves both exactly as they were."""
     from tqdm import tqdm
 
-    from .records import read_records, write_records
+    from .atomic import check_writable, commit_files
     from .pipeline import load_spec
+    from .records import RecordError, check_serialisable, read_records, stage_records
     from .spec import parse_spec
+    from .state import MAX_STEP
 
     t0 = time.perf_counter()
+    if args.step is not None and not 0 <= args.step <= MAX_STEP:
+        raise RecordError(f"--step must be in [0, {MAX_STEP}], got {args.step}")
     overrides: dict[str, Any] = {}
     if args.workers:
         overrides["workers"] = args.workers
@@ -54,18 +61,27 @@ def _cmd_score(args: argparse.Namespace) -> int:
         if engine is not None:
             engine.close()
         raise
-    report = read_records(args.rollouts, skip_invalid=args.skip_invalid)
-    records = report.records
-    out = Path(args.output) if args.output else Path(args.rollouts).with_suffix(".scored.jsonl")
-    bar = tqdm(total=len(records), unit="rollout", desc="scoring", disable=not sys.stderr.isatty() and not args.progress, file=sys.stderr)
     try:
-        scores = pipe.score(records, step=args.step, progress=bar.update)
+        report = read_records(args.rollouts, skip_invalid=args.skip_invalid)
+        records = report.records
+        out = Path(args.output) if args.output else Path(args.rollouts).with_suffix(".scored.jsonl")
+        check_writable(out, "output")
+        if pipe.spec.state:
+            check_writable(pipe.spec.state, "state")
+        check_serialisable(records, out)
+        bar = tqdm(total=len(records), unit="rollout", desc="scoring", disable=not sys.stderr.isatty() and not args.progress, file=sys.stderr)
+        try:
+            scores = pipe.score(records, step=args.step, progress=bar.update, save=False)
+        finally:
+            bar.close()
+        scored = scores.to_records(records)
+        staged = [stage_records(scored, out)]
+        if pipe.spec.state:
+            staged.append(pipe.state.stage(pipe.spec.state))
+        commit_files(staged)
     finally:
-        bar.close()
         pipe.close()
-    scored = scores.to_records(records)
     summary = scores.summary()
-    write_records(scored, out)
     summary["skipped_invalid"] = report.n_skipped
     summary["seconds"] = time.perf_counter() - t0
     rows = [(k, summary[k]) for k in ("records", "groups", "zero_variance_groups", "mean_reward", "accuracy", "unknown_correct", "mean_length", "unit", "timeouts", "errors", "skipped_invalid", "seconds") if k in summary]
@@ -164,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (``rewardsmith list | head``): stop quietly, as a tool killed by SIGPIPE would.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout at exit
         return 128 + 13
+    except OSError as exc:  # writing the output or state failed (a full disk): nothing was replaced
+        print(f"rewardsmith {command}: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"rewardsmith {command}: interrupted", file=sys.stderr)
         return 128 + 2

@@ -31,6 +31,8 @@ shaper's own value; a record carries the verdict as ``correct`` and the format c
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
 import os
 import threading
@@ -38,7 +40,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -169,11 +171,15 @@ class Pipeline:
         self.state = State(spec_fingerprint=spec.fingerprint())
         if spec.state and Path(spec.state).exists():
             self.state = State.load(spec.state, expected_fingerprint=spec.fingerprint())
+            self.state.check_components({key: shaper.check_state for key, shaper in self.shapers}, where=spec.state)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ scoring
-    def score(self, batch: Batch | Iterable[dict[str, Any]], step: int | None = None, progress: Callable[[int], None] | None = None) -> Scores:
-        """Score a batch (or records) through the stages; updates and saves the state when the spec has one."""
+    def score(self, batch: Batch | Iterable[dict[str, Any]], step: int | None = None, progress: Callable[[int], None] | None = None,
+              save: bool = True) -> Scores:
+        """Score a batch (or records) through the stages; updates the state, and saves it when the spec
+        has one and ``save``. A call that raises leaves the state as it was (``rewardsmith score``
+        passes ``save=False`` and saves only after its output is written)."""
         t0 = time.perf_counter()
         if not isinstance(batch, Batch):
             batch = Batch.from_records(batch)
@@ -182,11 +188,11 @@ class Pipeline:
         st = _Stages(batch, length, unit, verdict, status, details)
         self._correctness(st)
         self._format(st)
-        with self._lock:
+        with self._lock, self._restored_on_error():
             step = self._step(batch, step)
             self._shape(st, step)
             self._gate(st)
-            self._advance_state(step)
+            self._advance_state(step, save)
         advantages = self._advantages(st)
         return Scores(st.reward, st.correct, st.components, status, length, unit, step, group=batch.group, advantages=advantages,
                       seconds=time.perf_counter() - t0, values=st.values, details=details)
@@ -250,10 +256,20 @@ class Pipeline:
         st.reward = np.where(gated, self.base_values.no_answer, st.reward)
         st.components["gate"] = st.reward - kept
 
-    def _advance_state(self, step: int) -> None:
+    def _advance_state(self, step: int, save: bool) -> None:
         self.state.step = max(self.state.step, step + 1)  # the next step when records carry none
-        if self.spec.state:
+        if self.spec.state and save:
             self.state.save(self.spec.state)
+
+    @contextlib.contextmanager
+    def _restored_on_error(self) -> Iterator[None]:
+        """Put the state back as it was if the block raises (a failed batch changes nothing)."""
+        before = (self.state.step, copy.deepcopy(self.state.components))
+        try:
+            yield
+        except BaseException:
+            self.state.step, self.state.components = before
+            raise
 
     def _advantages(self, st: _Stages) -> np.ndarray | None:
         """Stage 6: the advantage estimator over the final reward."""

@@ -4,18 +4,34 @@ The record schema is a contract (docs/architecture.md): ``prompt_id`` and ``comp
 ``prompt``, ``num_tokens``, ``answer``, ``truncated``, ``data_source``, ``step`` and ``meta``
 are optional, and any other field is carried through untouched. A malformed record is an error
 naming the file and line; with ``skip_invalid`` it is skipped and counted, never lost silently.
+A line that is not UTF-8, a non-finite number (``NaN``, ``Infinity``, ``1e999``) and an
+out-of-range count are malformed records like any other.
+
+Writing is all-or-nothing: :func:`check_serialisable` refuses, before any work, a record holding
+a value that has no JSON form (naming the column); values that have one are written as: datetime,
+date, time → ISO 8601 text; timedelta → seconds; Decimal → its exact decimal text; bytes →
+base64 text; numpy scalars/arrays → numbers/lists; NaN/±inf → null; sets/tuples → lists. A string
+holding a lone surrogate (``"\\ud800"`` in the input) is written back escaped, as it came.
 """
 
 from __future__ import annotations
 
+import base64
+import datetime
+import decimal
 import json
 import math
 import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
-from .atomic import atomic_write
+from .atomic import commit_files, stage_file
+from .state import MAX_STEP
+
+MAX_NUM_TOKENS = 10**12  # a larger token count is a corrupt value, not a completion
+
 
 
 class RecordError(ValueError):
@@ -77,14 +93,13 @@ def validate_record(obj: Any) -> dict[str, Any]:
     if "prompt" in obj and obj["prompt"] is not None and not isinstance(obj["prompt"], (str, list)):
         raise RecordError(f"'prompt' must be a string or a list of messages, got {type(obj['prompt']).__name__}")
     nt = obj.get("num_tokens")
-    if nt is not None:
-        if isinstance(nt, bool) or not isinstance(nt, (int, float)) or nt < 0 or (isinstance(nt, float) and (math.isnan(nt) or nt != int(nt))):
-            raise RecordError(f"'num_tokens' must be a non-negative integer, got {nt!r}")
+    if nt is not None and not _is_count(nt, MAX_NUM_TOKENS):
+        raise RecordError(f"'num_tokens' must be an integer in [0, {MAX_NUM_TOKENS}], got {nt!r}"[:200])
     if obj.get("truncated") is not None and not isinstance(obj["truncated"], bool):
         raise RecordError(f"'truncated' must be true or false, got {obj['truncated']!r}")
     step = obj.get("step")
-    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
-        raise RecordError(f"'step' must be a non-negative integer, got {step!r}")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP):
+        raise RecordError(f"'step' must be an integer in [0, {MAX_STEP}], got {step!r}"[:200])
     if obj.get("data_source") is not None and not isinstance(obj["data_source"], str):
         raise RecordError(f"'data_source' must be a string, got {type(obj['data_source']).__name__}")
     if obj.get("meta") is not None and not isinstance(obj["meta"], dict):
@@ -92,25 +107,55 @@ def validate_record(obj: Any) -> dict[str, Any]:
     return obj
 
 
+def _is_count(value: Any, hi: int) -> bool:
+    """An integral number in [0, hi] (an int, or a float with no fraction; never a bool, NaN or inf)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return (isinstance(value, int) or math.isfinite(value)) and 0 <= value <= hi and value == int(value)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name}")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:30]} overflows a float")
+    return value
+
+
+def parse_line(line: str) -> Any:
+    """One JSON value (strict: no NaN/Infinity, no number overflowing a float); RecordError otherwise."""
+    try:
+        return json.loads(line, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+    except (ValueError, RecursionError) as exc:  # our refusals, ints over 4300 digits, absurd nesting
+        raise RecordError(f"invalid JSON ({str(exc)[:200]})") from None
+
+
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[str, Any]]:
     """``("file:line", value)`` for each non-blank line of a JSONL file, streamed. A line that is
-    not valid JSON gives a :class:`RecordError` as its value (the caller raises or skips it); a
-    missing file is :class:`FileNotFoundError`, a file that is not UTF-8 a :class:`RecordError`."""
+    not strict JSON (:func:`parse_line`) or not UTF-8 gives a :class:`RecordError` as its value
+    (the caller raises or skips it; the other lines are still read); a missing file is
+    :class:`FileNotFoundError`."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"file not found: {path}")
-    try:
-        with path.open("r", encoding="utf-8", errors="strict") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    value = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    value = RecordError(f"invalid JSON ({exc.msg} at column {exc.colno})")
-                yield f"{path}:{lineno}", value
-    except UnicodeDecodeError as exc:
-        raise RecordError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield f"{path}:{lineno}", RecordError(f"not UTF-8 text ({exc.reason} at byte {exc.start} of the line)")
+                continue
+            if not line.strip():
+                continue
+            try:
+                yield f"{path}:{lineno}", parse_line(line)
+            except RecordError as exc:
+                yield f"{path}:{lineno}", exc
 
 
 def read_records(source: Any, skip_invalid: bool = False) -> ReadReport:
@@ -154,26 +199,77 @@ def read_records(source: Any, skip_invalid: bool = False) -> ReadReport:
     return report
 
 
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+def json_value(value: Any) -> Any:
+    """``value`` in plain JSON types (see the module docstring); TypeError for a type with no JSON form."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [json_value(v) for v in value]
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return str(value) if value.is_finite() else None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):  # numpy scalars and arrays
+        return json_value(value.tolist())
+    raise TypeError(f"a {type(value).__module__}.{type(value).__qualname__} has no JSON form")
+
+
+def _json_line(record: dict[str, Any]) -> bytes:
+    value = json_value(record)
+    try:
+        return (json.dumps(value, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: escaped (valid JSON, read back as it came)
+        return (json.dumps(value, ensure_ascii=True, allow_nan=False) + "\n").encode("ascii")
+
+
+def check_serialisable(records: Sequence[dict[str, Any]], dest: str | os.PathLike) -> None:
+    """Raise :class:`RecordError` naming the column (and the first record) that ``dest``'s format
+    (JSONL, or Parquet for ``.parquet``) cannot hold, before any work is done."""
+    if Path(dest).suffix == ".parquet":
+        import pyarrow as pa
+
+        try:
+            pa.Table.from_pylist(list(records))
+            return
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            pass
+        for column in dict.fromkeys(k for rec in records for k in rec):
+            try:
+                pa.array([rec.get(column) for rec in records])
+            except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+                raise RecordError(f"column {column!r} cannot be written to Parquet ({str(exc)[:200]}); write JSONL or convert it") from None
+        raise RecordError("the records cannot be written to Parquet together (columns of mixed types); write JSONL")
+    for i, rec in enumerate(records):
+        for column, value in rec.items():
+            try:
+                _json_line({column: value})
+            except TypeError as exc:
+                raise RecordError(f"column {column!r} (record {i}) cannot be written to JSONL: {exc}; drop or convert it") from None
+
+
+def stage_records(records: Iterable[dict[str, Any]], dest: str | os.PathLike) -> tuple[Path, Path]:
+    """Write records beside ``dest`` without replacing it: ``(temporary, dest)`` for :func:`commit_files`."""
+    records = list(records)
+    if Path(dest).suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pylist(records)
+        return stage_file(dest, lambda fh: pq.write_table(table, fh)), Path(dest)
+    return stage_file(dest, lambda fh: fh.writelines(_json_line(rec) for rec in records)), Path(dest)
 
 
 def write_records(records: Iterable[dict[str, Any]], dest: str | os.PathLike) -> Path:
     """Write records to JSONL (default) or Parquet (``.parquet``), atomically (write-then-rename)."""
-    path = Path(dest)
-    records = list(records)
-    if path.suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        with atomic_write(path, binary=True) as fh:
-            pq.write_table(pa.Table.from_pylist(records), fh)
-        return path
-    with atomic_write(path) as fh:
-        for rec in records:
-            fh.write(json.dumps(rec, ensure_ascii=False, default=_jsonable) + "\n")
-    return path
+    commit_files([stage_records(records, dest)])
+    return Path(dest)

@@ -79,19 +79,43 @@ class Spec(BaseModel):
         return None
 
 
+MAX_SPEC_BYTES = 1 << 20  # a reward spec is a few hundred bytes; anything near this is not one
+
+
+def refuse_yaml_aliases(text: str, where: str) -> None:
+    """Raise :class:`SpecError` if the YAML ``text`` uses an anchor (``&a``) or an alias (``*a``).
+
+    Runs on the event stream, before any node is built, so an alias bomb ("billion laughs",
+    nested inside otherwise allowed mappings) is refused in time linear in the text, never expanded.
+    """
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        anchor = getattr(event, "anchor", None)
+        if isinstance(event, yaml.AliasEvent) or anchor is not None:
+            line = event.start_mark.line + 1 if event.start_mark else "?"
+            raise SpecError(f"{where}: line {line}: YAML anchors and aliases ({'*' if isinstance(event, yaml.AliasEvent) else '&'}{anchor}) "
+                            "are not allowed in a spec; write the values out")
+
+
 def read_spec_file(path: str | os.PathLike) -> dict[str, Any]:
+    """A spec file's mapping (YAML without anchors/aliases, TOML or JSON; at most ``MAX_SPEC_BYTES``)."""
     path = Path(path)
     if not path.exists():
         raise SpecError(f"spec file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    if path.stat().st_size > MAX_SPEC_BYTES:
+        raise SpecError(f"{path}: {path.stat().st_size} bytes is too large for a spec (limit {MAX_SPEC_BYTES})")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         if path.suffix == ".toml":
             data = tomllib.loads(text)
         elif path.suffix == ".json":
             data = json.loads(text)
         else:
+            refuse_yaml_aliases(text, str(path))
             data = yaml.safe_load(text)
-    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise SpecError(f"{path}: not valid {(path.suffix.lstrip('.') or 'yaml').upper()}: {exc}") from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: a spec must be a mapping at the top level")

@@ -11,14 +11,23 @@ Routes:
   with ``reward``/``correct``/``components`` added, plus the summary.
 - ``GET /healthz`` — liveness and the pipeline's step; no token needed.
 
+Every POST passes :class:`Guard` first: with a token configured, ``Authorization: Bearer <token>``
+is checked (constant-time) *before* a byte of the body is read — an unauthenticated client gets
+401 and its connection closed, never a parser message. The body is then read against a size limit
+(413) and a deadline, ``body_timeout_s`` for the whole body (408): a slow or never-ending body,
+chunked or not, holds at most ``max_body_bytes`` for at most ``body_timeout_s``, and its
+connection is closed. Bodies are strict JSON (no NaN/Infinity, no number overflowing a float),
+``step`` an integer in [0, 10^12], and every record is validated before anything is scored: a
+request that fails gets 422 with the reason and changes no state (the pipeline restores its state
+if scoring raises midway, e.g. a shaper refusing a record's meta).
+
 The pipeline (and its state) lives for the server's lifetime: saved every ``save_every_s`` and
 on shutdown. Each request is one step for schedules and state unless it carries ``step``
-(``/score`` records may carry their own). Scoring runs in a worker thread, off the event loop,
+(``/score`` records may carry their own). Scoring runs in worker threads, off the event loop,
 at most ``max_concurrency`` requests at a time; the rest queue (no 503) — OpenRLHF's client waits
 180 s and retries, so size ``max_concurrency`` and the rollout batch accordingly. A hung verifier
-costs at most the spec's ``timeout_s`` per unique item: the engine kills and replaces the worker.
-Bodies over ``max_body_bytes`` get 413, malformed JSON or fields 422 with the reason. With a
-token configured, ``Authorization: Bearer <token>`` is required (constant-time comparison).
+costs at most the spec's ``timeout_s`` per unique item (the engine kills and replaces the worker);
+verification itself goes through the engine, which takes one request at a time.
 """
 
 
@@ -27,39 +36,53 @@ import asyncio
 import hmac
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
-from ..pipeline import Pipeline
-from ..records import RecordError, validate_record
-from ..pipeline import load_spec
+from ..pipeline import Pipeline, load_spec
+from ..records import RecordError, parse_line, validate_record
+from ..state import MAX_STEP
 from .grouping import PartialGroupError
 from .openrlhf import check_groups, to_records, to_response
 
 
-class BodyLimit:
-    """ASGI middleware: a POST body over ``max_bytes`` gets 413, read no further than the limit
-    (a declared Content-Length is checked before reading; chunked bodies are counted as they arrive)."""
+class Guard:
+    """ASGI middleware in front of every POST: bearer token first (401, no body read), then the
+    body read no further than ``max_bytes`` (413) and for no longer than ``timeout_s`` in all (408).
+    Every refusal closes the connection, so a client that keeps sending holds nothing."""
 
-    def __init__(self, app: Any, max_bytes: int):
+    def __init__(self, app: Any, token: str | None, max_bytes: int, timeout_s: float):
         self.app = app
+        self.token = token.encode() if token is not None else None
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length", b"")
+        headers = dict(scope["headers"])
+        if self.token is not None:
+            header = headers.get(b"authorization", b"")
+            given = header[7:] if header[:7].lower() == b"bearer " else b""
+            if not hmac.compare_digest(given, self.token):
+                return await _refuse(send, 401, "missing or wrong bearer token", [(b"www-authenticate", b"Bearer")])
+        declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            return await self._reject(send)
+            return await self._too_large(send)
         chunks, size = [], 0
+        deadline = time.monotonic() + self.timeout_s
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                return await _refuse(send, 408, f"request body not received within {self.timeout_s:g}s")
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                return await self._reject(send)
+                return await self._too_large(send)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
@@ -74,30 +97,38 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _reject(self, send: Any) -> None:
-        body = json.dumps({"detail": f"request body over {self.max_bytes} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+    async def _too_large(self, send: Any) -> None:
+        await _refuse(send, 413, f"request body over {self.max_bytes} bytes")
+
+
+async def _refuse(send: Any, status: int, detail: str, headers: list[tuple[bytes, bytes]] = []) -> None:  # noqa: B006 (never mutated)
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close"), *headers]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def create_app(spec: Any, token: str | None = None, max_body_bytes: int = 16 * 2**20, max_concurrency: int = 4, save_every_s: float = 60.0,
-               group_size: int | None = None) -> Any:
+               group_size: int | None = None, body_timeout_s: float = 30.0) -> Any:
     """The FastAPI application for ``spec`` (path, dict, Spec or Pipeline).
 
     ``group_size``: rollouts per prompt (OpenRLHF's ``n_samples_per_prompt``); /get_reward then
-    refuses requests that hold part of a group.
+    refuses requests that hold part of a group. ``body_timeout_s``: the longest a client may
+    take to send its whole body.
     """
-    from fastapi import Depends, FastAPI, HTTPException, Request
-    from pydantic import BaseModel, model_validator
+    from fastapi import FastAPI, HTTPException, Request
+    from pydantic import BaseModel, Field, ValidationError, model_validator
 
     pipeline = spec if isinstance(spec, Pipeline) else load_spec(spec)
     limiter = asyncio.Semaphore(max_concurrency)
+    scorers = ThreadPoolExecutor(max_concurrency, thread_name_prefix="rewardsmith-score")
+    Step = Field(default=None, ge=0, le=MAX_STEP, strict=True)  # the training step: an integer, never 1e20 or "3"
 
     class RewardRequest(BaseModel):
         query: list[str]
         prompts: list[str] | None = None
         labels: list[Any] | None = None
-        step: int | None = None  # not part of OpenRLHF's protocol: the training step, for clients that know it
+        step: int | None = Step  # not part of OpenRLHF's protocol: the training step, for clients that know it
 
         @model_validator(mode="after")
         def _same_length(self):
@@ -109,7 +140,32 @@ def create_app(spec: Any, token: str | None = None, max_body_bytes: int = 16 * 2
 
     class ScoreRequest(BaseModel):
         records: list[dict[str, Any]]
-        step: int | None = None
+        step: int | None = Step
+
+    async def parse(request: Request, model: type[BaseModel]) -> Any:
+        """The body as ``model``: strict JSON, every field checked; 422 with the reason otherwise."""
+        try:
+            return model.model_validate(parse_line((await request.body()).decode("utf-8")))
+        except UnicodeDecodeError:
+            raise HTTPException(status_code=422, detail="request body is not UTF-8") from None
+        except RecordError as exc:
+            raise HTTPException(status_code=422, detail=f"request body: {exc}") from None
+        except ValidationError as exc:
+            detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:10])
+            raise HTTPException(status_code=422, detail=detail) from None
+
+    async def score(records: list[dict[str, Any]], step: int | None = None):
+        """Score off the event loop; a request the pipeline refuses is a 422 and has changed nothing."""
+        for i, rec in enumerate(records):
+            try:
+                validate_record(rec)
+            except RecordError as exc:
+                raise HTTPException(status_code=422, detail=f"records[{i}]: {exc}") from None
+        async with limiter:  # requests beyond max_concurrency wait here
+            try:
+                return await asyncio.get_running_loop().run_in_executor(scorers, pipeline.score, records, step)
+            except (RecordError, ValueError) as exc:  # bad input found while scoring; the state is restored
+                raise HTTPException(status_code=422, detail=str(exc)[:1000]) from None
 
     async def save_periodically() -> None:
         while True:
@@ -123,31 +179,20 @@ def create_app(spec: Any, token: str | None = None, max_body_bytes: int = 16 * 2
             yield
         finally:
             saver.cancel()
+            scorers.shutdown(wait=True)
             pipeline.save_state()
             pipeline.close()
 
-    app = FastAPI(title="rewardsmith", lifespan=lifespan)
-
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-
-    def authorize(request: Request) -> None:
-        if token is None:
-            return
-        header = request.headers.get("authorization", "")
-        given = header[7:] if header.lower().startswith("bearer ") else ""
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(status_code=401, detail="missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
-
-    async def score(records: list[dict[str, Any]], step: int | None = None):
-        async with limiter:  # requests beyond max_concurrency wait here; scoring runs off the event loop
-            return await asyncio.to_thread(pipeline.score, records, step)
+    app = FastAPI(title="rewardsmith", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(Guard, token=token, max_bytes=max_body_bytes, timeout_s=body_timeout_s)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "step": pipeline.state.step, "spec": pipeline.spec.fingerprint()}
 
-    @app.post("/get_reward", dependencies=[Depends(authorize)])
-    async def get_reward(req: RewardRequest) -> dict[str, Any]:
+    @app.post("/get_reward")
+    async def get_reward(request: Request) -> dict[str, Any]:
+        req = await parse(request, RewardRequest)
         records = to_records(req.query, req.prompts, req.labels)
         try:
             check_groups(pipeline, records, group_size)
@@ -155,13 +200,9 @@ def create_app(spec: Any, token: str | None = None, max_body_bytes: int = 16 * 2
             raise HTTPException(status_code=422, detail=str(exc)) from None
         return to_response(pipeline, await score(records, req.step))
 
-    @app.post("/score", dependencies=[Depends(authorize)])
-    async def score_records(req: ScoreRequest) -> dict[str, Any]:
-        for i, rec in enumerate(req.records):
-            try:
-                validate_record(rec)
-            except RecordError as exc:
-                raise HTTPException(status_code=422, detail=f"records[{i}]: {exc}") from None
+    @app.post("/score")
+    async def score_records(request: Request) -> dict[str, Any]:
+        req = await parse(request, ScoreRequest)
         t0 = time.perf_counter()
         s = await score(req.records, req.step)
         summary = s.summary()

@@ -68,6 +68,10 @@ class Shaper(Component):
     replace the reward (cosine, truncation, L1-Max, ...) override :meth:`apply`."""
 
 
+    def check_state(self, state: dict[str, Any]) -> None:
+        """Raise ValueError if ``state`` (this component's part of a loaded state file) is out of
+        schema or range. Stateful shapers override it; the file is refused before any scoring."""
+
     def term(self, ctx: ShapingContext) -> np.ndarray:
         raise NotImplementedError
 

@@ -24,6 +24,7 @@ from pydantic import Field
 
 from ..batch import group_reduce
 from ..registry import Options, register
+from ..state import check_number
 from .base import Shaper, ShapingContext
 
 
@@ -84,6 +85,13 @@ class Hapo(Shaper):
 
     Options = HapoOptions
     stateful = True
+
+    def check_state(self, state: dict) -> None:
+        history = state.get("history", {})
+        if not isinstance(history, dict):
+            raise ValueError(f"history: must be an object {{prompt_id: length}}, got {type(history).__name__}")
+        for key, length in history.items():
+            check_number(length, f"history[{key!r}]", 0.0)  # a length: a negative one would pay any correct answer
 
     def term(self, ctx: ShapingContext) -> np.ndarray:
         o = self.options

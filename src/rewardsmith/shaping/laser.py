@@ -33,6 +33,7 @@ from pydantic import Field, NonNegativeInt, model_validator
 
 from ..batch import group_reduce
 from ..registry import Options, register
+from ..state import check_int, check_number
 from .base import Shaper, ShapingContext
 from .repetition import repetition_penalty
 
@@ -175,6 +176,37 @@ class LaserD(Shaper):
     Options = LaserDOptions
     example_options = {"lower": 50, "upper": 300, "interval": 50, "anchor": None}  # evenly spaced at this scale
     stateful = True
+
+    def check_state(self, state: dict[str, Any]) -> None:
+        o = self.options
+        candidates = candidate_lengths(o.lower, o.upper, o.interval, o.anchor)
+        n_candidates = len(candidates)
+        targets = state.get("targets", [o.upper] * 3)
+        if not isinstance(targets, list) or len(targets) != 3:
+            raise ValueError(f"targets: must be a list of 3 lengths, got {targets!r}"[:200])
+        for i, t in enumerate(targets):
+            check_number(t, f"targets[{i}]", 0.0, max(o.upper, float(candidates[-1])))
+        if state.get("updated_at") is not None:
+            check_int(state["updated_at"], "updated_at")
+        history = state.get("history", [])
+        if not isinstance(history, list):
+            raise ValueError(f"history: must be a list, got {type(history).__name__}")
+        for j, h in enumerate(history):
+            where = f"history[{j}]"
+            if not isinstance(h, dict) or set(h) != {"step", "rows", "groups", "total", "covered"}:
+                raise ValueError(f"{where}: must be an object with step, rows, groups, total, covered")
+            check_int(h["step"], f"{where}.step")
+            groups = check_int(h["groups"], f"{where}.groups", 1)
+            check_int(h["rows"], f"{where}.rows", groups)
+            total, covered = h["total"], h["covered"]
+            if not (isinstance(total, list) and len(total) == 3 and isinstance(covered, list) and len(covered) == 3):
+                raise ValueError(f"{where}: total and covered must have one entry per bucket (3)")
+            for b in range(3):
+                n = check_int(total[b], f"{where}.total[{b}]", 0, h["rows"])
+                if not isinstance(covered[b], list) or len(covered[b]) != n_candidates:
+                    raise ValueError(f"{where}.covered[{b}]: must hold {n_candidates} counts (one per candidate length)")
+                for c, count in enumerate(covered[b]):
+                    check_int(count, f"{where}.covered[{b}][{c}]", 0, n)
 
     def term(self, ctx: ShapingContext) -> np.ndarray:
         o = self.options

@@ -34,6 +34,7 @@ import numpy as np
 from pydantic import Field
 
 from ..registry import Options, register
+from ..state import check_int, check_number
 from .base import Shaper, ShapingContext
 
 Z85 = 1.0364333894937898  # standard normal quantile at 0.85: scipy.stats.norm.ppf(0.85)
@@ -64,6 +65,13 @@ def lsc_reward(r: np.ndarray, refs: list[np.ndarray]) -> np.ndarray:
 def centered_reward(r: np.ndarray, refs: list[np.ndarray]) -> np.ndarray:
     """Centred baseline: mean over references of (r − r_ref)."""
     return np.array([(ri - ref).mean() for ri, ref in zip(r, refs)])
+
+
+def check_welford_state(state: dict[str, Any]) -> None:
+    """The running statistics of :func:`welford_update`: count ≥ 0, finite mean, finite M2 ≥ 0."""
+    check_int(state.get("count", 0), "count")
+    check_number(state.get("mean", 0.0), "mean")
+    check_number(state.get("m2", 0.0), "m2", 0.0)
 
 
 def welford_update(state: dict[str, Any], values: np.ndarray) -> tuple[float, float]:
@@ -150,6 +158,9 @@ class MeanStd(_RMShaper):
     Options = RMOptions
     stateful = True
 
+    def check_state(self, state: dict[str, Any]) -> None:
+        check_welford_state(state)
+
     def shaped(self, r: np.ndarray, ctx: ShapingContext) -> np.ndarray:
         mean, var = welford_update(ctx.state, r)
         return (r - mean) / np.sqrt(max(var, VAR_FLOOR))
@@ -159,6 +170,9 @@ class MeanStd(_RMShaper):
 class Clip(_RMShaper):
     Options = RMOptions
     stateful = True
+
+    def check_state(self, state: dict[str, Any]) -> None:
+        check_welford_state(state)
 
     def shaped(self, r: np.ndarray, ctx: ShapingContext) -> np.ndarray:
         mean, var = welford_update(ctx.state, r)
@@ -170,6 +184,12 @@ class Clip(_RMShaper):
 class MinMax(_RMShaper):
     Options = RMOptions
     stateful = True
+
+    def check_state(self, state: dict[str, Any]) -> None:
+        if ("min" in state) != ("max" in state):
+            raise ValueError("min and max must be given together")
+        if "min" in state and check_number(state["min"], "min") > check_number(state["max"], "max"):
+            raise ValueError(f"min {state['min']} > max {state['max']}")
 
     def shaped(self, r: np.ndarray, ctx: ShapingContext) -> np.ndarray:
         lo = min(float(r.min()), ctx.state.get("min", np.inf))

@@ -79,6 +79,9 @@ class GrpoLambda(Shaper):
         super().__init__(options, **kwargs)
         self.penalty: Shaper = build("shaper", self.options.penalty, field="grpo_lambda.penalty")  # type: ignore[assignment]
 
+    def check_state(self, state: dict[str, Any]) -> None:
+        self.penalty.check_state(state.get("penalty", {}))
+
     def term(self, ctx: ShapingContext) -> np.ndarray:
         o = self.options
         n_correct = np.bincount(ctx.group[ctx.is_correct], minlength=ctx.n_groups)
