@@ -3,11 +3,18 @@
 Verification — the expensive, embarrassingly parallel, per-rollout part — is spread over a pool
 of Ray actors, each running its own :class:`~rewardsmith.engine.VerificationEngine` (one worker
 process with the same hard timeout, so a hanging input costs one actor ``timeout_s``, not the
-run). Deduplication happens on the driver first, so identical answers are verified once across
-the whole cluster; chunks of unique jobs go to whichever actor is free. Shaping, state updates
-and advantages then run on the driver over the whole batch, exactly as with the local engine:
-a group is never split for shaping (actors never see groups), there is one state, and results —
-stateful shapers included — are identical to ``--engine local``.
+run). The driver is a :class:`VerificationEngine` too: it deduplicates and keeps the LRU cache,
+so identical answers are verified once across the whole cluster and across batches, and
+cheap verifiers that are not isolated (``exact``, ``choice``, ...) run on the driver, where
+shipping them would cost more than checking them. Chunks of unique jobs go to whichever actor
+is free. Shaping, state updates and advantages then run on the driver over the whole batch,
+exactly as with the local engine: a group is never split for shaping (actors never see groups),
+there is one state, and results — stateful shapers included — are identical to ``--engine local``.
+
+The pool adapts to the batch: a batch of ``u`` unique jobs uses ``ceil(u / 16)`` actors at most
+(a small batch is a few chunks, not one tiny call per actor), actors start on first need and
+are spread over the nodes, and chunks are sized so every actor used gets about four of them.
+``node_items`` counts the items verified on each node (Ray node id).
 
 Point it at a cluster with ``address="auto"`` (inside a cluster node) or
 ``"ray://head:10001"``; every node needs rewardsmith installed (or pass it in the cluster's
@@ -16,31 +23,56 @@ Point it at a cluster with ``address="auto"`` (inside a cluster node) or
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections import Counter
 from typing import Any, Callable, Sequence
 
-from ..engine import VerificationEngine
+from ..engine import EngineStats, VerificationEngine
 from ..pipeline import Pipeline, load_spec
 from ..spec import parse_spec
 from ..types import Job, Verdict, Verifier
 
-_MAX_CHUNK = 256  # unique jobs per actor call
-_CHUNKS_PER_ACTOR = 4  # smaller chunks for small batches, so every actor gets work
+_MIN_CHUNK = 16  # unique jobs per actor call at least: below that a Ray round trip costs more than the work
+_MAX_CHUNK = 256  # and at most, so a slow chunk does not hold the tail of the batch
+_CHUNKS_PER_ACTOR = 4  # chunks per actor used, so a slow chunk is balanced by the others
 _IN_FLIGHT = 2  # calls queued per actor, so an actor never idles between chunks
+_COUNTED = ("checked", "timeouts", "errors", "workers_replaced")
+
+
+def plan_chunks(n_unique: int, n_actors: int) -> tuple[int, int]:
+    """(actors to use, jobs per chunk) for a batch of ``n_unique`` jobs on at most ``n_actors``."""
+    if n_unique <= 0:
+        return 0, 0
+    use = max(1, min(n_actors, -(-n_unique // _MIN_CHUNK)))
+    size = -(-n_unique // (use * _CHUNKS_PER_ACTOR))
+    return use, max(_MIN_CHUNK, min(_MAX_CHUNK, size))
 
 
 class _VerifyActor:
-    def __init__(self, timeout_s: float, cache_size: int):
-        self.engine = VerificationEngine(workers=1, timeout_s=timeout_s, cache_size=cache_size)
+    def __init__(self, timeout_s: float):
+        import ray
 
-    def run(self, verifier: Verifier, jobs: list[Job]) -> list[Verdict | None]:
-        return self.engine.run(verifier, jobs)
+        self.engine = VerificationEngine(workers=1, timeout_s=timeout_s, cache_size=0)  # the driver caches
+        self.node_id = ray.get_runtime_context().get_node_id()
+
+    def run(self, verifier: Verifier, jobs: list[Job]) -> tuple[str, list[Verdict | None], EngineStats]:
+        before = dataclasses.replace(self.engine.stats)
+        verdicts = self.engine.run(verifier, jobs)
+        after = self.engine.stats
+        delta = EngineStats(**{k: getattr(after, k) - getattr(before, k) for k in _COUNTED}, slowest_s=after.slowest_s)
+        return self.node_id, verdicts, delta
 
 
-class RayVerificationEngine:
-    """Drop-in for :class:`VerificationEngine` that verifies on a pool of Ray actors."""
+class RayVerificationEngine(VerificationEngine):
+    """Drop-in for :class:`VerificationEngine` that verifies isolated jobs on a pool of Ray actors.
 
-    def __init__(self, workers: int | None = None, timeout_s: float = 5.0, cache_size: int = 100_000, address: str | None = None):
+    ``workers``: actors at most (default: the cluster's CPUs); ``address``: the cluster to join
+    (default: the one this process is connected to, else a new local one).
+    """
+
+    def __init__(self, workers: int | None = None, timeout_s: float = 5.0, cache_size: int = 100_000,
+                 address: str | None = None):
         import ray
 
         if workers is not None and workers < 1:
@@ -50,43 +82,57 @@ class RayVerificationEngine:
                 ray.init(address=address, log_to_driver=False)
             else:
                 ray.init(num_cpus=workers or None, include_dashboard=False, log_to_driver=False)
-        n = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        remote = ray.remote(num_cpus=1)(_VerifyActor)
-        self._actors = [remote.remote(timeout_s, cache_size) for _ in range(n)]
-        self.n_workers, self.timeout_s = n, timeout_s
+        super().__init__(workers or max(1, int(ray.cluster_resources().get("CPU", 1))), timeout_s, cache_size)
+        self._remote = ray.remote(num_cpus=1, scheduling_strategy="SPREAD")(_VerifyActor)
+        self._actors: list[Any] = []
+        self.node_items: Counter[str] = Counter()  # items verified per Ray node id
 
-    def run(self, verifier: Verifier, jobs: Sequence[Job | None], progress: Callable[[int], None] | None = None) -> list[Verdict | None]:
+    def _run_isolated(self, verifier: Verifier, unique: list[tuple[str, Job]],
+                      deliver: Callable[[str, Verdict], None]) -> None:
         import ray
 
-        unique: dict[str, list[int]] = {}
-        for i, job in enumerate(jobs):
-            if job is not None:
-                unique.setdefault(job.key, []).append(i)
-        keys = list(unique)
-        size = max(1, min(_MAX_CHUNK, -(-len(keys) // (len(self._actors) * _CHUNKS_PER_ACTOR))))
-        queue = [keys[k:k + size] for k in range(0, len(keys), size)][::-1]
+        use, size = plan_chunks(len(unique), self.n_workers)
+        if not unique:
+            return
+        while len(self._actors) < use:
+            self._actors.append(self._remote.remote(self.timeout_s))
+        queue = [unique[k:k + size] for k in range(0, len(unique), size)][::-1]
         verifier_ref = ray.put(verifier)
-        pending: dict[Any, tuple[Any, list[str]]] = {}
+        pending: dict[Any, tuple[Any, list[tuple[str, Job]]]] = {}
+        deaths = 0
 
         def submit(actor: Any) -> None:
             if queue:
                 chunk = queue.pop()
-                pending[actor.run.remote(verifier_ref, [jobs[unique[key][0]] for key in chunk])] = (actor, chunk)
+                pending[actor.run.remote(verifier_ref, [job for _, job in chunk])] = (actor, chunk)
 
-        for actor in self._actors:
-            for _ in range(_IN_FLIGHT):
+        for _ in range(_IN_FLIGHT):  # round-robin: every actor used has work before any has two chunks
+            for actor in self._actors[:use]:
                 submit(actor)
-        results: list[Verdict | None] = [None] * len(jobs)
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             actor, chunk = pending.pop(done[0])
+            try:
+                node, verdicts, stats = ray.get(done[0])
+            except ray.exceptions.RayActorError:  # node lost or actor killed: its chunks go to a new actor
+                deaths += 1
+                if deaths > 3 * use:
+                    raise RuntimeError("Ray verification actors keep dying; see the cluster's logs") from None
+                queue.append(chunk)
+                fresh = self._remote.remote(self.timeout_s)
+                self._actors[self._actors.index(actor)] = fresh
+                submit(fresh)
+                continue
             submit(actor)
-            for key, verdict in zip(chunk, ray.get(done[0])):
-                for i in unique[key]:
-                    results[i] = verdict
-                if progress:
-                    progress(len(unique[key]))
-        return results
+            self._merge(stats)
+            self.node_items[node] += len(chunk)
+            for (key, _), verdict in zip(chunk, verdicts):
+                deliver(key, verdict)  # type: ignore[arg-type]  # the actor got no None job
+
+    def _merge(self, stats: EngineStats) -> None:
+        for k in _COUNTED:
+            setattr(self.stats, k, getattr(self.stats, k) + getattr(stats, k))
+        self.stats.slowest_s = max(self.stats.slowest_s, stats.slowest_s)
 
     def close(self) -> None:
         import ray
@@ -101,7 +147,8 @@ def score_records_ray(spec: Any, records: list[dict[str, Any]], workers: int | N
     """Score ``records`` with verification on Ray; returns (scored records in input order, summary).
 
     ``spec``: a path, dict, Spec or Pipeline (a Pipeline's State is shared, so it sees the
-    update; its own engine is left untouched). The summary is :meth:`Scores.summary` plus ``ray_workers``.
+    update; its own engine is left untouched). The summary is :meth:`Scores.summary` plus
+    ``ray_workers`` and ``ray_node_items`` (items verified per Ray node id).
     """
     given = spec if isinstance(spec, Pipeline) else None
     parsed = given.spec if given else parse_spec(spec)
@@ -115,4 +162,5 @@ def score_records_ray(spec: Any, records: list[dict[str, Any]], workers: int | N
     summary = scores.summary()
     summary["seconds"] = time.perf_counter() - t0
     summary["ray_workers"] = engine.n_workers
+    summary["ray_node_items"] = dict(engine.node_items)
     return scores.to_records(records), summary
