@@ -15,16 +15,36 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_bench_smoke():
-    """bench/ray_scaling.py runs end to end and finds Ray identical to local (first: it starts its own Ray)."""
+    """bench/ray_scaling.py runs both parts end to end and finds Ray identical to local (first: it starts its own Ray)."""
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, str(ROOT / "bench/ray_scaling.py"), "--prompts", "4", "--rollouts", "2", "--workers", "1", "2"],
-                         capture_output=True, text=True, timeout=180)
+    out = subprocess.run([sys.executable, str(ROOT / "bench/ray_scaling.py"), "--prompts", "4", "--rollouts", "2", "--workers", "1", "2",
+                          "--warm-rollouts", "8", "--repeats", "2"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    rows = [line for line in out.stdout.splitlines() if line.startswith(("local engine", "ray, "))]
+    rows = [line for line in out.stdout.splitlines() if line.startswith(("local engine, 2", "ray, "))]
     assert len(rows) == 3 and all(line.endswith("True") for line in rows)
     assert "scaling: ray, 2 actors vs ray, 1 actor" in out.stdout
+    assert "warm 512-rollout ratio" not in out.stdout  # the warm part names its own batch size
+    warm = [line for line in out.stdout.splitlines() if line.startswith("warm 8-rollout ratio ray / local:")]
+    assert len(warm) == 1 and warm[0].endswith("identical: True"), out.stdout
+
+
+def test_chunk_plan_adapts_to_the_batch():
+    """Small batch: one actor, one chunk; large: every actor, about four chunks each, bounded sizes."""
+    from rewardsmith.integrations.ray_engine import plan_chunks
+
+    assert plan_chunks(0, 8) == (0, 0)
+    assert plan_chunks(10, 8) == (1, 16)
+    assert plan_chunks(40, 8) == (3, 16)  # 3 chunks of <= 16: one per actor used
+    assert plan_chunks(512, 2) == (2, 64)  # 8 chunks
+    assert plan_chunks(1_000_000, 4) == (4, 256)
+    for unique in (1, 15, 16, 17, 33, 100, 511, 4096, 70_000):
+        for actors in (1, 2, 3, 7, 64):
+            use, size = plan_chunks(unique, actors)
+            chunks = -(-unique // size)
+            assert 1 <= use <= actors and 16 <= size <= 256 and chunks >= use  # no actor used sits idle
+            assert use == actors or unique < 16 * use + 16  # all actors once the batch fills them
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +82,7 @@ def test_ray_equals_local_with_stateful_shaping(cluster, records, tmp_path):
 
 @pytest.mark.slow
 def test_hanging_item_times_out_inside_an_actor(cluster):
-    spec = {"verifier": {"name": "math", "extract": ["boxed"], "inner_timeout_s": 60}, "timeout_s": 2, "length_unit": "words"}
+    spec = {"verifier": {"name": "math", "extract": ["boxed"], "inner_timeout_s": 60}, "timeout_s": 5, "length_unit": "words"}
     tower = "\\boxed{\\sqrt[\\sqrt[\\sqrt[9]{9}]{9}]{9}^{9^{9^{9}}}}"
     recs = [{"prompt_id": "a", "completion": tower, "answer": "1"}] + [{"prompt_id": "b", "completion": f"\\boxed{{{k}}}", "answer": "3"} for k in range(6)]
     scored, summary = score_records_ray(spec, recs, workers=2)

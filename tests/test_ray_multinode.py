@@ -74,7 +74,7 @@ def test_two_nodes_verify_and_equal_local(two_nodes, tmp_path):
 @pytest.mark.slow
 def test_score_records_ray_reports_nodes_and_times_out_on_a_node(two_nodes):
     tower = "\\boxed{\\sqrt[\\sqrt[\\sqrt[9]{9}]{9}]{9}^{9^{9^{9}}}}"
-    spec = {"verifier": {"name": "math", "extract": ["boxed"], "inner_timeout_s": 60}, "timeout_s": 2, "length_unit": "words"}
+    spec = {"verifier": {"name": "math", "extract": ["boxed"], "inner_timeout_s": 60}, "timeout_s": 5, "length_unit": "words"}
     recs = [{"prompt_id": "a", "completion": tower, "answer": "1"}]
     recs += [{"prompt_id": f"p{k % 4}", "completion": f"\\boxed{{{k}}}", "answer": str(k % 5)} for k in range(40)]
     scored, summary = score_records_ray(spec, recs, workers=2)
