@@ -36,10 +36,8 @@ def warm_ratio(spec: dict, args: argparse.Namespace) -> bool:
     rollouts = args.rollouts
     prompts = max(1, args.warm_rollouts // rollouts)
     local = load_spec({**spec, "workers": 2})
-    remote = load_spec(spec)
-    remote.engine.close()
-    engine = RayVerificationEngine(max(args.workers), remote.spec.timeout_s, remote.spec.cache_size)
-    remote.engine = engine  # type: ignore[assignment]
+    engine = RayVerificationEngine(max(args.workers), spec["timeout_s"])
+    remote = load_spec(spec, engine=engine)
     times: dict[str, list[float]] = {"local": [], "ray": []}
     identical = True
     try:
