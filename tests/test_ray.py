@@ -99,3 +99,20 @@ def test_cli_engine_ray(cluster, tmp_path):
     assert main(["score", src, "--spec", str(spec), "-o", str(out_ray), "--engine", "ray", "--workers", "2"]) == 0
     assert main(["score", src, "--spec", str(spec), "-o", str(out_local)]) == 0
     assert [json.loads(l) for l in out_ray.read_text().splitlines()] == [json.loads(l) for l in out_local.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_a_lost_actor_is_replaced_and_its_chunks_rerun(cluster, records):
+    """An actor killed between batches (a lost node): its chunks go to a new actor, results unchanged."""
+    from rewardsmith.integrations.ray_engine import RayVerificationEngine
+
+    spec = {"verifier": "math", "length_unit": "words", "timeout_s": 10, "cache_size": 0}
+    with load_spec(spec) as local:
+        expected = local.score_records(records)
+    engine = RayVerificationEngine(workers=2, timeout_s=10, cache_size=0)
+    with load_spec(spec, engine=engine) as pipe:
+        assert pipe.score_records(records) == expected
+        dead = engine._actors[0]
+        ray.kill(dead)
+        assert pipe.score_records(records) == expected
+        assert dead not in engine._actors and len(engine._actors) == 2
