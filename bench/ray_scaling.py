@@ -47,7 +47,7 @@ def warm_ratio(spec: dict, args: argparse.Namespace) -> bool:
         for r in range(args.repeats):
             records = to_records(make_batch(prompts, rollouts, args.pathological_rate, args.seed + 2000 + r))
             out = {}
-            for name in (("local", "ray") if r % 2 == 0 else ("ray", "local")):
+            for name in ("local", "ray") if r % 2 == 0 else ("ray", "local"):
                 pipe = local if name == "local" else remote
                 t0 = time.perf_counter()
                 out[name] = pipe.score_records(records)
@@ -57,12 +57,20 @@ def warm_ratio(spec: dict, args: argparse.Namespace) -> bool:
         local.close()
         engine.close()
     med = {name: statistics.median(ts) for name, ts in times.items()}
-    print(f"\nwarm engines, {prompts * rollouts} rollouts ({prompts} prompts x {rollouts}), {args.repeats} batches of new seeds")
+    print(
+        f"\nwarm engines, {prompts * rollouts} rollouts ({prompts} prompts x {rollouts}), "
+        f"{args.repeats} batches of new seeds"
+    )
     print(f"local engine (2 processes): median {med['local']:.2f} s  [{', '.join(f'{t:.2f}' for t in times['local'])}]")
-    print(f"ray ({engine.n_workers} actors, nodes used: {len(engine.node_items)}): median {med['ray']:.2f} s  "
-          f"[{', '.join(f'{t:.2f}' for t in times['ray'])}]")
+    print(
+        f"ray ({engine.n_workers} actors, nodes used: {len(engine.node_items)}): median {med['ray']:.2f} s  "
+        f"[{', '.join(f'{t:.2f}' for t in times['ray'])}]"
+    )
     ratio = med["ray"] / med["local"]
-    print(f"warm {prompts * rollouts}-rollout ratio ray / local: {ratio:.2f}x (target <= 1.2: {'met' if ratio <= 1.2 else 'NOT met'}); identical: {identical}")
+    print(
+        f"warm {prompts * rollouts}-rollout ratio ray / local: {ratio:.2f}x "
+        f"(target <= 1.2: {'met' if ratio <= 1.2 else 'NOT met'}); identical: {identical}"
+    )
     return identical
 
 
@@ -74,8 +82,18 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--address", default=None)
-    ap.add_argument("--warm-rollouts", type=int, default=512, help="rollouts per warm batch (0: skip the warm part)")
-    ap.add_argument("--repeats", type=int, default=5, help="warm batches, each scored by both engines")
+    ap.add_argument(
+        "--warm-rollouts",
+        type=int,
+        default=512,
+        help="rollouts per warm batch (0: skip the warm part)",
+    )
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="warm batches, each scored by both engines",
+    )
     ap.add_argument("--no-cold", action="store_true", help="skip the cold part")
     args = ap.parse_args()
 
@@ -90,8 +108,11 @@ def main() -> None:
         ray.init(address=args.address, log_to_driver=False)
     else:
         ray.init(num_cpus=max(args.workers), include_dashboard=False, log_to_driver=False)
-    print(f"ray start-up: {time.perf_counter() - t0:.1f} s (not counted below); cluster CPUs: {ray.cluster_resources().get('CPU', 0):g}, "
-          f"nodes: {sum(n['Alive'] for n in ray.nodes())}")
+    print(
+        f"ray start-up: {time.perf_counter() - t0:.1f} s (not counted below); "
+        f"cluster CPUs: {ray.cluster_resources().get('CPU', 0):g}, "
+        f"nodes: {sum(n['Alive'] for n in ray.nodes())}"
+    )
     ok = True
     if not args.no_cold:
         records = to_records(make_batch(args.prompts, args.rollouts, args.pathological_rate, args.seed))
@@ -105,14 +126,23 @@ def main() -> None:
         for n in args.workers:
             t0 = time.perf_counter()
             scored, _ = score_records_ray(spec, records, workers=n)
-            rows.append((f"ray, {n} actor{'s' if n > 1 else ''}", time.perf_counter() - t0, scored == expected))
-        print(f"cold: {len(records)} rollouts ({args.prompts} prompts x {args.rollouts}); fresh pipelines, actor start-up included")
+            rows.append(
+                (
+                    f"ray, {n} actor{'s' if n > 1 else ''}",
+                    time.perf_counter() - t0,
+                    scored == expected,
+                )
+            )
+        print(
+            f"cold: {len(records)} rollouts ({args.prompts} prompts x {args.rollouts}); "
+            "fresh pipelines, actor start-up included"
+        )
         print(f"{'configuration':<28} {'seconds':>8} {'rollouts/s':>11} {'vs local':>9}  identical")
         for name, secs, same in rows:
             print(f"{name:<28} {secs:8.2f} {len(records) / secs:11.1f} {local_s / secs:8.2f}x  {same}")
             ok &= same
         ray_rows = rows[1:]
-        for (name, secs, _) in ray_rows[1:]:
+        for name, secs, _ in ray_rows[1:]:
             print(f"scaling: {name} vs {ray_rows[0][0]}: {ray_rows[0][1] / secs:.2f}x")
     if args.warm_rollouts:
         ok &= warm_ratio(spec, args)

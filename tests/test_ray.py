@@ -15,12 +15,30 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_bench_smoke():
-    """bench/ray_scaling.py runs both parts end to end and finds Ray identical to local (first: it starts its own Ray)."""
+    """bench/ray_scaling.py runs both parts end to end, Ray identical to local (first: it starts its own Ray)."""
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, str(ROOT / "bench/ray_scaling.py"), "--prompts", "4", "--rollouts", "2", "--workers", "1", "2",
-                          "--warm-rollouts", "8", "--repeats", "2"], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench/ray_scaling.py"),
+            "--prompts",
+            "4",
+            "--rollouts",
+            "2",
+            "--workers",
+            "1",
+            "2",
+            "--warm-rollouts",
+            "8",
+            "--repeats",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     rows = [line for line in out.stdout.splitlines() if line.startswith(("local engine, 2", "ray, "))]
     assert len(rows) == 3 and all(line.endswith("True") for line in rows)
@@ -62,8 +80,15 @@ def records():
 @pytest.mark.slow
 def test_ray_equals_local_with_stateful_shaping(cluster, records, tmp_path):
     """Two batches through a stateful spec (HAPO's per-prompt history): records and saved state identical."""
-    spec = {"verifier": "math", "format": {"name": "think_answer", "mode": "add", "weight": 0.1}, "advantage": {"name": "grpo"},
-            "shaping": [{"name": "hapo"}, {"name": "repetition"}], "length_unit": "tokens", "workers": 2, "timeout_s": 5}
+    spec = {
+        "verifier": "math",
+        "format": {"name": "think_answer", "mode": "add", "weight": 0.1},
+        "advantage": {"name": "grpo"},
+        "shaping": [{"name": "hapo"}, {"name": "repetition"}],
+        "length_unit": "tokens",
+        "workers": 2,
+        "timeout_s": 5,
+    }
     local = load_spec({**spec, "state": str(tmp_path / "local.json")})
     try:
         expected = [local.score_records(records) for _ in range(2)]
@@ -73,21 +98,41 @@ def test_ray_equals_local_with_stateful_shaping(cluster, records, tmp_path):
     got = [score_records_ray(remote, records, workers=2) for _ in range(2)]
     assert [scored for scored, _ in got] == expected
     assert any(r["components"]["hapo"] != 0 for r in expected[1])  # the second batch used the history
-    assert json.loads((tmp_path / "ray.json").read_text())["components"] == json.loads((tmp_path / "local.json").read_text())["components"]
+    assert (
+        json.loads((tmp_path / "ray.json").read_text())["components"]
+        == json.loads((tmp_path / "local.json").read_text())["components"]
+    )
     summary = got[0][1]
-    assert summary["records"] == len(records) and summary["ray_workers"] == 2 and summary["groups"] == len({r["prompt_id"] for r in records})
+    assert (
+        summary["records"] == len(records)
+        and summary["ray_workers"] == 2
+        and summary["groups"] == len({r["prompt_id"] for r in records})
+    )
     assert remote.engine.__class__.__name__ == "VerificationEngine"  # the pipeline got its own engine back
     remote.close()
 
 
 @pytest.mark.slow
 def test_hanging_item_times_out_inside_an_actor(cluster):
-    spec = {"verifier": {"name": "math", "extract": ["boxed"], "inner_timeout_s": 60}, "timeout_s": 5, "length_unit": "words"}
+    spec = {
+        "verifier": {"name": "math", "extract": ["boxed"], "inner_timeout_s": 60},
+        "timeout_s": 5,
+        "length_unit": "words",
+    }
     tower = "\\boxed{\\sqrt[\\sqrt[\\sqrt[9]{9}]{9}]{9}^{9^{9^{9}}}}"
-    recs = [{"prompt_id": "a", "completion": tower, "answer": "1"}] + [{"prompt_id": "b", "completion": f"\\boxed{{{k}}}", "answer": "3"} for k in range(6)]
+    recs = [{"prompt_id": "a", "completion": tower, "answer": "1"}] + [
+        {"prompt_id": "b", "completion": f"\\boxed{{{k}}}", "answer": "3"} for k in range(6)
+    ]
     scored, summary = score_records_ray(spec, recs, workers=2)
     assert summary["timeouts"] == 1 and scored[0]["correct"] is None and scored[0]["status"] == "timeout"
-    assert [r["correct"] for r in scored[1:]] == [False, False, False, True, False, False]  # order kept
+    assert [r["correct"] for r in scored[1:]] == [
+        False,
+        False,
+        False,
+        True,
+        False,
+        False,
+    ]  # order kept
 
 
 @pytest.mark.slow
@@ -96,9 +141,27 @@ def test_cli_engine_ray(cluster, tmp_path):
     spec.write_text("verifier: math\nlength_unit: tokens\nshaping:\n  - {name: kimi}\n")
     out_ray, out_local = tmp_path / "ray.jsonl", tmp_path / "local.jsonl"
     src = str(ROOT / "examples/math_rollouts.jsonl")
-    assert main(["score", src, "--spec", str(spec), "-o", str(out_ray), "--engine", "ray", "--workers", "2"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                src,
+                "--spec",
+                str(spec),
+                "-o",
+                str(out_ray),
+                "--engine",
+                "ray",
+                "--workers",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert main(["score", src, "--spec", str(spec), "-o", str(out_local)]) == 0
-    assert [json.loads(l) for l in out_ray.read_text().splitlines()] == [json.loads(l) for l in out_local.read_text().splitlines()]
+    assert [json.loads(l) for l in out_ray.read_text().splitlines()] == [
+        json.loads(l) for l in out_local.read_text().splitlines()
+    ]
 
 
 @pytest.mark.slow
@@ -106,7 +169,12 @@ def test_a_lost_actor_is_replaced_and_its_chunks_rerun(cluster, records):
     """An actor killed between batches (a lost node): its chunks go to a new actor, results unchanged."""
     from rewardsmith.integrations.ray_engine import RayVerificationEngine
 
-    spec = {"verifier": "math", "length_unit": "words", "timeout_s": 10, "cache_size": 0}
+    spec = {
+        "verifier": "math",
+        "length_unit": "words",
+        "timeout_s": 10,
+        "cache_size": 0,
+    }
     with load_spec(spec) as local:
         expected = local.score_records(records)
     engine = RayVerificationEngine(workers=2, timeout_s=10, cache_size=0)

@@ -30,7 +30,14 @@ def two_nodes():
     env.setenv("RAY_TMPDIR", tmp)
     cluster = None
     try:
-        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"node_a": 1}, "include_dashboard": False})
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={
+                "num_cpus": 1,
+                "resources": {"node_a": 1},
+                "include_dashboard": False,
+            },
+        )
         cluster.add_node(num_cpus=1, resources={"node_b": 1})
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, log_to_driver=False)
@@ -48,10 +55,20 @@ def test_two_nodes_verify_and_equal_local(two_nodes, tmp_path):
     from rewardsmith.integrations.ray_engine import RayVerificationEngine
 
     nodes = {n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}
-    assert len(nodes) == 2 and sorted(k for r in nodes.values() for k in r if k.startswith("node_")) == ["node_a", "node_b"]
+    assert len(nodes) == 2 and sorted(k for r in nodes.values() for k in r if k.startswith("node_")) == [
+        "node_a",
+        "node_b",
+    ]
     records = read_records(ROOT / "examples/math_rollouts.jsonl").records
-    spec = {"verifier": "math", "format": {"name": "think_answer", "mode": "add", "weight": 0.1}, "advantage": {"name": "grpo"},
-            "shaping": [{"name": "hapo"}, {"name": "kimi"}], "length_unit": "tokens", "workers": 2, "timeout_s": 10}
+    spec = {
+        "verifier": "math",
+        "format": {"name": "think_answer", "mode": "add", "weight": 0.1},
+        "advantage": {"name": "grpo"},
+        "shaping": [{"name": "hapo"}, {"name": "kimi"}],
+        "length_unit": "tokens",
+        "workers": 2,
+        "timeout_s": 10,
+    }
     local = load_spec({**spec, "state": str(tmp_path / "local.json")})
     try:
         expected = [local.score_records(records) for _ in range(2)]
@@ -63,7 +80,10 @@ def test_two_nodes_verify_and_equal_local(two_nodes, tmp_path):
         got = [remote.score_records(records) for _ in range(2)]
     assert got == expected
     assert any(r["components"]["hapo"] != 0 for r in expected[1])  # the second batch used the history
-    assert json.loads((tmp_path / "ray.json").read_text())["components"] == json.loads((tmp_path / "local.json").read_text())["components"]
+    assert (
+        json.loads((tmp_path / "ray.json").read_text())["components"]
+        == json.loads((tmp_path / "local.json").read_text())["components"]
+    )
     # every unique answer verified once, on both nodes; the second batch came from the driver's cache
     unique = len({(r["completion"], r["answer"]) for r in records})
     assert set(engine.node_items) == set(nodes) and all(n > 0 for n in engine.node_items.values())
@@ -74,9 +94,20 @@ def test_two_nodes_verify_and_equal_local(two_nodes, tmp_path):
 @pytest.mark.slow
 def test_score_records_ray_reports_nodes_and_times_out_on_a_node(two_nodes):
     tower = "\\boxed{\\sqrt[\\sqrt[\\sqrt[9]{9}]{9}]{9}^{9^{9^{9}}}}"
-    spec = {"verifier": {"name": "math", "extract": ["boxed"], "inner_timeout_s": 60}, "timeout_s": 5, "length_unit": "words"}
+    spec = {
+        "verifier": {"name": "math", "extract": ["boxed"], "inner_timeout_s": 60},
+        "timeout_s": 5,
+        "length_unit": "words",
+    }
     recs = [{"prompt_id": "a", "completion": tower, "answer": "1"}]
-    recs += [{"prompt_id": f"p{k % 4}", "completion": f"\\boxed{{{k}}}", "answer": str(k % 5)} for k in range(40)]
+    recs += [
+        {
+            "prompt_id": f"p{k % 4}",
+            "completion": f"\\boxed{{{k}}}",
+            "answer": str(k % 5),
+        }
+        for k in range(40)
+    ]
     scored, summary = score_records_ray(spec, recs, workers=2)
     assert summary["timeouts"] == 1 and scored[0]["correct"] is None
     assert [r["correct"] for r in scored[1:]] == [k == k % 5 for k in range(40)]  # order kept

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from ..engine import EngineStats, VerificationEngine
 from ..pipeline import Pipeline, load_spec
@@ -60,7 +60,10 @@ class _VerifyActor:
         before = dataclasses.replace(self.engine.stats)
         verdicts = self.engine.run(verifier, jobs)
         after = self.engine.stats
-        delta = EngineStats(**{k: getattr(after, k) - getattr(before, k) for k in _COUNTED}, slowest_s=after.slowest_s)
+        delta = EngineStats(
+            **{k: getattr(after, k) - getattr(before, k) for k in _COUNTED},
+            slowest_s=after.slowest_s,
+        )
         return self.node_id, verdicts, delta
 
 
@@ -71,8 +74,13 @@ class RayVerificationEngine(VerificationEngine):
     (default: the one this process is connected to, else a new local one).
     """
 
-    def __init__(self, workers: int | None = None, timeout_s: float = 5.0, cache_size: int = 100_000,
-                 address: str | None = None):
+    def __init__(
+        self,
+        workers: int | None = None,
+        timeout_s: float = 5.0,
+        cache_size: int = 100_000,
+        address: str | None = None,
+    ):
         import ray
 
         if workers is not None and workers < 1:
@@ -81,14 +89,26 @@ class RayVerificationEngine(VerificationEngine):
             if address:
                 ray.init(address=address, log_to_driver=False)
             else:
-                ray.init(num_cpus=workers or None, include_dashboard=False, log_to_driver=False)
-        super().__init__(workers or max(1, int(ray.cluster_resources().get("CPU", 1))), timeout_s, cache_size)
+                ray.init(
+                    num_cpus=workers or None,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                )
+        super().__init__(
+            workers or max(1, int(ray.cluster_resources().get("CPU", 1))),
+            timeout_s,
+            cache_size,
+        )
         self._remote = ray.remote(num_cpus=1, scheduling_strategy="SPREAD")(_VerifyActor)
         self._actors: list[Any] = []
         self.node_items: Counter[str] = Counter()  # items verified per Ray node id
 
-    def _run_isolated(self, verifier: Verifier, unique: list[tuple[str, Job]],
-                      deliver: Callable[[str, Verdict], None]) -> None:
+    def _run_isolated(
+        self,
+        verifier: Verifier,
+        unique: list[tuple[str, Job]],
+        deliver: Callable[[str, Verdict], None],
+    ) -> None:
         import ray
 
         use, size = plan_chunks(len(unique), self.n_workers)
@@ -96,7 +116,7 @@ class RayVerificationEngine(VerificationEngine):
             return
         while len(self._actors) < use:
             self._actors.append(self._remote.remote(self.timeout_s))
-        queue = [unique[k:k + size] for k in range(0, len(unique), size)][::-1]
+        queue = [unique[k : k + size] for k in range(0, len(unique), size)][::-1]
         verifier_ref = ray.put(verifier)
         pending: dict[Any, tuple[Any, list[tuple[str, Job]]]] = {}
         deaths = 0
@@ -104,7 +124,10 @@ class RayVerificationEngine(VerificationEngine):
         def submit(actor: Any) -> None:
             if queue:
                 chunk = queue.pop()
-                pending[actor.run.remote(verifier_ref, [job for _, job in chunk])] = (actor, chunk)
+                pending[actor.run.remote(verifier_ref, [job for _, job in chunk])] = (
+                    actor,
+                    chunk,
+                )
 
         for _ in range(_IN_FLIGHT):  # round-robin: every actor used has work before any has two chunks
             for actor in self._actors[:use]:
@@ -142,8 +165,13 @@ class RayVerificationEngine(VerificationEngine):
         self._actors = []
 
 
-def score_records_ray(spec: Any, records: list[dict[str, Any]], workers: int | None = None, address: str | None = None,
-                      progress: Callable[[int], None] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def score_records_ray(
+    spec: Any,
+    records: list[dict[str, Any]],
+    workers: int | None = None,
+    address: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Score ``records`` with verification on Ray; returns (scored records in input order, summary).
 
     ``spec``: a path, dict, Spec or Pipeline (a Pipeline's State is shared, so it sees the
