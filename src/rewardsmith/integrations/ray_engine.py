@@ -119,6 +119,7 @@ class RayVerificationEngine(VerificationEngine):
         queue = [unique[k : k + size] for k in range(0, len(unique), size)][::-1]
         verifier_ref = ray.put(verifier)
         pending: dict[Any, tuple[Any, list[tuple[str, Job]]]] = {}
+        replaced: dict[Any, Any] = {}  # dead actor -> its replacement (its other calls fail too)
         deaths = 0
 
         def submit(actor: Any) -> None:
@@ -142,9 +143,10 @@ class RayVerificationEngine(VerificationEngine):
                 if deaths > 3 * use:
                     raise RuntimeError("Ray verification actors keep dying; see the cluster's logs") from None
                 queue.append(chunk)
-                fresh = self._remote.remote(self.timeout_s)
-                self._actors[self._actors.index(actor)] = fresh
-                submit(fresh)
+                if actor not in replaced:
+                    replaced[actor] = self._remote.remote(self.timeout_s)
+                    self._actors[self._actors.index(actor)] = replaced[actor]
+                submit(replaced[actor])
                 continue
             submit(actor)
             self._merge(stats)
