@@ -26,7 +26,8 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..engine import EngineStats, VerificationEngine
 from ..pipeline import Pipeline, load_spec
