@@ -2,6 +2,7 @@
 raylet process with its own CPU and custom resource); chunks are verified on both nodes and the
 results — records and saved state of a stateful spec over two batches — equal the local engine's."""
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -78,18 +79,20 @@ def test_two_nodes_verify_and_equal_local(two_nodes, tmp_path):
 
     engine = RayVerificationEngine(workers=2, timeout_s=10)
     with load_spec({**spec, "state": str(tmp_path / "ray.json")}, engine=engine) as remote:
-        got = [remote.score_records(records) for _ in range(2)]
+        got = [remote.score_records(records)]
+        after_first = dataclasses.replace(engine.stats)
+        got.append(remote.score_records(records))
     assert got == expected
     assert any(r["components"]["hapo"] != 0 for r in expected[1])  # the second batch used the history
     assert (
         json.loads((tmp_path / "ray.json").read_text())["components"]
         == json.loads((tmp_path / "local.json").read_text())["components"]
     )
-    # every unique answer verified once, on both nodes; the second batch came from the driver's cache
-    unique = len({(r["completion"], r["answer"]) for r in records})
+    # unique answers verified on both nodes
     assert set(engine.node_items) == set(nodes) and all(n > 0 for n in engine.node_items.values())
-    assert sum(engine.node_items.values()) == engine.stats.checked <= unique
-    assert engine.stats.cache_hits == engine.stats.checked + engine.stats.deduped  # batch 2: all answers cached
+    assert sum(engine.node_items.values()) == engine.stats.checked
+    # batch 2 came from the driver's cache, but for unknown verdicts (timeout, error), which are never cached
+    assert engine.stats.checked - after_first.checked == after_first.timeouts + after_first.errors
 
 
 @pytest.mark.slow
