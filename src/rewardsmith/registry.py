@@ -115,11 +115,11 @@ def capabilities(cls: type) -> dict[str, bool]:
 def lookup(kind: str, name: str, field: str | None = None) -> Entry:
     """Return the entry registered so far or raise :class:`SpecError` listing the allowed names."""
     table = _REGISTRY[kind]
-    if name not in table:
-        allowed = ", ".join(sorted(table)) or "(none)"
-        where = f"{field}: " if field else ""
-        raise SpecError(f"{where}unknown {kind} {name!r}; allowed: {allowed}")
-    return table[name]
+    if isinstance(name, str) and name in table:
+        return table[name]
+    from .plugins import resolve  # import paths, Python objects, entry points; else the error listing the names
+
+    return resolve(kind, name, field, builtins=sorted(table))
 
 
 def entries(kind: str | None = None) -> list[Entry]:
