@@ -408,7 +408,7 @@ class VerificationEngine:
             self._cache.popitem(last=False)
 
 
-def _describe(verifier: Verifier) -> str:
+def describe_verifier(verifier: Verifier) -> str:
     cls = type(verifier)
     return f"verifier {verifier.name or cls.__qualname__!r} ({cls.__module__}.{cls.__qualname__})"
 

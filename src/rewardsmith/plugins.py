@@ -51,8 +51,8 @@ def resolve(kind: str, name: Any, field: str | None, builtins: list[str]) -> Ent
     entry-point name; a :class:`SpecError` naming the field and what is allowed otherwise."""
     where = f"{field}: " if field else ""
     if not isinstance(name, str):
-        label = getattr(name, "__qualname__", None) or type(name).__qualname__
-        return _entry(kind, f"{getattr(name, '__module__', '?')}:{label}", name, f"{where}{kind} {label}")
+        path = f"{getattr(name, '__module__', None) or type(name).__module__}:{getattr(name, '__qualname__', None) or type(name).__qualname__}"
+        return _entry(kind, path, name, f"{where}{kind} {path}")
     if ":" in name:
         return _entry(kind, name, import_object(name, f"{where}{kind} {name!r}"), f"{where}{kind} {name!r}")
     points = [ep for ep in _entry_points() if ep.name == name]
@@ -146,16 +146,14 @@ def _entry(kind: str, name: str, obj: Any, label: str) -> Entry:
     workers can load it."""
     declared = _kind_of(obj)
     if declared != kind:
-        what = (f"a {declared}" if declared else "a class that is not a rewardsmith component" if isinstance(obj, type)
-                else f"a {type(obj).__name__}, not a class or a function")
-        hint = f"; a {kind} subclasses {_BASES[kind]}" + (" or is a function f(completions, **columns)" if kind == "verifier" else "")
-        raise SpecError(f"{label} is {what}, not a {kind}{hint} (see docs/components.md)")
+        if isinstance(obj, type):
+            what = _a(declared) if declared else "a class that is not a rewardsmith component"
+        else:
+            what = "a function (only a verifier can be one)" if callable(obj) else f"{_a(type(obj).__name__)}, not a class or a function"
+        hint = f"; {_a(kind)} subclasses {_BASES[kind]}" + (" or is a function f(completions, **columns)" if kind == "verifier" else "")
+        raise SpecError(f"{label} is {what}, not {_a(kind)}{hint} (see docs/components.md)")
     if isinstance(obj, type):
-        if "name" not in vars(obj):  # unregistered (or inheriting a built-in's name): named as the spec names it
-            obj.name = name
-        if "description" not in vars(obj):
-            obj.description = (obj.__doc__ or "").strip().partition("\n")[0]
-        cls = obj
+        cls = obj if "name" in vars(obj) else _named(obj, name)
     else:
         from .verifiers.reward_function import RewardFunctionVerifier
 
@@ -163,3 +161,22 @@ def _entry(kind: str, name: str, obj: Any, label: str) -> Entry:
     if kind == "verifier" and cls.isolate:
         ensure_portable(obj, label)
     return Entry(cls.name, kind, cls, cls.description, cls.paper)
+
+
+def _named(cls: type[Component], name: str) -> type[Component]:
+    """A factory for ``cls`` (an unregistered class, or one inheriting a built-in's name) whose
+    instances carry ``name`` — the spec's name for it — as an instance attribute. The instances are
+    plain ``cls`` objects, so they pickle by reference to ``cls``; the user's class is left untouched."""
+
+    def __new__(factory: type, *args: Any, **kwargs: Any) -> Component:
+        obj = cls(*args, **kwargs)
+        obj.name = name  # type: ignore[misc]
+        return obj
+
+    description = (cls.__doc__ or "").strip().partition("\n")[0]
+    return type(cls.__name__, (cls,), {"__new__": __new__, "__module__": cls.__module__, "__qualname__": cls.__qualname__,
+                                       "name": name, "description": description})
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"

@@ -13,6 +13,7 @@ from rewardsmith.advantages.base import AdvantageContext, AdvantageEstimator
 from rewardsmith.registry import Options
 from rewardsmith.shaping.base import Shaper, ShapingContext
 from rewardsmith.verifiers.base import BAD_REFERENCE, OK, Job, Verdict, Verifier
+from rewardsmith.verifiers.exact import ExactVerifier
 from rewardsmith.verifiers.format import FormatReward
 
 _INTEGER = re.compile(r"-?\d+")
@@ -35,6 +36,13 @@ class LastInteger(Verifier):
         if job.reference is None or not _INTEGER.fullmatch(job.reference.strip()):
             return Verdict(float("nan"), BAD_REFERENCE, "reference is not an integer")
         return Verdict(float(int(job.prediction) == int(job.reference) + self.options.offset), OK)
+
+
+class ReversedExact(ExactVerifier):
+    """``exact`` against the reversed reference: a subclass that inherits the built-in's name."""
+
+    def check(self, job: Job) -> Verdict:
+        return super().check(Job(job.prediction, None if job.reference is None else job.reference[::-1]))
 
 
 class AnswerLine(FormatReward):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Sequence
 
-from ..engine import VerificationEngine
+from ..engine import VerificationEngine, describe_verifier, ensure_portable
 from ..pipeline import Pipeline, load_spec
 from ..spec import parse_spec
 from ..types import Job, Verdict, Verifier
@@ -58,6 +58,8 @@ class RayVerificationEngine:
     def run(self, verifier: Verifier, jobs: Sequence[Job | None], progress: Callable[[int], None] | None = None) -> list[Verdict | None]:
         import ray
 
+        if verifier.isolate:  # Ray would carry a __main__ verifier to the actors, but not to their engines' workers
+            ensure_portable(verifier, describe_verifier(verifier))
         unique: dict[str, list[int]] = {}
         for i, job in enumerate(jobs):
             if job is not None:
