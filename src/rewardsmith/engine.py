@@ -419,8 +419,9 @@ class _PortablePickler(pickle.Pickler):
 
     def reducer_override(self, obj: object) -> object:
         if isinstance(obj, (type, FunctionType)) and getattr(obj, "__module__", None) == "__main__":
-            raise SpecError(f"{obj.__qualname__} is defined in __main__ (the script being run), which worker processes cannot import; "
-                            f"move it to a module on PYTHONPATH and name it by import path ('module:{obj.__qualname__}')")
+            raise SpecError(f"{obj.__qualname__} is defined in __main__ (the script being run), which worker processes "
+                            f"cannot import; move it to a module on PYTHONPATH and name it by import path "
+                            f"('module:{obj.__qualname__}')")
         return NotImplemented
 
 

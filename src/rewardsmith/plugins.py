@@ -29,7 +29,8 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from .engine import ensure_portable
-from .registry import KINDS, Component, Entry, SpecError, entries as builtin_entries
+from .registry import KINDS, Component, Entry, SpecError
+from .registry import entries as builtin_entries
 
 GROUP = "rewardsmith.components"
 _BASES = {"verifier": "Verifier", "format": "FormatReward", "shaper": "Shaper", "advantage": "AdvantageEstimator"}
@@ -51,7 +52,8 @@ def resolve(kind: str, name: Any, field: str | None, builtins: list[str]) -> Ent
     entry-point name; a :class:`SpecError` naming the field and what is allowed otherwise."""
     where = f"{field}: " if field else ""
     if not isinstance(name, str):
-        path = f"{getattr(name, '__module__', None) or type(name).__module__}:{getattr(name, '__qualname__', None) or type(name).__qualname__}"
+        owner = name if hasattr(name, "__qualname__") else type(name)  # a function or class, else a callable object
+        path = f"{owner.__module__}:{owner.__qualname__}"
         return _entry(kind, path, name, f"{where}{kind} {path}")
     if ":" in name:
         return _entry(kind, name, import_object(name, f"{where}{kind} {name!r}"), f"{where}{kind} {name!r}")
@@ -59,11 +61,15 @@ def resolve(kind: str, name: Any, field: str | None, builtins: list[str]) -> Ent
     if not points:
         installed = sorted({ep.name for ep in _entry_points()})
         extra = f"; installed: {', '.join(installed)}" if installed else ""
-        raise SpecError(f"{where}unknown {kind} {name!r}; allowed: {', '.join(builtins) or '(none)'}{extra}; "
-                        "or an import path 'package.module:Object'")
+        raise SpecError(
+            f"{where}unknown {kind} {name!r}; allowed: {', '.join(builtins) or '(none)'}{extra}; "
+            "or an import path 'package.module:Object'"
+        )
     if len(points) > 1:
-        raise SpecError(f"{where}{kind} {name!r} is declared by several installed packages: "
-                        f"{', '.join(f'{_dist(ep)} ({ep.value})' for ep in points)}; name one by import path instead")
+        raise SpecError(
+            f"{where}{kind} {name!r} is declared by several installed packages: "
+            f"{', '.join(f'{_dist(ep)} ({ep.value})' for ep in points)}; name one by import path instead"
+        )
     ep = points[0]
     label = f"{where}{kind} {name!r} (entry point {ep.value!r} of package {_dist(ep)})"
     return _entry(kind, name, _load(ep, label), label)
@@ -112,7 +118,11 @@ def entries(kind: str | None = None) -> tuple[list[Entry], list[Installed]]:
         if item.entry is None:
             problems.append(item)
         elif (item.entry.kind, item.name) in taken:
-            problems.append(Installed(item.name, item.value, item.dist, None, f"shadowed by the built-in {item.entry.kind} {item.name!r}"))
+            problems.append(
+                Installed(
+                    item.name, item.value, item.dist, None, f"shadowed by the built-in {item.entry.kind} {item.name!r}"
+                )
+            )
         elif kind is None or item.entry.kind == kind:
             found.append(item.entry)
     order = {k: i for i, k in enumerate(KINDS)}
@@ -149,8 +159,14 @@ def _entry(kind: str, name: str, obj: Any, label: str) -> Entry:
         if isinstance(obj, type):
             what = _a(declared) if declared else "a class that is not a rewardsmith component"
         else:
-            what = "a function (only a verifier can be one)" if callable(obj) else f"{_a(type(obj).__name__)}, not a class or a function"
-        hint = f"; {_a(kind)} subclasses {_BASES[kind]}" + (" or is a function f(completions, **columns)" if kind == "verifier" else "")
+            what = (
+                "a function (only a verifier can be one)"
+                if callable(obj)
+                else f"{_a(type(obj).__name__)}, not a class or a function"
+            )
+        hint = f"; {_a(kind)} subclasses {_BASES[kind]}" + (
+            " or is a function f(completions, **columns)" if kind == "verifier" else ""
+        )
         raise SpecError(f"{label} is {what}, not {_a(kind)}{hint} (see docs/components.md)")
     if isinstance(obj, type):
         cls = obj if "name" in vars(obj) else _named(obj, name)
@@ -174,8 +190,17 @@ def _named(cls: type[Component], name: str) -> type[Component]:
         return obj
 
     description = (cls.__doc__ or "").strip().partition("\n")[0]
-    return type(cls.__name__, (cls,), {"__new__": __new__, "__module__": cls.__module__, "__qualname__": cls.__qualname__,
-                                       "name": name, "description": description})
+    return type(
+        cls.__name__,
+        (cls,),
+        {
+            "__new__": __new__,
+            "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__,
+            "name": name,
+            "description": description,
+        },
+    )
 
 
 def _a(word: str) -> str:

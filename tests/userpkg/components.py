@@ -75,7 +75,10 @@ class MinusGroupMean(AdvantageEstimator):
 
 def hash_answer(completions: list[str], solution: list[str | None], **columns: object) -> list[float | None]:
     """TRL-style: 1.0 when the text after the last '####' is the solution; None without a solution."""
-    return [None if sol is None else float(text.rpartition("####")[2].strip() == sol.strip()) for text, sol in zip(completions, solution)]
+    return [
+        None if sol is None else float(text.rpartition("####")[2].strip() == sol.strip())
+        for text, sol in zip(completions, solution)
+    ]
 
 
 def logged_length(completions: list[str], log: list[str], **columns: object) -> list[float]:

@@ -33,8 +33,9 @@ from __future__ import annotations
 import hashlib
 import math
 import pickle
+from collections.abc import Callable, Sequence
 from numbers import Real
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from ..registry import Options
 from .base import BAD_REFERENCE, ERROR, OK, Job, Verdict, Verifier
@@ -58,11 +59,19 @@ class RewardFunctionVerifier(Verifier):
     function: ClassVar[RewardFunction]
 
     @classmethod
-    def bind(cls, function: RewardFunction, name: str) -> type["RewardFunctionVerifier"]:
+    def bind(cls, function: RewardFunction, name: str) -> type[RewardFunctionVerifier]:
         """A verifier class running ``function``, registered under ``name`` (the spec's)."""
         doc = (getattr(function, "__doc__", None) or "").strip().partition("\n")[0]
-        return type(cls.__name__, (cls,), {"function": staticmethod(function), "name": name, "__doc__": cls.__doc__,
-                                           "description": doc or f"TRL-style reward function {name}"})
+        return type(
+            cls.__name__,
+            (cls,),
+            {
+                "function": staticmethod(function),
+                "name": name,
+                "__doc__": cls.__doc__,
+                "description": doc or f"TRL-style reward function {name}",
+            },
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The bound class is made at run time: workers rebuild it from the function (pickled by reference).
@@ -82,12 +91,17 @@ class RewardFunctionVerifier(Verifier):
         columns["answer"] = reference
         return Job(completion, reference, columns)
 
-    def job_for(self, batch: "Batch", i: int) -> Job:
+    def job_for(self, batch: Batch, i: int) -> Job:
         job = self.job(batch.completions[i], batch.answers[i], batch.metas[i])
         num_tokens, step = batch.num_tokens[i], int(batch.steps[i])
-        job.meta.update(prompts=self._message(batch.prompts[i], "user"), prompt_id=batch.prompt_ids[i], data_source=batch.data_sources[i],
-                        num_tokens=None if math.isnan(num_tokens) else int(num_tokens), truncated=bool(batch.truncated[i]),
-                        step=None if step < 0 else step)
+        job.meta.update(
+            prompts=self._message(batch.prompts[i], "user"),
+            prompt_id=batch.prompt_ids[i],
+            data_source=batch.data_sources[i],
+            num_tokens=None if math.isnan(num_tokens) else int(num_tokens),
+            truncated=bool(batch.truncated[i]),
+            step=None if step < 0 else step,
+        )
         return job
 
     def check(self, job: Job) -> Verdict:
@@ -97,10 +111,26 @@ class RewardFunctionVerifier(Verifier):
         """One call of the function for all ``jobs``; one verdict per job."""
         names = sorted({k for job in jobs for k in job.meta})
         columns = {k: [job.meta.get(k) for job in jobs] for k in names}
-        values = type(self).function(completions=[self._message(job.prediction, "assistant") for job in jobs], **columns)
-        if values is None or isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) != len(jobs):
-            got = "None" if values is None else f"{len(values)} values" if hasattr(values, "__len__") else type(values).__name__
-            raise ValueError(f"{self.name} returned {got} for {len(jobs)} completions; a reward function returns one float or None each")
+        values = type(self).function(
+            completions=[self._message(job.prediction, "assistant") for job in jobs], **columns
+        )
+        if (
+            values is None
+            or isinstance(values, (str, bytes))
+            or not hasattr(values, "__len__")
+            or len(values) != len(jobs)
+        ):
+            got = (
+                "None"
+                if values is None
+                else f"{len(values)} values"
+                if hasattr(values, "__len__")
+                else type(values).__name__
+            )
+            raise ValueError(
+                f"{self.name} returned {got} for {len(jobs)} completions; "
+                "a reward function returns one float or None each"
+            )
         return [_verdict(v) for v in values]
 
     def _message(self, text: str, role: str) -> str | list[dict[str, str]]:
@@ -111,7 +141,9 @@ def _verdict(value: Any) -> Verdict:
     if value is None or (isinstance(value, Real) and math.isnan(value)):
         return Verdict(float("nan"), BAD_REFERENCE, "the reward function returned None (it cannot judge this rollout)")
     if not isinstance(value, Real) or not math.isfinite(value):
-        return Verdict(float("nan"), ERROR, f"the reward function returned {value!r}, not a finite number or None"[:500])
+        return Verdict(
+            float("nan"), ERROR, f"the reward function returned {value!r}, not a finite number or None"[:500]
+        )
     return Verdict(float(value), OK)
 
 
