@@ -238,6 +238,15 @@ def test_a_hanging_rollout_times_out_alone_and_the_others_score():
     assert s.total.tolist() == [1.0] * 5 + [0.0]
 
 
+def test_a_rollout_that_kills_its_worker_scores_error_alone():
+    """The chunk's call dies with its worker; retried one per call, only the culprit (not the chunk's head) is lost."""
+    records = [{"prompt_id": "q", "completion": f"fine {i}"} for i in range(5)]
+    records.insert(3, {"prompt_id": "q", "completion": "EXIT"})
+    s = scored({"verifier": "userpkg.components:exit_on_request", "workers": 1}, records)
+    assert s.status == [OK] * 3 + [ERROR] + [OK] * 2 and s.details[3] == "worker process died"
+    assert s.total.tolist() == [1.0] * 3 + [0.0] + [1.0] * 2
+
+
 def test_bad_return_values_score_error_with_the_reason():
     records = [{"prompt_id": "q", "completion": c} for c in ("a", "bb", "ccc", "dddd")]
     s = scored({"verifier": "userpkg.components:wrong_count", "workers": 1}, records)
@@ -599,10 +608,29 @@ def test_ray_engine(files, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_lab_with_a_user_spec(tmp_path, monkeypatch):
+    """``lab --preset tiny --spec``, the preset cut further (a few SFT steps): the pipeline, not the effect."""
     pytest.importorskip("trl")
+    from dataclasses import replace
+
+    from rewardsmith.lab.presets import PRESETS
+
+    tiny = PRESETS["tiny"]
+    monkeypatch.setitem(
+        PRESETS,
+        "tiny",
+        replace(
+            tiny,
+            sft=replace(tiny.sft, steps=4, n_train=200),
+            n_test=12,
+            max_new_tokens=24,
+            sample_temperature=0.0,
+            rl=replace(tiny.rl, max_completion_length=24),
+        ),
+    )
     monkeypatch.setenv("REWARDSMITH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("USERPKG_CALLS", str(tmp_path / "calls.txt"))  # the verification workers inherit it
     spec = tmp_path / "mine.yaml"
     spec.write_text(
         yaml.safe_dump(
@@ -620,6 +648,11 @@ def test_lab_with_a_user_spec(tmp_path, monkeypatch):
     mine = results["specs"]["mine"]
     assert 0.0 <= mine["accuracy"] <= 1.0 and len(mine["curve"]) == 2
     assert all(math.isfinite(c["reward"]) for c in mine["curve"])
+    calls = [int(n) for n in (tmp_path / "calls.txt").read_text().split()]
+    rl = PRESETS["tiny"].rl
+    assert (
+        0 < sum(calls) <= rl.steps * rl.prompts_per_step * rl.num_generations and max(calls) <= 8
+    )  # per chunk, deduped
 
 
 def test_the_documented_example(tmp_path):
@@ -661,7 +694,8 @@ def test_a_spec_with_python_objects_keeps_its_fingerprint_across_processes(tmp_p
     """The fingerprint guards the state file: a function given from Python must hash the same in the next run."""
     code = (
         "from rewardsmith.spec import parse_spec; from userpkg.components import hash_answer, OverLimit; "
-        "print(parse_spec({'verifier': {'name': hash_answer}, 'shaping': [{'name': OverLimit, 'limit': 3}]}).fingerprint())"
+        "spec = {'verifier': {'name': hash_answer}, 'shaping': [{'name': OverLimit, 'limit': 3}]}; "
+        "print(parse_spec(spec).fingerprint())"
     )
     runs = [
         subprocess.run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -74,7 +75,11 @@ class MinusGroupMean(AdvantageEstimator):
 
 
 def hash_answer(completions: list[str], solution: list[str | None], **columns: object) -> list[float | None]:
-    """TRL-style: 1.0 when the text after the last '####' is the solution; None without a solution."""
+    """TRL-style: 1.0 when the text after the last '####' is the solution; None without a solution.
+    With ``$USERPKG_CALLS`` set, appends how many completions each call got to that file."""
+    if os.environ.get("USERPKG_CALLS"):
+        with Path(os.environ["USERPKG_CALLS"]).open("a") as f:
+            f.write(f"{len(completions)}\n")
     return [
         None if sol is None else float(text.rpartition("####")[2].strip() == sol.strip())
         for text, sol in zip(completions, solution)
@@ -93,6 +98,13 @@ def sleep_on_request(completions: list[str], **columns: object) -> list[float]:
     """TRL-style: hangs when a completion says SLEEP, else 1.0."""
     if any("SLEEP" in c for c in completions):
         time.sleep(60)
+    return [1.0] * len(completions)
+
+
+def exit_on_request(completions: list[str], **columns: object) -> list[float]:
+    """TRL-style: kills its process when a completion says EXIT, else 1.0."""
+    if any("EXIT" in c for c in completions):
+        os._exit(3)
     return [1.0] * len(completions)
 
 
