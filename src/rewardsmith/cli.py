@@ -101,9 +101,10 @@ def _option_default(field: Any) -> str:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from .plugins import entries
+    from .plugins import with_installed
+    from .registry import entries
 
-    found, problems = entries(args.kind)
+    found, problems = with_installed(entries(args.kind), args.kind)
     current = None
     for e in found:
         if e.kind != current:

@@ -30,7 +30,6 @@ from typing import Any
 
 from .engine import ensure_portable
 from .registry import KINDS, Component, Entry, SpecError
-from .registry import entries as builtin_entries
 
 GROUP = "rewardsmith.components"
 _BASES = {"verifier": "Verifier", "format": "FormatReward", "shaper": "Shaper", "advantage": "AdvantageEstimator"}
@@ -108,10 +107,10 @@ def installed() -> list[Installed]:
     return out
 
 
-def entries(kind: str | None = None) -> tuple[list[Entry], list[Installed]]:
-    """Built-in and installed entries of ``kind`` (all kinds when None), by kind then name, and the
-    installed components that cannot be used (broken, or shadowed by a built-in of the same name)."""
-    found = builtin_entries(kind)
+def with_installed(builtins: list[Entry], kind: str | None = None) -> tuple[list[Entry], list[Installed]]:
+    """The ``builtins`` and the installed entries of ``kind`` (all kinds when None), by kind then name,
+    and the installed components that cannot be used (broken, or shadowed by a built-in's name)."""
+    found = list(builtins)
     taken = {(e.kind, e.name) for e in found}
     problems = []
     for item in installed():
