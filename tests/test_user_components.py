@@ -686,8 +686,9 @@ def test_the_documented_example(tmp_path):
         sys.path.remove(str(example))
     expected = one_boxed_answer([r["completion"] for r in rows], [r["answer"] for r in rows])
     assert [r["components"]["correctness"] for r in rows] == expected and 0.0 < sum(expected) < len(rows)
-    assert [r["components"]["length_cap"] for r in rows] == [-0.2 if r["num_tokens"] > 200 else 0.0 for r in rows]
-    assert all(r["reward"] == r["components"]["correctness"] + r["components"]["length_cap"] for r in rows)
+    cap = [-0.2 if r["num_tokens"] > 200 else 0.0 for r in rows]
+    assert [r["components"]["length_cap"] for r in rows] == pytest.approx(cap, abs=1e-12)
+    assert [r["reward"] for r in rows] == pytest.approx([c + p for c, p in zip(expected, cap)], abs=1e-12)
 
 
 def test_a_spec_with_python_objects_keeps_its_fingerprint_across_processes(tmp_path):
