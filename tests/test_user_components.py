@@ -208,6 +208,19 @@ def test_the_function_gets_completions_in_its_format_and_every_column(tmp_path):
     (call,) = [ast.literal_eval(line) for line in log.read_text().splitlines()]
     assert call["completions"] == ["six"] and call["prompts"] == ["3+3?"]  # standard format: plain text
 
+    # a multi-turn conversational record: its assistant messages (a tool's left out); the text joins them
+    turns = [
+        {"role": "assistant", "content": "call"},
+        {"role": "tool", "content": "42"},
+        {"role": "assistant", "content": "so 42"},
+    ]
+    multi = [{"prompt_id": "p3", "completion": turns, "meta": {"log": str(log)}}]
+    for fmt, expected in (("conversational", [[turns[0], turns[2]]]), ("standard", ["callso 42"])):
+        log.unlink()
+        scored({**spec, "verifier": {"name": "userpkg.components:echo_columns", "completion_format": fmt}}, multi)
+        (call,) = [ast.literal_eval(line) for line in log.read_text().splitlines()]
+        assert call["completions"] == expected and "completions" not in {k for k in call if k != "completions"}
+
 
 def test_called_once_per_chunk_never_per_rollout_with_dedupe_and_cache(tmp_path):
     log = tmp_path / "calls.txt"

@@ -28,7 +28,8 @@ from .extract import DEFAULT_REASONING, check_delimiters
 
 
 class FormatReward(Component):
-    """Base class of format rewards: :meth:`score` rates one completion's form in [0, 1] (1 = well formed)."""
+    """Base class of format rewards: :meth:`score` rates one completion's form in [0, 1] (1 = well formed);
+    one that also reads the record's meta defines ``score_record(completion, meta)``."""
 
     kind = "format"
 

@@ -7,7 +7,8 @@ timeout, identical rollouts verified once, the result shaped by the spec. It is 
 keywords, once per chunk of rollouts, never per rollout:
 
 - ``completions``: the completion texts (``completion_format: standard``) or, with
-  ``conversational``, ``[{"role": "assistant", "content": text}]`` each;
+  ``conversational``, ``[{"role": "assistant", "content": text}]`` each (a conversational
+  record's own assistant messages, when it has them);
 - ``prompts``: the prompt texts (conversational: ``[{"role": "user", "content": text}]``);
 - the record's fields ``answer`` (also as ``solution``, unless ``meta`` has its own), ``prompt_id``,
   ``data_source``, ``num_tokens``, ``truncated``, ``step`` (None where a record has none), every
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 RewardFunction = Callable[..., Sequence["float | None"]]
 _RESERVED = ("completions",)  # never taken from meta: it is the function's first argument
+_TURNS = "completions"  # where a job keeps a conversational completion's assistant messages (not a column)
 
 
 class RewardFunctionOptions(Options):
@@ -93,6 +95,8 @@ class RewardFunctionVerifier(Verifier):
 
     def job_for(self, batch: Batch, i: int) -> Job:
         job = self.job(batch.completions[i], batch.answers[i], batch.metas[i])
+        if batch.turns[i] is not None:
+            job.meta[_TURNS] = batch.turns[i]
         num_tokens, step = batch.num_tokens[i], int(batch.steps[i])
         job.meta.update(
             prompts=self._message(batch.prompts[i], "user"),
@@ -109,11 +113,9 @@ class RewardFunctionVerifier(Verifier):
 
     def check_batch(self, jobs: Sequence[Job]) -> list[Verdict]:
         """One call of the function for all ``jobs``; one verdict per job."""
-        names = sorted({k for job in jobs for k in job.meta})
+        names = sorted({k for job in jobs for k in job.meta} - {_TURNS})
         columns = {k: [job.meta.get(k) for job in jobs] for k in names}
-        values = type(self).function(
-            completions=[self._message(job.prediction, "assistant") for job in jobs], **columns
-        )
+        values = type(self).function(completions=[self._completion(job) for job in jobs], **columns)
         if (
             values is None
             or isinstance(values, (str, bytes))
@@ -132,6 +134,12 @@ class RewardFunctionVerifier(Verifier):
                 "a reward function returns one float or None each"
             )
         return [_verdict(v) for v in values]
+
+    def _completion(self, job: Job) -> str | list[dict[str, str]]:
+        """The completion as the function takes it: text, or its assistant messages (one when it was text)."""
+        if self.options.completion_format == "standard":
+            return job.prediction
+        return [{"role": "assistant", "content": turn} for turn in job.meta.get(_TURNS) or [job.prediction]]
 
     def _message(self, text: str, role: str) -> str | list[dict[str, str]]:
         return text if self.options.completion_format == "standard" else [{"role": role, "content": text}]
