@@ -82,7 +82,7 @@ def test_every_kind_by_import_path():
     # 1 + 0.5·format; 0 + 0 − 0.5 (6 words > 3); no answer: 0, over the limit −0.5
     assert [r["reward"] for r in out] == [1.5, -0.5, -0.5]
     assert [r["correct"] for r in out] == [True, False, False]
-    assert out[0]["components"] == {"correctness": 1.0, "format": 1.0, "userpkg.components:OverLimit": 0.0}
+    assert out[0]["components"] == {"correctness": 1.0, "format": 0.5, "userpkg.components:OverLimit": 0.0}  # contributions
     assert [r["advantage"] for r in out] == [1.0, -1.0, 0.0]  # reward minus its group's mean
 
 
@@ -574,7 +574,7 @@ def test_trl_adapter():
         base, over = (f(**kwargs) for f in funcs)
     finally:
         funcs[0].scorer.pipeline.close()
-    assert [f.__name__ for f in funcs] == ["rewardsmith_base", "rewardsmith_userpkg.components:OverLimit"]
+    assert [f.__name__ for f in funcs] == ["rewardsmith_correctness", "rewardsmith_userpkg.components:OverLimit"]
     assert base == [1.0, 1.0, 0.0, None] and over == [0.0, -0.5, 0.0, None]  # no reference: unknown, left out by TRL
 
 
@@ -596,6 +596,8 @@ def test_verl_adapter(files, monkeypatch):
     assert [r["score"] for r in rows] == HASH_REWARDS[:3] and rows[1]["userpkg.components:OverLimit"] == -0.5
     for path in (per_sample, spec):
         verl._pipeline_for(str(path)).close()
+    with pytest.raises(ValueError, match=r"shapers \['userpkg.components:LongerThanGroup'\] need whole groups"):
+        verl.make_compute_score({"verifier": "exact", "shaping": ["userpkg.components:LongerThanGroup"]})
 
 
 @pytest.mark.slow

@@ -101,8 +101,8 @@ def _option_default(field: Any) -> str:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from .components import entries
     from .plugins import with_installed
-    from .registry import entries
 
     found, problems = with_installed(entries(args.kind), args.kind)
     current = None

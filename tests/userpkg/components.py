@@ -67,6 +67,15 @@ class OverLimit(Shaper):
         return np.where(ctx.length > self.options.limit, -self.options.penalty, 0.0)
 
 
+class LongerThanGroup(Shaper):
+    """Subtract 0.5 from rollouts longer than their group's mean length (a group-aware shaper)."""
+
+    group_aware = True
+
+    def term(self, ctx: ShapingContext) -> np.ndarray:
+        return np.where(ctx.length > ctx.group_stat(ctx.length, "mean"), -0.5, 0.0)
+
+
 class MinusGroupMean(AdvantageEstimator):
     """Reward minus its group's mean (no scaling)."""
 
