@@ -82,7 +82,8 @@ def test_every_kind_by_import_path():
     # 1 + 0.5·format; 0 + 0 − 0.5 (6 words > 3); no answer: 0, over the limit −0.5
     assert [r["reward"] for r in out] == [1.5, -0.5, -0.5]
     assert [r["correct"] for r in out] == [True, False, False]
-    assert out[0]["components"] == {"correctness": 1.0, "format": 0.5, "userpkg.components:OverLimit": 0.0}  # contributions
+    # components are contributions: the format adds 0.5·1
+    assert out[0]["components"] == {"correctness": 1.0, "format": 0.5, "userpkg.components:OverLimit": 0.0}
     assert [r["advantage"] for r in out] == [1.0, -1.0, 0.0]  # reward minus its group's mean
 
 

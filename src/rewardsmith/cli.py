@@ -123,7 +123,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
         if args.verbose and e.cls.example_options:
             print(f"  {'':<20} example: {json.dumps({'name': e.name, **e.cls.example_options})}")
     for item in problems:
-        print(f"installed component {item.name!r} ({item.value}, package {item.dist}) is not listed: {item.error}", file=sys.stderr)
+        print(f"installed component {item.name!r} ({item.value}, package {item.dist}) is not listed: {item.error}",
+              file=sys.stderr)
     return 0
 
 
