@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from userpkg import components as user
 
 from rewardsmith import load_spec
 from rewardsmith.cli import main
 from rewardsmith.engine import VerificationEngine
 from rewardsmith.registry import SpecError
 from rewardsmith.verifiers.base import BAD_REFERENCE, ERROR, OK, TIMEOUT, Job
+from userpkg import components as user
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHONPATH = os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])

@@ -35,7 +35,7 @@ class Verifier(Component):
         pred = self.extract(completion)
         return None if pred is None else Job(pred, reference)
 
-    def job_for(self, batch: "Batch", i: int) -> Job | None:
+    def job_for(self, batch: Batch, i: int) -> Job | None:
         """The job for row ``i`` of ``batch``; verifiers that read more of the record than
         (completion, answer, meta) override this."""
         return self.job(batch.completions[i], batch.answers[i], batch.metas[i])
@@ -53,4 +53,5 @@ class Verifier(Component):
     @property
     def cache_key(self) -> str:
         cls = type(self)  # the class too: a user's subclass may inherit a built-in's name
-        return f"{cls.__module__}.{cls.__qualname__}:{self.name}:{json.dumps(self.options.model_dump(), sort_keys=True, default=str)}"
+        options = json.dumps(self.options.model_dump(), sort_keys=True, default=str)
+        return f"{cls.__module__}.{cls.__qualname__}:{self.name}:{options}"
