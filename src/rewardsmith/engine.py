@@ -46,6 +46,7 @@ _STARTUP_S = 120.0  # a worker that has not said it is ready by then is a broken
 _READY = "ready"
 _LOADED = "loaded"  # the worker has loaded a verifier (or finished its warm-up): item clocks start now
 _WARMING = "warming"  # the worker is running the verifier's warm-up: the start-up limit applies
+_LOAD_ERROR = "load-error"  # a worker could not unpickle what it was sent
 
 
 def _worker_main(fd: int) -> None:
@@ -83,6 +84,10 @@ def _worker_main(fd: int) -> None:
             if key not in warmed:
                 warmed[key] = False
                 conn.send(_LOADED)
+            if hasattr(verifier, "check_batch"):  # one call for the chunk (a TRL-style reward function)
+                for (task_id, _), verdict in zip(tasks, _verdicts(verifier, [job for _, job in tasks])):
+                    conn.send((task_id, verdict))
+                continue
             for task_id, job in tasks:
                 if not warmed[key] and _wants_warm_up(verifier, job):
                     conn.send(_WARMING)
@@ -112,7 +117,7 @@ def _check(verifier: Verifier, job: Job) -> Verdict:
     try:
         return verifier.check(job)
     except Exception as exc:  # a verifier bug scores the item, it does not kill the run
-        return Verdict(float("nan"), ERROR, f"{type(exc).__name__}: {exc}"[:500])
+        return _error(exc)
 
 
 def _error(exc: Exception) -> Verdict:
@@ -125,11 +130,7 @@ def _verdicts(verifier: Verifier, jobs: list[Job]) -> Iterator[Verdict]:
     check_batch = getattr(verifier, "check_batch", None)
     if check_batch is None:
         for job in jobs:
-            try:
-                verdict = verifier.check(job)
-            except Exception as exc:
-                verdict = _error(exc)
-            yield verdict
+            yield _check(verifier, job)
         return
     try:
         verdicts = list(check_batch(jobs))
@@ -149,6 +150,7 @@ class _Worker:
     started: float = 0.0  # when the item at the head of ``inflight`` started (or warm-up began)
     loaded: set = field(default_factory=set)  # verifier cache keys this worker has unpickled
     warming: bool = False  # loading or warming up a verifier: its clock is the start-up limit, not an item's timeout
+    budget: float = 0.0  # seconds the items in flight may take: timeout_s, or that per item of a check_batch call
 
 
 @dataclass
@@ -265,6 +267,9 @@ class VerificationEngine:
             self.stats.errors += 1
 
     def _run_isolated(self, verifier: Verifier, unique: list[tuple[str, Job]], deliver: Callable[[str, Verdict], None]) -> None:
+        ensure_portable(verifier, describe_verifier(verifier))
+        batched = hasattr(verifier, "check_batch")
+        alone: set[int] = set()  # items of a failed check_batch call: retried one per call
         vkey = verifier.cache_key
         queue = deque(range(len(unique)))
         want = min(self.n_workers, max(1, len(unique)))
@@ -286,6 +291,7 @@ class VerificationEngine:
                 return
             w.inflight.extend(tasks)
             w.started = time.perf_counter()
+            w.budget = self.timeout_s * (len(tasks) if batched else 1)
             w.warming = vkey not in w.loaded
             busy[id(w.conn)] = w
 
@@ -342,6 +348,10 @@ class VerificationEngine:
                     w.warming = True
                     w.started = time.perf_counter()
                     continue
+                if msg[0] == _LOAD_ERROR:
+                    self.close()  # other workers' answers would arrive in a later run
+                    raise SpecError(f"{describe_verifier(verifier)} cannot be loaded in a verification worker "
+                                    f"(a fresh Python process): {msg[1]}; define it in a module the workers can import")
                 task_id, verdict = msg
                 t_end = time.perf_counter()
                 w.inflight.popleft()
@@ -357,7 +367,7 @@ class VerificationEngine:
                 fail_head(w, Verdict(float("nan"), TIMEOUT, f"no answer within {self.timeout_s:g}s"), now - w.started)
 
     def _deadline(self, w: _Worker) -> float:
-        return w.started + (_STARTUP_S if w.warming else self.timeout_s)
+        return w.started + (_STARTUP_S if w.warming else w.budget)
 
     def _spawn(self) -> _Worker:
         # A fresh interpreter, not multiprocessing's spawn/forkserver: those re-run the caller's
