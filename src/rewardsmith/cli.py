@@ -102,9 +102,11 @@ def _option_default(field: Any) -> str:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from .components import entries
+    from .plugins import with_installed
 
+    found, problems = with_installed(entries(args.kind), args.kind)
     current = None
-    for e in entries(args.kind):
+    for e in found:
         if e.kind != current:
             if current is not None:
                 print()
@@ -120,6 +122,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
             print(f"  {'':<20} capabilities: {', '.join(tags)}")
         if args.verbose and e.cls.example_options:
             print(f"  {'':<20} example: {json.dumps({'name': e.name, **e.cls.example_options})}")
+    for item in problems:
+        print(f"installed component {item.name!r} ({item.value}, package {item.dist}) is not listed: {item.error}",
+              file=sys.stderr)
     return 0
 
 
@@ -144,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Sub-commands living beside the code they drive: each module has ``register_cli(subparsers)``
     # and imports nothing heavy (torch, ray, fastapi) at module level.
-    p = sub.add_parser("list", help="list every registered component with its paper")
+    p = sub.add_parser("list", help="list every built-in and installed component with its paper")
     p.add_argument("--kind", choices=("verifier", "format", "shaper", "advantage"), default=None, help="only this kind (default: all)")
     p.add_argument("-v", "--verbose", action="store_true", help="show each component's options")
     p.set_defaults(func=_cmd_list)

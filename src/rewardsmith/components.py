@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import registry
+from . import plugins, registry
 from .registry import Component, Entry
 
 
@@ -25,10 +25,13 @@ def load_builtins() -> None:
     from . import advantages, shaping, verifiers  # noqa: F401
 
 
-def lookup(kind: str, name: str, field: str | None = None) -> Entry:
-    """The registry entry of a built-in or registered component; :class:`SpecError` lists the allowed names."""
+def lookup(kind: str, name: Any, field: str | None = None) -> Entry:
+    """The entry of a built-in or registered component, or of a user's (an import path, a Python object
+    or an installed entry point: :mod:`rewardsmith.plugins`); :class:`SpecError` lists the allowed names."""
     load_builtins()
-    return registry.lookup(kind, name, field)
+    if isinstance(name, str) and name in registry.names(kind):
+        return registry.lookup(kind, name, field)
+    return plugins.resolve(kind, name, field, builtins=registry.names(kind))
 
 
 def entries(kind: str | None = None) -> list[Entry]:
@@ -40,4 +43,4 @@ def entries(kind: str | None = None) -> list[Entry]:
 def build(kind: str, config: str | dict[str, Any] | Component, field: str) -> Component:
     """Instantiate a component from ``"name"`` or ``{"name": ..., **options}`` (see :func:`registry.build`)."""
     load_builtins()
-    return registry.build(kind, config, field)
+    return registry.build(kind, config, field, find=lookup)

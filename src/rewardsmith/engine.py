@@ -13,7 +13,11 @@ cached, so a rerun on a less loaded machine gets a real verdict.
 
 The engine is safe to call from any thread (calls are serialised by a lock), from asyncio
 (``await engine.arun(...)``) and inside Ray workers (workers are fresh interpreters started
-with ``subprocess``; the caller's ``__main__`` is never re-imported).
+with ``subprocess``; the caller's ``__main__`` is never re-imported). A verifier with
+``check_batch`` is called once per chunk of jobs; when such a call overruns its time (the chunk's
+items × ``timeout_s``) or kills its worker, the chunk's items are retried one per call, so only
+the item that hangs is scored ``timeout``. A verifier the workers cannot load (defined in
+``__main__``, unpicklable, its module not importable there) is a :class:`SpecError` naming it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -30,8 +35,10 @@ import weakref
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Callable, Sequence
+from types import FunctionType
+from typing import Callable, Iterator, Sequence
 
+from .registry import SpecError
 from .types import ERROR, TIMEOUT, Job, Verdict, Verifier
 
 _CHUNK = 8  # items sent to a worker at once; each result comes back as soon as it is ready
@@ -39,6 +46,7 @@ _STARTUP_S = 120.0  # a worker that has not said it is ready by then is a broken
 _READY = "ready"
 _LOADED = "loaded"  # the worker has loaded a verifier (or finished its warm-up): item clocks start now
 _WARMING = "warming"  # the worker is running the verifier's warm-up: the start-up limit applies
+_LOAD_ERROR = "load-error"  # a worker could not unpickle what it was sent
 
 
 def _worker_main(fd: int) -> None:
@@ -60,9 +68,14 @@ def _worker_main(fd: int) -> None:
     warmed: dict[str, bool] = {}  # verifier cache key -> warm-up done
     while True:
         try:
-            msg = conn.recv()
+            data = conn.recv_bytes()
         except (EOFError, OSError):
             return
+        try:
+            msg = pickle.loads(data)
+        except Exception as exc:  # e.g. the verifier's module cannot be imported here: the parent says so
+            conn.send((_LOAD_ERROR, f"{type(exc).__name__}: {exc}"))
+            continue
         if msg is None:
             return
         verifier, tasks = msg
@@ -71,6 +84,10 @@ def _worker_main(fd: int) -> None:
             if key not in warmed:
                 warmed[key] = False
                 conn.send(_LOADED)
+            if hasattr(verifier, "check_batch"):  # one call for the chunk (a TRL-style reward function)
+                for (task_id, _), verdict in zip(tasks, _verdicts(verifier, [job for _, job in tasks])):
+                    conn.send((task_id, verdict))
+                continue
             for task_id, job in tasks:
                 if not warmed[key] and _wants_warm_up(verifier, job):
                     conn.send(_WARMING)
@@ -100,7 +117,28 @@ def _check(verifier: Verifier, job: Job) -> Verdict:
     try:
         return verifier.check(job)
     except Exception as exc:  # a verifier bug scores the item, it does not kill the run
-        return Verdict(float("nan"), ERROR, f"{type(exc).__name__}: {exc}"[:500])
+        return _error(exc)
+
+
+def _error(exc: Exception) -> Verdict:
+    return Verdict(float("nan"), ERROR, f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _verdicts(verifier: Verifier, jobs: list[Job]) -> Iterator[Verdict]:
+    """One verdict per job, each as soon as it is ready: ``check_batch`` once when the verifier has
+    it, else ``check`` per job. A verifier's exception scores its items ``error``, never ends the run."""
+    check_batch = getattr(verifier, "check_batch", None)
+    if check_batch is None:
+        for job in jobs:
+            yield _check(verifier, job)
+        return
+    try:
+        verdicts = list(check_batch(jobs))
+        if len(verdicts) != len(jobs):
+            raise ValueError(f"check_batch returned {len(verdicts)} verdicts for {len(jobs)} jobs")
+    except Exception as exc:
+        verdicts = [_error(exc)] * len(jobs)
+    yield from verdicts
 
 
 @dataclass
@@ -112,6 +150,7 @@ class _Worker:
     started: float = 0.0  # when the item at the head of ``inflight`` started (or warm-up began)
     loaded: set = field(default_factory=set)  # verifier cache keys this worker has unpickled
     warming: bool = False  # loading or warming up a verifier: its clock is the start-up limit, not an item's timeout
+    budget: float = 0.0  # seconds the items in flight may take: timeout_s, or that per item of a check_batch call
 
 
 @dataclass
@@ -212,14 +251,11 @@ class VerificationEngine:
         if verifier.isolate:
             self._run_isolated(verifier, unique, deliver)
         else:
-            for key, job in unique:
-                t0 = time.perf_counter()
-                try:
-                    verdict = verifier.check(job)
-                except Exception as exc:
-                    verdict = Verdict(float("nan"), ERROR, f"{type(exc).__name__}: {exc}"[:500])
+            t0 = time.perf_counter()
+            for (key, _), verdict in zip(unique, _verdicts(verifier, [job for _, job in unique])):
                 self._note(verdict, time.perf_counter() - t0)
                 deliver(key, verdict)
+                t0 = time.perf_counter()
         return results
 
     def _note(self, verdict: Verdict, seconds: float) -> None:
@@ -231,6 +267,9 @@ class VerificationEngine:
             self.stats.errors += 1
 
     def _run_isolated(self, verifier: Verifier, unique: list[tuple[str, Job]], deliver: Callable[[str, Verdict], None]) -> None:
+        ensure_portable(verifier, describe_verifier(verifier))
+        batched = hasattr(verifier, "check_batch")
+        alone: set[int] = set()  # items of a failed check_batch call: retried one per call
         vkey = verifier.cache_key
         queue = deque(range(len(unique)))
         want = min(self.n_workers, max(1, len(unique)))
@@ -241,7 +280,9 @@ class VerificationEngine:
 
         def dispatch(w: _Worker) -> None:
             n = min(_CHUNK, max(1, len(queue) // len(self._workers)))
-            tasks = [queue.popleft() for _ in range(min(n, len(queue)))]
+            tasks = [queue.popleft()]
+            while len(tasks) < n and queue and tasks[0] not in alone and queue[0] not in alone:
+                tasks.append(queue.popleft())
             try:
                 w.conn.send((verifier, [(t, unique[t][1]) for t in tasks]))
             except (OSError, BrokenPipeError):
@@ -250,11 +291,18 @@ class VerificationEngine:
                 return
             w.inflight.extend(tasks)
             w.started = time.perf_counter()
+            w.budget = self.timeout_s * (len(tasks) if batched else 1)
             w.warming = vkey not in w.loaded
             busy[id(w.conn)] = w
 
         def fail_head(w: _Worker, verdict: Verdict, seconds: float) -> None:
             # The item at the head of ``w``'s queue is lost with the worker; the rest go back.
+            if batched and len(w.inflight) > 1:  # one call for all of them: which one failed is unknown
+                alone.update(w.inflight)
+                queue.extendleft(reversed(w.inflight))
+                busy.pop(id(w.conn), None)
+                self._replace(w)
+                return
             head = w.inflight.popleft()
             self._note(verdict, seconds)
             deliver(unique[head][0], verdict)
@@ -300,6 +348,10 @@ class VerificationEngine:
                     w.warming = True
                     w.started = time.perf_counter()
                     continue
+                if msg[0] == _LOAD_ERROR:
+                    self.close()  # other workers' answers would arrive in a later run
+                    raise SpecError(f"{describe_verifier(verifier)} cannot be loaded in a verification worker "
+                                    f"(a fresh Python process): {msg[1]}; define it in a module the workers can import")
                 task_id, verdict = msg
                 t_end = time.perf_counter()
                 w.inflight.popleft()
@@ -315,7 +367,7 @@ class VerificationEngine:
                 fail_head(w, Verdict(float("nan"), TIMEOUT, f"no answer within {self.timeout_s:g}s"), now - w.started)
 
     def _deadline(self, w: _Worker) -> float:
-        return w.started + (_STARTUP_S if w.warming else self.timeout_s)
+        return w.started + (_STARTUP_S if w.warming else w.budget)
 
     def _spawn(self) -> _Worker:
         # A fresh interpreter, not multiprocessing's spawn/forkserver: those re-run the caller's
@@ -364,6 +416,39 @@ class VerificationEngine:
         self._cache.move_to_end(key)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
+
+
+def describe_verifier(verifier: Verifier) -> str:
+    cls = type(verifier)
+    return f"verifier {verifier.name or cls.__qualname__!r} ({cls.__module__}.{cls.__qualname__})"
+
+
+class _PortablePickler(pickle.Pickler):
+    """Pickles like the engine does, refusing references into ``__main__``: a worker's ``__main__``
+    is not the caller's script, so such a reference pickles here and fails there."""
+
+    def reducer_override(self, obj: object) -> object:
+        if isinstance(obj, (type, FunctionType)) and getattr(obj, "__module__", None) == "__main__":
+            raise SpecError(f"{obj.__qualname__} is defined in __main__ (the script being run), which worker processes "
+                            f"cannot import; move it to a module on PYTHONPATH and name it by import path "
+                            f"('module:{obj.__qualname__}')")
+        return NotImplemented
+
+
+def ensure_portable(obj: object, what: str) -> None:
+    """Raise :class:`SpecError` naming ``what`` unless ``obj`` survives the trip to a worker process:
+    it pickles, unpickles, and refers to nothing defined in ``__main__``."""
+    import io
+
+    buffer = io.BytesIO()
+    try:
+        _PortablePickler(buffer).dump(obj)
+        pickle.loads(buffer.getvalue())
+    except SpecError as exc:
+        raise SpecError(f"{what} cannot be sent to verification workers: {exc}") from None
+    except Exception as exc:
+        raise SpecError(f"{what} cannot be sent to verification workers (fresh Python processes): it does not pickle "
+                        f"({type(exc).__name__}: {exc}); define it at the top level of an importable module") from None
 
 
 _ENGINES: "weakref.WeakSet[VerificationEngine]" = weakref.WeakSet()

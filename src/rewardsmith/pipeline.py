@@ -307,10 +307,11 @@ class Pipeline:
             jobs: list[Job | None] = []
             for i in rows:
                 try:
-                    meta = batch.metas[i]
-                    if verifier.step_scheduled:
-                        meta = {**meta, "step": self._step(batch, step)}
-                    jobs.append(verifier.job(batch.completions[i], batch.answers[i], meta))
+                    if verifier.step_scheduled:  # the step the shapers will see, in meta.step
+                        meta = {**batch.metas[i], "step": self._step(batch, step)}
+                        jobs.append(verifier.job(batch.completions[i], batch.answers[i], meta))
+                    else:
+                        jobs.append(verifier.job_for(batch, i))
                 except Exception as exc:  # extraction must never take the run down
                     jobs.append(None)
                     status[i], details[i] = ERROR, f"extraction failed: {type(exc).__name__}: {exc}"

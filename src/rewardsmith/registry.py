@@ -122,6 +122,11 @@ def lookup(kind: str, name: str, field: str | None = None) -> Entry:
     return table[name]
 
 
+def names(kind: str) -> list[str]:
+    """The names registered so far for ``kind``, sorted."""
+    return sorted(_REGISTRY[kind])
+
+
 def entries(kind: str | None = None) -> list[Entry]:
     """The entries registered so far, by kind then name."""
     kinds = [kind] if kind else list(KINDS)
@@ -171,8 +176,11 @@ def _owner_model(model: type[BaseModel], path: tuple) -> type | None:
     return model
 
 
-def build(kind: str, config: str | dict[str, Any], field: str) -> Component:
-    """Instantiate a component from ``"name"`` or ``{"name": ..., **options}``."""
+def build(
+    kind: str, config: str | dict[str, Any], field: str, find: Callable[[str, Any, str], Entry] | None = None
+) -> Component:
+    """Instantiate a component from ``"name"`` or ``{"name": ..., **options}``; ``find`` looks the name up
+    (default :func:`lookup`: registered names only)."""
     if isinstance(config, str):
         name, opts = config, {}
     elif isinstance(config, dict):
@@ -184,5 +192,5 @@ def build(kind: str, config: str | dict[str, Any], field: str) -> Component:
         return config
     else:
         raise SpecError(f"{field}: expected a name or a mapping with 'name', got {type(config).__name__}")
-    entry = lookup(kind, name, field)
+    entry = (find or lookup)(kind, name, field)
     return entry.cls(build_options(entry.cls.Options, opts, where=f"{field}({name})"))

@@ -69,7 +69,7 @@ class Spec(BaseModel):
     def fingerprint(self) -> str:
         """Hash of everything that changes rewards (not paths, workers or timeouts)."""
         keep = self.model_dump(exclude={"state", "workers", "timeout_s", "cache_size", "name"})
-        return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(keep, sort_keys=True, default=_stable_text).encode()).hexdigest()[:16]
 
     def verifier_map(self) -> dict[str, ComponentConfig] | None:
         """``{data_source: config}`` when the verifier is routed by source, else None."""
@@ -77,6 +77,11 @@ class Spec(BaseModel):
         if isinstance(v, dict) and "name" not in v:
             return v
         return None
+
+
+def _stable_text(obj: Any) -> str:
+    """A component given as a Python object, as the same text in every process (``str`` holds its address)."""
+    return f"{obj.__module__}:{obj.__qualname__}" if hasattr(obj, "__qualname__") else str(obj)
 
 
 MAX_SPEC_BYTES = 1 << 20  # a reward spec is a few hundred bytes; anything near this is not one

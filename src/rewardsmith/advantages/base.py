@@ -26,5 +26,7 @@ class AdvantageContext:
 class AdvantageEstimator(Component):
     """Base class: :meth:`compute` returns one scalar advantage per rollout (no NaN)."""
 
+    kind = "advantage"
+
     def compute(self, ctx: AdvantageContext) -> np.ndarray:
         raise NotImplementedError

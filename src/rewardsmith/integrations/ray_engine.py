@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from ..engine import EngineStats, VerificationEngine
+from ..engine import EngineStats, VerificationEngine, describe_verifier, ensure_portable
 from ..pipeline import Pipeline, load_spec
 from ..spec import parse_spec
 from ..types import Job, Verdict, Verifier
@@ -112,6 +112,8 @@ class RayVerificationEngine(VerificationEngine):
     ) -> None:
         import ray
 
+        if verifier.isolate:  # Ray would carry a __main__ verifier to the actors, but not to their engines' workers
+            ensure_portable(verifier, describe_verifier(verifier))
         use, size = plan_chunks(len(unique), self.n_workers)
         if not unique:
             return

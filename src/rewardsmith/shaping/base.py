@@ -67,6 +67,7 @@ class Shaper(Component):
     """Base class of every shaper. Additive shapers implement :meth:`term`; shapers that
     replace the reward (cosine, truncation, L1-Max, ...) override :meth:`apply`."""
 
+    kind = "shaper"
 
     def check_state(self, state: dict[str, Any]) -> None:
         """Raise ValueError if ``state`` (this component's part of a loaded state file) is out of

@@ -3,21 +3,27 @@
 A verifier works in two halves so the expensive half can run isolated:
 ``extract`` (cheap, in the calling process) pulls the candidate answer out of a completion;
 ``check`` (in a worker process with a hard timeout when ``isolate`` is true) compares it with
-the reference and returns a :class:`Verdict`.
+the reference and returns a :class:`Verdict`. A verifier that is cheaper called once for many
+jobs (a TRL-style reward function) may also define ``check_batch(jobs) -> list[Verdict]``: the
+engine then calls it once per chunk of jobs instead of ``check`` once per job.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..registry import Component
 from ..types import BAD_REFERENCE, ERROR, NO_ANSWER, OK, TIMEOUT, Job, Verdict
 
 __all__ = ["BAD_REFERENCE", "ERROR", "NO_ANSWER", "OK", "TIMEOUT", "Job", "Verdict", "Verifier"]
 
+if TYPE_CHECKING:
+    from ..batch import Batch
+
 
 class Verifier(Component):
+    kind = "verifier"
     isolate: ClassVar[bool] = True  # run ``check`` in a worker process with a hard timeout
 
     def extract(self, completion: str) -> str | None:
@@ -28,6 +34,11 @@ class Verifier(Component):
         """The job to run for one record, or None when there is no answer to check."""
         pred = self.extract(completion)
         return None if pred is None else Job(pred, reference)
+
+    def job_for(self, batch: Batch, i: int) -> Job | None:
+        """The job for row ``i`` of ``batch``; verifiers that read more of the record than
+        (completion, answer, meta) override this."""
+        return self.job(batch.completions[i], batch.answers[i], batch.metas[i])
 
     def check(self, job: Job) -> Verdict:
         raise NotImplementedError
@@ -41,4 +52,6 @@ class Verifier(Component):
 
     @property
     def cache_key(self) -> str:
-        return f"{self.name}:{json.dumps(self.options.model_dump(), sort_keys=True, default=str)}"
+        cls = type(self)  # the class too: a user's subclass may inherit a built-in's name
+        options = json.dumps(self.options.model_dump(), sort_keys=True, default=str)
+        return f"{cls.__module__}.{cls.__qualname__}:{self.name}:{options}"

@@ -27,6 +27,16 @@ from ..registry import Component, Options, register
 from .extract import DEFAULT_REASONING, check_delimiters
 
 
+class FormatReward(Component):
+    """Base class of format rewards: :meth:`score` rates one completion's form in [0, 1] (1 = well formed);
+    one that also reads the record's meta defines ``score_record(completion, meta)``."""
+
+    kind = "format"
+
+    def score(self, completion: str) -> float:
+        raise NotImplementedError
+
+
 class ThinkAnswerOptions(Options):
     answer_tag: bool = False
     think_in_prompt: bool = False
@@ -36,7 +46,7 @@ class ThinkAnswerOptions(Options):
 
 
 @register("format", "think_answer", "R1-style format: one <think>...</think> block followed by an answer (optionally <answer> tags).", "DeepSeek-R1 (2025)")
-class ThinkAnswerFormat(Component):
+class ThinkAnswerFormat(FormatReward):
     Options = ThinkAnswerOptions
 
     def score(self, completion: str) -> float:

@@ -24,7 +24,8 @@ from typing import Any, Sequence
 
 from pydantic import Field, field_validator
 
-from ..registry import Component, Options, register
+from ..registry import Options, register
+from .format import FormatReward
 
 
 def score_format(component: Any, text: str, turns: Sequence[str] | None = None, meta: dict[str, Any] | None = None) -> float:
@@ -46,7 +47,7 @@ class TagCountOptions(Options):
 
 
 @register("format", "tag_count", "Partial format credit: 0.25 for each of <think>\\n, \\n</think>\\n, \\n<answer>\\n, \\n</answer> present exactly once.", "open-r1 (Hugging Face, 2025)")
-class TagCount(Component):
+class TagCount(FormatReward):
     """open-r1's ``tag_count_reward``: 0.25 for each of the four newline-delimited tags that
     occurs exactly once (a repeated tag earns nothing, so padding with tags does not pay).
     Order is not checked — pair it with ``think_answer`` (``answer_tag: true``) as a gate when
@@ -73,7 +74,7 @@ class ReasoningStepsOptions(Options):
 
 
 @register("format", "reasoning_steps", "Step-by-step markers (Step n:, numbered lines, bullets, First/Second/Next/Finally,): min(1, count/min_steps).", "open-r1 (Hugging Face, 2025)")
-class ReasoningSteps(Component):
+class ReasoningSteps(FormatReward):
     """open-r1's ``reasoning_steps_reward``: ``min(1, #markers / 3)``. Markers: ``Step n:``, a
     numbered line ``n.``, a line starting with ``-`` or ``*``, and ``First,``, ``Second,``,
     ``Next,``, ``Finally,``. Numbered lines are matched at the start of *every* line (open-r1's
@@ -105,7 +106,7 @@ class CodeFormatOptions(Options):
 
 
 @register("format", "code_format", "Code answer layout: <think>\\n...\\n</think>\\n<answer>\\n...```<language> code```...\\n</answer> (option language).", "open-r1 (Hugging Face, 2025)")
-class CodeFormat(Component):
+class CodeFormat(FormatReward):
     """open-r1's ``code_format_reward``: the whole completion is ``<think>\\n…\\n</think>\\n<answer>\\n…
     ```<language> … ``` …\\n</answer>``, 1.0 or 0.0. Stricter than open-r1 in two ways that close
     holes: the fence's language must end at the end of its word (```` ```pythonic ```` is not
