@@ -52,30 +52,38 @@ class CausalLMScorer:
     def score(self, pairs: Sequence[tuple[str, str]], entropies: bool = False) -> list[tuple[np.ndarray, np.ndarray | None]]:
         return self.score_ids([self.encode(c, y) for c, y in pairs], entropies)
 
-    @torch.no_grad()
     def score_ids(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], entropies: bool = False) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        """Per-token log-probs (and entropies) of each continuation id list given its context ids."""
-        out: list[tuple[np.ndarray, np.ndarray | None]] = []
-        for start in range(0, len(pairs), self.batch_size):
-            out.extend(self._batch(pairs[start:start + self.batch_size], entropies))
-        return out
+        return token_signals(self.model, pairs, self.pad_id, self.batch_size, entropies)
 
-    def _batch(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], entropies: bool) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        rows = [list(c) + list(y) for c, y in pairs]
-        width = max(1, max(len(r) for r in rows))
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
-            mask[i, :len(r)] = 1
-        logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1)
-        token_lp = logp.gather(-1, ids[:, 1:].to(self.device).unsqueeze(-1)).squeeze(-1).cpu().numpy().astype(np.float64)
-        ent = (-(logp.exp() * logp).sum(-1)).cpu().numpy().astype(np.float64) if entropies else None
-        out = []
-        for i, (c, y) in enumerate(pairs):
-            first = len(c) - 1  # logits[t-1] predict token t
-            lo, hi = (max(first, 0), first + len(y)) if len(c) else (0, len(y) - 1)  # no context: the first token is unscored
-            out.append((token_lp[i, lo:hi].copy(), None if ent is None else ent[i, lo:hi].copy()))
-        return out
 
+@torch.no_grad()
+def token_signals(model: Any, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int = 0, batch_size: int = 8,
+                  entropies: bool = False) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Per-token log-probs (and entropies) of each continuation id list given its context ids, ``batch_size``
+    pairs per forward pass on the model's device (the model's train/eval mode is left as it is)."""
+    out: list[tuple[np.ndarray, np.ndarray | None]] = []
+    device = next(model.parameters()).device
+    for start in range(0, len(pairs), batch_size):
+        out.extend(_batch(model, pairs[start:start + batch_size], pad_id, device, entropies))
+    return out
+
+
+def _batch(model: Any, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int, device: Any,
+           entropies: bool) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    rows = [list(c) + list(y) for c, y in pairs]
+    width = max(1, max(len(r) for r in rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, :len(r)] = 1
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+    logp = torch.log_softmax(logits[:, :-1], dim=-1)
+    token_lp = logp.gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1).cpu().numpy().astype(np.float64)
+    ent = (-(logp.exp() * logp).sum(-1)).cpu().numpy().astype(np.float64) if entropies else None
+    out = []
+    for i, (c, y) in enumerate(pairs):
+        # logits[t-1] predict token t; without a context the first continuation token is unscored
+        lo, hi = (len(c) - 1, len(c) - 1 + len(y)) if len(c) else (0, max(len(y) - 1, 0))
+        out.append((token_lp[i, lo:hi].copy(), None if ent is None else ent[i, lo:hi].copy()))
+    return out

@@ -67,50 +67,43 @@ class Signals:
 
     def __init__(self, batch: Batch, model: Callable[[], Scorer] | None = None, ref_model: Callable[[], Scorer] | None = None):
         self.batch = batch
-        self._models = {"token_logprobs": model, "entropies": model, "ref_token_logprobs": ref_model}
-        self._model = model
+        self._model, self._ref_model = model, ref_model
         self._cache: dict[str, list[np.ndarray]] = {}
         self._pairs: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
 
     def prefetch(self, names: set[str]) -> None:
-        """Fetch the per-token signals among ``names`` (log-probs and entropies from one pass where both are needed)."""
-        if "token_logprobs" in names or "entropies" in names:
-            self._per_token("token_logprobs" if "token_logprobs" in names else "entropies",
-                            with_entropies="entropies" in names)
-        if "ref_token_logprobs" in names:
-            self.get("ref_token_logprobs")
+        """Fetch the per-token signals among ``names`` (the model's log-probs and entropies come from one pass)."""
+        for name in _PER_TOKEN:
+            if name in names:
+                self.get(name)
 
     def get(self, name: str) -> list[np.ndarray]:
-        """Per-row arrays of the per-token signal ``name`` (one value per completion token)."""
+        """Per-row arrays of the per-token signal ``name`` (one value per completion token): the records', else a model's."""
         if name not in _PER_TOKEN:
             raise KeyError(f"unknown per-token signal {name!r}; known: {', '.join(_PER_TOKEN)}")
-        if name not in self._cache:
-            self._per_token(name, with_entropies=name == "entropies")
+        if name in self._cache:
+            return self._cache[name]
+        given = [_given(m, name) for m in self.batch.metas]
+        missing = [i for i, v in enumerate(given) if v is None]
+        if missing:
+            pairs = [(self.batch.prompts[i], self.batch.completions[i]) for i in missing]
+            if name == "ref_token_logprobs":
+                if self._ref_model is None:
+                    raise SignalError(self._absent(name, missing, "signals.ref_model"))
+                scored = [lp for lp, _ in self._ref_model().score(pairs, entropies=False)]
+            else:
+                if self._model is None:
+                    raise SignalError(self._absent(name, missing, "signals.model"))
+                # one pass gives log-probs and entropies, shared with components scoring the same pairs
+                scored = [ent if name == "entropies" else lp for lp, ent in self.continuations(pairs)]
+            for i, values in zip(missing, scored):
+                given[i] = values
+        self._cache[name] = given  # type: ignore[assignment]
         return self._cache[name]
 
-    def _per_token(self, name: str, with_entropies: bool) -> None:
-        """Fill ``name`` (and ``entropies`` when asked) from the records, then the model for the rows without it."""
-        wanted = [name] + (["entropies"] if with_entropies and name != "entropies" else [])
-        wanted = [w for w in wanted if w not in self._cache]
-        if not wanted:
-            return
-        given = {w: [_given(m, w) for m in self.batch.metas] for w in wanted}
-        missing = sorted({i for w in wanted for i, v in enumerate(given[w]) if v is None})
-        if missing:
-            key = "ref_token_logprobs" if name == "ref_token_logprobs" else "token_logprobs"
-            factory = self._models[key]
-            if factory is None:
-                where = "signals.ref_model" if key == "ref_token_logprobs" else "signals.model"
-                raise SignalError(f"{len(missing)} of {len(self.batch)} records carry no meta.{wanted[0]} (first: record "
-                                  f"{missing[0]}) and the spec has no {where} to compute it")
-            pairs = [(self.batch.prompts[i], self.batch.completions[i]) for i in missing]
-            scored = factory().score(pairs, entropies="entropies" in wanted)
-            for i, (lp, ent) in zip(missing, scored):
-                for w in wanted:
-                    if given[w][i] is None:
-                        given[w][i] = ent if w == "entropies" else lp
-        for w in wanted:
-            self._cache[w] = given[w]  # type: ignore[assignment]
+    def _absent(self, name: str, missing: list[int], where: str) -> str:
+        return (f"{len(missing)} of {len(self.batch)} records carry no meta.{name} (first: record {missing[0]}) "
+                f"and the spec has no {where} to compute it")
 
     def continuation_logprobs(self, pairs: Sequence[tuple[str, str]]) -> list[np.ndarray]:
         """Per-token log P(continuation | context) for each (context, continuation) text pair (signals model)."""
