@@ -8,6 +8,7 @@ trl = pytest.importorskip("trl")
 import torch  # noqa: E402
 
 
+@pytest.mark.slow  # trains one GRPO step
 def test_policy_log_probs_reach_the_components_and_equal_a_manual_forward_pass(tmp_path):
     from datasets import Dataset
 

@@ -66,14 +66,14 @@ class ImplicitPRM(Shaper):
 
     ``token_logprobs`` is the implicit PRM π_φ (records' ``meta.token_logprobs`` or ``signals.model``),
     ``ref_token_logprobs`` its reference. Dense output: the per-token rewards and PRIME's advantages
-    (:func:`prime_advantages`, the outcome = the verdict, unknown as 0). Training the implicit PRM
+    (:func:`prime_advantages`, the outcome = the verdict, unknown as 0), leave-one-out within the
+    groups of the scored batch (score whole groups; the scalar reward does not depend on them). Training the implicit PRM
     itself (BCE on the outcome) is the trainer's job, not a reward's.
     """
 
     Options = ImplicitPRMOptions
     needs_signals: ClassVar[frozenset[str]] = frozenset({"token_logprobs", "ref_token_logprobs"})
     dense_unit: ClassVar[str | None] = "token"
-    group_aware: ClassVar[bool] = True  # the dense advantages are leave-one-out within groups
 
     def term(self, ctx: ShapingContext) -> np.ndarray:
         o = self.options
@@ -186,14 +186,13 @@ class InformationGain(Shaper):
     Turns are the assistant messages of a conversational completion (joined by newlines); a
     plain completion is one turn. Dense output per turn: IG_t (the last turn also carries the rest of
     the reward, the outcome), and IGPO's advantages: rewards z-scored jointly over the group's IG
-    and outcome rewards (ε 1e-6), then discounted returns over turns. A record without a reference
+    and outcome rewards (ε 1e-6; whole groups of the scored batch), then discounted returns over turns. A record without a reference
     answer gets no information gain (0).
     """
 
     Options = IGPOOptions
     needs_signals: ClassVar[frozenset[str]] = frozenset({"continuations"})
     dense_unit: ClassVar[str | None] = "turn"
-    group_aware: ClassVar[bool] = True
 
     def term(self, ctx: ShapingContext) -> np.ndarray:
         b, o = ctx.batch, self.options
