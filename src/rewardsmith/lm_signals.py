@@ -77,13 +77,14 @@ def _batch(model: Any, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad
     for i, r in enumerate(rows):
         ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
         mask[i, :len(r)] = 1
-    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-    logp = torch.log_softmax(logits[:, :-1], dim=-1)
-    token_lp = logp.gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1).cpu().numpy().astype(np.float64)
-    ent = (-(logp.exp() * logp).sum(-1)).cpu().numpy().astype(np.float64) if entropies else None
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
     out = []
     for i, (c, y) in enumerate(pairs):
         # logits[t-1] predict token t; without a context the first continuation token is unscored
         lo, hi = (len(c) - 1, len(c) - 1 + len(y)) if len(c) else (0, max(len(y) - 1, 0))
-        out.append((token_lp[i, lo:hi].copy(), None if ent is None else ent[i, lo:hi].copy()))
+        logp = torch.log_softmax(logits[i, lo:hi].float(), dim=-1)  # one row at a time: (tokens, vocab) in memory
+        targets = ids[i, lo + 1:hi + 1].to(device)
+        lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu().numpy().astype(np.float64)
+        ent = (-(logp.exp() * logp).sum(-1)).cpu().numpy().astype(np.float64) if entropies else None
+        out.append((lp, ent))
     return out
