@@ -281,3 +281,19 @@ def test_igpo_hand_computed_single_and_multi_turn(paths):
 def test_at_most_one_dense_component():
     with pytest.raises(SpecError, match="at most one"):
         load_spec({"shaping": ["renorm", {"name": "prm_clip", "eta": 0.5}]})
+
+
+def test_left_padding_matches_unpadded_forward_passes_with_attention():
+    """A random Qwen2 (attention at work, unlike the bigram model): batched, padded values equal each pair's own forward pass."""
+    from rewardsmith.lab.model import ModelConfig, build_model as build_qwen, build_tokenizer as build_lab_tokenizer
+    from rewardsmith.lm_signals import token_signals
+
+    model = build_qwen(ModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64), build_lab_tokenizer(), seed=0)
+    pairs = [([3, 4, 5], [6, 7, 8, 9]), ([4], [5]), ([5, 6, 7, 8, 9, 10, 11], [12, 13]), ([3, 3], [])]
+    batched = token_signals(model, pairs, pad_id=0, batch_size=4, entropies=True)
+    for (c, y), (lp, ent) in zip(pairs, batched):
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=torch.tensor([c + y])).logits[0].float(), -1)
+        rows = range(len(c) - 1, len(c) - 1 + len(y))
+        assert lp.tolist() == pytest.approx([logp[r, t].item() for r, t in zip(rows, y)], abs=1e-5)
+        assert ent.tolist() == pytest.approx([-(logp[r].exp() * logp[r]).sum().item() for r in rows], abs=1e-5)

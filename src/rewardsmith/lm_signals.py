@@ -4,7 +4,7 @@
 (no special tokens) and joined, so the continuation's tokens are the same whatever precedes them;
 an empty context is a lone BOS token (the tokenizer's ``bos_token``, else its ``eos_token``, as
 GPT-2 does), so the first continuation token is scored too. Pairs are batched ``batch_size`` at a
-time with right padding; log-probs are computed in float32 whatever the model's dtype.
+time with left padding; log-probs are computed in float32 whatever the model's dtype.
 
 For a continuation token y_t at position t: ``log_softmax(logits[t-1])[y_t]`` and the entropy
 ``-Σ_v p_v log p_v`` of that same next-token distribution.
@@ -12,6 +12,7 @@ For a continuation token y_t at position t: ``log_softmax(logits[t-1])[y_t]`` an
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Sequence
 
 import numpy as np
@@ -70,20 +71,27 @@ def token_signals(model: Any, pairs: Sequence[tuple[Sequence[int], Sequence[int]
 
 def _batch(model: Any, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int, device: Any,
            entropies: bool) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Left-padded (explicit position ids) so every continuation ends at the right edge and only the last
+    ``max continuation + 1`` positions' logits are computed (``logits_to_keep``, where the model takes it)."""
     rows = [list(c) + list(y) for c, y in pairs]
     width = max(1, max(len(r) for r in rows))
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, :len(r)] = 1
-    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        if r:
+            ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
+            mask[i, width - len(r):] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    keep = min(width, max(len(y) for _, y in pairs) + 1)
+    kwargs = {"logits_to_keep": keep} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device), **kwargs).logits
+    logits = logits[:, -keep:]
     out = []
     for i, (c, y) in enumerate(pairs):
-        # logits[t-1] predict token t; without a context the first continuation token is unscored
-        lo, hi = (len(c) - 1, len(c) - 1 + len(y)) if len(c) else (0, max(len(y) - 1, 0))
-        logp = torch.log_softmax(logits[i, lo:hi].float(), dim=-1)  # one row at a time: (tokens, vocab) in memory
-        targets = ids[i, lo + 1:hi + 1].to(device)
+        # the logits before each continuation token; without a context the first token is unscored
+        n = len(y) if len(c) else max(len(y) - 1, 0)
+        logp = torch.log_softmax(logits[i, keep - 1 - n:keep - 1].float(), dim=-1)  # one row at a time in memory
+        targets = ids[i, width - n:].to(device)
         lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu().numpy().astype(np.float64)
         ent = (-(logp.exp() * logp).sum(-1)).cpu().numpy().astype(np.float64) if entropies else None
         out.append((lp, ent))
