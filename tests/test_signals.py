@@ -7,15 +7,25 @@ import numpy as np
 import pytest
 
 pytest.importorskip("transformers")
-import torch  # noqa: E402
-from _tiny_lm import ID, REF_TABLE, TABLE, build_model, build_tokenizer, entropy, logprob, save, seq_logprobs  # noqa: E402
+import torch
+from _tiny_lm import (
+    ID,
+    REF_TABLE,
+    TABLE,
+    build_model,
+    build_tokenizer,
+    entropy,
+    logprob,
+    save,
+    seq_logprobs,
+)
 
-from rewardsmith import load_spec  # noqa: E402
-from rewardsmith.batch import Batch  # noqa: E402
-from rewardsmith.lm_signals import CausalLMScorer  # noqa: E402
-from rewardsmith.registry import SpecError  # noqa: E402
-from rewardsmith.shaping.process import masked_whiten, prime_advantages  # noqa: E402
-from rewardsmith.signals import SignalError, Signals  # noqa: E402
+from rewardsmith import load_spec
+from rewardsmith.batch import Batch
+from rewardsmith.lm_signals import CausalLMScorer
+from rewardsmith.registry import SpecError
+from rewardsmith.shaping.process import masked_whiten, prime_advantages
+from rewardsmith.signals import SignalError, Signals
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +78,9 @@ def test_missing_signals_and_bad_values_are_clear_errors(paths):
             [{"prompt_id": "q", "completion": "b", "meta": {"token_logprobs": [-1.0]}}])
     with pytest.raises(SignalError, match="non-positive"):
         Signals(Batch.from_records([{"prompt_id": "q", "completion": "b", "meta": {"token_logprobs": [0.5]}}])).get("token_logprobs")
+    for bad in (["x"], [[-1.0], [-2.0, -3.0]], [float("nan")], {"a": 1}):
+        with pytest.raises(SignalError, match="flat list"):
+            Signals(Batch.from_records([{"prompt_id": "q", "completion": "b", "meta": {"entropies": bad}}])).get("entropies")
     with pytest.raises(SignalError, match="token log-probs and 2 reference"):
         load_spec({"shaping": ["implicit_prm"], "length_unit": "words"}).score(
             [{"prompt_id": "q", "completion": "b", "meta": {"token_logprobs": [-1.0], "ref_token_logprobs": [-1.0, -2.0]}}])
@@ -285,7 +298,9 @@ def test_at_most_one_dense_component():
 
 def test_left_padding_matches_unpadded_forward_passes_with_attention():
     """A random Qwen2 (attention at work, unlike the bigram model): batched, padded values equal each pair's own forward pass."""
-    from rewardsmith.lab.model import ModelConfig, build_model as build_qwen, build_tokenizer as build_lab_tokenizer
+    from rewardsmith.lab.model import ModelConfig
+    from rewardsmith.lab.model import build_model as build_qwen
+    from rewardsmith.lab.model import build_tokenizer as build_lab_tokenizer
     from rewardsmith.lm_signals import token_signals
 
     model = build_qwen(ModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64), build_lab_tokenizer(), seed=0)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 trl = pytest.importorskip("trl")
-import torch  # noqa: E402
+import torch
 
 
 @pytest.mark.slow  # trains one GRPO step

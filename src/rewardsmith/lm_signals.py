@@ -13,7 +13,8 @@ For a continuation token y_t at position t: ``log_softmax(logits[t-1])[y_t]`` an
 from __future__ import annotations
 
 import inspect
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ class CausalLMScorer:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (self.start_ids or [0])[0]
 
     @classmethod
-    def from_path(cls, path: str, dtype: str = "float32", device: str = "cpu", batch_size: int = 8) -> "CausalLMScorer":
+    def from_path(cls, path: str, dtype: str = "float32", device: str = "cpu", batch_size: int = 8) -> CausalLMScorer:
         """Load a local model directory (``local_files_only``: nothing is downloaded)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -21,7 +21,8 @@ after the history) are the ``continuations`` signal: :meth:`Signals.continuation
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -125,7 +126,10 @@ def _given(meta: dict[str, Any], name: str) -> np.ndarray | None:
     value = meta.get(name)
     if value is None:
         return None
-    arr = np.asarray(value, dtype=np.float64)
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = np.full(2, np.nan)  # not a flat list of numbers: reported below
     wrong_sign = (arr < 0).any() if name == "entropies" else (arr > 1e-6).any()
     if arr.ndim != 1 or not np.isfinite(arr).all() or wrong_sign:
         raise SignalError(f"meta.{name} must be a flat list of finite {'non-negative' if name == 'entropies' else 'non-positive'} floats")

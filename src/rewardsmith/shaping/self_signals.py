@@ -148,7 +148,7 @@ class PhaseEntropy(Shaper):
         return [(t[1], a[1]) for t, a in zip(think, answer)]
 
 
-def _signals(ctx: ShapingContext):  # noqa: ANN202 - the pipeline always sets them for components with needs_signals
+def _signals(ctx: ShapingContext):
     if ctx.signals is None:
         raise SignalError("this component needs the signals stage: score it through a Pipeline")
     return ctx.signals
