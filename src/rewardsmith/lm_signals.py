@@ -51,6 +51,9 @@ class CausalLMScorer:
         cont = self.tokenizer(continuation, add_special_tokens=False)["input_ids"] if continuation else []
         return (ctx or self.start_ids), cont
 
+    def count_tokens(self, text: str) -> int:
+        return len(self.encode("", text)[1])
+
     def score(self, pairs: Sequence[tuple[str, str]], entropies: bool = False) -> list[tuple[np.ndarray, np.ndarray | None]]:
         return self.score_ids([self.encode(c, y) for c, y in pairs], entropies)
 

@@ -47,6 +47,8 @@ class Scorer(Protocol):
 
     def score(self, pairs: Sequence[tuple[str, str]], entropies: bool) -> list[tuple[np.ndarray, np.ndarray | None]]: ...
 
+    def count_tokens(self, text: str) -> int: ...
+
 
 def required_signals(components: Sequence[Any]) -> set[str]:
     """The union of the components' ``needs_signals`` sets (a component without the tag needs none)."""
@@ -105,6 +107,12 @@ class Signals:
     def _absent(self, name: str, missing: list[int], where: str) -> str:
         return (f"{len(missing)} of {len(self.batch)} records carry no meta.{name} (first: record {missing[0]}) "
                 f"and the spec has no {where} to compute it")
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` under the signals model's tokenizer (as the model scores a continuation)."""
+        if self._model is None:
+            raise SignalError("counting tokens needs the spec's signals.model")
+        return self._model().count_tokens(text)
 
     def continuation_logprobs(self, pairs: Sequence[tuple[str, str]]) -> list[np.ndarray]:
         """Per-token log P(continuation | context) for each (context, continuation) text pair (signals model)."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..batch import Batch, group_reduce
 from ..registry import Component
-from ..signals import Signals
+from ..signals import SignalError, Signals
 from ..types import BaseValues
 
 
@@ -72,6 +72,12 @@ class ShapingContext:
     def group_stat(self, values: np.ndarray, how: str, where: np.ndarray | None = None) -> np.ndarray:
         """Per-group reduction broadcast back to rows (see :func:`rewardsmith.batch.group_reduce`)."""
         return group_reduce(values, self.group, self.n_groups, how, where)[self.group]
+
+    def require_signals(self) -> Signals:
+        """The batch's signals (set by the pipeline for components with ``needs_signals``)."""
+        if self.signals is None:
+            raise SignalError("this component reads model signals: score it through a Pipeline (the signals stage)")
+        return self.signals
 
     def with_state(self, state: dict[str, Any]) -> "ShapingContext":
         return replace(self, state=state)

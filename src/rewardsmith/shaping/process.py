@@ -16,7 +16,6 @@ from pydantic import Field
 from ..registry import Options, register
 from ..signals import SignalError, token_mean
 from .base import Dense, Shaper, ShapingContext
-from .self_signals import _signals
 
 
 def rloo_token_rewards(rewards: list[np.ndarray], group: np.ndarray) -> list[np.ndarray]:
@@ -77,7 +76,7 @@ class ImplicitPRM(Shaper):
 
     def term(self, ctx: ShapingContext) -> np.ndarray:
         o = self.options
-        lp, ref = _signals(ctx).get("token_logprobs"), _signals(ctx).get("ref_token_logprobs")
+        lp, ref = ctx.require_signals().get("token_logprobs"), ctx.require_signals().get("ref_token_logprobs")
         for i, (a, b) in enumerate(zip(lp, ref)):
             if len(a) != len(b):
                 raise SignalError(f"implicit_prm: record {i} has {len(a)} token log-probs and {len(b)} reference log-probs")
@@ -203,7 +202,7 @@ class InformationGain(Shaper):
                 gains.append(np.zeros(len(turns)))
                 continue
             histories = [prompt + "\n".join(turns[:t]) for t in range(len(turns) + 1)]
-            lps = _signals(ctx).continuation_logprobs([(h + o.answer_prefix, b.answers[i]) for h in histories])
+            lps = ctx.require_signals().continuation_logprobs([(h + o.answer_prefix, b.answers[i]) for h in histories])
             belief = np.array([token_mean(lp) for lp in lps])
             gains.append(np.diff(belief))
         ig = np.array([g.sum() for g in gains])

@@ -48,8 +48,8 @@ class SelfAlignedReward(Shaper):
 
     def term(self, ctx: ShapingContext) -> np.ndarray:
         b = ctx.batch
-        given = _signals(ctx).continuation_logprobs(list(zip(b.prompts, b.completions)))
-        alone = _signals(ctx).continuation_logprobs([("", c) for c in b.completions])
+        given = ctx.require_signals().continuation_logprobs(list(zip(b.prompts, b.completions)))
+        alone = ctx.require_signals().continuation_logprobs([("", c) for c in b.completions])
         value = np.array([self_aligned_reward(perplexity(a), perplexity(q)) if len(q) else 0.0 for a, q in zip(alone, given)])
         return self.options.coef * value
 
@@ -84,7 +84,7 @@ class FollowUpLikelihood(Shaper):
         contexts = [p + c + o.follow_up_prefix for p, c in zip(b.prompts, b.completions)]
 
         def mean_ll(follow_ups: tuple[str, ...]) -> np.ndarray:
-            lps = _signals(ctx).continuation_logprobs([(x, f) for x in contexts for f in follow_ups])
+            lps = ctx.require_signals().continuation_logprobs([(x, f) for x in contexts for f in follow_ups])
             per = np.array([token_mean(lp) for lp in lps]).reshape(len(contexts), len(follow_ups))
             return per.mean(axis=1)
 
@@ -95,60 +95,47 @@ class PEAROptions(Options):
     think_coef: float = Field(default=0.1, ge=0.0, description="penalty per nat of mean thinking-phase entropy")
     answer_coef: float = Field(default=0.0, ge=0.0, description="penalty per nat of mean answer-phase entropy (0: free)")
     think_end: str = Field(default="</think>", min_length=1, description="the text that ends the thinking phase")
-    think_end_id: int | None = Field(default=None, description="its token id, to split records' meta.entropies by meta.token_ids")
+    think_end_id: int | None = Field(default=None, description="its token id, to find it in records' meta.token_ids")
     only_correct: bool = Field(default=False, description="apply the penalty to correct rollouts only")
 
 
 @register("shaper", "pear", "phase entropy: penalise thinking-phase entropy, leave the answer phase free [formula unverified]",
           "PEAR (Huang et al. 2025)")
 class PhaseEntropy(Shaper):
-    """term = −(think_coef·H̄_think + answer_coef·H̄_answer), H̄ = mean token entropy of the phase (before/after ``</think>``).
+    """term = −(think_coef·H̄_think + answer_coef·H̄_answer), H̄ = mean token entropy of the phase (up to / after ``</think>``).
 
     UNVERIFIED: the paper's exact formula and weights were not read (methods.md has one sentence:
     penalise thinking-phase entropy, allow moderate answer-phase entropy); both weights are options.
-    Entropies come from records (``meta.entropies`` with ``meta.think_tokens``, or ``meta.token_ids``
-    and ``think_end_id``) when every record has them, else from ``signals.model`` scoring the two
-    phases as continuations. No ``</think>``: the whole completion is thinking.
+    Entropies: ``meta.entropies`` or the signals model. The thinking phase is the first k tokens, k
+    from ``meta.think_tokens``, else the position of ``think_end_id`` in ``meta.token_ids``, else the
+    signals model's token count of the text up to ``think_end`` (exact when ``</think>`` is one
+    added token, as in reasoning models' tokenizers). No ``think_end``: the whole completion is thinking.
     """
 
     Options = PEAROptions
-    needs_signals: ClassVar[frozenset[str]] = frozenset({"entropies", "continuations"})
+    needs_signals: ClassVar[frozenset[str]] = frozenset({"entropies"})
 
     def term(self, ctx: ShapingContext) -> np.ndarray:
         o = self.options
-        phases = self._from_records(ctx) or self._from_model(ctx)
-        value = np.array([-(o.think_coef * token_mean(t) + o.answer_coef * token_mean(a)) for t, a in phases])
+        entropies = ctx.require_signals().get("entropies")
+        value = np.zeros(len(entropies))
+        for i, ent in enumerate(entropies):
+            k = min(self.think_tokens(ctx, i, len(ent)), len(ent))
+            value[i] = -(o.think_coef * token_mean(ent[:k]) + o.answer_coef * token_mean(ent[k:]))
         return np.where(ctx.is_correct, value, 0.0) if o.only_correct else value
 
-    def _from_records(self, ctx: ShapingContext) -> list[tuple[np.ndarray, np.ndarray]] | None:
-        metas = ctx.batch.metas
-        if not all(m.get("entropies") is not None for m in metas):
-            return None
-        entropies = _signals(ctx).get("entropies")
-        out = []
-        for i, (m, ent) in enumerate(zip(metas, entropies)):
-            k = m.get("think_tokens")
-            if k is None:
-                ids = m.get("token_ids")
-                if ids is None or self.options.think_end_id is None:
-                    raise SignalError(f"pear: record {i} gives meta.entropies but not where thinking ends: give "
-                                      "meta.think_tokens, or meta.token_ids and the think_end_id option")
-                if len(ids) != len(ent):
-                    raise SignalError(f"pear: record {i} has {len(ids)} token ids and {len(ent)} entropies")
-                k = ids.index(self.options.think_end_id) + 1 if self.options.think_end_id in ids else len(ids)
-            out.append((ent[:int(k)], ent[int(k):]))
-        return out
-
-    def _from_model(self, ctx: ShapingContext) -> list[tuple[np.ndarray, np.ndarray]]:
-        b = ctx.batch
-        end = self.options.think_end
-        splits = [(c[:c.index(end) + len(end)], c[c.index(end) + len(end):]) if end in c else (c, "") for c in b.completions]
-        think = _signals(ctx).continuations([(p, t) for p, (t, _) in zip(b.prompts, splits)])
-        answer = _signals(ctx).continuations([(p + t, a) for p, (t, a) in zip(b.prompts, splits)])
-        return [(t[1], a[1]) for t, a in zip(think, answer)]
-
-
-def _signals(ctx: ShapingContext):
-    if ctx.signals is None:
-        raise SignalError("this component needs the signals stage: score it through a Pipeline")
-    return ctx.signals
+    def think_tokens(self, ctx: ShapingContext, i: int, n: int) -> int:
+        """How many of row ``i``'s ``n`` tokens belong to the thinking phase."""
+        meta, text, end = ctx.batch.metas[i], ctx.batch.completions[i], self.options.think_end
+        if meta.get("think_tokens") is not None:
+            return int(meta["think_tokens"])
+        ids, end_id = meta.get("token_ids"), self.options.think_end_id
+        if ids is not None and end_id is not None:
+            return list(ids).index(end_id) + 1 if end_id in ids else n
+        if end not in text:
+            return n
+        try:
+            return ctx.require_signals().count_tokens(text[:text.index(end) + len(end)])
+        except SignalError:
+            raise SignalError(f"pear: record {i} does not say where thinking ends: give meta.think_tokens, or "
+                              "meta.token_ids and the think_end_id option, or a signals.model to count tokens") from None
