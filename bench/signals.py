@@ -26,10 +26,20 @@ import torch
 from rewardsmith.lm_signals import _DTYPES, token_signals
 
 SIZES = {
-    "tiny": {"hidden_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 4,
-             "intermediate_size": 384},
-    "0.5b": {"hidden_size": 896, "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
-             "intermediate_size": 4864},
+    "tiny": {
+        "hidden_size": 128,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "intermediate_size": 384,
+    },
+    "0.5b": {
+        "hidden_size": 896,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 14,
+        "num_key_value_heads": 2,
+        "intermediate_size": 4864,
+    },
 }
 VOCAB = 151_936
 
@@ -49,14 +59,14 @@ def trl_peer(model, pairs, batch_size: int) -> None:
 
     device = next(model.parameters()).device
     for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start:start + batch_size]
+        chunk = pairs[start : start + batch_size]
         rows = [p + c for p, c in chunk]
         width = max(len(r) for r in rows)
         ids = torch.zeros((len(rows), width), dtype=torch.long)
         mask = torch.zeros_like(ids)
         for i, r in enumerate(rows):
-            ids[i, :len(r)] = torch.tensor(r)
-            mask[i, :len(r)] = 1
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
         ids, mask = ids.to(device), mask.to(device)
         keep = max(len(c) for _, c in chunk)
         logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep + 1).logits[:, :-1].float()
@@ -89,16 +99,25 @@ def main() -> None:
     model = build(args.size, args.dtype, args.device)
     params = sum(p.numel() for p in model.parameters())
     g = torch.Generator().manual_seed(1)
-    pairs = [(torch.randint(0, VOCAB, (args.prompt_len,), generator=g).tolist(),
-              torch.randint(0, VOCAB, (args.completion_len,), generator=g).tolist()) for _ in range(args.rollouts)]
+    pairs = [
+        (
+            torch.randint(0, VOCAB, (args.prompt_len,), generator=g).tolist(),
+            torch.randint(0, VOCAB, (args.completion_len,), generator=g).tolist(),
+        )
+        for _ in range(args.rollouts)
+    ]
     tokens = args.rollouts * args.completion_len
-    print(f"model: {args.size} ({params / 1e6:.1f}M parameters, vocab {VOCAB}), {args.dtype} on {args.device}; "
-          f"{args.rollouts} rollouts x {args.completion_len} completion tokens after {args.prompt_len} prompt tokens")
-    warm = pairs[:args.batch_size]
+    print(
+        f"model: {args.size} ({params / 1e6:.1f}M parameters, vocab {VOCAB}), {args.dtype} on {args.device}; "
+        f"{args.rollouts} rollouts x {args.completion_len} completion tokens after {args.prompt_len} prompt tokens"
+    )
+    warm = pairs[: args.batch_size]
     token_signals(model, warm, 0, args.batch_size, entropies=True)
     trl_peer(model, warm, args.batch_size)
-    runs = {"rewardsmith": lambda: token_signals(model, pairs, 0, args.batch_size, entropies=True),
-            "trl": lambda: trl_peer(model, pairs, args.batch_size)}
+    runs = {
+        "rewardsmith": lambda: token_signals(model, pairs, 0, args.batch_size, entropies=True),
+        "trl": lambda: trl_peer(model, pairs, args.batch_size),
+    }
     if not args.skip_bs1:
         runs["rewardsmith bs=1"] = lambda: token_signals(model, pairs, 0, 1, entropies=True)
     seconds = {name: timed(fn) for name, fn in runs.items()}

@@ -58,16 +58,29 @@ def build_tokenizer():
 
     core = Tokenizer(WordLevel(dict(ID), unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", bos_token="<bos>", unk_token="<unk>", eos_token="ok")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token="<pad>", bos_token="<bos>", unk_token="<unk>", eos_token="ok"
+    )
 
 
 def build_model(table: list[list[float]] = TABLE):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = LlamaConfig(vocab_size=V, hidden_size=V, intermediate_size=V, num_hidden_layers=1, num_attention_heads=1,
-                      num_key_value_heads=1, head_dim=V, rms_norm_eps=0.0, tie_word_embeddings=False, pad_token_id=0,
-                      bos_token_id=1, eos_token_id=7)
+    cfg = LlamaConfig(
+        vocab_size=V,
+        hidden_size=V,
+        intermediate_size=V,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+        head_dim=V,
+        rms_norm_eps=0.0,
+        tie_word_embeddings=False,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=7,
+    )
     model = LlamaForCausalLM(cfg)
     with torch.no_grad():
         for p in model.parameters():

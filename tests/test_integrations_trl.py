@@ -111,8 +111,10 @@ def test_group_aware_tags_match_behaviour(tmp_path_factory):
 
     def records(grouped):
         return [{"prompt_id": pid if grouped else f"{pid}{i}", "completion": " ".join([f"w{k}" for k in range(n)] + [f"#### {a}"]),
-                 "answer": "1" if pid == "p" else "4", "meta": {"target_length": 160, "ref_scores": [0.2, 0.6], "step_rewards": [0.3, 0.8],
-                 "token_logprobs": [-0.1 * n, -1.0], "ref_token_logprobs": [-1.0, -0.5]}} for i, (pid, n, a) in enumerate(rows)]
+                 "answer": "1" if pid == "p" else "4",
+                 "meta": {"target_length": 160, "ref_scores": [0.2, 0.6], "step_rewards": [0.3, 0.8],  # signal shapers:
+                          "token_logprobs": [-0.1 * n, -1.0], "ref_token_logprobs": [-1.0, -0.5]}}
+                for i, (pid, n, a) in enumerate(rows)]
 
     import _tiny_lm  # shapers reading model signals score with the hand-set tiny LM
 

@@ -8,6 +8,7 @@ import pytest
 
 pytest.importorskip("transformers")
 import torch
+
 from _tiny_lm import (
     ID,
     REF_TABLE,
@@ -19,7 +20,6 @@ from _tiny_lm import (
     save,
     seq_logprobs,
 )
-
 from rewardsmith import load_spec
 from rewardsmith.batch import Batch
 from rewardsmith.lm_signals import CausalLMScorer
@@ -40,7 +40,12 @@ def scorer():
 
 
 def spec(paths, *shaping, **extra):
-    return {"shaping": list(shaping), "length_unit": "words", "signals": {"model": paths[0], "ref_model": paths[1]}, **extra}
+    return {
+        "shaping": list(shaping),
+        "length_unit": "words",
+        "signals": {"model": paths[0], "ref_model": paths[1]},
+        **extra,
+    }
 
 
 # ---------------------------------------------------------------- log-prob arithmetic
@@ -65,9 +70,14 @@ def test_batching_and_padding_do_not_change_values():
 
 
 def test_pipeline_loads_the_local_model_and_dtype_is_honoured(paths):
-    s = load_spec(spec(paths, {"name": "implicit_prm"}, signals={"model": paths[0], "ref_model": paths[1], "dtype": "bfloat16"}))
+    s = load_spec(
+        spec(paths, {"name": "implicit_prm"}, signals={"model": paths[0], "ref_model": paths[1], "dtype": "bfloat16"})
+    )
     out = s.score([{"prompt_id": "q", "prompt": "a", "completion": "b c"}])
-    exact = [0.05 * (x - y) for x, y in zip(seq_logprobs(TABLE, ["a"], ["b", "c"]), seq_logprobs(REF_TABLE, ["a"], ["b", "c"]))]
+    exact = [
+        0.05 * (x - y)
+        for x, y in zip(seq_logprobs(TABLE, ["a"], ["b", "c"]), seq_logprobs(REF_TABLE, ["a"], ["b", "c"]))
+    ]
     assert out.dense.rewards[0][0] == pytest.approx(exact[0], abs=2e-3)  # bfloat16 weights: close, not exact
     assert next(iter(s.scorers.values())).model.dtype == torch.bfloat16
 
@@ -75,21 +85,39 @@ def test_pipeline_loads_the_local_model_and_dtype_is_honoured(paths):
 def test_missing_signals_and_bad_values_are_clear_errors(paths):
     with pytest.raises(SignalError, match="no signals.ref_model"):
         load_spec({"shaping": ["implicit_prm"], "length_unit": "words"}).score(
-            [{"prompt_id": "q", "completion": "b", "meta": {"token_logprobs": [-1.0]}}])
+            [{"prompt_id": "q", "completion": "b", "meta": {"token_logprobs": [-1.0]}}]
+        )
     with pytest.raises(SignalError, match="non-positive"):
-        Signals(Batch.from_records([{"prompt_id": "q", "completion": "b", "meta": {"token_logprobs": [0.5]}}])).get("token_logprobs")
+        Signals(Batch.from_records([{"prompt_id": "q", "completion": "b", "meta": {"token_logprobs": [0.5]}}])).get(
+            "token_logprobs"
+        )
     for bad in (["x"], [[-1.0], [-2.0, -3.0]], [float("nan")], {"a": 1}):
         with pytest.raises(SignalError, match="flat list"):
-            Signals(Batch.from_records([{"prompt_id": "q", "completion": "b", "meta": {"entropies": bad}}])).get("entropies")
+            Signals(Batch.from_records([{"prompt_id": "q", "completion": "b", "meta": {"entropies": bad}}])).get(
+                "entropies"
+            )
     with pytest.raises(SignalError, match="token log-probs and 2 reference"):
         load_spec({"shaping": ["implicit_prm"], "length_unit": "words"}).score(
-            [{"prompt_id": "q", "completion": "b", "meta": {"token_logprobs": [-1.0], "ref_token_logprobs": [-1.0, -2.0]}}])
+            [
+                {
+                    "prompt_id": "q",
+                    "completion": "b",
+                    "meta": {"token_logprobs": [-1.0], "ref_token_logprobs": [-1.0, -2.0]},
+                }
+            ]
+        )
     with pytest.raises(SpecError, match="signals.device"):
         load_spec({"shaping": ["sar"], "signals": {"model": paths[0], "device": 3}})
 
 
 def test_records_signals_are_used_without_a_model():
-    recs = [{"prompt_id": "q", "completion": "x y", "meta": {"token_logprobs": [-1.0, -2.0], "ref_token_logprobs": [-1.5, -1.0]}}]
+    recs = [
+        {
+            "prompt_id": "q",
+            "completion": "x y",
+            "meta": {"token_logprobs": [-1.0, -2.0], "ref_token_logprobs": [-1.5, -1.0]},
+        }
+    ]
     out = load_spec({"shaping": [{"name": "implicit_prm", "beta": 0.1}], "length_unit": "words"}).score(recs)
     assert out.components["implicit_prm"].tolist() == pytest.approx([0.1 * (0.5 - 1.0)])
     assert out.to_records(recs)[0]["dense"]["rewards"] == pytest.approx([0.05, -0.1])
@@ -109,7 +137,9 @@ class Counting:
 
 
 def test_each_signal_is_computed_once_per_batch_when_three_components_need_it(paths, scorer):
-    pipe = load_spec(spec(paths, {"name": "sar"}, {"name": "sar", "coef": 0.5}, {"name": "pear"}, {"name": "implicit_prm"}))
+    pipe = load_spec(
+        spec(paths, {"name": "sar"}, {"name": "sar", "coef": 0.5}, {"name": "pear"}, {"name": "implicit_prm"})
+    )
     policy, ref = Counting(scorer), Counting(CausalLMScorer(build_model(REF_TABLE), build_tokenizer()))
     pipe.scorers.update({paths[0]: policy, paths[1]: ref})
     recs = [{"prompt_id": "q", "prompt": "a", "completion": c} for c in ("b c", "c ok", "b")]
@@ -130,8 +160,9 @@ def ppl(lps):
 
 
 def test_sar_hand_computed(paths):
-    out = load_spec(spec(paths, "sar")).score([{"prompt_id": "q", "prompt": "a", "completion": "b c"},
-                                               {"prompt_id": "q", "prompt": "a", "completion": ""}])
+    out = load_spec(spec(paths, "sar")).score(
+        [{"prompt_id": "q", "prompt": "a", "completion": "b c"}, {"prompt_id": "q", "prompt": "a", "completion": ""}]
+    )
     given = ppl(seq_logprobs(TABLE, ["a"], ["b", "c"]))
     alone = ppl(seq_logprobs(TABLE, [], ["b", "c"]))
     assert out.components["sar"][0] == pytest.approx(max((alone - given) / (alone + 1e-9), -1.0), abs=1e-5)
@@ -155,18 +186,35 @@ def test_flr_hand_computed(paths):
 
 def test_pear_hand_computed_from_the_model(paths):
     pear = {"name": "pear", "think_coef": 0.5, "answer_coef": 0.25}
-    out = load_spec(spec(paths, pear)).score([{"prompt_id": "q", "prompt": "b", "completion": "a </think> ok"},
-                                              {"prompt_id": "q", "prompt": "b", "completion": "a c"}])
+    out = load_spec(spec(paths, pear)).score(
+        [
+            {"prompt_id": "q", "prompt": "b", "completion": "a </think> ok"},
+            {"prompt_id": "q", "prompt": "b", "completion": "a c"},
+        ]
+    )
     think = np.mean([entropy(TABLE, "b"), entropy(TABLE, "a")])
     answer = entropy(TABLE, "</think>")
     assert out.components["pear"][0] == pytest.approx(-(0.5 * think + 0.25 * answer), abs=1e-5)
-    assert out.components["pear"][1] == pytest.approx(-0.5 * np.mean([entropy(TABLE, "b"), entropy(TABLE, "a")]), abs=1e-5)  # all thinking
+    assert out.components["pear"][1] == pytest.approx(
+        -0.5 * np.mean([entropy(TABLE, "b"), entropy(TABLE, "a")]), abs=1e-5
+    )  # all thinking
 
 
 def test_pear_from_records_entropies():
-    recs = [{"prompt_id": "q", "completion": "t t </think> x", "meta": {"entropies": [2.0, 1.0, 0.5, 0.3], "token_ids": [5, 5, 9, 7]}},
-            {"prompt_id": "q", "completion": "t x", "meta": {"entropies": [1.0, 3.0], "think_tokens": 1}}]
-    out = load_spec({"shaping": [{"name": "pear", "think_coef": 1.0, "answer_coef": 1.0, "think_end_id": 9}], "length_unit": "words"}).score(recs)
+    recs = [
+        {
+            "prompt_id": "q",
+            "completion": "t t </think> x",
+            "meta": {"entropies": [2.0, 1.0, 0.5, 0.3], "token_ids": [5, 5, 9, 7]},
+        },
+        {"prompt_id": "q", "completion": "t x", "meta": {"entropies": [1.0, 3.0], "think_tokens": 1}},
+    ]
+    out = load_spec(
+        {
+            "shaping": [{"name": "pear", "think_coef": 1.0, "answer_coef": 1.0, "think_end_id": 9}],
+            "length_unit": "words",
+        }
+    ).score(recs)
     assert out.components["pear"].tolist() == pytest.approx([-(np.mean([2.0, 1.0, 0.5]) + 0.3), -(1.0 + 3.0)])
     with pytest.raises(SignalError, match="where thinking ends"):
         load_spec({"shaping": ["pear"], "length_unit": "words"}).score(recs[:1])
@@ -175,10 +223,17 @@ def test_pear_from_records_entropies():
 def test_implicit_prm_rewards_and_prime_advantages():
     lp = [[-1.0, -0.5], [-2.0], [-0.2, -0.2, -0.2]]
     ref = [[-1.2, -0.4], [-1.0], [-0.3, -0.1, -0.3]]
-    recs = [{"prompt_id": "q", "completion": c, "answer": "w", "meta": {"token_logprobs": a, "ref_token_logprobs": b}}
-            for c, a, b in zip(["w", "v", "v v v"], lp, ref)]  # exact verifier: record 0 correct, the others wrong
-    out = load_spec({"verifier": {"name": "exact", "extract": ["whole"]}, "length_unit": "words",
-                     "shaping": [{"name": "implicit_prm", "beta": 0.5}]}).score(recs)
+    recs = [
+        {"prompt_id": "q", "completion": c, "answer": "w", "meta": {"token_logprobs": a, "ref_token_logprobs": b}}
+        for c, a, b in zip(["w", "v", "v v v"], lp, ref)
+    ]  # exact verifier: record 0 correct, the others wrong
+    out = load_spec(
+        {
+            "verifier": {"name": "exact", "extract": ["whole"]},
+            "length_unit": "words",
+            "shaping": [{"name": "implicit_prm", "beta": 0.5}],
+        }
+    ).score(recs)
     r = [0.5 * (np.array(a) - np.array(b)) for a, b in zip(lp, ref)]
     assert out.components["implicit_prm"].tolist() == pytest.approx([x.sum() for x in r])
     # hand: leave-one-out per source over the group of 3, summed with weights 5, reverse cumsum, batch whitening
@@ -211,8 +266,8 @@ def test_prime_advantages_match_verl_recipe_arithmetic():
     last = torch.zeros(4, width, dtype=torch.float64)
     last_mask = torch.zeros(4, width, dtype=torch.bool)
     for i, p in enumerate(process):
-        mask[i, :len(p)] = True
-        scores[i, :len(p)] = torch.tensor(p)
+        mask[i, : len(p)] = True
+        scores[i, : len(p)] = torch.tensor(p)
         last[i, len(p) - 1], last_mask[i, len(p) - 1] = acc[i], True
 
     def masked_rloo(t, m):
@@ -221,7 +276,7 @@ def test_prime_advantages_match_verl_recipe_arithmetic():
         for s in range(0, t.shape[0], n):
             mean = torch.stack([t[k][m[k]].mean() for k in range(s, s + n)])
             base = mean.sum() / (n - 1)
-            t[s:s + n][m[s:s + n]] = t[s:s + n][m[s:s + n]] * (n / (n - 1)) - base
+            t[s : s + n][m[s : s + n]] = t[s : s + n][m[s : s + n]] * (n / (n - 1)) - base
         return t
 
     final = masked_rloo(scores, mask) * 5 + masked_rloo(last, last_mask) * 5
@@ -238,7 +293,10 @@ def test_implicit_prm_single_rollout_group_has_zero_leave_one_out():
 
 
 def step_recs(steps, correct):
-    return [{"prompt_id": "q", "completion": "yes" if c else "no", "answer": "yes", "meta": {"step_rewards": s}} for s, c in zip(steps, correct)]
+    return [
+        {"prompt_id": "q", "completion": "yes" if c else "no", "answer": "yes", "meta": {"step_rewards": s}}
+        for s, c in zip(steps, correct)
+    ]
 
 
 def step_spec(shaper):
@@ -251,11 +309,15 @@ def test_prm_clip_delta_renorm_hand_computed():
     clip = load_spec(step_spec({"name": "prm_clip", "eta": 0.5, "alpha": 2.0})).score(recs)
     assert clip.components["prm_clip"].tolist() == pytest.approx([2 * (0 - 0.3 + 0), 2 * -0.2])
     assert clip.dense.unit == "step" and clip.dense.rewards[0][:2] == pytest.approx([0.0, -0.6])
-    assert clip.dense.rewards[0][2] == pytest.approx(clip.total[0] - (0.0 - 0.6))  # the rest of the reward on the last step
+    assert clip.dense.rewards[0][2] == pytest.approx(
+        clip.total[0] - (0.0 - 0.6)
+    )  # the rest of the reward on the last step
     delta = load_spec(step_spec({"name": "prm_delta"})).score(recs)
     assert delta.components["prm_delta"].tolist() == pytest.approx([0.9 - 0.6, 0.0])  # telescopes to r_1 − r_K
     both = load_spec(step_spec({"name": "prm_delta", "clip_eta": 0.5})).score(recs)
-    assert both.components["prm_delta"].tolist() == pytest.approx([0.0 - 0.0, 0.0])  # clipped [0, −0.3, 0]: r_1 − r_K = 0
+    assert both.components["prm_delta"].tolist() == pytest.approx(
+        [0.0 - 0.0, 0.0]
+    )  # clipped [0, −0.3, 0]: r_1 − r_K = 0
     renorm = load_spec(step_spec({"name": "renorm"})).score(recs)
     assert renorm.dense.rewards[1] == pytest.approx([0.3 - 1.0 + 0.0])  # failed: r_p − 1, and the wrong outcome is 0
     assert renorm.components["renorm"].tolist() == pytest.approx([0.9 + 0.2 + 0.6, 0.3 - 1.0])
@@ -277,9 +339,11 @@ def test_step_rewards_missing_is_a_clear_error():
 def test_igpo_hand_computed_single_and_multi_turn(paths):
     igpo = {"name": "igpo", "answer_prefix": " "}
     multi = [{"role": "assistant", "content": "b"}, {"role": "assistant", "content": "a"}]
-    recs = [{"prompt_id": "q", "prompt": "a ", "completion": "b", "answer": "c"},
-            {"prompt_id": "q", "prompt": "a ", "completion": multi, "answer": "c"},
-            {"prompt_id": "q", "prompt": "a ", "completion": "b"}]  # no reference: no information gain
+    recs = [
+        {"prompt_id": "q", "prompt": "a ", "completion": "b", "answer": "c"},
+        {"prompt_id": "q", "prompt": "a ", "completion": multi, "answer": "c"},
+        {"prompt_id": "q", "prompt": "a ", "completion": "b"},
+    ]  # no reference: no information gain
     out = load_spec(spec(paths, igpo)).score(recs)
     b0, after_b, after_a = logprob(TABLE, "a", "c"), logprob(TABLE, "b", "c"), logprob(TABLE, "a", "c")
     assert out.components["igpo"].tolist() == pytest.approx([after_b - b0, after_a - b0, 0.0], abs=1e-5)
@@ -297,13 +361,16 @@ def test_at_most_one_dense_component():
 
 
 def test_left_padding_matches_unpadded_forward_passes_with_attention():
-    """A random Qwen2 (attention at work, unlike the bigram model): batched, padded values equal each pair's own forward pass."""
+    """A random Qwen2 (attention at work, unlike the bigram model): batched, padded values equal each
+    pair's own forward pass."""
     from rewardsmith.lab.model import ModelConfig
     from rewardsmith.lab.model import build_model as build_qwen
     from rewardsmith.lab.model import build_tokenizer as build_lab_tokenizer
     from rewardsmith.lm_signals import token_signals
 
-    model = build_qwen(ModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64), build_lab_tokenizer(), seed=0)
+    model = build_qwen(
+        ModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64), build_lab_tokenizer(), seed=0
+    )
     pairs = [([3, 4, 5], [6, 7, 8, 9]), ([4], [5]), ([5, 6, 7, 8, 9, 10, 11], [12, 13]), ([3, 3], [])]
     batched = token_signals(model, pairs, pad_id=0, batch_size=4, entropies=True)
     for (c, y), (lp, ent) in zip(pairs, batched):

@@ -54,27 +54,37 @@ class CausalLMScorer:
     def count_tokens(self, text: str) -> int:
         return len(self.encode("", text)[1])
 
-    def score(self, pairs: Sequence[tuple[str, str]], entropies: bool = False) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    def score(
+        self, pairs: Sequence[tuple[str, str]], entropies: bool = False
+    ) -> list[tuple[np.ndarray, np.ndarray | None]]:
         return self.score_ids([self.encode(c, y) for c, y in pairs], entropies)
 
-    def score_ids(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], entropies: bool = False) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    def score_ids(
+        self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], entropies: bool = False
+    ) -> list[tuple[np.ndarray, np.ndarray | None]]:
         return token_signals(self.model, pairs, self.pad_id, self.batch_size, entropies)
 
 
 @torch.no_grad()
-def token_signals(model: Any, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int = 0, batch_size: int = 8,
-                  entropies: bool = False) -> list[tuple[np.ndarray, np.ndarray | None]]:
+def token_signals(
+    model: Any,
+    pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
+    pad_id: int = 0,
+    batch_size: int = 8,
+    entropies: bool = False,
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """Per-token log-probs (and entropies) of each continuation id list given its context ids, ``batch_size``
     pairs per forward pass on the model's device (the model's train/eval mode is left as it is)."""
     out: list[tuple[np.ndarray, np.ndarray | None]] = []
     device = next(model.parameters()).device
     for start in range(0, len(pairs), batch_size):
-        out.extend(_batch(model, pairs[start:start + batch_size], pad_id, device, entropies))
+        out.extend(_batch(model, pairs[start : start + batch_size], pad_id, device, entropies))
     return out
 
 
-def _batch(model: Any, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int, device: Any,
-           entropies: bool) -> list[tuple[np.ndarray, np.ndarray | None]]:
+def _batch(
+    model: Any, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int, device: Any, entropies: bool
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """Left-padded (explicit position ids) so every continuation ends at the right edge and only the last
     ``max continuation + 1`` positions' logits are computed (``logits_to_keep``, where the model takes it)."""
     rows = [list(c) + list(y) for c, y in pairs]
@@ -83,19 +93,21 @@ def _batch(model: Any, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
         if r:
-            ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
-            mask[i, width - len(r):] = 1
+            ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+            mask[i, width - len(r) :] = 1
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     keep = min(width, max(len(y) for _, y in pairs) + 1)
     kwargs = {"logits_to_keep": keep} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
-    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device), **kwargs).logits
+    logits = model(
+        input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device), **kwargs
+    ).logits
     logits = logits[:, -keep:]
     out = []
     for i, (c, y) in enumerate(pairs):
         # the logits before each continuation token; without a context the first token is unscored
         n = len(y) if len(c) else max(len(y) - 1, 0)
-        logp = torch.log_softmax(logits[i, keep - 1 - n:keep - 1].float(), dim=-1)  # one row at a time in memory
-        targets = ids[i, width - n:].to(device)
+        logp = torch.log_softmax(logits[i, keep - 1 - n : keep - 1].float(), dim=-1)  # one row at a time in memory
+        targets = ids[i, width - n :].to(device)
         lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu().numpy().astype(np.float64)
         ent = (-(logp.exp() * logp).sum(-1)).cpu().numpy().astype(np.float64) if entropies else None
         out.append((lp, ent))

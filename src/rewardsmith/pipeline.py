@@ -99,7 +99,9 @@ class Scores:
             out["advantage"] = float(self.advantages[i])
         if self.dense is not None:
             d = self.dense
-            out["dense"] = {"unit": d.unit, "rewards": d.rewards[i], **({"advantages": d.advantages[i]} if d.advantages else {})}
+            out["dense"] = {"unit": d.unit, "rewards": d.rewards[i]}
+            if d.advantages:
+                out["dense"]["advantages"] = d.advantages[i]
         return out
 
     def to_records(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -180,7 +182,8 @@ class Pipeline:
         self._load_lock = threading.Lock()  # apart from _lock: continuations are scored while shaping holds it
         dense = [key for key, s in self.shapers if s.dense_unit]
         if len(dense) > 1:
-            raise SpecError(f"shaping: at most one component with per-unit (dense) output per spec; got {', '.join(dense)}")
+            raise SpecError(f"shaping: at most one component with per-unit (dense) output per spec; "
+                            f"got {', '.join(dense)}")
         self.engine = engine if engine is not None else VerificationEngine(spec.workers, spec.timeout_s, spec.cache_size)
         self.state = State(spec_fingerprint=spec.fingerprint())
         if spec.state and Path(spec.state).exists():
@@ -213,7 +216,8 @@ class Pipeline:
                       seconds=time.perf_counter() - t0, values=st.values, details=details, dense=_dense(st))
 
     def _signals(self, st: _Stages) -> None:
-        """Stage 1b: the model signals the components need, each fetched once for the batch (:mod:`rewardsmith.signals`)."""
+        """Stage 1b: the model signals the components need, each fetched once for the batch
+        (:mod:`rewardsmith.signals`)."""
         if not self.needs_signals:
             return
         cfg = self.spec.signals
@@ -232,7 +236,8 @@ class Pipeline:
                     from .lm_signals import CausalLMScorer  # the 'lm' extra, only for specs with a signals model
 
                     cfg = self.spec.signals
-                    self.scorers[path] = CausalLMScorer.from_path(path, cfg.dtype, cfg.device, cfg.batch_size)  # type: ignore[union-attr]
+                    assert cfg is not None  # a path comes from the spec's signals key
+                    self.scorers[path] = CausalLMScorer.from_path(path, cfg.dtype, cfg.device, cfg.batch_size)
                 return self.scorers[path]
 
         return load
@@ -421,7 +426,8 @@ def _warn_if_wrong_beats_correct(pipe: "Pipeline") -> None:
 
 
 def _dense(st: _Stages) -> Dense | None:
-    """The dense component's output, each row's last unit also carrying the rest of the reward (rows sum to ``reward``)."""
+    """The dense component's output, each row's last unit also carrying the rest of the reward
+    (rows sum to ``reward``)."""
     if not st.dense:
         return None
     (d,) = st.dense.values()

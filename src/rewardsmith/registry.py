@@ -52,7 +52,8 @@ CAPABILITIES: dict[str, str] = {
     "step_scheduled": "follows a schedule over the training step (needs one call per step)",
     "stateful": "remembers across batches in the pipeline's State (needs one call per step)",
     "needs_tokens": "reads token ids (meta.token_ids / completion_ids) where the caller gives them",
-    "needs_signals": "reads model signals: the set of names it needs (token_logprobs, ref_token_logprobs, entropies, continuations)",
+    "needs_signals": "reads model signals: the set of names it needs (token_logprobs, ref_token_logprobs, entropies, "
+    "continuations)",
     "needs_model": "runs a model (an embedding model, a reward model or a judge)",
 }
 

@@ -13,7 +13,8 @@ after the history) are the ``continuations`` signal: :meth:`Signals.continuation
 (context, continuation) text pairs, batched, each distinct pair once per batch.
 
     >>> from rewardsmith.batch import Batch
-    >>> recs = [{"prompt_id": "q", "completion": "a b", "meta": {"token_logprobs": [-0.5, -1.0], "entropies": [0.2, 0.1]}}]
+    >>> meta = {"token_logprobs": [-0.5, -1.0], "entropies": [0.2, 0.1]}
+    >>> recs = [{"prompt_id": "q", "completion": "a b", "meta": meta}]
     >>> sig = Signals(Batch.from_records(recs))
     >>> sig.get("token_logprobs")[0].tolist(), sig.get("entropies")[0].tolist()
     ([-0.5, -1.0], [0.2, 0.1])
@@ -45,7 +46,9 @@ class SignalError(ValueError):
 class Scorer(Protocol):
     """What the stage needs from a model: per-token log-probs (and entropies) of continuations."""
 
-    def score(self, pairs: Sequence[tuple[str, str]], entropies: bool) -> list[tuple[np.ndarray, np.ndarray | None]]: ...
+    def score(
+        self, pairs: Sequence[tuple[str, str]], entropies: bool
+    ) -> list[tuple[np.ndarray, np.ndarray | None]]: ...
 
     def count_tokens(self, text: str) -> int: ...
 
@@ -57,7 +60,9 @@ def required_signals(components: Sequence[Any]) -> set[str]:
         names = getattr(c, "needs_signals", False) or ()
         unknown = set(names) - set(SIGNALS)
         if unknown:
-            raise ValueError(f"{type(c).__name__}.needs_signals names unknown signals {sorted(unknown)}; known: {', '.join(SIGNALS)}")
+            raise ValueError(
+                f"{type(c).__name__}.needs_signals names unknown signals {sorted(unknown)}; known: {', '.join(SIGNALS)}"
+            )
         out |= set(names)
     return out
 
@@ -68,7 +73,9 @@ class Signals:
     ``model``/``ref_model`` are callables returning a :class:`Scorer` (loaded on first use).
     """
 
-    def __init__(self, batch: Batch, model: Callable[[], Scorer] | None = None, ref_model: Callable[[], Scorer] | None = None):
+    def __init__(
+        self, batch: Batch, model: Callable[[], Scorer] | None = None, ref_model: Callable[[], Scorer] | None = None
+    ):
         self.batch = batch
         self._model, self._ref_model = model, ref_model
         self._cache: dict[str, list[np.ndarray]] = {}
@@ -81,7 +88,8 @@ class Signals:
                 self.get(name)
 
     def get(self, name: str) -> list[np.ndarray]:
-        """Per-row arrays of the per-token signal ``name`` (one value per completion token): the records', else a model's."""
+        """Per-row arrays of the per-token signal ``name`` (one value per completion token): the
+        records', else a model's."""
         if name not in _PER_TOKEN:
             raise KeyError(f"unknown per-token signal {name!r}; known: {', '.join(_PER_TOKEN)}")
         if name in self._cache:
@@ -105,8 +113,10 @@ class Signals:
         return self._cache[name]
 
     def _absent(self, name: str, missing: list[int], where: str) -> str:
-        return (f"{len(missing)} of {len(self.batch)} records carry no meta.{name} (first: record {missing[0]}) "
-                f"and the spec has no {where} to compute it")
+        return (
+            f"{len(missing)} of {len(self.batch)} records carry no meta.{name} (first: record {missing[0]}) "
+            f"and the spec has no {where} to compute it"
+        )
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` under the signals model's tokenizer (as the model scores a continuation)."""
@@ -123,8 +133,10 @@ class Signals:
         todo = list(dict.fromkeys(p for p in pairs if p not in self._pairs))
         if todo:
             if self._model is None:
-                raise SignalError("a component scores continuations (follow-ups, reference answers, phases) and the "
-                                  "spec has no signals.model to compute them")
+                raise SignalError(
+                    "a component scores continuations (follow-ups, reference answers, phases) and the "
+                    "spec has no signals.model to compute them"
+                )
             for pair, (lp, ent) in zip(todo, self._model().score(todo, entropies=True)):
                 self._pairs[pair] = (lp, ent)  # type: ignore[assignment]
         return [self._pairs[p] for p in pairs]  # type: ignore[misc]
@@ -140,7 +152,10 @@ def _given(meta: dict[str, Any], name: str) -> np.ndarray | None:
         arr = np.full(2, np.nan)  # not a flat list of numbers: reported below
     wrong_sign = (arr < 0).any() if name == "entropies" else (arr > 1e-6).any()
     if arr.ndim != 1 or not np.isfinite(arr).all() or wrong_sign:
-        raise SignalError(f"meta.{name} must be a flat list of finite {'non-negative' if name == 'entropies' else 'non-positive'} floats")
+        raise SignalError(
+            f"meta.{name} must be a flat list of finite "
+            f"{'non-negative' if name == 'entropies' else 'non-positive'} floats"
+        )
     return arr
 
 

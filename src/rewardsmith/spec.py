@@ -45,11 +45,12 @@ class FormatSpec(BaseModel):
 
 
 class SignalsSpec(BaseModel):
-    """``signals: {model, ref_model, dtype, device, batch_size}``: local causal LMs for the signals stage (never downloaded)."""
+    """``signals: {model, ref_model, dtype, device, batch_size}``: local causal LMs for the signals
+    stage (never downloaded)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    model: str | None = Field(default=None, description="local path of the causal LM scoring completions (the policy or a chosen model)")
-    ref_model: str | None = Field(default=None, description="local path of the frozen reference model (ref_token_logprobs)")
+    model: str | None = Field(default=None, description="local path of the causal LM scoring completions (policy or other)")
+    ref_model: str | None = Field(default=None, description="local path of the frozen reference (ref_token_logprobs)")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     device: str = Field(default="cpu", description="cpu, cuda, cuda:1, ...")
     batch_size: int = Field(default=8, ge=1)

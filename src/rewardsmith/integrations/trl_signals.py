@@ -31,14 +31,22 @@ SIGNAL_COLUMNS = ("token_logprobs", "entropies")
 
 
 class PolicySignalsGRPOTrainer(GRPOTrainer):
-    """``GRPOTrainer`` whose reward functions also receive ``token_logprobs`` and ``entropies`` (policy, per completion token)."""
+    """``GRPOTrainer`` whose reward functions also receive the policy's ``token_logprobs`` and ``entropies``
+    (one list per completion, one value per completion token)."""
 
-    def _calculate_rewards(self, inputs: list[dict[str, Any]], prompts: list[Any], completions: list[Any],
-                           completion_ids_list: list[list[int]]) -> Any:
+    def _calculate_rewards(
+        self,
+        inputs: list[dict[str, Any]],
+        prompts: list[Any],
+        completions: list[Any],
+        completion_ids_list: list[list[int]],
+    ) -> Any:
         prompt_ids = self._tokenize_prompts(prompts)[0]
         model = self.accelerator.unwrap_model(self.model)
         pad_id = self.processing_class.pad_token_id or 0
         pairs = [(list(p), list(c)) for p, c in zip(prompt_ids, completion_ids_list)]
         signals = token_signals(model, pairs, pad_id, batch_size=len(pairs) or 1, entropies=True)
-        inputs = [{**x, "token_logprobs": lp.tolist(), "entropies": ent.tolist()} for x, (lp, ent) in zip(inputs, signals)]
+        inputs = [
+            {**x, "token_logprobs": lp.tolist(), "entropies": ent.tolist()} for x, (lp, ent) in zip(inputs, signals)
+        ]
         return super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)

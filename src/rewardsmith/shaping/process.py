@@ -31,7 +31,8 @@ def rloo_token_rewards(rewards: list[np.ndarray], group: np.ndarray) -> list[np.
 
 
 def masked_whiten(rows: list[np.ndarray]) -> list[np.ndarray]:
-    """Whiten over every token of the batch: (x − mean)/sqrt(var + 1e-8), Bessel-corrected var (verl's ``masked_whiten``)."""
+    """Whiten over every token of the batch: (x − mean)/sqrt(var + 1e-8), Bessel-corrected var
+    (verl's ``masked_whiten``)."""
     flat = np.concatenate(rows) if rows else np.zeros(0)
     if len(flat) < 2:
         return [np.zeros_like(r) for r in rows]
@@ -39,8 +40,9 @@ def masked_whiten(rows: list[np.ndarray]) -> list[np.ndarray]:
     return [(r - mean) / np.sqrt(var + 1e-8) for r in rows]
 
 
-def prime_advantages(process: list[np.ndarray], outcome: np.ndarray, group: np.ndarray,
-                     process_coef: float, outcome_coef: float) -> list[np.ndarray]:
+def prime_advantages(
+    process: list[np.ndarray], outcome: np.ndarray, group: np.ndarray, process_coef: float, outcome_coef: float
+) -> list[np.ndarray]:
     """PRIME (Cui et al. 2025, §3.3; verl recipe/prime): leave-one-out per source (implicit token rewards,
     outcome on the last token) weighted and summed, reverse-cumsum returns, whitened over the batch."""
     proc = rloo_token_rewards(process, group)
@@ -54,20 +56,26 @@ def prime_advantages(process: list[np.ndarray], outcome: np.ndarray, group: np.n
 class ImplicitPRMOptions(Options):
     beta: float = Field(default=0.05, gt=0.0, description="β of r_t = β·log π/π_ref (PRIME: 0.05)")
     coef: float = Field(default=1.0, description="weight of Σ_t r_t in the scalar reward")
-    process_coef: float = Field(default=5.0, ge=0.0, description="weight of the implicit rewards in the advantages (PRIME: 5)")
+    process_coef: float = Field(
+        default=5.0, ge=0.0, description="weight of the implicit rewards in the advantages (PRIME: 5)"
+    )
     outcome_coef: float = Field(default=5.0, ge=0.0, description="weight of the outcome in the advantages (PRIME: 5)")
 
 
-@register("shaper", "implicit_prm", "PRIME implicit process reward β·log π/π_ref per token, with PRIME's leave-one-out advantages",
-          "PRIME (Cui et al. 2025)")
+@register(
+    "shaper",
+    "implicit_prm",
+    "PRIME implicit process reward β·log π/π_ref per token, with PRIME's leave-one-out advantages",
+    "PRIME (Cui et al. 2025)",
+)
 class ImplicitPRM(Shaper):
     """r_t = β·(log π(y_t|y<t) − log π_ref(y_t|y<t)) per token (PRIME Eq. 3); adds coef·Σ_t r_t.
 
     ``token_logprobs`` is the implicit PRM π_φ (records' ``meta.token_logprobs`` or ``signals.model``),
     ``ref_token_logprobs`` its reference. Dense output: the per-token rewards and PRIME's advantages
     (:func:`prime_advantages`, the outcome = the verdict, unknown as 0), leave-one-out within the
-    groups of the scored batch (score whole groups; the scalar reward does not depend on them). Training the implicit PRM
-    itself (BCE on the outcome) is the trainer's job, not a reward's.
+    groups of the scored batch (score whole groups; the scalar reward does not depend on them).
+    Training the implicit PRM itself (BCE on the outcome) is the trainer's job, not a reward's.
     """
 
     Options = ImplicitPRMOptions
@@ -79,10 +87,14 @@ class ImplicitPRM(Shaper):
         lp, ref = ctx.require_signals().get("token_logprobs"), ctx.require_signals().get("ref_token_logprobs")
         for i, (a, b) in enumerate(zip(lp, ref)):
             if len(a) != len(b):
-                raise SignalError(f"implicit_prm: record {i} has {len(a)} token log-probs and {len(b)} reference log-probs")
+                raise SignalError(
+                    f"implicit_prm: record {i} has {len(a)} token log-probs and {len(b)} reference log-probs"
+                )
         rewards = [o.coef * o.beta * (a - b) for a, b in zip(lp, ref)]
         outcome = np.nan_to_num(ctx.correct, nan=0.0)
-        adv = prime_advantages([o.beta * (a - b) for a, b in zip(lp, ref)], outcome, ctx.group, o.process_coef, o.outcome_coef)
+        adv = prime_advantages(
+            [o.beta * (a - b) for a, b in zip(lp, ref)], outcome, ctx.group, o.process_coef, o.outcome_coef
+        )
         ctx.dense[self.name] = Dense("token", [r.tolist() for r in rewards], [a.tolist() for a in adv])
         return np.array([r.sum() for r in rewards])
 
@@ -128,8 +140,12 @@ class ClipOptions(Options):
     alpha: float = Field(default=1.0, description="weight α of the process rewards")
 
 
-@register("shaper", "prm_clip", "process rewards clipped to min(r − η, 0): the return is bounded above (no step farming)",
-          "On Designing Effective RL Reward at Training Time for LLM Reasoning (Gao et al. 2024)")
+@register(
+    "shaper",
+    "prm_clip",
+    "process rewards clipped to min(r − η, 0): the return is bounded above (no step farming)",
+    "On Designing Effective RL Reward at Training Time for LLM Reasoning (Gao et al. 2024)",
+)
 class PRMClip(_StepShaper):
     """r_k ← α·min(r_p(k) − η, 0) on ``meta.step_rewards``; more steps can only lower the reward [U: methods.md §3]."""
 
@@ -145,8 +161,12 @@ class DeltaOptions(Options):
     clip_eta: float | None = Field(default=None, description="apply Clip with this η first (Clip then Delta)")
 
 
-@register("shaper", "prm_delta", "process rewards as differences r_k − r_{k+1}: the return telescopes (no step farming)",
-          "On Designing Effective RL Reward at Training Time for LLM Reasoning (Gao et al. 2024)")
+@register(
+    "shaper",
+    "prm_delta",
+    "process rewards as differences r_k − r_{k+1}: the return telescopes (no step farming)",
+    "On Designing Effective RL Reward at Training Time for LLM Reasoning (Gao et al. 2024)",
+)
 class PRMDelta(_StepShaper):
     """r_k ← α·(r_p(k) − r_p(k+1)), last step 0 (optionally Clip first) on ``meta.step_rewards`` [U: methods.md §3]."""
 
@@ -160,10 +180,15 @@ class ReNormOptions(Options):
     alpha: float = 1.0
 
 
-@register("shaper", "renorm", "step scores re-centred on the outcome: r_p + r_o − 1 (correct in [0,1], failed in [−1,0])",
-          "PPR / ReNorm (process rewards with outcome re-normalisation)")
+@register(
+    "shaper",
+    "renorm",
+    "step scores re-centred on the outcome: r_p + r_o − 1 (correct in [0,1], failed in [−1,0])",
+    "PPR / ReNorm (process rewards with outcome re-normalisation)",
+)
 class ReNorm(_StepShaper):
-    """r̂_k = α·(r_p(k) + r_o − 1), r_o = 1 if correct else 0 (unknown as 0), step scores in [0, 1] [U: methods.md §3]."""
+    """r̂_k = α·(r_p(k) + r_o − 1), r_o = 1 if correct else 0 (unknown as 0), step scores in [0, 1]
+    [U: methods.md §3]."""
 
     Options = ReNormOptions
 
@@ -174,19 +199,25 @@ class ReNorm(_StepShaper):
 class IGPOOptions(Options):
     coef: float = Field(default=1.0, description="weight of Σ_t IG_t (= b_T − b_0) in the scalar reward")
     answer_prefix: str = Field(default="\nAnswer: ", description="text before the reference answer when it is scored")
-    gamma: float = Field(default=1.0, ge=0.0, le=1.0, description="turn-level discount of the dense advantages (IGPO: 1)")
+    gamma: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="turn-level discount of the dense advantages (IGPO: 1)"
+    )
 
 
-@register("shaper", "igpo", "information gain per turn: rise in the reference answer's mean log-prob after each turn",
-          "IGPO (Wang et al. 2025)")
+@register(
+    "shaper",
+    "igpo",
+    "information gain per turn: rise in the reference answer's mean log-prob after each turn",
+    "IGPO (Wang et al. 2025)",
+)
 class InformationGain(Shaper):
     """IG_t = b_t − b_{t−1}, b_t = token-mean log P(answer | prompt, turns ≤ t) under ``signals.model`` (IGPO Eq. 4).
 
     Turns are the assistant messages of a conversational completion (joined by newlines); a
     plain completion is one turn. Dense output per turn: IG_t (the last turn also carries the rest of
     the reward, the outcome), and IGPO's advantages: rewards z-scored jointly over the group's IG
-    and outcome rewards (ε 1e-6; whole groups of the scored batch), then discounted returns over turns. A record without a reference
-    answer gets no information gain (0).
+    and outcome rewards (ε 1e-6; whole groups of the scored batch), then discounted returns over
+    turns. A record without a reference answer gets no information gain (0).
     """
 
     Options = IGPOOptions
@@ -208,11 +239,15 @@ class InformationGain(Shaper):
         ig = np.array([g.sum() for g in gains])
         rewards = [o.coef * g for g in gains]
         outcome = ctx.reward  # what the turns lead to: the reward before this component
-        ctx.dense[self.name] = Dense("turn", [r.tolist() for r in rewards], igpo_advantages(rewards, outcome, ctx.group, o.gamma))
+        ctx.dense[self.name] = Dense(
+            "turn", [r.tolist() for r in rewards], igpo_advantages(rewards, outcome, ctx.group, o.gamma)
+        )
         return o.coef * ig
 
 
-def igpo_advantages(rewards: list[np.ndarray], outcome: np.ndarray, group: np.ndarray, gamma: float) -> list[list[float]]:
+def igpo_advantages(
+    rewards: list[np.ndarray], outcome: np.ndarray, group: np.ndarray, gamma: float
+) -> list[list[float]]:
     """IGPO §3.3: z-score each group's turn rewards (IG on every turn, outcome added on the last) jointly, then
     discounted returns A_t = Σ_{k≥t} γ^{k−t} r̂_k."""
     out: list[list[float]] = [[] for _ in rewards]

@@ -31,8 +31,12 @@ class SAROptions(Options):
     coef: float = Field(default=1.0, description="weight of the self-aligned reward added to the reward")
 
 
-@register("shaper", "sar", "self-aligned reward: how much the query lowers the answer's perplexity (needs signals.model)",
-          "Self-Aligned Reward (Han et al. 2025)")
+@register(
+    "shaper",
+    "sar",
+    "self-aligned reward: how much the query lowers the answer's perplexity (needs signals.model)",
+    "Self-Aligned Reward (Han et al. 2025)",
+)
 class SelfAlignedReward(Shaper):
     """R = max((A − QA)/(A + 1e-9), −1), A = ppl(answer alone), QA = ppl(answer | query), both from ``signals.model``.
 
@@ -50,7 +54,9 @@ class SelfAlignedReward(Shaper):
         b = ctx.batch
         given = ctx.require_signals().continuation_logprobs(list(zip(b.prompts, b.completions)))
         alone = ctx.require_signals().continuation_logprobs([("", c) for c in b.completions])
-        value = np.array([self_aligned_reward(perplexity(a), perplexity(q)) if len(q) else 0.0 for a, q in zip(alone, given)])
+        value = np.array(
+            [self_aligned_reward(perplexity(a), perplexity(q)) if len(q) else 0.0 for a, q in zip(alone, given)]
+        )
         return self.options.coef * value
 
 
@@ -61,13 +67,19 @@ FLR_NEGATIVE = ("That's not helpful.",)
 
 class FLROptions(Options):
     positive: tuple[str, ...] = Field(default=FLR_POSITIVE, min_length=1, description="follow-ups of a satisfied user")
-    negative: tuple[str, ...] = Field(default=FLR_NEGATIVE, min_length=1, description="follow-ups of a dissatisfied user")
+    negative: tuple[str, ...] = Field(
+        default=FLR_NEGATIVE, min_length=1, description="follow-ups of a dissatisfied user"
+    )
     follow_up_prefix: str = Field(default="\nUser: ", description="text between the answer and the follow-up turn")
     coef: float = 1.0
 
 
-@register("shaper", "flr", "follow-up likelihood: log P(positive follow-up) − log P(negative follow-up) after the answer",
-          "Follow-up Likelihood as Reward (Zhang et al. 2024)")
+@register(
+    "shaper",
+    "flr",
+    "follow-up likelihood: log P(positive follow-up) − log P(negative follow-up) after the answer",
+    "Follow-up Likelihood as Reward (Zhang et al. 2024)",
+)
 class FollowUpLikelihood(Shaper):
     """score = mean_{f∈F+} ℓ(f) − mean_{f∈F−} ℓ(f), ℓ(f) = token-mean log P(f | x, y, prefix) under ``signals.model``.
 
@@ -93,16 +105,23 @@ class FollowUpLikelihood(Shaper):
 
 class PEAROptions(Options):
     think_coef: float = Field(default=0.1, ge=0.0, description="penalty per nat of mean thinking-phase entropy")
-    answer_coef: float = Field(default=0.0, ge=0.0, description="penalty per nat of mean answer-phase entropy (0: free)")
+    answer_coef: float = Field(
+        default=0.0, ge=0.0, description="penalty per nat of mean answer-phase entropy (0: free)"
+    )
     think_end: str = Field(default="</think>", min_length=1, description="the text that ends the thinking phase")
     think_end_id: int | None = Field(default=None, description="its token id, to find it in records' meta.token_ids")
     only_correct: bool = Field(default=False, description="apply the penalty to correct rollouts only")
 
 
-@register("shaper", "pear", "phase entropy: penalise thinking-phase entropy, leave the answer phase free [formula unverified]",
-          "PEAR (Huang et al. 2025)")
+@register(
+    "shaper",
+    "pear",
+    "phase entropy: penalise thinking-phase entropy, leave the answer phase free [formula unverified]",
+    "PEAR (Huang et al. 2025)",
+)
 class PhaseEntropy(Shaper):
-    """term = −(think_coef·H̄_think + answer_coef·H̄_answer), H̄ = mean token entropy of the phase (up to / after ``</think>``).
+    """term = −(think_coef·H̄_think + answer_coef·H̄_answer), H̄ = mean token entropy of the phase
+    (up to / after ``</think>``).
 
     UNVERIFIED: the paper's exact formula and weights were not read (methods.md has one sentence:
     penalise thinking-phase entropy, allow moderate answer-phase entropy); both weights are options.
@@ -135,7 +154,9 @@ class PhaseEntropy(Shaper):
         if end not in text:
             return n
         try:
-            return ctx.require_signals().count_tokens(text[:text.index(end) + len(end)])
+            return ctx.require_signals().count_tokens(text[: text.index(end) + len(end)])
         except SignalError:
-            raise SignalError(f"pear: record {i} does not say where thinking ends: give meta.think_tokens, or "
-                              "meta.token_ids and the think_end_id option, or a signals.model to count tokens") from None
+            raise SignalError(
+                f"pear: record {i} does not say where thinking ends: give meta.think_tokens, or "
+                "meta.token_ids and the think_end_id option, or a signals.model to count tokens"
+            ) from None
