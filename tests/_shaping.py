@@ -10,6 +10,7 @@ import numpy as np
 from rewardsmith import Batch
 from rewardsmith.components import build
 from rewardsmith.shaping import BaseValues, ShapingContext
+from rewardsmith.signals import Signals
 
 NAN = math.nan
 
@@ -31,7 +32,29 @@ def make_ctx(lengths: Sequence[float], correct: Sequence[float | None], groups: 
     rew = base.copy() if reward is None else np.array(reward, dtype=np.float64)
     fmt = np.ones(n, dtype=bool) if format_ok is None else np.array(format_ok, dtype=bool)
     length = np.array(lengths, dtype=np.float64)
-    return ShapingContext(batch, rew, base, corr, length, "tokens", ans, fmt, step, base_values, {} if state is None else state)
+    state = {} if state is None else state
+    signals = Signals(batch, tiny_scorer, tiny_ref_scorer)
+    return ShapingContext(batch, rew, base, corr, length, "tokens", ans, fmt, step, base_values, state, signals)
+
+
+_SCORERS: dict[str, Any] = {}
+
+
+def tiny_scorer(table_name: str = "TABLE") -> Any:
+    """The hand-set tiny LM of tests/_tiny_lm.py as a signals model (built on first use, for the
+    shapers that need signals)."""
+    if table_name not in _SCORERS:
+        import _tiny_lm
+
+        from rewardsmith.lm_signals import CausalLMScorer
+
+        model = _tiny_lm.build_model(getattr(_tiny_lm, table_name))
+        _SCORERS[table_name] = CausalLMScorer(model, _tiny_lm.build_tokenizer())
+    return _SCORERS[table_name]
+
+
+def tiny_ref_scorer() -> Any:
+    return tiny_scorer("REF_TABLE")
 
 
 def shaper(name: str, **options: Any):

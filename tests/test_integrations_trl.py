@@ -103,7 +103,7 @@ def test_group_aware_per_component_sums_to_combined():
     assert combined(**kw) == pytest.approx([sum(v) for v in zip(*values)])
 
 
-def test_group_aware_tags_match_behaviour():
+def test_group_aware_tags_match_behaviour(tmp_path_factory):
     """Re-derive which shapers look at the rest of the group: same rollouts as one group per prompt vs
     one group per rollout, two batches so history-based shapers (HAPO, LASER-D) show it too. A shaper
     whose value moves with its group must carry the ``group_aware`` tag, and a tagged one must move."""
@@ -111,11 +111,21 @@ def test_group_aware_tags_match_behaviour():
 
     def records(grouped):
         return [{"prompt_id": pid if grouped else f"{pid}{i}", "completion": " ".join([f"w{k}" for k in range(n)] + [f"#### {a}"]),
-                 "answer": "1" if pid == "p" else "4", "meta": {"target_length": 160, "ref_scores": [0.2, 0.6]}} for i, (pid, n, a) in enumerate(rows)]
+                 "answer": "1" if pid == "p" else "4",
+                 "meta": {"target_length": 160, "ref_scores": [0.2, 0.6], "step_rewards": [0.3, 0.8],  # signal shapers:
+                          "token_logprobs": [-0.1 * n, -1.0], "ref_token_logprobs": [-1.0, -0.5]}}
+                for i, (pid, n, a) in enumerate(rows)]
+
+    import _tiny_lm  # shapers reading model signals score with the hand-set tiny LM
+
+    root = tmp_path_factory.mktemp("lm")
+    signals = {"model": _tiny_lm.save(root / "policy"), "ref_model": _tiny_lm.save(root / "ref", _tiny_lm.REF_TABLE)}
 
     detected, tagged = set(), set()
     for entry in entries("shaper"):  # every shaper with its example options: a new one is checked without editing this test
         spec = {"verifier": {"name": "exact", "extract": ["hash"]}, "length_unit": "words", "shaping": [{"name": entry.name, **entry.cls.example_options}]}
+        if entry.cls.needs_signals:
+            spec["signals"] = signals
         together, apart = load_spec(spec), load_spec(spec)
         if not all(np.allclose(together.score(records(True)).total, apart.score(records(False)).total) for _ in range(2)):
             detected.add(entry.name)

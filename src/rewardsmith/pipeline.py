@@ -50,8 +50,9 @@ from .batch import Batch
 from .components import build
 from .engine import VerificationEngine
 from .registry import Component, SpecError
-from .shaping.base import Shaper, ShapingContext
+from .shaping.base import Dense, Shaper, ShapingContext
 from .shaping.dominance import wrong_beats_correct
+from .signals import Scorer, Signals, required_signals
 from .spec import Spec, parse_spec
 from .state import State
 from .types import ERROR, NO_ANSWER, OK, TIMEOUT, Job
@@ -77,6 +78,7 @@ class Scores:
     seconds: float = 0.0
     values: dict[str, np.ndarray] = field(default_factory=dict)  # what each stage measured (verdict score, format, ...)
     details: list[str] = field(default_factory=list)
+    dense: Dense | None = None  # per-token/step/turn rewards (and advantages) of the spec's dense component
 
     def __len__(self) -> int:
         return len(self.total)
@@ -95,6 +97,11 @@ class Scores:
             out["status"] = self.status[i]
         if self.advantages is not None:
             out["advantage"] = float(self.advantages[i])
+        if self.dense is not None:
+            d = self.dense
+            out["dense"] = {"unit": d.unit, "rewards": d.rewards[i]}
+            if d.advantages:
+                out["dense"]["advantages"] = d.advantages[i]
         return out
 
     def to_records(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -138,6 +145,8 @@ class _Stages:
     format_ok: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     components: dict[str, np.ndarray] = field(default_factory=dict)
     values: dict[str, np.ndarray] = field(default_factory=dict)
+    signals: Signals | None = None
+    dense: dict[str, Dense] = field(default_factory=dict)
 
     @property
     def answered(self) -> np.ndarray:
@@ -167,6 +176,14 @@ class Pipeline:
         _warn_if_wrong_beats_correct(self)
         self.advantage: AdvantageEstimator | None = build("advantage", spec.advantage, field="advantage") if spec.advantage else None  # type: ignore[assignment]
         self.tokenizer = _load_tokenizer(spec.tokenizer) if spec.tokenizer else None
+        self.needs_signals = required_signals([s for _, s in self.shapers])
+        # signal models by local path, loaded on first use; put a loaded model here to reuse it (a trainer's policy)
+        self.scorers: dict[str, Scorer] = {}
+        self._load_lock = threading.Lock()  # apart from _lock: continuations are scored while shaping holds it
+        dense = [key for key, s in self.shapers if s.dense_unit]
+        if len(dense) > 1:
+            raise SpecError(f"shaping: at most one component with per-unit (dense) output per spec; "
+                            f"got {', '.join(dense)}")
         self.engine = engine if engine is not None else VerificationEngine(spec.workers, spec.timeout_s, spec.cache_size)
         self.state = State(spec_fingerprint=spec.fingerprint())
         if spec.state and Path(spec.state).exists():
@@ -186,6 +203,7 @@ class Pipeline:
         length, unit = batch.lengths(self.spec.length_unit, self.tokenizer)
         verdict, status, details = self._verify(batch, progress, step)
         st = _Stages(batch, length, unit, verdict, status, details)
+        self._signals(st)
         self._correctness(st)
         self._format(st)
         with self._lock, self._restored_on_error():
@@ -195,7 +213,34 @@ class Pipeline:
             self._advance_state(step, save)
         advantages = self._advantages(st)
         return Scores(st.reward, st.correct, st.components, status, length, unit, step, group=batch.group, advantages=advantages,
-                      seconds=time.perf_counter() - t0, values=st.values, details=details)
+                      seconds=time.perf_counter() - t0, values=st.values, details=details, dense=_dense(st))
+
+    def _signals(self, st: _Stages) -> None:
+        """Stage 1b: the model signals the components need, each fetched once for the batch
+        (:mod:`rewardsmith.signals`)."""
+        if not self.needs_signals:
+            return
+        cfg = self.spec.signals
+        st.signals = Signals(st.batch, self._scorer_loader(cfg.model if cfg else None),
+                             self._scorer_loader(cfg.ref_model if cfg else None))
+        st.signals.prefetch(self.needs_signals)
+
+    def _scorer_loader(self, path: str | None) -> Callable[[], Scorer] | None:
+        """A loader of the causal LM at ``path`` (loaded once per pipeline, on first use); None without a path."""
+        if path is None:
+            return None
+
+        def load() -> Scorer:
+            with self._load_lock:
+                if path not in self.scorers:
+                    from .lm_signals import CausalLMScorer  # the 'lm' extra, only for specs with a signals model
+
+                    cfg = self.spec.signals
+                    assert cfg is not None  # a path comes from the spec's signals key
+                    self.scorers[path] = CausalLMScorer.from_path(path, cfg.dtype, cfg.device, cfg.batch_size)
+                return self.scorers[path]
+
+        return load
 
     def _correctness(self, st: _Stages) -> None:
         """Stage 2: the base values for the verdicts (zero reward without a verifier)."""
@@ -235,7 +280,7 @@ class Pipeline:
         """Stage 4: each shaper in spec order; its contribution is how much it moved the reward."""
         for key, shaper in self.shapers:
             ctx = ShapingContext(st.batch, st.reward, st.base, st.correct, st.length, st.unit, st.answered, st.format_ok,
-                                 step, self.base_values, self.state.for_component(key))
+                                 step, self.base_values, self.state.for_component(key), st.signals, st.dense)
             new, value = shaper.apply(ctx)
             st.values[key] = np.asarray(value, dtype=np.float64)
             st.components[key] = new - st.reward
@@ -379,6 +424,21 @@ def _warn_if_wrong_beats_correct(pipe: "Pipeline") -> None:
         name = f"spec {pipe.spec.name}: " if pipe.spec.name else ""
         warnings.warn(f"{name}{found[0].message(pipe.spec.length_unit)}; run `rewardsmith probe` for details",
                       RewardWarning, stacklevel=4)
+
+
+def _dense(st: _Stages) -> Dense | None:
+    """The dense component's output, each row's last unit also carrying the rest of the reward
+    (rows sum to ``reward``)."""
+    if not st.dense:
+        return None
+    (d,) = st.dense.values()
+    rewards = []
+    for i, row in enumerate(d.rewards):
+        row = list(row)
+        if row:
+            row[-1] += float(st.reward[i]) - sum(row)
+        rewards.append(row)
+    return Dense(d.unit, rewards, d.advantages)
 
 
 def _load_tokenizer(path: str) -> Callable[[str], Sequence[int]]:

@@ -52,7 +52,8 @@ CAPABILITIES: dict[str, str] = {
     "step_scheduled": "follows a schedule over the training step (needs one call per step)",
     "stateful": "remembers across batches in the pipeline's State (needs one call per step)",
     "needs_tokens": "reads token ids (meta.token_ids / completion_ids) where the caller gives them",
-    "needs_signals": "reads the policy's log-probs or entropies",
+    "needs_signals": "reads model signals: the set of names it needs (token_logprobs, ref_token_logprobs, entropies, "
+    "continuations)",
     "needs_model": "runs a model (an embedding model, a reward model or a judge)",
 }
 
@@ -70,7 +71,7 @@ class Component:
     step_scheduled: ClassVar[bool] = False
     stateful: ClassVar[bool] = False
     needs_tokens: ClassVar[bool] = False
-    needs_signals: ClassVar[bool] = False
+    needs_signals: ClassVar[frozenset[str]] = frozenset()  # names from rewardsmith.signals.SIGNALS
     needs_model: ClassVar[bool] = False
     # A small working configuration (every required option filled in, lengths of a few hundred
     # tokens): shown by ``rewardsmith list -v`` and used by the tests that run every component.

@@ -44,6 +44,18 @@ class FormatSpec(BaseModel):
         return {"name": self.name, **(self.model_extra or {})}
 
 
+class SignalsSpec(BaseModel):
+    """``signals: {model, ref_model, dtype, device, batch_size}``: local causal LMs for the signals
+    stage (never downloaded)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    model: str | None = Field(default=None, description="local path of the causal LM scoring completions (policy or other)")
+    ref_model: str | None = Field(default=None, description="local path of the frozen reference (ref_token_logprobs)")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    device: str = Field(default="cpu", description="cpu, cuda, cuda:1, ...")
+    batch_size: int = Field(default=8, ge=1)
+
+
 class Spec(BaseModel):
     """A validated reward spec (see the module docstring)."""
 
@@ -56,6 +68,7 @@ class Spec(BaseModel):
     advantage: ComponentConfig | None = None
     length_unit: Literal["tokens", "words", "chars"] = "tokens"
     tokenizer: str | None = Field(default=None, description="local path of a HF tokenizer for token counts")
+    signals: SignalsSpec | None = None
     state: str | None = None
     timeout_s: float = Field(default=5.0, gt=0)
     workers: int | None = Field(default=None, ge=1)
@@ -69,6 +82,8 @@ class Spec(BaseModel):
     def fingerprint(self) -> str:
         """Hash of everything that changes rewards (not paths, workers or timeouts)."""
         keep = self.model_dump(exclude={"state", "workers", "timeout_s", "cache_size", "name"})
+        if keep["signals"] is None:
+            del keep["signals"]  # specs without signals keep the fingerprints they had before the key existed
         return hashlib.sha256(json.dumps(keep, sort_keys=True, default=_stable_text).encode()).hexdigest()[:16]
 
     def verifier_map(self) -> dict[str, ComponentConfig] | None:

@@ -10,13 +10,25 @@ class (``group_aware``, ``stateful``, ``step_scheduled``, ...) say what it needs
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..batch import Batch, group_reduce
 from ..registry import Component
+from ..signals import SignalError, Signals
 from ..types import BaseValues
+
+
+@dataclass
+class Dense:
+    """A component's per-unit rewards (``unit``: token, step, turn or segment) and, where the method
+    defines them, per-unit advantages; one list per row. A row's rewards sum to the component's
+    contribution; the pipeline adds the rest of the reward to each row's last unit."""
+
+    unit: str
+    rewards: list[list[float]]
+    advantages: list[list[float]] | None = None
 
 
 @dataclass
@@ -32,6 +44,8 @@ class ShapingContext:
     step: int
     base_values: BaseValues = field(default_factory=BaseValues)
     state: dict[str, Any] = field(default_factory=dict)  # this component's own persistent state
+    signals: Signals | None = None  # the batch's model signals (components with ``needs_signals``)
+    dense: dict[str, Dense] = field(default_factory=dict)  # per-unit outputs, written by components with ``dense_unit``
 
     @property
     def truncated(self) -> np.ndarray:
@@ -59,15 +73,23 @@ class ShapingContext:
         """Per-group reduction broadcast back to rows (see :func:`rewardsmith.batch.group_reduce`)."""
         return group_reduce(values, self.group, self.n_groups, how, where)[self.group]
 
+    def require_signals(self) -> Signals:
+        """The batch's signals (set by the pipeline for components with ``needs_signals``)."""
+        if self.signals is None:
+            raise SignalError("this component reads model signals: score it through a Pipeline (the signals stage)")
+        return self.signals
+
     def with_state(self, state: dict[str, Any]) -> "ShapingContext":
         return replace(self, state=state)
 
 
 class Shaper(Component):
     """Base class of every shaper. Additive shapers implement :meth:`term`; shapers that
-    replace the reward (cosine, truncation, L1-Max, ...) override :meth:`apply`."""
+    replace the reward (cosine, truncation, L1-Max, ...) override :meth:`apply`. A shaper with
+    per-token/step/turn values sets ``dense_unit`` and writes ``ctx.dense[self.name]``."""
 
     kind = "shaper"
+    dense_unit: ClassVar[str | None] = None
 
     def check_state(self, state: dict[str, Any]) -> None:
         """Raise ValueError if ``state`` (this component's part of a loaded state file) is out of
