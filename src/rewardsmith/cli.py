@@ -39,7 +39,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from .pipeline import load_spec
     from .records import RecordError, check_serialisable, read_records, stage_records
     from .spec import parse_spec
-    from .state import MAX_STEP
+    from .types import MAX_STEP
 
     t0 = time.perf_counter()
     if args.step is not None and not 0 <= args.step <= MAX_STEP:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from .atomic import commit_files, stage_file
-from .state import MAX_STEP
+from .types import MAX_STEP
 
 MAX_NUM_TOKENS = 10**12  # a larger token count is a corrupt value, not a completion
 

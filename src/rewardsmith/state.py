@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .atomic import commit_files, stage_file
+from .types import MAX_STEP
 
 STATE_VERSION = 1
-MAX_STEP = 10**12  # a training step beyond this is a corrupt or hostile value, not a run
 
 
 class StateError(ValueError):

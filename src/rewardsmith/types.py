@@ -21,6 +21,7 @@ OK, NO_ANSWER, BAD_REFERENCE, TIMEOUT, ERROR = (
     "timeout",
     "error",
 )
+MAX_STEP = 10**12  # a training step beyond this is a corrupt or hostile value, not a run
 
 
 @dataclass(frozen=True)

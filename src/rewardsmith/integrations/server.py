@@ -42,7 +42,7 @@ from typing import Any
 
 from ..pipeline import Pipeline, load_spec
 from ..records import RecordError, parse_line, validate_record
-from ..state import MAX_STEP
+from ..types import MAX_STEP
 from .grouping import PartialGroupError
 from .openrlhf import check_groups, to_records, to_response
 
