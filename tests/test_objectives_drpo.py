@@ -230,14 +230,22 @@ def test_drpo_trainer_trains_with_trl(tmp_path):
     before = [p.detach().clone() for p in model.parameters()]
     data = Dataset.from_list([{"prompt": f"{a}+{b}=", "answer": str((a + b) % 10)} for a in range(4) for b in range(2)])
     funcs = reward_funcs({"verifier": {"name": "exact", "extract": ["hash", "whole"]}}, processing_class=tok, num_generations=4)
+
+    def parity(completion_ids, **_):
+        """A 0/1 stand-in for correctness that an untrained policy gets right about half the time."""
+        return [float(ids[0] % 2 == 0) if ids else 0.0 for ids in completion_ids]
+
     args = trl.GRPOConfig(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=8, num_generations=4,
                           max_completion_length=8, learning_rate=1e-3, logging_steps=1, report_to="none", use_cpu=True,
-                          save_strategy="no", disable_tqdm=True, beta=0.0, seed=0)
-    trainer = DRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=data, processing_class=tok)
+                          save_strategy="no", disable_tqdm=True, beta=0.0, seed=0, reward_weights=[1.0, 0.0])
+    trainer = DRPOTrainer(model=model, reward_funcs=[*funcs, parity], args=args, train_dataset=data, processing_class=tok,
+                          correctness_func="parity")
     assert trainer.drpo.max_length == 8
     trainer.train()
     logs = [h for h in trainer.state.log_history if "drpo/objective" in h]
     assert len(logs) == 2 and all(math.isfinite(h["loss"]) for h in logs)
+    assert sum(h["drpo/valid_groups"] for h in logs) > 0  # some groups mixed right and wrong, so the step moved
     assert any(not torch.equal(a, p.cpu()) for a, p in zip(before, model.parameters()))
     with pytest.raises(ValueError, match="correctness_func"):
-        DRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=data, processing_class=tok, correctness_func="nope")
+        DRPOTrainer(model=model, reward_funcs=[*funcs, parity], args=args, train_dataset=data, processing_class=tok,
+                    correctness_func="nope")
