@@ -29,9 +29,20 @@ def positional_score(prompt, beams):
 def search(model, tok, prompt, reject, seed=0, scorer=positional_score):
     torch.manual_seed(seed)
     semicolon = tok.convert_tokens_to_ids(";")
-    return partial_beam_search(model, prompt, scorer, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                               step_end_ids=[semicolon], num_beams=4, beam_width=2, tau=2, step_tokens=8, max_steps=3,
-                               reject=reject)
+    return partial_beam_search(
+        model,
+        prompt,
+        scorer,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        step_end_ids=[semicolon],
+        num_beams=4,
+        beam_width=2,
+        tau=2,
+        step_tokens=8,
+        max_steps=3,
+        reject=reject,
+    )
 
 
 def new_tokens(rounds, beam_width=2, eos=None):
@@ -51,7 +62,9 @@ def test_survivors_are_the_top_scored_partial_beams(policy):
     res = search(model, tok, prompt, reject=True)
     assert res.rounds, "at least one step"
     for i, r in enumerate(res.rounds):
-        assert len(r["candidates"]) == 2 * (1 if i == 0 else len([b for b in res.rounds[i - 1]["completed"] if b[-1] != tok.eos_token_id]))
+        assert len(r["candidates"]) == 2 * (
+            1 if i == 0 else len([b for b in res.rounds[i - 1]["completed"] if b[-1] != tok.eos_token_id])
+        )
         assert all(len(c) - len(p) <= 2 for c, p in zip(r["candidates"], [[]] * 2)) if i == 0 else True  # τ = 2 tokens
         ranked = sorted(zip(r["scores"], map(tuple, r["candidates"])), reverse=True)
         assert [tuple(s) for s in r["survivors"]] == [c for _, c in ranked[:2]]  # keep num_beams // beam_width = 2
@@ -81,9 +94,18 @@ def test_sequence_classification_reward_model_and_tradeoff(policy):
 
     model, tok = policy
     torch.manual_seed(1)
-    rm = Qwen2ForSequenceClassification(Qwen2Config(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1,
-                                                    num_attention_heads=2, num_key_value_heads=2, intermediate_size=32,
-                                                    num_labels=1, pad_token_id=tok.pad_token_id)).eval()
+    rm = Qwen2ForSequenceClassification(
+        Qwen2Config(
+            vocab_size=len(tok),
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            intermediate_size=32,
+            num_labels=1,
+            pad_token_id=tok.pad_token_id,
+        )
+    ).eval()
     scorer = reward_model_scorer(rm, tok.pad_token_id)
     prompt = tok("2+2=", add_special_tokens=False)["input_ids"]
     beams = [[5, 6], [7], [8, 9, 10]]
@@ -93,8 +115,19 @@ def test_sequence_classification_reward_model_and_tradeoff(policy):
 
     prompts = [tok(p, add_special_tokens=False)["input_ids"] for p in ("1+1=", "2+3=")]
     four = tok.convert_tokens_to_ids("4")
-    trade = compare_rejection(model, prompts, scorer, is_correct=lambda i, ids: four in ids, eos_token_id=tok.eos_token_id,
-                              pad_token_id=tok.pad_token_id, num_beams=4, beam_width=2, tau=2, step_tokens=8, max_steps=2)
+    trade = compare_rejection(
+        model,
+        prompts,
+        scorer,
+        is_correct=lambda i, ids: four in ids,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        num_beams=4,
+        beam_width=2,
+        tau=2,
+        step_tokens=8,
+        max_steps=2,
+    )
     assert trade.prompts == 2 and 0 < trade.tokens_with <= trade.tokens_without
     assert trade.accuracy_with in (0.0, 0.5, 1.0) and trade.accuracy_without in (0.0, 0.5, 1.0)
     assert f"{trade.tokens_with} vs {trade.tokens_without} policy tokens" in trade.report_line()
@@ -103,8 +136,9 @@ def test_sequence_classification_reward_model_and_tradeoff(policy):
 def test_tradeoff_arithmetic_and_bad_input(policy):
     t = RejectionTradeoff(prompts=10, tokens_with=300, tokens_without=1200, accuracy_with=0.45, accuracy_without=0.5)
     assert t.tokens_saved == pytest.approx(0.75) and t.accuracy_kept == pytest.approx(0.9)
-    assert t.report_line() == ("early rejection on 10 prompts: 300 vs 1200 policy tokens (75.0% saved); "
-                               "accuracy 0.450 vs 0.500 (90.0% kept)")
+    assert t.report_line() == (
+        "early rejection on 10 prompts: 300 vs 1200 policy tokens (75.0% saved); accuracy 0.450 vs 0.500 (90.0% kept)"
+    )
     assert RejectionTradeoff(1, 0, 0, None, None).tokens_saved == 0.0
     assert RejectionTradeoff(1, 5, 10, 0.0, 0.0).accuracy_kept is None
     model, tok = policy

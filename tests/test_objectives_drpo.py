@@ -1,5 +1,6 @@
 """DRPO's loss: hand computations, edge cases, gradient signs, the authors' formulation, verl and TRL."""
 
+import functools
 import math
 
 import pytest
@@ -21,11 +22,13 @@ def batch(rows, T=4):
     return lp.requires_grad_(True), mask, groups, labels
 
 
-ROWS = [([-1.0, -3.0], 0, CORRECT),  # s = -2, L = 2
-        ([-1.0] * 4, 0, CORRECT),  # s = -1, L = 4 (= L_max)
-        ([-2.0], 0, WRONG),  # s = -2
-        ([-0.5] * 3, 0, WRONG),  # s = -0.5
-        ([-1.0], 1, CORRECT)]  # group 1 has no wrong rollout: dropped, still counted
+ROWS = [
+    ([-1.0, -3.0], 0, CORRECT),  # s = -2, L = 2
+    ([-1.0] * 4, 0, CORRECT),  # s = -1, L = 4 (= L_max)
+    ([-2.0], 0, WRONG),  # s = -2
+    ([-0.5] * 3, 0, WRONG),  # s = -0.5
+    ([-1.0], 1, CORRECT),
+]  # group 1 has no wrong rollout: dropped, still counted
 
 
 def hand_objective():
@@ -57,10 +60,14 @@ def test_kl_constraint_hand_computation():
     loss, stats = drpo_loss(lp, old, mask, groups, labels, cfg)
     kl = 0.01
     assert stats["kl"] == pytest.approx(kl) and stats["kl_over_budget"] == 1.0
-    assert float(loss) == pytest.approx(-hand_objective() + 1e3 * (kl - 1e-4) * kl, rel=1e-10)
+    assert loss.item() == pytest.approx(-hand_objective() + 1e3 * (kl - 1e-4) * kl, rel=1e-10)
     loss.backward()  # the coefficient is detached: d/dlp of c·mean(old − lp) = −c/11 on each token
-    grad_no_kl = torch.autograd.grad(drpo_loss(lp, lp.detach() + 0.01 * mask, groups=groups, labels=labels, mask=mask,
-                                               config=DRPOConfig(beta=0.0))[0], lp)[0]
+    grad_no_kl = torch.autograd.grad(
+        drpo_loss(lp, lp.detach() + 0.01 * mask, groups=groups, labels=labels, mask=mask, config=DRPOConfig(beta=0.0))[
+            0
+        ],
+        lp,
+    )[0]
     assert (lp.grad - grad_no_kl)[mask.bool()].tolist() == pytest.approx([-1e3 * (kl - 1e-4) / 11] * 11, rel=1e-9)
     low_var = drpo_loss(lp, old, mask, groups, labels, DRPOConfig(kl_type="low_var_kl"))[1]["kl"]
     assert low_var == pytest.approx(math.exp(-0.01) - 1 + 0.01)
@@ -68,7 +75,11 @@ def test_kl_constraint_hand_computation():
 
 def test_edge_cases():
     # all wrong, all right, single rollout: no valid group, loss 0 with a zero gradient
-    for rows in ([([-1.0], 0, WRONG), ([-2.0], 0, WRONG)], [([-1.0], 0, CORRECT)], [([-1.0, -1.0], 0, CORRECT), ([-3.0], 0, CORRECT)]):
+    for rows in (
+        [([-1.0], 0, WRONG), ([-2.0], 0, WRONG)],
+        [([-1.0], 0, CORRECT)],
+        [([-1.0, -1.0], 0, CORRECT), ([-3.0], 0, CORRECT)],
+    ):
         lp, mask, groups, labels = batch(rows)
         loss, stats = drpo_loss(lp, lp.detach(), mask, groups, labels)
         loss.backward()
@@ -173,13 +184,13 @@ def tiny_policy_batch():
     mask = torch.zeros(4, T)
     for i, s in enumerate(seqs):
         ids[i, : len(prompt)] = torch.tensor(prompt)
-        ids[i, len(prompt): len(prompt) + len(s)] = torch.tensor(s)
+        ids[i, len(prompt) : len(prompt) + len(s)] = torch.tensor(s)
         mask[i, : len(s)] = 1
     return model, ids, len(prompt), mask, torch.tensor([[1.0], [1.0], [0.0], [0.0]])
 
 
 def token_logps(model, ids, n_prompt):
-    logits = model(input_ids=ids).logits[:, n_prompt - 1: -1]
+    logits = model(input_ids=ids).logits[:, n_prompt - 1 : -1]
     return torch.log_softmax(logits.float(), -1).gather(-1, ids[:, n_prompt:, None]).squeeze(-1)
 
 
@@ -195,21 +206,33 @@ def test_verl_registration_and_an_optimizer_step():
     model, ids, n_prompt, mask, outcome = tiny_policy_batch()
     token_rewards = torch.zeros_like(mask)
     token_rewards[torch.arange(4), mask.sum(1).long() - 1] = outcome.squeeze(1)  # verl: reward on the last token
-    adv, _ = estimator(token_level_rewards=token_rewards, response_mask=mask, index=np.array(["q", "q", "q", "q"], dtype=object))
+    adv, _ = estimator(
+        token_level_rewards=token_rewards, response_mask=mask, index=np.array(["q", "q", "q", "q"], dtype=object)
+    )
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     with torch.no_grad():
         old = token_logps(model, ids, n_prompt)
     lp = token_logps(model, ids, n_prompt)
-    loss, metrics = loss_fn(old_log_prob=old, log_prob=lp, advantages=adv, response_mask=mask.bool(), loss_agg_mode="token-mean")
-    direct, _ = drpo_loss(lp, old, mask.bool(), torch.zeros(4, dtype=torch.long), labels_from_rewards(outcome.squeeze(1)))
+    loss, metrics = loss_fn(
+        old_log_prob=old, log_prob=lp, advantages=adv, response_mask=mask.bool(), loss_agg_mode="token-mean"
+    )
+    direct, _ = drpo_loss(
+        lp, old, mask.bool(), torch.zeros(4, dtype=torch.long), labels_from_rewards(outcome.squeeze(1))
+    )
     assert loss.item() == pytest.approx(direct.item()) and metrics["actor/drpo_valid_groups"] == 1.0
     before = [p.detach().clone() for p in model.parameters()]
     loss.backward()
     opt.step()
     assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters()))
     with torch.no_grad():
-        after = drpo_loss(token_logps(model, ids, n_prompt), old, mask.bool(), torch.zeros(4, dtype=torch.long),
-                          labels_from_rewards(outcome.squeeze(1)), DRPOConfig(beta=0.0))[1]["objective"]
+        after = drpo_loss(
+            token_logps(model, ids, n_prompt),
+            old,
+            mask.bool(),
+            torch.zeros(4, dtype=torch.long),
+            labels_from_rewards(outcome.squeeze(1)),
+            DRPOConfig(beta=0.0),
+        )[1]["objective"]
     assert after > metrics["actor/drpo_objective"] == pytest.approx(-float(direct))  # the step raised DRPO's objective
     with pytest.raises(ValueError, match="adv_estimator=drpo"):
         loss_fn(old_log_prob=old, log_prob=lp, advantages=torch.zeros_like(mask), response_mask=mask.bool())
@@ -229,17 +252,34 @@ def test_drpo_trainer_trains_with_trl(tmp_path):
     model = build_model(ModelConfig(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128), tok, seed=0)
     before = [p.detach().clone() for p in model.parameters()]
     data = Dataset.from_list([{"prompt": f"{a}+{b}=", "answer": str((a + b) % 10)} for a in range(4) for b in range(2)])
-    funcs = reward_funcs({"verifier": {"name": "exact", "extract": ["hash", "whole"]}}, processing_class=tok, num_generations=4)
+    funcs = reward_funcs(
+        {"verifier": {"name": "exact", "extract": ["hash", "whole"]}}, processing_class=tok, num_generations=4
+    )
 
     def parity(completion_ids, **_):
         """A 0/1 stand-in for correctness that an untrained policy gets right about half the time."""
         return [float(ids[0] % 2 == 0) if ids else 0.0 for ids in completion_ids]
 
-    args = trl.GRPOConfig(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=8, num_generations=4,
-                          max_completion_length=8, learning_rate=1e-3, logging_steps=1, report_to="none", use_cpu=True,
-                          save_strategy="no", disable_tqdm=True, beta=0.0, seed=0, reward_weights=[1.0, 0.0])
-    trainer = DRPOTrainer(model=model, reward_funcs=[*funcs, parity], args=args, train_dataset=data, processing_class=tok,
-                          correctness_func="parity")
+    args = trl.GRPOConfig(
+        output_dir=str(tmp_path),
+        max_steps=2,
+        per_device_train_batch_size=8,
+        num_generations=4,
+        max_completion_length=8,
+        learning_rate=1e-3,
+        logging_steps=1,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+        beta=0.0,
+        seed=0,
+        reward_weights=[1.0, 0.0],
+    )
+    make = functools.partial(
+        DRPOTrainer, model=model, reward_funcs=[*funcs, parity], args=args, train_dataset=data, processing_class=tok
+    )
+    trainer = make(correctness_func="parity")
     assert trainer.drpo.max_length == 8
     trainer.train()
     logs = [h for h in trainer.state.log_history if "drpo/objective" in h]
@@ -247,5 +287,4 @@ def test_drpo_trainer_trains_with_trl(tmp_path):
     assert sum(h["drpo/valid_groups"] for h in logs) > 0  # some groups mixed right and wrong, so the step moved
     assert any(not torch.equal(a, p.cpu()) for a, p in zip(before, model.parameters()))
     with pytest.raises(ValueError, match="correctness_func"):
-        DRPOTrainer(model=model, reward_funcs=[*funcs, parity], args=args, train_dataset=data, processing_class=tok,
-                    correctness_func="nope")
+        make(correctness_func="nope")

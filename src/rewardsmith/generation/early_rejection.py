@@ -15,8 +15,9 @@ boundaries are token ids (``step_end_ids``) rather than a text marker.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 Scorer = Callable[[Sequence[int], Sequence[Sequence[int]]], Sequence[float]]
 """(prompt ids, completion ids of each beam) -> one score per beam (higher is better)."""
@@ -56,8 +57,15 @@ def reward_model_scorer(model: Any, pad_token_id: int) -> Scorer:
     return score
 
 
-def extend(model: Any, prompt: Sequence[int], prefixes: Sequence[Sequence[int]], max_new_tokens: int,
-           stop_ids: Sequence[int], pad_token_id: int, **generate_kwargs: Any) -> list[list[int]]:
+def extend(
+    model: Any,
+    prompt: Sequence[int],
+    prefixes: Sequence[Sequence[int]],
+    max_new_tokens: int,
+    stop_ids: Sequence[int],
+    pad_token_id: int,
+    **generate_kwargs: Any,
+) -> list[list[int]]:
     """New tokens for each prompt+prefix from ``model.generate`` (left-padded batch), cut after the first stop id."""
     import torch
 
@@ -66,11 +74,17 @@ def extend(model: Any, prompt: Sequence[int], prefixes: Sequence[Sequence[int]],
     ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
     mask = torch.zeros(len(rows), width, dtype=torch.long)
     for i, r in enumerate(rows):
-        ids[i, width - len(r):] = torch.tensor(r)
-        mask[i, width - len(r):] = 1
+        ids[i, width - len(r) :] = torch.tensor(r)
+        mask[i, width - len(r) :] = 1
     with torch.no_grad():
-        out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), max_new_tokens=max_new_tokens,
-                             eos_token_id=list(stop_ids), pad_token_id=pad_token_id, **generate_kwargs)
+        out = model.generate(
+            input_ids=ids.to(model.device),
+            attention_mask=mask.to(model.device),
+            max_new_tokens=max_new_tokens,
+            eos_token_id=list(stop_ids),
+            pad_token_id=pad_token_id,
+            **generate_kwargs,
+        )
     new: list[list[int]] = []
     for row in out[:, width:].tolist():
         cut = next((j + 1 for j, t in enumerate(row) if t in stop_ids), len(row))
@@ -78,10 +92,22 @@ def extend(model: Any, prompt: Sequence[int], prefixes: Sequence[Sequence[int]],
     return new
 
 
-def partial_beam_search(model: Any, prompt: Sequence[int], scorer: Scorer, *, eos_token_id: int, pad_token_id: int,
-                        step_end_ids: Sequence[int] = (), num_beams: int = 16, beam_width: int = 4, tau: int = 64,
-                        step_tokens: int = 256, max_steps: int = 20, reject: bool = True,
-                        **generate_kwargs: Any) -> SearchResult:
+def partial_beam_search(
+    model: Any,
+    prompt: Sequence[int],
+    scorer: Scorer,
+    *,
+    eos_token_id: int,
+    pad_token_id: int,
+    step_end_ids: Sequence[int] = (),
+    num_beams: int = 16,
+    beam_width: int = 4,
+    tau: int = 64,
+    step_tokens: int = 256,
+    max_steps: int = 20,
+    reject: bool = True,
+    **generate_kwargs: Any,
+) -> SearchResult:
     """Beam search over steps with early rejection of partial steps (``reject=True``) or without it.
 
     ``generate_kwargs`` go to ``model.generate`` (default ``do_sample=True``). Defaults: the authors'
@@ -119,8 +145,13 @@ def partial_beam_search(model: Any, prompt: Sequence[int], scorer: Scorer, *, eo
         for c, s in zip(candidates, scores):
             c.score = float(s)
         survivors = sorted(candidates, key=lambda c: c.score, reverse=True)[:keep]
-        result.rounds.append({"candidates": [list(c.ids) for c in candidates], "scores": scores,
-                              "survivors": [list(c.ids) for c in survivors]})
+        result.rounds.append(
+            {
+                "candidates": [list(c.ids) for c in candidates],
+                "scores": scores,
+                "survivors": [list(c.ids) for c in survivors],
+            }
+        )
         if reject:
             finish(survivors)
         result.rounds[-1]["completed"] = [list(b.ids) for b in survivors]
@@ -151,16 +182,28 @@ class RejectionTradeoff:
         return self.accuracy_with / self.accuracy_without
 
     def report_line(self) -> str:
-        acc = "" if self.accuracy_with is None else (
-            f"; accuracy {self.accuracy_with:.3f} vs {self.accuracy_without:.3f}"
-            + ("" if self.accuracy_kept is None else f" ({100 * self.accuracy_kept:.1f}% kept)"))
-        return (f"early rejection on {self.prompts} prompts: {self.tokens_with} vs {self.tokens_without} policy tokens "
-                f"({100 * self.tokens_saved:.1f}% saved){acc}")
+        acc = (
+            ""
+            if self.accuracy_with is None
+            else (
+                f"; accuracy {self.accuracy_with:.3f} vs {self.accuracy_without:.3f}"
+                + ("" if self.accuracy_kept is None else f" ({100 * self.accuracy_kept:.1f}% kept)")
+            )
+        )
+        return (
+            f"early rejection on {self.prompts} prompts: {self.tokens_with} vs {self.tokens_without} policy tokens "
+            f"({100 * self.tokens_saved:.1f}% saved){acc}"
+        )
 
 
-def compare_rejection(model: Any, prompts: Sequence[Sequence[int]], scorer: Scorer,
-                      is_correct: Callable[[int, list[int]], bool] | None = None, seed: int = 0,
-                      **search_kwargs: Any) -> RejectionTradeoff:
+def compare_rejection(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    scorer: Scorer,
+    is_correct: Callable[[int, list[int]], bool] | None = None,
+    seed: int = 0,
+    **search_kwargs: Any,
+) -> RejectionTradeoff:
     """Run :func:`partial_beam_search` with and without rejection on each prompt (same seed per prompt) and
     compare tokens generated and the accuracy of the top beam (``is_correct(prompt_index, completion_ids)``)."""
     import torch
@@ -175,6 +218,6 @@ def compare_rejection(model: Any, prompts: Sequence[Sequence[int]], scorer: Scor
             if is_correct is not None and res.beams:
                 correct[reject] += bool(is_correct(i, res.beams[0].ids))
     n = len(prompts)
-    acc = (lambda r: correct[r] / n if is_correct is not None and n else None)
-    return RejectionTradeoff(n, tokens[True], tokens[False], acc(True), acc(False))
-
+    if is_correct is None or not n:
+        return RejectionTradeoff(n, tokens[True], tokens[False], None, None)
+    return RejectionTradeoff(n, tokens[True], tokens[False], correct[True] / n, correct[False] / n)

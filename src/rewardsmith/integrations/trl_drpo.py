@@ -39,13 +39,17 @@ class DRPOTrainer(GRPOTrainer):
             config = DRPOConfig(**{**config.__dict__, "max_length": self.max_completion_length})
         self.drpo = config
         if correctness_func is not None and correctness_func not in self.reward_func_names:
-            raise ValueError(f"correctness_func {correctness_func!r} is not one of the reward functions {self.reward_func_names}")
+            raise ValueError(
+                f"correctness_func {correctness_func!r} is not one of the reward functions {self.reward_func_names}"
+            )
         self.correctness_index = None if correctness_func is None else self.reward_func_names.index(correctness_func)
         if self.accelerator.num_processes > 1:
             raise ValueError("DRPOTrainer runs on one process: DRPO's groups would be split across processes")
         if self.args.steps_per_generation != 1:
-            raise ValueError("DRPOTrainer needs steps_per_generation=1 so that each loss call sees whole groups "
-                             f"(got {self.args.steps_per_generation})")
+            raise ValueError(
+                "DRPOTrainer needs steps_per_generation=1 so that each loss call sees whole groups "
+                f"(got {self.args.steps_per_generation})"
+            )
         self._drpo_rewards: torch.Tensor | None = None
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
@@ -74,7 +78,8 @@ class DRPOTrainer(GRPOTrainer):
         attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
         mask = completion_mask if "tool_mask" not in inputs else completion_mask * inputs["tool_mask"]
         per_token_logps, entropies = self._get_per_token_logps_and_entropies(
-            model, input_ids, attention_mask, completion_ids.size(1), compute_entropy=True)[:2]
+            model, input_ids, attention_mask, completion_ids.size(1), compute_entropy=True
+        )[:2]
         old = inputs.get("old_per_token_logps")
         old = per_token_logps.detach() if old is None else old
         loss, stats = drpo_loss(per_token_logps, old, mask, inputs["drpo_groups"], inputs["drpo_labels"], self.drpo)

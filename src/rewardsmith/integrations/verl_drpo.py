@@ -44,7 +44,9 @@ def decode_labels(advantages: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     """(groups, labels) from the codes written by :class:`DRPOLabelEstimator` (read at position 0)."""
     codes = torch.round(advantages[:, 0].detach()).long()
     if (codes < 3).any():
-        raise ValueError("policy_loss.loss_mode=drpo needs algorithm.adv_estimator=drpo (advantages are not DRPO label codes)")
+        raise ValueError(
+            "policy_loss.loss_mode=drpo needs algorithm.adv_estimator=drpo (advantages are not DRPO label codes)"
+        )
     labels = torch.tensor([_LABEL[int(s)] for s in codes % 3], dtype=torch.long, device=advantages.device)
     return codes // 3, labels
 
@@ -54,8 +56,14 @@ class DRPOLabelEstimator:
 
     __name__ = "drpo_labels"
 
-    def __call__(self, token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index: Any = None,
-                 config: Any = None, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self,
+        token_level_rewards: torch.Tensor,
+        response_mask: torch.Tensor,
+        index: Any = None,
+        config: Any = None,
+        **kwargs: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         codes = encode_labels(token_level_rewards, index).to(device=token_level_rewards.device, dtype=torch.float32)
         out = codes.unsqueeze(-1).expand(response_mask.shape).contiguous()
         return out, out
@@ -68,15 +76,26 @@ class DRPOPolicyLoss:
         self.config = config
         self.__name__ = "compute_policy_loss_drpo"
 
-    def __call__(self, old_log_prob: torch.Tensor, log_prob: torch.Tensor, advantages: torch.Tensor,
-                 response_mask: torch.Tensor, loss_agg_mode: str = "token-mean", config: Any = None,
-                 rollout_is_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+    def __call__(
+        self,
+        old_log_prob: torch.Tensor,
+        log_prob: torch.Tensor,
+        advantages: torch.Tensor,
+        response_mask: torch.Tensor,
+        loss_agg_mode: str = "token-mean",
+        config: Any = None,
+        rollout_is_weights: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
         if rollout_is_weights is not None:
             raise ValueError("DRPO does not use rollout importance weights; disable rollout correction")
         groups, labels = decode_labels(advantages)
         loss, stats = drpo_loss(log_prob, old_log_prob, response_mask, groups, labels, self.config)
-        metrics = {"actor/ppo_kl": stats["kl"], "actor/pg_clipfrac": stats["kl_over_budget"],
-                   "actor/drpo_valid_groups": stats["valid_groups"], "actor/drpo_objective": stats["objective"]}
+        metrics = {
+            "actor/ppo_kl": stats["kl"],
+            "actor/pg_clipfrac": stats["kl_over_budget"],
+            "actor/drpo_valid_groups": stats["valid_groups"],
+            "actor/drpo_objective": stats["objective"],
+        }
         return loss, metrics
 
 

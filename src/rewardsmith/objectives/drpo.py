@@ -78,8 +78,14 @@ def log_mean_exp(scores: torch.Tensor, tau: float) -> torch.Tensor:
     return torch.logsumexp(scores / tau, dim=0) - math.log(scores.numel())
 
 
-def group_objectives(scores: torch.Tensor, lengths: torch.Tensor, groups: torch.Tensor, labels: torch.Tensor,
-                     config: DRPOConfig, max_length: float) -> tuple[torch.Tensor, int, int]:
+def group_objectives(
+    scores: torch.Tensor,
+    lengths: torch.Tensor,
+    groups: torch.Tensor,
+    labels: torch.Tensor,
+    config: DRPOConfig,
+    max_length: float,
+) -> tuple[torch.Tensor, int, int]:
     """(Σ_g J_g, number of groups, number of groups with both a correct and a wrong rollout)."""
     total = scores.sum() * 0.0  # keeps the graph (and device/dtype) when no group counts
     unique = torch.unique(groups)
@@ -95,7 +101,9 @@ def group_objectives(scores: torch.Tensor, lengths: torch.Tensor, groups: torch.
     return total, int(unique.numel()), valid
 
 
-def trust_region_kl(log_probs: torch.Tensor, old_log_probs: torch.Tensor, mask: torch.Tensor, kl_type: str) -> torch.Tensor:
+def trust_region_kl(
+    log_probs: torch.Tensor, old_log_probs: torch.Tensor, mask: torch.Tensor, kl_type: str
+) -> torch.Tensor:
     """Token-mean KL(π_old ‖ π_θ) estimate over all response tokens of the batch."""
     log_ratio = log_probs - old_log_probs
     per_token = -log_ratio if kl_type == "kl" else torch.exp(log_ratio) - 1.0 - log_ratio
@@ -103,8 +111,14 @@ def trust_region_kl(log_probs: torch.Tensor, old_log_probs: torch.Tensor, mask: 
     return (per_token * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def drpo_loss(log_probs: torch.Tensor, old_log_probs: torch.Tensor, mask: torch.Tensor, groups: torch.Tensor,
-              labels: torch.Tensor, config: DRPOConfig | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+def drpo_loss(
+    log_probs: torch.Tensor,
+    old_log_probs: torch.Tensor,
+    mask: torch.Tensor,
+    groups: torch.Tensor,
+    labels: torch.Tensor,
+    config: DRPOConfig | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """DRPO's loss on a batch of whole groups; returns (loss, stats).
 
     ``log_probs``/``old_log_probs``/``mask``: (B, T) token log-probs under the current and the sampling
@@ -114,10 +128,15 @@ def drpo_loss(log_probs: torch.Tensor, old_log_probs: torch.Tensor, mask: torch.
     """
     config = config or DRPOConfig()
     if log_probs.dim() != 2 or log_probs.shape != old_log_probs.shape or log_probs.shape != mask.shape:
-        raise ValueError(f"log_probs, old_log_probs and mask must share one (B, T) shape, got "
-                         f"{tuple(log_probs.shape)}, {tuple(old_log_probs.shape)}, {tuple(mask.shape)}")
+        raise ValueError(
+            f"log_probs, old_log_probs and mask must share one (B, T) shape, got "
+            f"{tuple(log_probs.shape)}, {tuple(old_log_probs.shape)}, {tuple(mask.shape)}"
+        )
     if groups.shape != log_probs.shape[:1] or labels.shape != log_probs.shape[:1]:
-        raise ValueError(f"groups and labels must have shape ({log_probs.shape[0]},), got {tuple(groups.shape)}, {tuple(labels.shape)}")
+        raise ValueError(
+            f"groups and labels must have shape ({log_probs.shape[0]},), "
+            f"got {tuple(groups.shape)}, {tuple(labels.shape)}"
+        )
     max_length = float(config.max_length or log_probs.shape[-1])
     lengths = mask.to(log_probs.dtype).sum(-1)
     if (lengths > max_length).any():
@@ -128,6 +147,11 @@ def drpo_loss(log_probs: torch.Tensor, old_log_probs: torch.Tensor, mask: torch.
     kl = trust_region_kl(log_probs, old_log_probs, mask, config.kl_type)
     constraint = torch.clamp(config.beta * (kl - config.delta), min=0.0).detach() * kl
     loss = -objective + constraint
-    stats = {"kl": float(kl.detach()), "groups": float(num_groups), "valid_groups": float(valid),
-             "objective": float(objective.detach()), "kl_over_budget": float(kl.detach() > config.delta)}
+    stats = {
+        "kl": float(kl.detach()),
+        "groups": float(num_groups),
+        "valid_groups": float(valid),
+        "objective": float(objective.detach()),
+        "kl_over_budget": float(kl.detach() > config.delta),
+    }
     return loss, stats
