@@ -83,11 +83,11 @@ def test_edge_cases():
         lp, mask, groups, labels = batch(rows)
         loss, stats = drpo_loss(lp, lp.detach(), mask, groups, labels)
         loss.backward()
-        assert float(loss) == 0.0 and stats["valid_groups"] == 0 and lp.grad.abs().sum() == 0
+        assert loss.item() == 0.0 and stats["valid_groups"] == 0 and lp.grad.abs().sum() == 0
     # equal lengths: uniform weights over the correct set
     lp, mask, groups, labels = batch([([-1.0, -1.0], 0, CORRECT), ([-3.0, -3.0], 0, CORRECT), ([-2.0, -2.0], 0, WRONG)])
     loss, _ = drpo_loss(lp, lp.detach(), mask, groups, labels)
-    assert float(loss) == pytest.approx(-(0.5 * -1 + 0.5 * -3 - 10 * (-2 / 10)))
+    assert loss.item() == pytest.approx(-(0.5 * -1 + 0.5 * -3 - 10 * (-2 / 10)))
     # truncated at L_max: weight exp(0) against exp(7.5) for a 1-token answer, never negative
     lp, mask, groups, labels = batch([([-1.0] * 4, 0, CORRECT), ([-1.0], 0, CORRECT), ([-1.0], 0, WRONG)])
     drpo_loss(lp, lp.detach(), mask, groups, labels)[0].backward()
@@ -95,7 +95,7 @@ def test_edge_cases():
     # an empty response scores 0; "neither" rewards are ignored
     lp, mask, groups, labels = batch([([], 0, CORRECT), ([-1.0], 0, WRONG), ([-5.0], 0, NEITHER)])
     loss, _ = drpo_loss(lp, lp.detach(), mask, groups, labels)
-    assert float(loss) == pytest.approx(-(0.0 - 10 * (-0.1)))
+    assert loss.item() == pytest.approx(-(0.0 - 10 * (-0.1)))
     with pytest.raises(ValueError, match="shape"):
         drpo_loss(lp, lp.detach()[:, :2], mask, groups, labels)
     with pytest.raises(ValueError, match="max_length"):
@@ -236,6 +236,22 @@ def test_verl_registration_and_an_optimizer_step():
     assert after > metrics["actor/drpo_objective"] == pytest.approx(-float(direct))  # the step raised DRPO's objective
     with pytest.raises(ValueError, match="adv_estimator=drpo"):
         loss_fn(old_log_prob=old, log_prob=lp, advantages=torch.zeros_like(mask), response_mask=mask.bool())
+    # a row verl padded away (empty response: zero advantages, no tokens) leaves the loss unchanged
+    pad = lambda x: torch.cat([x, torch.zeros_like(x[:1])])  # noqa: E731
+    padded, _ = loss_fn(
+        old_log_prob=pad(old), log_prob=pad(lp.detach()), advantages=pad(adv), response_mask=pad(mask).bool()
+    )
+    assert padded.item() == pytest.approx(loss.item())
+
+
+def test_verl_label_codes_round_trip():
+    from rewardsmith.integrations.verl_drpo import decode_labels, encode_labels
+
+    rewards = torch.tensor([[0.0, 1.0], [0.0, 0.0], [0.5, 0.0], [1.0, 0.0]])  # summed: 1, 0, 0.5, 1
+    codes = encode_labels(rewards, ["b", "a", "b", "c"])
+    assert codes.tolist() == [3 * 1 + 2, 3 * 2 + 1, 3 * 1 + 0, 3 * 3 + 2]
+    rows, groups, labels = decode_labels(codes.float()[:, None].expand(4, 3))
+    assert rows.all() and groups.tolist() == [1, 2, 1, 3] and labels.tolist() == [CORRECT, WRONG, NEITHER, CORRECT]
 
 
 @pytest.mark.slow

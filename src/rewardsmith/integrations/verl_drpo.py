@@ -40,15 +40,20 @@ def encode_labels(token_level_rewards: torch.Tensor, index: Any) -> torch.Tensor
     return 3 * (group + 1) + state
 
 
-def decode_labels(advantages: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(groups, labels) from the codes written by :class:`DRPOLabelEstimator` (read at position 0)."""
-    codes = torch.round(advantages[:, 0].detach()).long()
-    if (codes < 3).any():
+def decode_labels(advantages: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(rows that carry a code, their groups, their labels) from the codes of :class:`DRPOLabelEstimator`.
+
+    A row's code is its largest entry: verl may pad a row (an empty response) with zeros; such a row has
+    no response token, so leaving it out changes neither the objective nor the KL."""
+    codes = torch.round(advantages.detach().max(dim=1).values).long()
+    rows = codes >= 3
+    if not rows.any():
         raise ValueError(
             "policy_loss.loss_mode=drpo needs algorithm.adv_estimator=drpo (advantages are not DRPO label codes)"
         )
+    codes = codes[rows]
     labels = torch.tensor([_LABEL[int(s)] for s in codes % 3], dtype=torch.long, device=advantages.device)
-    return codes // 3, labels
+    return rows, codes // 3, labels
 
 
 class DRPOLabelEstimator:
@@ -88,8 +93,8 @@ class DRPOPolicyLoss:
     ) -> tuple[torch.Tensor, dict[str, Any]]:
         if rollout_is_weights is not None:
             raise ValueError("DRPO does not use rollout importance weights; disable rollout correction")
-        groups, labels = decode_labels(advantages)
-        loss, stats = drpo_loss(log_prob, old_log_prob, response_mask, groups, labels, self.config)
+        rows, groups, labels = decode_labels(advantages)
+        loss, stats = drpo_loss(log_prob[rows], old_log_prob[rows], response_mask[rows], groups, labels, self.config)
         metrics = {
             "actor/ppo_kl": stats["kl"],
             "actor/pg_clipfrac": stats["kl_over_budget"],
