@@ -201,7 +201,7 @@ def test_verl_registration_and_an_optimizer_step():
     import rewardsmith.integrations.verl_plugin as plugin
 
     loss_fn = core.get_policy_loss_fn("drpo")
-    estimator = core.get_adv_estimator_fn("drpo")
+    estimator = core.get_adv_estimator_fn("drpo_labels")
     assert plugin.DRPO_LOSS == "drpo"
     model, ids, n_prompt, mask, outcome = tiny_policy_batch()
     token_rewards = torch.zeros_like(mask)
@@ -234,7 +234,7 @@ def test_verl_registration_and_an_optimizer_step():
             DRPOConfig(beta=0.0),
         )[1]["objective"]
     assert after > metrics["actor/drpo_objective"] == pytest.approx(-float(direct))  # the step raised DRPO's objective
-    with pytest.raises(ValueError, match="adv_estimator=drpo"):
+    with pytest.raises(ValueError, match="adv_estimator=drpo_labels"):
         loss_fn(old_log_prob=old, log_prob=lp, advantages=torch.zeros_like(mask), response_mask=mask.bool())
     # a row verl padded away (empty response: zero advantages, no tokens) leaves the loss unchanged
     pad = lambda x: torch.cat([x, torch.zeros_like(x[:1])])  # noqa: E731

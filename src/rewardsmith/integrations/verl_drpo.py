@@ -1,5 +1,5 @@
 """DRPO in verl: a policy loss (``actor_rollout_ref.actor.policy_loss.loss_mode=drpo``) and its label estimator
-(``algorithm.adv_estimator=drpo``).
+(``algorithm.adv_estimator=drpo_labels``).
 
 verl hands a policy loss only ``(old_log_prob, log_prob, advantages, response_mask, ...)``, while DRPO
 needs each rollout's group and whether it is correct. The ``drpo`` advantage estimator therefore writes,
@@ -49,7 +49,7 @@ def decode_labels(advantages: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
     rows = codes >= 3
     if not rows.any():
         raise ValueError(
-            "policy_loss.loss_mode=drpo needs algorithm.adv_estimator=drpo (advantages are not DRPO label codes)"
+            "policy_loss.loss_mode=drpo needs algorithm.adv_estimator=drpo_labels (advantages are not DRPO label codes)"
         )
     codes = codes[rows]
     labels = torch.tensor([_LABEL[int(s)] for s in codes % 3], dtype=torch.long, device=advantages.device)
@@ -106,10 +106,10 @@ class DRPOPolicyLoss:
 
 def register_drpo(name: str = "drpo", config: DRPOConfig | None = None) -> str:
     """Register DRPO's policy loss as ``name`` (retrievable by verl's ``get_policy_loss_fn``) and the
-    ``drpo`` label estimator (``get_adv_estimator_fn("drpo")``); returns ``name``. Idempotent."""
+    ``drpo_labels`` label estimator (``get_adv_estimator_fn("drpo_labels")``); returns ``name``. Idempotent."""
     from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est, register_policy_loss
 
-    if "drpo" not in ADV_ESTIMATOR_REGISTRY:
-        register_adv_est("drpo")(DRPOLabelEstimator())
+    if "drpo_labels" not in ADV_ESTIMATOR_REGISTRY:
+        register_adv_est("drpo_labels")(DRPOLabelEstimator())
     register_policy_loss(name)(DRPOPolicyLoss(config or DRPOConfig()))
     return name
