@@ -91,7 +91,7 @@ class DRPOTrainer(GRPOTrainer):
             loss = loss + self.beta * ref_kl
             self._metrics[mode]["kl"].append(float(ref_kl.detach()))
         masked = mask.to(entropies.dtype)
-        self._metrics[mode]["entropy"].append(float((entropies * masked).sum() / masked.sum().clamp(min=1.0)))
+        self._metrics[mode]["entropy"].append(float((entropies.detach() * masked).sum() / masked.sum().clamp(min=1.0)))
         for key in ("kl", "valid_groups", "objective"):
             self._metrics[mode][f"drpo/{key}"].append(stats[key])
         normalizer = self.current_gradient_accumulation_steps if mode == "train" else 1.0
