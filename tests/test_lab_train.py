@@ -8,7 +8,7 @@ from rewardsmith.lab.model import build_tokenizer
 from rewardsmith.lab.tasks import generate_problems, make_problem
 from rewardsmith.lab.train import TaskProbe, rl_dataset, rl_prompts
 
-DRPO_SPEC = Path(__file__).resolve().parents[1] / "examples" / "specs" / "lab" / "drpo.yaml"
+DRPO_SPEC = Path(__file__).resolve().parents[1] / "examples" / "lab" / "drpo.yaml"
 
 
 def test_rl_prompts_replay_a_pool_without_repeats_inside_a_step():
