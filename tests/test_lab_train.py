@@ -1,10 +1,14 @@
 """The lab's RL plumbing that runs without training: prompt order and the zero-weight probe."""
 
+from pathlib import Path
+
 import pytest
 
 from rewardsmith.lab.model import build_tokenizer
 from rewardsmith.lab.tasks import generate_problems, make_problem
 from rewardsmith.lab.train import TaskProbe, rl_dataset, rl_prompts
+
+DRPO_SPEC = Path(__file__).resolve().parents[1] / "examples" / "lab" / "drpo.yaml"
 
 
 def test_rl_prompts_replay_a_pool_without_repeats_inside_a_step():
@@ -38,3 +42,34 @@ def test_probe_scores_correctness_and_logs_hand_computed_metrics():
     assert logged["lab/redundant_share"] == pytest.approx(1 / 3)  # one check among three steps
     assert logged["lab/no_steps_share"] == pytest.approx(1 / 3)
     assert logged["lab/excess_tokens"] == pytest.approx((8 - 8 + 0) / 3)
+
+
+def test_drpo_objective_is_split_off_the_reward_spec():
+    from rewardsmith.lab.train import split_objective
+    from rewardsmith.registry import SpecError
+    from rewardsmith.spec import read_spec_file
+
+    spec = read_spec_file(DRPO_SPEC)
+    drpo, reward = split_objective(spec)
+    assert (drpo.lam, drpo.tau, drpo.delta, drpo.beta) == (0.1, 10.0, 1e-4, 1e3) and "objective" not in reward
+    assert split_objective(reward) == (None, reward)
+    for bad in ({"name": "ppo"}, {"name": "drpo", "lamda": 0.1}, {"name": "drpo", "tau": 0}):
+        with pytest.raises(SpecError, match="objective"):
+            split_objective({**reward, "objective": bad})
+
+
+@pytest.mark.slow  # trains the lab's policy for two DRPO steps
+def test_train_spec_runs_drpo():
+    torch = pytest.importorskip("torch")
+    from rewardsmith.lab.model import ModelConfig, build_model
+    from rewardsmith.lab.train import RLConfig, train_spec
+    from rewardsmith.spec import read_spec_file
+
+    torch.set_num_threads(2)
+    tok = build_tokenizer()
+    base = build_model(ModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64), tok, seed=0)
+    config = RLConfig(steps=2, prompts_per_step=4, num_generations=4, prompt_pool=8, max_completion_length=16,
+                      bf16=False)
+    policy, curve = train_spec(base, tok, read_spec_file(DRPO_SPEC), generate_problems(40, seed=0), config, seed=0)
+    assert len(curve) == 2 and all("accuracy" in row and "mean_tokens" in row for row in curve)
+    assert policy is not base

@@ -22,9 +22,10 @@ from .tasks import train_test_split
 def validate_specs(specs: Sequence[NamedSpec]) -> None:
     """Load every spec once (unknown names and bad options fail here, before any training)."""
     from ..pipeline import load_spec
+    from .train import split_objective
 
     for s in specs:
-        load_spec(s.spec).close()
+        load_spec(split_objective(s.spec)[1]).close()
 
 
 def _bar(total: int, desc: str, unit: str):

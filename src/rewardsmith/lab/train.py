@@ -26,6 +26,8 @@ from .tasks import Problem, count_steps, necessary_trace
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
+    from ..objectives.drpo import DRPOConfig
+
 PROBE_NAME = "lab_probe"
 
 
@@ -114,6 +116,27 @@ def rl_dataset(prompts: Sequence[Problem], tokenizer: "PreTrainedTokenizerFast")
     return Dataset.from_list([{"prompt": p.prompt, "answer": p.answer, "prompt_id": p.prompt_id, "difficulty": p.difficulty, "necessary_tokens": necessary(p)} for p in prompts])
 
 
+def split_objective(spec: dict[str, Any]) -> tuple["DRPOConfig | None", dict[str, Any]]:
+    """A lab spec's training objective and its reward spec. ``objective: {name: drpo, lam, tau, delta, beta,
+    kl_type, max_length}`` trains with DRPO (:class:`~rewardsmith.integrations.trl_drpo.DRPOTrainer`, correct
+    = the task verifier's 0/1); without the key the lab trains with GRPO. Bad objectives are ``SpecError``."""
+    from ..registry import SpecError
+
+    reward = {k: v for k, v in spec.items() if k != "objective"}
+    objective = spec.get("objective")
+    if objective is None:
+        return None, reward
+    if not isinstance(objective, dict) or objective.get("name") != "drpo":
+        raise SpecError(f"objective: only {{name: drpo, ...}} is available, got {objective!r}")
+    from ..objectives.drpo import DRPOConfig
+
+    options = {k: v for k, v in objective.items() if k != "name"}
+    try:
+        return DRPOConfig(**options), reward
+    except (TypeError, ValueError) as e:
+        raise SpecError(f"objective drpo: {e}") from None
+
+
 def rewardsmith_reward_funcs(spec: dict[str, Any], eos_token_id: int, num_generations: int) -> list[Callable]:
     """The spec as TRL reward functions (rewardsmith's TRL adapter; lengths from completion_ids)."""
     from ..integrations.trl import reward_funcs
@@ -147,13 +170,15 @@ def _trainer_callbacks(curve: list[dict[str, float]], on_step: Callable[[], None
 
 def train_spec(base_model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFast", spec: dict[str, Any], problems: Sequence[Problem], config: RLConfig, seed: int, device: str = "cpu",
                on_step: Callable[[], None] | None = None, reward_funcs_factory: Callable[[dict[str, Any]], list[Callable]] | None = None) -> tuple["PreTrainedModel", list[dict[str, float]]]:
-    """GRPO from a copy of ``base_model`` under ``spec``; returns (policy, per-step curve).
+    """GRPO (or DRPO, see :func:`split_objective`) from a copy of ``base_model`` under ``spec``; returns
+    (policy, per-step curve).
 
     The curve has per step, over the sampled rollouts: reward, mean_tokens, excess_tokens,
     accuracy, redundant_share, no_steps_share, truncated_share, entropy, and seconds."""
     from transformers import PrinterCallback, set_seed
     from trl import GRPOConfig, GRPOTrainer
 
+    drpo, spec = split_objective(spec)
     set_seed(seed)
     model = copy.deepcopy(base_model).to(device)
     model.train()
@@ -187,7 +212,13 @@ def train_spec(base_model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFas
             dataloader_num_workers=0,
             shuffle_dataset=False,  # rl_prompts already shuffled each epoch without in-step repeats
         )
-        trainer = GRPOTrainer(
+        trainer_cls, objective = GRPOTrainer, {}
+        if drpo is not None:
+            from ..integrations.trl_drpo import DRPOTrainer
+
+            trainer_cls, objective = DRPOTrainer, {"drpo": drpo, "correctness_func": PROBE_NAME}
+        trainer = trainer_cls(
+            **objective,
             model=model,
             reward_funcs=[*funcs, TaskProbe()],
             args=args,

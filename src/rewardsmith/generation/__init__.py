@@ -1,0 +1,1 @@
+"""Generation-time helpers (torch/transformers): early rejection with partial reward models."""
