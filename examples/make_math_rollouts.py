@@ -26,7 +26,7 @@ def main(seed: int = 0) -> None:
     rng = random.Random(seed)
     rows = []
     for p, (question, gold, right, wrong) in enumerate(PROBLEMS):
-        for k in range(8):
+        for _ in range(8):
             steps = rng.randint(2, 40)
             roll = rng.random()
             if roll < 0.55:
@@ -37,8 +37,17 @@ def main(seed: int = 0) -> None:
                 answer = None
             body = FILLER * steps
             completion = f"<think>{body}</think> The answer is " + (rf"\boxed{{{answer}}}" if answer else "unclear.")
-            rows.append({"prompt_id": f"q{p}", "prompt": question, "completion": completion, "answer": gold,
-                         "num_tokens": 12 + 7 * steps, "truncated": False, "step": 0})
+            rows.append(
+                {
+                    "prompt_id": f"q{p}",
+                    "prompt": question,
+                    "completion": completion,
+                    "answer": gold,
+                    "num_tokens": 12 + 7 * steps,
+                    "truncated": False,
+                    "step": 0,
+                }
+            )
     rows[5]["truncated"] = True
     rows[5]["completion"] = "<think>" + FILLER * 60
     rows[5]["num_tokens"] = 432

@@ -281,7 +281,7 @@ def test_world_writable_places_of_the_host_stay_untouched():
     targets = [f"/var/tmp/{name}", f"/dev/shm/{name}", f"/run/{name}", f"/usr/{name}", f"{sys.prefix}/{name}"]
     program = (
         "import sys\nfor path in sys.argv[1:] or %r:\n    try:\n        open(path, 'w').write('x')\n"
-        "    except OSError:\n        pass\nprint('done')" % targets
+        "    except OSError:\n        pass\nprint('done')".replace("%r", repr(targets))
     )
     assert run(program, [{"input": "", "output": "done"}]).score == 1.0
     assert [t for t in targets if os.path.exists(t)] == []

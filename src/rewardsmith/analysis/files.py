@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..atomic import atomic_write
 from ..records import RecordError, iter_jsonl
@@ -60,7 +61,7 @@ def fmt(value: Any, spec: str = ".3f") -> str:
     """A table cell: numbers formatted, None as 'n/a'."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
-    if isinstance(value, bool) or isinstance(value, int):
+    if isinstance(value, (bool, int)):
         return str(value)
     if isinstance(value, float):
         return format(value, spec)

@@ -104,7 +104,10 @@ class _LocalSandbox:
 
     def _run_in(self, item: str, work: str, stdin: bytes, limits: Limits) -> Outcome:
         paths = {name: os.path.join(item, name) for name in ("stdin", "stdout", "stderr")}
-        private = lambda path, flags: os.open(path, flags, 0o600)
+
+        def private(path: str, flags: int) -> int:
+            return os.open(path, flags, 0o600)
+
         with open(paths["stdin"], "wb", opener=private) as f:
             f.write(stdin)
         argv, preexec, kill_softly = self._command(item, work)
