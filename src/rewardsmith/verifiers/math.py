@@ -30,6 +30,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -40,6 +41,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from .base import BAD_REFERENCE, NO_ANSWER, OK, TIMEOUT, Job, Verdict, Verifier
+from .canonical import exact_verdict
 from .extract import (READING_RULES, Delimiters, answer_region, distinct, find_answers, read_answers,
                       reasoning_delimiters_field, unmarked, visible_text)
 from ..registry import Options, register
@@ -60,6 +62,7 @@ _MATH_WORDS = frozenset({"pi", "inf", "infty", "infinity", "oo", "nan", "sqrt", 
 _PROSE = re.compile(r"[A-Za-z]{3,}\s+[A-Za-z]{3,}")
 _LIST_COMMA = re.compile(r",\s")  # "32, 349" is a list; "32,349" and "32,\! 349" are one number
 UNKNOWN = float("nan")
+_PARSE_CACHE = 4096  # parsed answers and references kept per worker process
 # Parsing, simplification, relations and intervals: what a first comparison would otherwise load
 # on an item's clock (over 1 s on a loaded machine).
 _WARM_UP = [("$x+1$", "$1+x$"), ("$x>1$", "$(1,\\infty)$")]
@@ -196,10 +199,12 @@ def huge_verdict(gold: str, pred: str) -> tuple[float, str] | None:
     return same, "large numbers compared exactly" if same else "large numbers that differ"
 
 
-def fast_verdict(gold: str, pred: str) -> tuple[float, str] | None:
+def fast_verdict(gold: str, pred: str, strict: bool = True) -> tuple[float, str] | None:
     """Decide without sympy when it is safe: identical after normalisation; two plain rationals
     that are equal or clearly apart; numbers too large for sympy (:func:`huge_verdict`; NaN when
-    undecidable). None: let math-verify decide."""
+    undecidable); in strict mode, exact canonical forms (surds, multiples of π, polynomials, sets,
+    tuples and intervals of them: :func:`~rewardsmith.verifiers.canonical.exact_verdict`).
+    None: let math-verify decide."""
     g, p = normalise_latex(gold), normalise_latex(pred)
     if g == p:
         return 1.0, "identical"
@@ -210,7 +215,11 @@ def fast_verdict(gold: str, pred: str) -> tuple[float, str] | None:
         if abs(a - b) > Fraction(1, 10_000) * max(1, abs(a)):
             return 0.0, "different rationals"
         return None
-    return huge_verdict(gold, pred)
+    huge = huge_verdict(gold, pred)
+    if huge is not None or not strict:
+        return huge
+    exact = exact_verdict(gold, pred)
+    return None if exact is None else (exact, "equal exact forms" if exact else "different exact forms")
 
 
 def as_latex(text: str) -> str:
@@ -278,6 +287,22 @@ def _reraise_thread_error(exc: Exception) -> None:
         raise exc
 
 
+@functools.lru_cache(maxsize=_PARSE_CACHE)
+def _parsed(text: str, timeout_s: int) -> list:
+    """math-verify's parse of ``text``, remembered in this process (a group's reference is parsed once,
+    not once per rollout); a timeout is raised, never remembered. Callers must not change the list."""
+    from math_verify import parse
+    from math_verify.errors import TimeoutException
+
+    try:
+        return parse(text, parsing_timeout=timeout_s, raise_on_error=True)
+    except TimeoutException:
+        raise MathTimeout("parsing") from None
+    except Exception as exc:
+        _reraise_thread_error(exc)
+        return []
+
+
 class MathOptions(Options):
     extract: list[Rule] = Field(default=list(READING_RULES), min_length=1, description="answer markers read (every final answer they find counts)")
     reasoning_delimiters: Delimiters = reasoning_delimiters_field()
@@ -331,7 +356,7 @@ class MathVerifier(Verifier):
         if word_reference(reference) is not None:
             return False
         answers = meta.get("answers", [job.prediction])
-        return bool(meta.get("fallback")) or len(answers) > 1 or fast_verdict(reference, answers[0]) is None
+        return bool(meta.get("fallback")) or len(answers) > 1 or fast_verdict(reference, answers[0], self.options.strict) is None
 
     def check(self, job: Job) -> Verdict:
         why = bad_reference(job.reference)
@@ -353,16 +378,10 @@ class MathVerifier(Verifier):
             return Verdict(UNKNOWN, TIMEOUT, f"math-verify's own timeout ({self.options.inner_timeout_s}s) while {exc}")
 
     def _parse(self, text: str, what: str) -> list:
-        from math_verify import parse
-        from math_verify.errors import TimeoutException
-
         try:
-            return parse(text, parsing_timeout=self.options.inner_timeout_s, raise_on_error=True)
-        except TimeoutException:
+            return _parsed(text, self.options.inner_timeout_s)
+        except MathTimeout:
             raise MathTimeout(f"parsing the {what}") from None
-        except Exception as exc:
-            _reraise_thread_error(exc)
-            return []
 
     def _verify(self, gold: list, pred: list) -> bool:
         from math_verify import verify
@@ -392,7 +411,7 @@ class MathVerifier(Verifier):
             return parsed[0]
 
         def equal(answer: str) -> tuple[float, str]:
-            fast = fast_verdict(reference, answer)
+            fast = fast_verdict(reference, answer, self.options.strict)
             if fast is not None:
                 return fast
             pred = self._parse(as_latex(answer), "answer")
