@@ -174,7 +174,7 @@ def measure_rewardsmith(name: str, workers: int | None, n: int, seed: int) -> li
     verifier, build, share = VERIFIERS[name]
     size = max(4, int(n * share))
     first, second = build(random.Random(seed), size), build(random.Random(seed + 1), size)
-    engine = TimedEngine(workers or 1, TIMEOUT_S)
+    engine = TimedEngine(workers or 1, TIMEOUT_S, cache_size=0)  # warm means warm workers, not cached verdicts
     spec = {"verifier": verifier, "length_unit": "chars", "workers": workers or 1, "timeout_s": TIMEOUT_S}
     label = "in-process" if workers is None else str(workers)
     rows = []

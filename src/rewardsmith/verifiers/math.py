@@ -41,7 +41,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from .base import BAD_REFERENCE, NO_ANSWER, OK, TIMEOUT, Job, Verdict, Verifier
-from .canonical import exact_verdict
+from .canonical import canonical, exact_verdict
 from .extract import (READING_RULES, Delimiters, answer_region, distinct, find_answers, read_answers,
                       reasoning_delimiters_field, unmarked, visible_text)
 from ..registry import Options, register
@@ -451,6 +451,9 @@ class MathVerifier(Verifier):
         """True when the reference is a set or tuple of exactly ``len(boxes)`` elements and the boxes together
         equal it."""
         if len(boxes) < 2:
+            return False
+        form = canonical(reference)
+        if form is not None and form[0] == "value":  # one number or polynomial: not a set, tuple or interval
             return False
         from sympy import FiniteSet, Interval, Tuple
 
