@@ -70,6 +70,11 @@ def test_shapes_and_bad_input():
         assert exact_verdict(junk, "1") is None
 
 
+def test_hostile_sizes_are_refused():
+    for text in (r"((10^{64})^{64})^{64}", r"(x+y+z+1)^{64}", r"\sqrt{99999999999999999}", "(1+x)^{65}"):
+        assert canonical(text) is None  # bounded work: coefficient size, term count and power are capped
+
+
 def test_fast_verdict_uses_exact_forms_only_in_strict_mode():
     assert fast_verdict(r"x^2+1", r"1+x^2") == (1.0, "equal exact forms")
     assert fast_verdict(r"x^2+1", r"1+x^2", strict=False) is None

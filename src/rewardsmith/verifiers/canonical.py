@@ -22,7 +22,8 @@ Form = dict[Key, Fraction]
 
 _MAX_TERMS = 64
 _MAX_POWER = 64
-_MAX_SQRT = 10**12
+_MAX_SQRT = 10**8  # trial division stays under ~10^4 steps
+_MAX_BITS = 20_000  # bigger coefficients (towers of powers) are left to the tower code and math-verify
 _MAX_DEPTH = 1000  # nested braces and continued fractions deeper than this are left to math-verify
 _TOKEN = re.compile(r"\\[a-zA-Z]+|\d+(?:\.\d+)?|\.\d+|[a-zA-Z]|\\[{}]|[-+*/^(){}\[\],]|\S")
 _SPACING = re.compile(r"\s+|\\[,;:! ]|\\left|\\right|\\!")
@@ -59,7 +60,8 @@ def _mul(a: Form, b: Form) -> Form:
             key = (m, pa + pb, tuple(sorted(powers.items())))
             out[key] = out.get(key, Fraction(0)) + qa * qb * k
     out = {k: q for k, q in out.items() if q}
-    if len(out) > _MAX_TERMS:
+    if len(out) > _MAX_TERMS or any(max(q.numerator.bit_length(), q.denominator.bit_length()) > _MAX_BITS
+                                    for q in out.values()):
         raise _Unsupported
     return out
 
