@@ -23,15 +23,13 @@ import logging
 import os
 import platform
 import random
-import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import make_batch, to_records  # noqa: E402
-
 from rewardsmith import load_spec  # noqa: E402
 from rewardsmith.engine import VerificationEngine  # noqa: E402
 from rewardsmith.registry import lookup  # noqa: E402
