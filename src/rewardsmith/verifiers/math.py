@@ -201,7 +201,7 @@ def huge_verdict(gold: str, pred: str) -> tuple[float, str] | None:
 
 def fast_verdict(gold: str, pred: str, strict: bool = True) -> tuple[float, str] | None:
     """Decide without sympy when it is safe: identical after normalisation; two plain rationals
-    that are equal or clearly apart; numbers too large for sympy (:func:`huge_verdict`; NaN when
+    that are equal, or apart (exactly when neither has a decimal point, else clearly apart); numbers too large for sympy (:func:`huge_verdict`; NaN when
     undecidable); in strict mode, exact canonical forms (surds, multiples of π, polynomials, sets,
     tuples and intervals of them: :func:`~rewardsmith.verifiers.canonical.exact_verdict`).
     None: let math-verify decide."""
@@ -212,8 +212,8 @@ def fast_verdict(gold: str, pred: str, strict: bool = True) -> tuple[float, str]
     if a is not None and b is not None:
         if a == b:
             return 1.0, "equal rationals"
-        if abs(a - b) > Fraction(1, 10_000) * max(1, abs(a)):
-            return 0.0, "different rationals"
+        if "." not in g + p or abs(a - b) > Fraction(1, 10_000) * max(1, abs(a)):
+            return 0.0, "different rationals"  # no decimal point: exact values, no float rounding to apply
         return None
     huge = huge_verdict(gold, pred)
     if huge is not None or not strict:
