@@ -80,8 +80,14 @@ def _reasoning_gym(rng: random.Random, n: int) -> list[dict]:
     out = []
     for i, e in enumerate(entries):
         said = e["answer"] if rng.random() < 0.5 else str(int(e["answer"]) + 1)
-        out.append({"prompt_id": f"r{i}", "completion": f"<answer>{said}</answer>", "answer": e["answer"],
-                    "meta": {"entry": e}})
+        out.append(
+            {
+                "prompt_id": f"r{i}",
+                "completion": f"<answer>{said}</answer>",
+                "answer": e["answer"],
+                "meta": {"entry": e},
+            }
+        )
     return out
 
 
@@ -103,8 +109,14 @@ def _sql(rng: random.Random, n: int) -> list[dict]:
         meta = {"schema": "CREATE TABLE t(x INT);", "data": f"INSERT INTO t VALUES {rows};"}
         cut = rng.randint(0, 20)
         said = rng.choice((f"x > {cut}", f"x >= {cut + 1}", f"x > {cut + 1}"))
-        out.append({"prompt_id": f"s{i}", "completion": f"```sql\nSELECT x FROM t WHERE {said}\n```",
-                    "answer": f"SELECT x FROM t WHERE x > {cut}", "meta": meta})
+        out.append(
+            {
+                "prompt_id": f"s{i}",
+                "completion": f"```sql\nSELECT x FROM t WHERE {said}\n```",
+                "answer": f"SELECT x FROM t WHERE x > {cut}",
+                "meta": meta,
+            }
+        )
     return out
 
 
@@ -125,19 +137,31 @@ def _box(rng: random.Random, n: int) -> list[dict]:
         x, y = rng.randint(0, 80), rng.randint(0, 80)
         dx, dy = rng.randint(-5, 5), rng.randint(-5, 5)
         pred = [x + dx, y + dy, x + dx + 12, y + dy + 12]
-        out.append({"prompt_id": f"b{i}", "completion": json.dumps([{"bbox_2d": pred}]),
-                    "answer": json.dumps([x, y, x + 10, y + 10]), "meta": {"width": 100, "height": 100}})
+        out.append(
+            {
+                "prompt_id": f"b{i}",
+                "completion": json.dumps([{"bbox_2d": pred}]),
+                "answer": json.dumps([x, y, x + 10, y + 10]),
+                "meta": {"width": 100, "height": 100},
+            }
+        )
     return out
 
 
 def _rubric(rng: random.Random, n: int) -> list[dict]:
-    facts = ["Paris is the capital of France", "The Eiffel Tower opened in 1889", "Lyon is the third largest city",
-             "The Seine flows through Paris", "France uses the euro"]
+    facts = [
+        "Paris is the capital of France",
+        "The Eiffel Tower opened in 1889",
+        "Lyon is the third largest city",
+        "The Seine flows through Paris",
+        "France uses the euro",
+    ]
     out = []
     for i in range(n):
         said = ". ".join(rng.sample(facts, rng.randint(1, 4)))
-        out.append({"prompt_id": f"u{i}", "completion": said + ".", "answer": None,
-                    "meta": {"nuggets": rng.sample(facts, 3)}})
+        out.append(
+            {"prompt_id": f"u{i}", "completion": said + ".", "answer": None, "meta": {"nuggets": rng.sample(facts, 3)}}
+        )
     return out
 
 
@@ -164,8 +188,16 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _row(name: str, who: str, workers: str, phase: str, n: int, seconds: float, item_s: list[float]) -> dict:
-    return {"verifier": name, "who": who, "workers": workers, "phase": phase, "n": n, "rate": n / seconds,
-            "p50_ms": 1e3 * _pct(item_s, 0.5), "p99_ms": 1e3 * _pct(item_s, 0.99)}
+    return {
+        "verifier": name,
+        "who": who,
+        "workers": workers,
+        "phase": phase,
+        "n": n,
+        "rate": n / seconds,
+        "p50_ms": 1e3 * _pct(item_s, 0.5),
+        "p99_ms": 1e3 * _pct(item_s, 0.99),
+    }
 
 
 def measure_rewardsmith(name: str, workers: int | None, n: int, seed: int) -> list[dict]:
@@ -208,8 +240,10 @@ def _trl_accuracy() -> Callable[[dict], float]:
     from trl.rewards import accuracy_reward
 
     def call(r: dict) -> float:
-        return accuracy_reward(completions=[[{"role": "assistant", "content": r["completion"]}]],
-                               solution=[f"${r['answer']}$"])[0]
+        return accuracy_reward(
+            completions=[[{"role": "assistant", "content": r["completion"]}]], solution=[f"${r['answer']}$"]
+        )[0]
+
     return call
 
 
@@ -218,11 +252,15 @@ def _verl(source: str) -> Callable[[], Callable[[dict], float]]:
         from verl.utils.reward_score import default_compute_score
 
         return lambda r: default_compute_score(source, r["completion"], r["answer"])
+
     return make
 
 
-PEERS = [("math", "TRL accuracy_reward", _trl_accuracy), ("math", "verl default_compute_score (lighteval/MATH)",
-         _verl("lighteval/MATH")), ("exact", "verl default_compute_score (openai/gsm8k)", _verl("openai/gsm8k"))]
+PEERS = [
+    ("math", "TRL accuracy_reward", _trl_accuracy),
+    ("math", "verl default_compute_score (lighteval/MATH)", _verl("lighteval/MATH")),
+    ("exact", "verl default_compute_score (openai/gsm8k)", _verl("openai/gsm8k")),
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,18 +288,22 @@ def main(argv: list[str] | None = None) -> int:
                     rows += _peer(name, who, make, args.n, args.seed)
                 except Exception as exc:
                     rows.append({"verifier": name, "who": who, "error": f"{type(exc).__name__}: {exc}"[:120]})
-    print(f"Measured {started:%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'}: {cores} CPU cores "
-          f"({platform.processor() or platform.machine()}), Python {platform.python_version()}, load average "
-          f"{load:.1f} before / {os.getloadavg()[0]:.1f} after (shared machine). Batches of {args.n} rollouts "
-          "(code: a quarter); `all` workers = the machine's cores.\n")
+    print(
+        f"Measured {started:%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'}: {cores} CPU cores "
+        f"({platform.processor() or platform.machine()}), Python {platform.python_version()}, load average "
+        f"{load:.1f} before / {os.getloadavg()[0]:.1f} after (shared machine). Batches of {args.n} rollouts "
+        "(code: a quarter); `all` workers = the machine's cores.\n"
+    )
     print("| verifier | scorer | workers | phase | rollouts | rollouts/s | p50 ms | p99 ms |")
     print("|---|---|---|---|---:|---:|---:|---:|")
     for r in rows:
         if "error" in r:
             print(f"| {r['verifier']} | {r['who']} | | | | not run: {r['error']} | | |")
             continue
-        print(f"| {r['verifier']} | {r['who']} | {r['workers']} | {r['phase']} | {r['n']} | {r['rate']:.1f} | "
-              f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")
+        print(
+            f"| {r['verifier']} | {r['who']} | {r['workers']} | {r['phase']} | {r['n']} | {r['rate']:.1f} | "
+            f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} |"
+        )
     return 0
 
 

@@ -133,11 +133,25 @@ def run_cli(records: list[dict]) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         rollouts, spec = Path(tmp, "rollouts.jsonl"), Path(tmp, "spec.json")
         rollouts.write_text("".join(json.dumps(r) + "\n" for r in records))
-        spec.write_text(json.dumps({"verifier": "math", "length_unit": "chars", "workers": WORKERS,
-                                    "timeout_s": TIMEOUT_S}))
+        spec.write_text(
+            json.dumps({"verifier": "math", "length_unit": "chars", "workers": WORKERS, "timeout_s": TIMEOUT_S})
+        )
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "rewardsmith", "score", str(rollouts), "--spec", str(spec), "-o",
-                        str(Path(tmp, "out.jsonl"))], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rewardsmith",
+                "score",
+                str(rollouts),
+                "--spec",
+                str(spec),
+                "-o",
+                str(Path(tmp, "out.jsonl")),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         return time.perf_counter() - t0
 
 
@@ -349,8 +363,10 @@ def report(
     boxed_both = [i for i in both if batch[i].boxed]
     boxed_differ = [i for i in boxed_both if rk.correct[i] != trl.rewards[i]]
     if boxed_both:
-        print(f"agreement where both read a boxed answer ({len(boxed_both)} items): "
-              f"{1 - len(boxed_differ) / len(boxed_both):.2%} (target >= 99%)")
+        print(
+            f"agreement where both read a boxed answer ({len(boxed_both)} items): "
+            f"{1 - len(boxed_differ) / len(boxed_both):.2%} (target >= 99%)"
+        )
     boxed = [i for i in both if batch[i].boxed]
     if boxed:
         rk_ok = sum((rk.correct[i] == 1.0) == batch[i].expected for i in boxed) / len(boxed)
@@ -441,8 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     cli_s = run_cli(records)
     trl = run_trl(batch, args.trl_cap_s, args.trl_solution)
     rk = run_rewardsmith(records)
-    steady = run_steady(records, disjoint_batch(batch, args.prompts, args.rollouts, args.pathological_rate,
-                                                args.seed + 1))
+    steady = run_steady(
+        records, disjoint_batch(batch, args.prompts, args.rollouts, args.pathological_rate, args.seed + 1)
+    )
     report(args, batch, rk, trl, (load_before, os.getloadavg()[0]))
     report_targets(len(batch), cli_s, steady, trl, [r.pathological for r in batch])
     return 0
@@ -454,20 +471,28 @@ def report_targets(n: int, cli_s: float, steady: SteadyRun, trl: TrlRun, trl_pat
     cli_ratio = _rate(n, cli_s) / trl_rate
     warm_ratio = _rate(steady.n, steady.seconds) / trl_rate
     print(f"\nTRL accuracy_reward: {trl_rate:.1f} rollouts/s (this run)")
-    print(f"cold CLI  `rewardsmith score` (fresh interpreter, start-up included): {n} rollouts in {cli_s:.2f} s -> "
-          f"{_rate(n, cli_s):.1f} rollouts/s = {cli_ratio:.2f}x TRL (target >= {TARGET_RATIO:g}x: "
-          f"{'PASS' if cli_ratio >= TARGET_RATIO else 'FAIL'})")
-    print(f"warm engine (second batch, another seed, no shared answer/reference pair): {steady.n} rollouts in "
-          f"{steady.seconds:.2f} s -> {_rate(steady.n, steady.seconds):.1f} rollouts/s = {warm_ratio:.2f}x TRL "
-          f"(target >= {TARGET_WARM_RATIO:g}x: {'PASS' if warm_ratio >= TARGET_WARM_RATIO else 'FAIL'})")
+    print(
+        f"cold CLI  `rewardsmith score` (fresh interpreter, start-up included): {n} rollouts in {cli_s:.2f} s -> "
+        f"{_rate(n, cli_s):.1f} rollouts/s = {cli_ratio:.2f}x TRL (target >= {TARGET_RATIO:g}x: "
+        f"{'PASS' if cli_ratio >= TARGET_RATIO else 'FAIL'})"
+    )
+    print(
+        f"warm engine (second batch, another seed, no shared answer/reference pair): {steady.n} rollouts in "
+        f"{steady.seconds:.2f} s -> {_rate(steady.n, steady.seconds):.1f} rollouts/s = {warm_ratio:.2f}x TRL "
+        f"(target >= {TARGET_WARM_RATIO:g}x: {'PASS' if warm_ratio >= TARGET_WARM_RATIO else 'FAIL'})"
+    )
     clean = [i for i in trl.item_s if not trl_pathological[i]]
     clean_rate = _rate(len(clean), sum(trl.item_s[i] for i in clean))
-    print(f"against TRL on its non-pathological items only ({clean_rate:.1f} rollouts/s; flatters TRL, whose "
-          f"pathological items hit its own timeouts): cold CLI {_rate(n, cli_s) / clean_rate:.2f}x, warm "
-          f"{_rate(steady.n, steady.seconds) / clean_rate:.2f}x")
+    print(
+        f"against TRL on its non-pathological items only ({clean_rate:.1f} rollouts/s; flatters TRL, whose "
+        f"pathological items hit its own timeouts): cold CLI {_rate(n, cli_s) / clean_rate:.2f}x, warm "
+        f"{_rate(steady.n, steady.seconds) / clean_rate:.2f}x"
+    )
     for kind, ms in steady.p99_ms.items():
-        print(f"p99 per item in a warm verifier, {kind} answers: {ms:.1f} ms (target <= {TARGET_P99_MS:g} ms: "
-              f"{'PASS' if ms <= TARGET_P99_MS else 'FAIL'})")
+        print(
+            f"p99 per item in a warm verifier, {kind} answers: {ms:.1f} ms (target <= {TARGET_P99_MS:g} ms: "
+            f"{'PASS' if ms <= TARGET_P99_MS else 'FAIL'})"
+        )
 
 
 if __name__ == "__main__":

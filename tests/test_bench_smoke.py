@@ -17,8 +17,18 @@ from _data import make_batch, nested_fraction  # noqa: E402
 @pytest.mark.timeout(120)
 def test_quick_run_prints_throughputs_ratio_and_agreement():
     proc = subprocess.run(
-        [sys.executable, str(BENCH / "verify_throughput.py"), "--quick", "--pathological-rate", "0.1", "--trl-cap-s", "3"],
-        capture_output=True, text=True, timeout=110,
+        [
+            sys.executable,
+            str(BENCH / "verify_throughput.py"),
+            "--quick",
+            "--pathological-rate",
+            "0.1",
+            "--trl-cap-s",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=110,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
@@ -36,8 +46,12 @@ def test_quick_run_prints_throughputs_ratio_and_agreement():
 @pytest.mark.slow  # a subprocess importing the whole library: tens of seconds on a loaded machine
 @pytest.mark.timeout(300)
 def test_verifier_table_prints_a_dated_markdown_table():
-    proc = subprocess.run([sys.executable, str(BENCH / "verifier_table.py"), "--n", "8", "--only", "box", "choice"],
-                          capture_output=True, text=True, timeout=290)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "verifier_table.py"), "--n", "8", "--only", "box", "choice"],
+        capture_output=True,
+        text=True,
+        timeout=290,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert re.match(r"Measured \d{4}-\d\d-\d\d \d\d:\d\d UTC on .*CPU cores", lines[0]), lines[0]

@@ -34,10 +34,21 @@ def test_probe_scores_correctness_and_logs_hand_computed_metrics():
     logged = {}
     probe = TaskProbe()
     assert probe.__name__ == "lab_probe"
-    completions = ["<think>1+2=3;chk3-2=1ok;</think>####3", "####4", [{"role": "assistant", "content": "<think>1+2=3;</think>####3"}]]
+    completions = [
+        "<think>1+2=3;chk3-2=1ok;</think>####3",
+        "####4",
+        [{"role": "assistant", "content": "<think>1+2=3;</think>####3"}],
+    ]
     ids = [[0] * 19, [0] * 3, [0] * 11]
-    out = probe(prompts=["1+2="] * 3, completions=completions, completion_ids=ids, answer=["3"] * 3, necessary_tokens=[11] * 3,
-                log_metric=lambda k, v: logged.__setitem__(k, v), trainer_state=None)
+    out = probe(
+        prompts=["1+2="] * 3,
+        completions=completions,
+        completion_ids=ids,
+        answer=["3"] * 3,
+        necessary_tokens=[11] * 3,
+        log_metric=lambda k, v: logged.__setitem__(k, v),
+        trainer_state=None,
+    )
     assert out == [1.0, 0.0, 1.0]
     assert logged["lab/redundant_share"] == pytest.approx(1 / 3)  # one check among three steps
     assert logged["lab/no_steps_share"] == pytest.approx(1 / 3)
@@ -68,8 +79,9 @@ def test_train_spec_runs_drpo():
     torch.set_num_threads(2)
     tok = build_tokenizer()
     base = build_model(ModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64), tok, seed=0)
-    config = RLConfig(steps=2, prompts_per_step=4, num_generations=4, prompt_pool=8, max_completion_length=16,
-                      bf16=False)
+    config = RLConfig(
+        steps=2, prompts_per_step=4, num_generations=4, prompt_pool=8, max_completion_length=16, bf16=False
+    )
     policy, curve = train_spec(base, tok, read_spec_file(DRPO_SPEC), generate_problems(40, seed=0), config, seed=0)
     assert len(curve) == 2 and all("accuracy" in row and "mean_tokens" in row for row in curve)
     assert policy is not base

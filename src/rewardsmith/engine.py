@@ -33,10 +33,10 @@ import threading
 import time
 import weakref
 from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from types import FunctionType
-from typing import Callable, Iterator, Sequence
 
 from .registry import SpecError
 from .types import ERROR, TIMEOUT, Job, Verdict, Verifier
@@ -187,7 +187,9 @@ class VerificationEngine:
         _ENGINES.add(self)
 
     # ----------------------------------------------------------------- public API
-    def run(self, verifier: Verifier, jobs: Sequence[Job | None], progress: Callable[[int], None] | None = None) -> list[Verdict | None]:
+    def run(
+        self, verifier: Verifier, jobs: Sequence[Job | None], progress: Callable[[int], None] | None = None
+    ) -> list[Verdict | None]:
         """Verdicts for ``jobs`` in order (None where the job is None)."""
         with self._lock:
             return self._run(verifier, jobs, progress)
@@ -210,7 +212,7 @@ class VerificationEngine:
                 self._stop(w, graceful=True)
             self._workers = []
 
-    def __enter__(self) -> "VerificationEngine":
+    def __enter__(self) -> VerificationEngine:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -224,7 +226,9 @@ class VerificationEngine:
         self.__init__(state["n_workers"], state["timeout_s"], state["cache_size"])
 
     # ----------------------------------------------------------------- internals
-    def _run(self, verifier: Verifier, jobs: Sequence[Job | None], progress: Callable[[int], None] | None) -> list[Verdict | None]:
+    def _run(
+        self, verifier: Verifier, jobs: Sequence[Job | None], progress: Callable[[int], None] | None
+    ) -> list[Verdict | None]:
         if os.getpid() != self._pid:  # forked copy: never talk to the parent's workers
             self.__init__(self.n_workers, self.timeout_s, self.cache_size)
         results: list[Verdict | None] = [None] * len(jobs)
@@ -274,7 +278,9 @@ class VerificationEngine:
         elif verdict.status == ERROR:
             self.stats.errors += 1
 
-    def _run_isolated(self, verifier: Verifier, unique: list[tuple[str, Job]], deliver: Callable[[str, Verdict], None]) -> None:
+    def _run_isolated(
+        self, verifier: Verifier, unique: list[tuple[str, Job]], deliver: Callable[[str, Verdict], None]
+    ) -> None:
         ensure_portable(verifier, describe_verifier(verifier))
         batched = hasattr(verifier, "check_batch")
         alone: set[int] = set()  # items of a failed check_batch call: retried one per call
@@ -337,7 +343,9 @@ class VerificationEngine:
                     msg = conn.recv()
                 except (EOFError, OSError):  # died: crash, OOM kill, os._exit inside a verifier
                     if w.inflight:
-                        fail_head(w, Verdict(float("nan"), ERROR, "worker process died"), time.perf_counter() - w.started)
+                        fail_head(
+                            w, Verdict(float("nan"), ERROR, "worker process died"), time.perf_counter() - w.started
+                        )
                     else:
                         startup_failures += 1
                         if startup_failures > 3 * self.n_workers:
@@ -358,8 +366,10 @@ class VerificationEngine:
                     continue
                 if msg[0] == _LOAD_ERROR:
                     self.close()  # other workers' answers would arrive in a later run
-                    raise SpecError(f"{describe_verifier(verifier)} cannot be loaded in a verification worker "
-                                    f"(a fresh Python process): {msg[1]}; define it in a module the workers can import")
+                    raise SpecError(
+                        f"{describe_verifier(verifier)} cannot be loaded in a verification worker "
+                        f"(a fresh Python process): {msg[1]}; define it in a module the workers can import"
+                    )
                 task_id, verdict = msg
                 t_end = time.perf_counter()
                 w.inflight.popleft()
@@ -384,7 +394,10 @@ class VerificationEngine:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         proc = subprocess.Popen(
             [sys.executable, "-c", f"from rewardsmith.engine import _worker_main; _worker_main({theirs.fileno()})"],
-            pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+            pass_fds=(theirs.fileno(),),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         theirs.close()
         return _Worker(proc, Connection(ours.detach()), deque())
@@ -437,9 +450,11 @@ class _PortablePickler(pickle.Pickler):
 
     def reducer_override(self, obj: object) -> object:
         if isinstance(obj, (type, FunctionType)) and getattr(obj, "__module__", None) == "__main__":
-            raise SpecError(f"{obj.__qualname__} is defined in __main__ (the script being run), which worker processes "
-                            f"cannot import; move it to a module on PYTHONPATH and name it by import path "
-                            f"('module:{obj.__qualname__}')")
+            raise SpecError(
+                f"{obj.__qualname__} is defined in __main__ (the script being run), which worker processes "
+                f"cannot import; move it to a module on PYTHONPATH and name it by import path "
+                f"('module:{obj.__qualname__}')"
+            )
         return NotImplemented
 
 
@@ -455,11 +470,13 @@ def ensure_portable(obj: object, what: str) -> None:
     except SpecError as exc:
         raise SpecError(f"{what} cannot be sent to verification workers: {exc}") from None
     except Exception as exc:
-        raise SpecError(f"{what} cannot be sent to verification workers (fresh Python processes): it does not pickle "
-                        f"({type(exc).__name__}: {exc}); define it at the top level of an importable module") from None
+        raise SpecError(
+            f"{what} cannot be sent to verification workers (fresh Python processes): it does not pickle "
+            f"({type(exc).__name__}: {exc}); define it at the top level of an importable module"
+        ) from None
 
 
-_ENGINES: "weakref.WeakSet[VerificationEngine]" = weakref.WeakSet()
+_ENGINES: weakref.WeakSet[VerificationEngine] = weakref.WeakSet()
 
 
 @atexit.register

@@ -21,10 +21,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import tomllib
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -49,7 +49,9 @@ class SignalsSpec(BaseModel):
     stage (never downloaded)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    model: str | None = Field(default=None, description="local path of the causal LM scoring completions (policy or other)")
+    model: str | None = Field(
+        default=None, description="local path of the causal LM scoring completions (policy or other)"
+    )
     ref_model: str | None = Field(default=None, description="local path of the frozen reference (ref_token_logprobs)")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     device: str = Field(default="cpu", description="cpu, cuda, cuda:1, ...")
@@ -112,8 +114,10 @@ def refuse_yaml_aliases(text: str, where: str) -> None:
         anchor = getattr(event, "anchor", None)
         if isinstance(event, yaml.AliasEvent) or anchor is not None:
             line = event.start_mark.line + 1 if event.start_mark else "?"
-            raise SpecError(f"{where}: line {line}: YAML anchors and aliases ({'*' if isinstance(event, yaml.AliasEvent) else '&'}{anchor}) "
-                            "are not allowed in a spec; write the values out")
+            raise SpecError(
+                f"{where}: line {line}: YAML anchors and aliases ({'*' if isinstance(event, yaml.AliasEvent) else '&'}{anchor}) "
+                "are not allowed in a spec; write the values out"
+            )
 
 
 def read_spec_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -143,9 +147,9 @@ def read_spec_file(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def parse_spec(source: "str | os.PathLike | dict[str, Any] | Spec") -> Spec:
+def parse_spec(source: str | os.PathLike | dict[str, Any] | Spec) -> Spec:
     """Validate a spec given as a path, a dict or a :class:`Spec` (shape only: component names and
-options are checked when :func:`rewardsmith.load_spec` builds the pipeline)."""
+    options are checked when :func:`rewardsmith.load_spec` builds the pipeline)."""
     if isinstance(source, Spec):
         return source
     data = read_spec_file(source) if isinstance(source, (str, os.PathLike)) else source
@@ -155,4 +159,3 @@ options are checked when :func:`rewardsmith.load_spec` builds the pipeline)."""
         return Spec(**data)
     except ValidationError as exc:
         raise SpecError(format_validation_error(exc, "", Spec)) from None
-

@@ -79,7 +79,7 @@ class ShapingContext:
             raise SignalError("this component reads model signals: score it through a Pipeline (the signals stage)")
         return self.signals
 
-    def with_state(self, state: dict[str, Any]) -> "ShapingContext":
+    def with_state(self, state: dict[str, Any]) -> ShapingContext:
         return replace(self, state=state)
 
 

@@ -60,8 +60,9 @@ def _mul(a: Form, b: Form) -> Form:
             key = (m, pa + pb, tuple(sorted(powers.items())))
             out[key] = out.get(key, Fraction(0)) + qa * qb * k
     out = {k: q for k, q in out.items() if q}
-    if len(out) > _MAX_TERMS or any(max(q.numerator.bit_length(), q.denominator.bit_length()) > _MAX_BITS
-                                    for q in out.values()):
+    if len(out) > _MAX_TERMS or any(
+        max(q.numerator.bit_length(), q.denominator.bit_length()) > _MAX_BITS for q in out.values()
+    ):
         raise _Unsupported
     return out
 
@@ -77,7 +78,7 @@ def _inverse(a: Form) -> Form:
     """1/a for a single term without variables; anything else is unsupported."""
     if len(a) != 1:
         raise _Unsupported
-    ((m, p, v), q), = a.items()
+    (((m, p, v), q),) = a.items()
     if v:
         raise _Unsupported
     return {(m, -p, ()): 1 / (q * m)}
@@ -129,8 +130,9 @@ class _Parser:
             elif tok == "/":
                 self.take()
                 out = _mul(out, _inverse(self.power()))
-            elif tok is not None and (tok in ("(", "{", "\\pi", "\\sqrt", "\\frac", "\\dfrac", "\\tfrac")
-                                      or (len(tok) == 1 and tok.isalpha())):
+            elif tok is not None and (
+                tok in ("(", "{", "\\pi", "\\sqrt", "\\frac", "\\dfrac", "\\tfrac") or (len(tok) == 1 and tok.isalpha())
+            ):
                 out = _mul(out, self.power())  # implicit product: 2x, 3\pi, \frac{1}{4}\sqrt{5}, (x+1)(x+2)
             else:
                 return out
@@ -161,7 +163,7 @@ class _Parser:
             return self.group()
         tok = self.take()
         if tok.isdigit():  # \frac12 reads the digits one at a time
-            self.tokens[self.i:self.i] = [tok[1:]] if len(tok) > 1 else []
+            self.tokens[self.i : self.i] = [tok[1:]] if len(tok) > 1 else []
             return {_ONE: Fraction(int(tok[0]))}
         if len(tok) == 1 and tok.isalpha() and tok not in _CONSTANT_LETTERS:
             return {(1, 0, ((tok, 1),)): Fraction(1)}
@@ -218,7 +220,7 @@ def _split_top(text: str) -> list[str] | None:
 
 def _read(text: str, depth: int) -> tuple[Form, bool] | None:
     """``text`` read as ``depth`` nested ``\\frac{1}{…}`` around a core expression."""
-    p = _Parser(text[depth * len(_UNIT_FRAC):len(text) - depth])
+    p = _Parser(text[depth * len(_UNIT_FRAC) : len(text) - depth])
     try:
         form = p.sum()
         if p.peek() is not None:
@@ -248,8 +250,13 @@ def canonical(text: str) -> tuple[str, tuple[Form, ...], bool] | None:
     t = _SPACING.sub("", text.strip().strip("$"))
     if t.startswith("\\{") and t.endswith("\\}"):
         shape, inner = "set", t[2:-2]
-    elif len(t) >= 2 and t[0] in "([" and t[-1] in ")]" and _split_top(t[1:-1]) not in (None,) \
-            and len(_split_top(t[1:-1]) or []) > 1:
+    elif (
+        len(t) >= 2
+        and t[0] in "(["
+        and t[-1] in ")]"
+        and _split_top(t[1:-1]) not in (None,)
+        and len(_split_top(t[1:-1]) or []) > 1
+    ):
         shape, inner = t[0] + t[-1], t[1:-1]
     else:
         one = scalar(t)
