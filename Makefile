@@ -37,6 +37,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/verify_throughput.py
+	$(BIN)/python bench/verifier_table.py
 	$(BIN)/python bench/shaping_throughput.py
 	$(BIN)/python bench/ray_scaling.py
 	$(BIN)/python bench/code_sandbox.py

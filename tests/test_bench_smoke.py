@@ -38,6 +38,25 @@ def test_quick_run_prints_throughputs_ratio_and_agreement():
     assert re.search(r"slowest item: [\d.]+ s \(target <= timeout \+ 1 s", out), out
     assert re.search(r"agreement on the \d+ items both scored", out), out
     assert "SHARED" in out
+    assert re.search(r"^cold CLI .* = (\d+\.\d+|nan)x TRL \(target >= 4x", out, re.M), out
+    assert re.search(r"^warm engine .* = (\d+\.\d+|nan)x TRL \(target >= 10x", out, re.M), out
+    assert re.search(r"^p99 per item in a warm verifier, \w+ answers: [\d.]+ ms", out, re.M), out
+
+
+@pytest.mark.slow  # a subprocess importing the whole library: tens of seconds on a loaded machine
+@pytest.mark.timeout(300)
+def test_verifier_table_prints_a_dated_markdown_table():
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "verifier_table.py"), "--n", "8", "--only", "box", "choice"],
+        capture_output=True,
+        text=True,
+        timeout=290,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert re.match(r"Measured \d{4}-\d\d-\d\d \d\d:\d\d UTC on .*CPU cores", lines[0]), lines[0]
+    rows = [line for line in lines if line.startswith("| box") or line.startswith("| choice")]
+    assert len(rows) == 4 and all(" in-process | " in r for r in rows)  # cold and warm each
 
 
 def test_batch_is_deterministic_by_seed():

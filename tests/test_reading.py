@@ -12,7 +12,7 @@ from rewardsmith.verifiers.choice import ChoiceVerifier
 from rewardsmith.verifiers.exact import ExactVerifier, as_number
 from rewardsmith.verifiers.extract import answer_region, read_answers, visible_text
 from rewardsmith.verifiers.format import ThinkAnswerFormat
-from rewardsmith.verifiers.math import MathVerifier, fast_verdict
+from rewardsmith.verifiers.math import MathVerifier, _parsed, fast_verdict
 
 
 def math_check(completion, reference, **opts):
@@ -383,7 +383,11 @@ def test_math_verify_parse_timeout_is_timeout_not_false(monkeypatch):
         raise TimeoutException("Operation timed out!")
 
     monkeypatch.setattr(math_verify, "parse", slow_parse)
-    for completion in [r"\boxed{\sqrt{2}\cdot\sqrt{8}}", "so we obtain $e^{i\\pi}+2$"]:  # a box, and the fallback
+    _parsed.cache_clear()  # parses remembered from other tests would not reach the patched parse
+    for completion in [
+        r"\boxed{\sqrt[3]{2}\cdot\sqrt[3]{32}}",
+        "so we obtain $e^{i\\pi}+2$",
+    ]:  # a box, and the fallback
         verdict = math_check(completion, "4")
         assert verdict.status == TIMEOUT and verdict.correct is None
 
@@ -463,4 +467,4 @@ def test_math_warm_up_only_when_math_verify_is_needed():
     v = MathVerifier()
     assert not v.needs_warm_up(Job("1,000", "1000")) and not v.needs_warm_up(Job(r"\frac{1}{2}", "0.5"))
     assert not v.needs_warm_up(Job("yes", "no")) and not v.needs_warm_up(Job("3", "NaN"))
-    assert v.needs_warm_up(Job("x+1", "1+x")) and v.needs_warm_up(Job("so 3", "3", {"fallback": True}))
+    assert v.needs_warm_up(Job(r"\sin^2 x+\cos^2 x", "1")) and v.needs_warm_up(Job("so 3", "3", {"fallback": True}))

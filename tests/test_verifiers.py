@@ -239,7 +239,10 @@ def test_fast_paths_agree_with_math_verify():
     assert fast_verdict("0.5", "0.51")[0] == 0.0
     assert fast_verdict(r"\left( 1 , 2 \right)", "(1,2)")[0] == 1.0
     assert fast_verdict("0.3333333", r"\frac{1}{3}") is None  # close call: math-verify decides
-    assert fast_verdict("x^2+1", "1+x^2") is None
+    assert fast_verdict("44287", "44288") == (0.0, "different rationals")  # integers: exact, no rounding
+    assert fast_verdict(r"\frac{1}{3}", r"\frac{33333}{100000}")[0] == 0.0
+    assert fast_verdict("x^2+1", "1+x^2") == (1.0, "equal exact forms")  # canonical forms (canonical.py)
+    assert fast_verdict(r"\sin^2 x+\cos^2 x", "1") is None
     # the same decisions as math-verify itself, which the fast path only short-cuts
     for gold, pred in [
         ("0.5", r"\frac{1}{2}"),
@@ -247,6 +250,8 @@ def test_fast_paths_agree_with_math_verify():
         ("1024", "1,024"),
         ("-3", "3"),
         (r"\frac{6}{8}", "0.75"),
+        ("44287", "44288"),
+        (r"\frac{1}{3}", r"\frac{33333}{100000}"),
     ]:
         fast = fast_verdict(gold, pred)[0]
         v = MathVerifier()

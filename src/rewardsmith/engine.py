@@ -198,6 +198,14 @@ class VerificationEngine:
         """The same as :meth:`run` without blocking the event loop."""
         return await asyncio.get_running_loop().run_in_executor(None, self.run, verifier, jobs)
 
+    def start(self) -> None:
+        """Start the worker processes now (they start on demand otherwise), so that their start-up
+        overlaps with whatever the caller does next, such as reading the input."""
+        with self._lock:
+            if os.getpid() == self._pid:
+                while len(self._workers) < self.n_workers:
+                    self._workers.append(self._spawn())
+
     def close(self) -> None:
         with self._lock:
             for w in self._workers:

@@ -30,6 +30,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -41,6 +42,7 @@ from pydantic import Field
 
 from ..registry import Options, register
 from .base import BAD_REFERENCE, NO_ANSWER, OK, TIMEOUT, Job, Verdict, Verifier
+from .canonical import canonical, exact_verdict
 from .extract import (
     READING_RULES,
     Delimiters,
@@ -70,6 +72,7 @@ _MATH_WORDS = frozenset(
 _PROSE = re.compile(r"[A-Za-z]{3,}\s+[A-Za-z]{3,}")
 _LIST_COMMA = re.compile(r",\s")  # "32, 349" is a list; "32,349" and "32,\! 349" are one number
 UNKNOWN = float("nan")
+_PARSE_CACHE = 4096  # parsed answers and references kept per worker process
 # Parsing, simplification, relations and intervals: what a first comparison would otherwise load
 # on an item's clock (over 1 s on a loaded machine).
 _WARM_UP = [("$x+1$", "$1+x$"), ("$x>1$", "$(1,\\infty)$")]
@@ -206,10 +209,12 @@ def huge_verdict(gold: str, pred: str) -> tuple[float, str] | None:
     return same, "large numbers compared exactly" if same else "large numbers that differ"
 
 
-def fast_verdict(gold: str, pred: str) -> tuple[float, str] | None:
+def fast_verdict(gold: str, pred: str, strict: bool = True) -> tuple[float, str] | None:
     """Decide without sympy when it is safe: identical after normalisation; two plain rationals
-    that are equal or clearly apart; numbers too large for sympy (:func:`huge_verdict`; NaN when
-    undecidable). None: let math-verify decide."""
+    that are equal, or apart (exactly when neither has a decimal point, else clearly apart); numbers too large for sympy (:func:`huge_verdict`; NaN when
+    undecidable); in strict mode, exact canonical forms (surds, multiples of π, polynomials, sets,
+    tuples and intervals of them: :func:`~rewardsmith.verifiers.canonical.exact_verdict`).
+    None: let math-verify decide."""
     g, p = normalise_latex(gold), normalise_latex(pred)
     if g == p:
         return 1.0, "identical"
@@ -217,10 +222,14 @@ def fast_verdict(gold: str, pred: str) -> tuple[float, str] | None:
     if a is not None and b is not None:
         if a == b:
             return 1.0, "equal rationals"
-        if abs(a - b) > Fraction(1, 10_000) * max(1, abs(a)):
-            return 0.0, "different rationals"
+        if "." not in g + p or abs(a - b) > Fraction(1, 10_000) * max(1, abs(a)):
+            return 0.0, "different rationals"  # no decimal point: exact values, no float rounding to apply
         return None
-    return huge_verdict(gold, pred)
+    huge = huge_verdict(gold, pred)
+    if huge is not None or not strict:
+        return huge
+    exact = exact_verdict(gold, pred)
+    return None if exact is None else (exact, "equal exact forms" if exact else "different exact forms")
 
 
 def as_latex(text: str) -> str:
@@ -286,6 +295,22 @@ def _reraise_thread_error(exc: Exception) -> None:
     """math-verify's signal timeouts need the main thread: that is a setup error, not an unparseable answer."""
     if isinstance(exc, ValueError) and "thread" in str(exc):
         raise exc
+
+
+@functools.lru_cache(maxsize=_PARSE_CACHE)
+def _parsed(text: str, timeout_s: int) -> list:
+    """math-verify's parse of ``text``, remembered in this process (a group's reference is parsed once,
+    not once per rollout); a timeout is raised, never remembered. Callers must not change the list."""
+    from math_verify import parse
+    from math_verify.errors import TimeoutException
+
+    try:
+        return parse(text, parsing_timeout=timeout_s, raise_on_error=True)
+    except TimeoutException:
+        raise MathTimeout("parsing") from None
+    except Exception as exc:
+        _reraise_thread_error(exc)
+        return []
 
 
 class MathOptions(Options):
@@ -361,7 +386,11 @@ class MathVerifier(Verifier):
         if word_reference(reference) is not None:
             return False
         answers = meta.get("answers", [job.prediction])
-        return bool(meta.get("fallback")) or len(answers) > 1 or fast_verdict(reference, answers[0]) is None
+        return (
+            bool(meta.get("fallback"))
+            or len(answers) > 1
+            or fast_verdict(reference, answers[0], self.options.strict) is None
+        )
 
     def check(self, job: Job) -> Verdict:
         why = bad_reference(job.reference)
@@ -387,16 +416,10 @@ class MathVerifier(Verifier):
             return Verdict(UNKNOWN, TIMEOUT, f"math-verify's own timeout ({self.options.inner_timeout_s}s) while {exc}")
 
     def _parse(self, text: str, what: str) -> list:
-        from math_verify import parse
-        from math_verify.errors import TimeoutException
-
         try:
-            return parse(text, parsing_timeout=self.options.inner_timeout_s, raise_on_error=True)
-        except TimeoutException:
+            return _parsed(text, self.options.inner_timeout_s)
+        except MathTimeout:
             raise MathTimeout(f"parsing the {what}") from None
-        except Exception as exc:
-            _reraise_thread_error(exc)
-            return []
 
     def _verify(self, gold: list, pred: list) -> bool:
         from math_verify import verify
@@ -433,7 +456,7 @@ class MathVerifier(Verifier):
             return parsed[0]
 
         def equal(answer: str) -> tuple[float, str]:
-            fast = fast_verdict(reference, answer)
+            fast = fast_verdict(reference, answer, self.options.strict)
             if fast is not None:
                 return fast
             pred = self._parse(as_latex(answer), "answer")
@@ -477,6 +500,9 @@ class MathVerifier(Verifier):
         """True when the reference is a set or tuple of exactly ``len(boxes)`` elements and the boxes together
         equal it."""
         if len(boxes) < 2:
+            return False
+        form = canonical(reference)
+        if form is not None and form[0] == "value":  # one number or polynomial: not a set, tuple or interval
             return False
         from sympy import FiniteSet, Interval, Tuple
 
