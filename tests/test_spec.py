@@ -13,7 +13,7 @@ def test_yaml_toml_and_dict_give_the_same_spec(tmp_path):
 
 
 @pytest.mark.parametrize("spec, message", [
-    ({"verifier": "maths"}, r"verifier: unknown verifier 'maths'; allowed: .*exact, math, reasoning_gym"),
+    ({"verifier": "maths"}, r"verifier: unknown verifier 'maths'; allowed: .*exact, judge, math, reasoning_gym"),
     ({"verifier": {"name": "math", "extract": ["nope"]}}, r"verifier\(math\)\.extract\.0: Input should be 'boxed'"),
     ({"verifier": {"name": "exact", "tolerance": 1}}, r"verifier\(exact\)\.tolerance: unknown option; allowed: extract, case_sensitive"),
     ({"verifier": {"case_sensitive": True, "x": 1}}, r"verifier\.case_sensitive: expected a name or a mapping"),
