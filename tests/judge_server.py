@@ -56,13 +56,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model_dir: Path, port: int, wait_s: float = 120.0) -> subprocess.Popen:
-    """``transformers serve`` on 127.0.0.1:``port`` with ``model_dir`` preloaded; waits for /health."""
+def start_server(model_dir: Path | None, port: int, wait_s: float = 120.0) -> subprocess.Popen:
+    """``transformers serve`` on 127.0.0.1:``port`` (``model_dir`` preloaded, else any local path on
+    request); waits for /health."""
     import httpx
 
     exe = Path(sys.executable).with_name("transformers")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    proc = subprocess.Popen([str(exe), "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
+    model = [str(model_dir)] if model_dir is not None else []
+    proc = subprocess.Popen([str(exe), "serve", *model, "--host", "127.0.0.1", "--port", str(port),
                              "--device", "cpu", "--dtype", "float32", "--log-level", "warning"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + wait_s
@@ -83,3 +85,43 @@ def stop_server(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait(timeout=30)
+
+
+def build_scripted_chat_model(path: Path, reply: str) -> Path:
+    """A chat model whose greedy reply to any conversation is ``reply``, built from a config.
+
+    The transformer's layers are switched off (their output projections are zero), so the
+    residual stream is the current token's embedding; embeddings are one-hot rows and the output
+    head maps each token of the chat template's last character and of ``reply`` to the next one
+    (the last to the end-of-turn token). A first-order chain can only spell a reply whose
+    byte-level tokens are all different, which is checked.
+    """
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    build_tiny_chat_model(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    chain = [tok.convert_tokens_to_ids(t) for t in tok.tokenize(reply)]
+    if len(set(chain)) != len(chain):
+        raise ValueError(f"reply {reply!r} repeats a token; a first-order chain cannot spell it")
+    start = tok.convert_tokens_to_ids(tok.tokenize("\n")[0])  # the template ends "<|im_start|>assistant\n"
+    if start in chain:
+        raise ValueError("reply must not contain a newline")
+    n = len(tok)
+    cfg = Qwen2Config(vocab_size=n, hidden_size=n, num_hidden_layers=1, num_attention_heads=1, num_key_value_heads=1,
+                      intermediate_size=8, max_position_embeddings=4096, tie_word_embeddings=False,
+                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    model = Qwen2ForCausalLM(cfg)
+    with torch.no_grad():
+        model.model.embed_tokens.weight.copy_(torch.eye(n))
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        head = torch.zeros(n, n)
+        for here, nxt in zip([start, *chain], [*chain, tok.eos_token_id]):
+            head[nxt, here] = 1.0
+        model.lm_head.weight.copy_(head)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.save_pretrained(path)
+    return path

@@ -1,9 +1,11 @@
 """The judge against a real OpenAI-compatible server (``transformers serve`` on a tiny local model).
 
-The model's replies are random text, so every judgement here is unknown (unparseable); what is
-checked is the round trip: requests really made, usage counted, the disk cache answering a rerun
+The random model's replies are random text, so its judgements are unknown (unparseable); with it
+the round trip is checked: requests really made, usage counted, the disk cache answering a rerun
 with zero requests, budgets, ``score``/TRL/``serve`` carrying unknowns as null, and a server killed
-mid-batch leaving a finished run with unknown rewards. Valid judgements are parsed in test_judge.py.
+mid-batch leaving a finished run with unknown rewards. A second model, scripted through its
+weights to reply "Score: 7", gives a valid judgement through the same server. Every reply form
+(valid, malformed, refused) is parsed from hand-written strings in test_judge.py.
 """
 
 import json
@@ -18,7 +20,7 @@ pytest.importorskip("openai")  # transformers serve needs it
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 
-from judge_server import build_tiny_chat_model, free_port, start_server, stop_server  # noqa: E402
+from judge_server import build_scripted_chat_model, build_tiny_chat_model, free_port, start_server, stop_server  # noqa: E402
 
 from rewardsmith import load_spec  # noqa: E402
 from rewardsmith.verifiers.base import JUDGE_FAILED  # noqa: E402
@@ -32,11 +34,34 @@ def model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(model_dir):
+def scripted_dir(tmp_path_factory):
+    return build_scripted_chat_model(tmp_path_factory.mktemp("judge-model") / "scripted", "Score: 7")
+
+
+@pytest.fixture(scope="module")
+def server(model_dir, scripted_dir):
+    """One server for both models (it loads a local model by the path a request names)."""
     port = free_port()
-    proc = start_server(model_dir, port)
+    proc = start_server(None, port)
     yield f"http://127.0.0.1:{port}/v1", str(model_dir)
     stop_server(proc)
+
+
+def test_a_valid_judgement_through_the_real_server(server, scripted_dir, tmp_path):
+    """The scripted model's greedy reply is "Score: 7": parsed, scored 6/9, cached."""
+    url, _ = server
+    spec = judge_spec(url, str(scripted_dir), max_tokens=16, cache_dir=str(tmp_path / "cache"))
+    spec["base"] = {"correct": 1.0, "wrong": -1.0}
+    with load_spec(spec) as pipe:
+        scores = pipe.score(RECORDS)
+        usage = pipe.verifiers["default"].usage()
+    assert scores.status == ["ok"] * 4 and scores.details == ["score 7/10"] * 4
+    assert scores.total.tolist() == pytest.approx([-1 + 2 * 6 / 9] * 4) and scores.correct.tolist() == [0.0] * 4
+    assert scores.advantages.tolist() == [0.0] * 4  # equal rewards in each group
+    assert usage["requests"] == 4 and usage["completion_tokens"] == 4 * 9  # "Score: 7" and the end-of-turn token
+    with load_spec(spec) as pipe:
+        assert pipe.score(RECORDS).total.tolist() == scores.total.tolist()
+        assert pipe.verifiers["default"].usage()["requests"] == 0
 
 
 def judge_spec(url, model, **extra):
