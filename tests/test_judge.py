@@ -13,7 +13,7 @@ from rewardsmith.models.templates import JudgeParseError, find_json_object, pars
 from rewardsmith.components import build
 from rewardsmith.registry import SpecError
 from rewardsmith.verifiers.base import JUDGE_FAILED, OK
-from rewardsmith.verifiers.judge import calculate, run_tool, unknown_reason
+from rewardsmith.verifiers.judge import calculate, combine_swapped, run_tool, unknown_reason
 
 BASE = {"name": "judge", "base_url": "http://127.0.0.1:9/v1", "model": "m"}
 
@@ -277,3 +277,14 @@ def test_themis_python_tool_runs_in_the_code_sandbox():
         return
     assert run_tool("python", "print(sum(range(10)))").strip() == "45"
     assert "error" in run_tool("python", "while True: pass", timeout_s=1.0)
+
+
+def test_swapped_pairwise_combines_both_orders_by_hand():
+    from rewardsmith.verifiers.base import Verdict
+
+    # A+ as A (0.75), and as B the judge says A+ for the other response (0.75 for it, 0.25 for ours)
+    both = combine_swapped(Verdict(0.75, OK, "choice A+"), Verdict(0.75, OK, "choice A+"))
+    assert both.score == 0.5 and both.detail == "choice A+; swapped choice A+"  # position bias cancels to a tie
+    assert combine_swapped(Verdict(1.0, OK), Verdict(0.0, OK)).score == 1.0
+    failed = Verdict(float("nan"), JUDGE_FAILED, "unparseable")
+    assert combine_swapped(Verdict(1.0, OK), failed) is failed and combine_swapped(failed, Verdict(1.0, OK)) is failed

@@ -62,6 +62,9 @@ def test_a_valid_judgement_through_the_real_server(server, scripted_dir, tmp_pat
     with load_spec(spec) as pipe:
         assert pipe.score(RECORDS).total.tolist() == scores.total.tolist()
         assert pipe.verifiers["default"].usage()["requests"] == 0
+    themis = judge_spec(url, str(scripted_dir), max_tokens=16, template="themis")  # no tool asked: judged at once
+    with load_spec(themis) as pipe:
+        assert pipe.score(RECORDS[:1]).details == ["score 7/10"] and pipe.verifiers["default"].usage()["requests"] == 1
 
 
 def judge_spec(url, model, **extra):

@@ -160,11 +160,9 @@ class JudgeVerifier(Verifier):
         """Both orders (response first, then reference first); the mean of the two outcomes."""
         ref = str(meta.get("reference_response", job.reference))
         swapped = render("pairwise", str(meta.get("prompt", "")), ref, {}, job.prediction)
-        first, second = self._verdict(await self.client.chat(messages), meta), self._verdict(
-            await self.client.chat(swapped), meta)
-        if first.status != OK or second.status != OK:
-            return first if first.status != OK else second
-        return Verdict((first.score + 1.0 - second.score) / 2, OK, f"{first.detail}; swapped {second.detail}")
+        first = self._verdict(await self.client.chat(messages), meta)
+        second = self._verdict(await self.client.chat(swapped), meta)
+        return combine_swapped(first, second)
 
     async def _with_tools(self, messages: list[dict[str, str]], meta: dict[str, Any]) -> Verdict:
         o: JudgeOptions = self.options  # type: ignore[assignment]
@@ -193,6 +191,14 @@ class JudgeVerifier(Verifier):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["options"])
+
+
+def combine_swapped(first: Verdict, second: Verdict) -> Verdict:
+    """Pairwise judged in both orders: ``first`` rates the response as A, ``second`` as B, so the
+    response's outcome is the mean of ``first`` and ``1 − second``; unknown when either is."""
+    if first.status != OK or second.status != OK:
+        return first if first.status != OK else second
+    return Verdict((first.score + 1.0 - second.score) / 2, OK, f"{first.detail}; swapped {second.detail}")
 
 
 def unknown_reason(reply: Reply) -> str:
