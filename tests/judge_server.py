@@ -35,13 +35,23 @@ def build_tiny_chat_model(path: Path, seed: int = 0) -> Path:
     core = Tokenizer(BPE(vocab, merges=[]))
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<|im_end|>",
-                                  additional_special_tokens=specials[1:])
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token="<pad>", eos_token="<|im_end|>", additional_special_tokens=specials[1:]
+    )
     tok.chat_template = CHATML
     torch.manual_seed(seed)
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                      num_key_value_heads=2, intermediate_size=64, max_position_embeddings=4096,
-                      tie_word_embeddings=True, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    cfg = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     model = Qwen2ForCausalLM(cfg)
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id
@@ -64,9 +74,27 @@ def start_server(model_dir: Path | None, port: int, wait_s: float = 120.0) -> su
     exe = Path(sys.executable).with_name("transformers")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     model = [str(model_dir)] if model_dir is not None else []
-    proc = subprocess.Popen([str(exe), "serve", *model, "--host", "127.0.0.1", "--port", str(port),
-                             "--device", "cpu", "--dtype", "float32", "--log-level", "warning"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "serve",
+            *model,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+            "--dtype",
+            "float32",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -108,9 +136,18 @@ def build_scripted_chat_model(path: Path, reply: str) -> Path:
     if start in chain:
         raise ValueError("reply must not contain a newline")
     n = len(tok)
-    cfg = Qwen2Config(vocab_size=n, hidden_size=n, num_hidden_layers=1, num_attention_heads=1, num_key_value_heads=1,
-                      intermediate_size=8, max_position_embeddings=4096, tie_word_embeddings=False,
-                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    cfg = Qwen2Config(
+        vocab_size=n,
+        hidden_size=n,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+        intermediate_size=8,
+        max_position_embeddings=4096,
+        tie_word_embeddings=False,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     model = Qwen2ForCausalLM(cfg)
     with torch.no_grad():
         model.model.embed_tokens.weight.copy_(torch.eye(n))

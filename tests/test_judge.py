@@ -8,7 +8,15 @@ import pytest
 
 from rewardsmith import load_spec
 from rewardsmith.advantages.base import AdvantageContext, known_advantages
-from rewardsmith.models.client import ChatClient, ClientSettings, DiskCache, RateLimiter, Reply, cache_key, estimate_tokens
+from rewardsmith.models.client import (
+    ChatClient,
+    ClientSettings,
+    DiskCache,
+    RateLimiter,
+    Reply,
+    cache_key,
+    estimate_tokens,
+)
 from rewardsmith.models.templates import JudgeParseError, find_json_object, parse_reply, render, tool_request
 from rewardsmith.components import build
 from rewardsmith.registry import SpecError
@@ -63,20 +71,35 @@ def test_response_cannot_close_its_block_and_pose_as_instructions():
 
 
 # ---------------------------------------------------------------- parsing valid, malformed and refused replies
-@pytest.mark.parametrize("reply, expected", [
-    ('{"strengths": "x", "weaknesses": "y", "score": 7}', 6 / 9),
-    ('Sure.\n```json\n{"score": 10}\n```', 1.0),
-    ('{"score": "1"}', 0.0),
-    ("Score: 4", 3 / 9),
-    ('{"score": 5.5}', 4.5 / 9),
-])
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ('{"strengths": "x", "weaknesses": "y", "score": 7}', 6 / 9),
+        ('Sure.\n```json\n{"score": 10}\n```', 1.0),
+        ('{"score": "1"}', 0.0),
+        ("Score: 4", 3 / 9),
+        ('{"score": 5.5}', 4.5 / 9),
+    ],
+)
 def test_pointwise_valid(reply, expected):
     score, detail = parse_reply("pointwise", reply, {})
     assert score == pytest.approx(expected) and detail.startswith("score ")
 
 
-@pytest.mark.parametrize("reply", ["", "\n\n\n", "great answer!", '{"score": 11}', '{"score": 0}', '{"score": "high"}',
-                                   '{"score": NaN}', '{"strengths": "x"', "score: -3"])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "",
+        "\n\n\n",
+        "great answer!",
+        '{"score": 11}',
+        '{"score": 0}',
+        '{"score": "high"}',
+        '{"score": NaN}',
+        '{"strengths": "x"',
+        "score: -3",
+    ],
+)
 def test_pointwise_malformed_is_a_parse_error(reply):
     with pytest.raises(JudgeParseError):
         parse_reply("pointwise", reply, {})
@@ -106,8 +129,13 @@ def test_nuggets_weighted_coverage_by_hand():
 
 def test_checklist_autorule_principles_by_hand():
     meta = {"constraints": ["x", "y", "z", "w"]}
-    assert parse_reply("checklist", '{"verdicts": ["fully", "partially", "not", "fully"]}', meta)[0] == pytest.approx(2.5 / 4)
-    assert parse_reply("autorule", '{"verdicts": ["yes", "no", "yes"]}', {}, n_rules=3) == (pytest.approx(2 / 3), "rules satisfied 2/3")
+    assert parse_reply("checklist", '{"verdicts": ["fully", "partially", "not", "fully"]}', meta)[0] == pytest.approx(
+        2.5 / 4
+    )
+    assert parse_reply("autorule", '{"verdicts": ["yes", "no", "yes"]}', {}, n_rules=3) == (
+        pytest.approx(2 / 3),
+        "rules satisfied 2/3",
+    )
     assert parse_reply("principles", '{"reason": "r", "score": 4}', {})[0] == 0.75
     with pytest.raises(JudgeParseError):
         parse_reply("principles", '{"score": 7}', {})  # 1-5 scale
@@ -117,12 +145,12 @@ def test_checklist_autorule_principles_by_hand():
 
 def test_find_json_object_skips_non_objects():
     assert find_json_object('list [1, 2] then {"a": {"b": 1}} and {"c": 2}') == {"a": {"b": 1}}
-    assert find_json_object("{broken {\"ok\": true}") == {"ok": True}
+    assert find_json_object('{broken {"ok": true}') == {"ok": True}
     assert find_json_object("none") is None
 
 
 def test_refusals_and_failures_are_unknown_reasons():
-    assert unknown_reason(Reply("{\"score\": 9}")) == ""
+    assert unknown_reason(Reply('{"score": 9}')) == ""
     assert "refused" in unknown_reason(Reply("", refusal="I can't help with that."))
     assert "content filter" in unknown_reason(Reply("", finish_reason="content_filter"))
     assert "failed" in unknown_reason(Reply(None, "HTTP 500: boom"))
@@ -165,8 +193,17 @@ def test_cache_key_covers_model_messages_params(tmp_path):
     msgs = [{"role": "user", "content": "x"}]
     k = cache_key("m", msgs, {"temperature": 0})
     assert k == cache_key("m", [dict(msgs[0])], {"temperature": 0})
-    assert len({k, cache_key("m2", msgs, {"temperature": 0}), cache_key("m", msgs, {"temperature": 1}),
-                cache_key("m", [{"role": "user", "content": "y"}], {"temperature": 0})}) == 4
+    assert (
+        len(
+            {
+                k,
+                cache_key("m2", msgs, {"temperature": 0}),
+                cache_key("m", msgs, {"temperature": 1}),
+                cache_key("m", [{"role": "user", "content": "y"}], {"temperature": 0}),
+            }
+        )
+        == 4
+    )
     cache = DiskCache(tmp_path)
     assert cache.get(k) is None
     cache.put(k, {"text": "t"})
@@ -176,11 +213,16 @@ def test_cache_key_covers_model_messages_params(tmp_path):
 
 def test_budget_refuses_beyond_max_requests_without_sending(tmp_path):
     """Port 9 (discard) refuses connections: a sent request fails; an over-budget one is never sent."""
-    client = ChatClient(ClientSettings("http://127.0.0.1:9/v1", "m", max_retries=0, timeout_s=2, max_requests=2,
-                                       concurrency=1))
+    client = ChatClient(
+        ClientSettings("http://127.0.0.1:9/v1", "m", max_retries=0, timeout_s=2, max_requests=2, concurrency=1)
+    )
     replies = client.run([lambda i=i: client.chat([{"role": "user", "content": str(i)}]) for i in range(5)])
     assert sum(r.error == "over budget" for r in replies) == 3
-    assert client.batch_usage.requests == 2 and client.batch_usage.over_budget == 3 and client.batch_usage.failed_requests == 2
+    assert (
+        client.batch_usage.requests == 2
+        and client.batch_usage.over_budget == 3
+        and client.batch_usage.failed_requests == 2
+    )
     client.run([lambda: client.chat([{"role": "user", "content": "again"}])])  # the budget is per batch
     assert client.batch_usage.requests == 1 and client.usage.requests == 3
 
@@ -209,7 +251,11 @@ def test_options_validated_at_load():
 
 def test_rules_file(tmp_path):
     (tmp_path / "rules.yaml").write_text("rules:\n  - be concise\n  - cite sources\n")
-    v = build("verifier", {**BASE, "template": "autorule", "rules_file": str(tmp_path / "rules.yaml"), "rules": ["x"]}, "verifier")
+    v = build(
+        "verifier",
+        {**BASE, "template": "autorule", "rules_file": str(tmp_path / "rules.yaml"), "rules": ["x"]},
+        "verifier",
+    )
     assert v.rules == ["x", "be concise", "cite sources"]
     (tmp_path / "bad.yaml").write_text("nothing: here\n")
     with pytest.raises(SpecError, match="no list of rules"):
@@ -225,7 +271,9 @@ def test_known_advantages_leave_unknown_rows_out_of_group_stats():
     known = np.array([True, True, False, True])
     adv = known_advantages(grpo, ctx, known)
     # group 0 over rows 0, 1 only: mean 0.5, sample std 0.5·√2; the unknown row gets 0
-    assert adv.tolist() == pytest.approx([0.5 / (0.5 * 2**0.5 + 1e-6), -0.5 / (0.5 * 2**0.5 + 1e-6), 0.0, 0.5 / (1 + 1e-6)])
+    assert adv.tolist() == pytest.approx(
+        [0.5 / (0.5 * 2**0.5 + 1e-6), -0.5 / (0.5 * 2**0.5 + 1e-6), 0.0, 0.5 / (1 + 1e-6)]
+    )
     # (row 3 is a group of one: grpo's singleton rule keeps its reward, as verl does)
     assert known_advantages(grpo, ctx, np.zeros(4, dtype=bool)).tolist() == [0.0] * 4
 
@@ -264,7 +312,10 @@ def test_pairwise_rows_feed_lcwr_and_wildbench():
 def test_rule_dedupe():
     from rewardsmith.analysis.judging import _rules_from, dedupe_rules
 
-    assert dedupe_rules(["Be concise.", "be  concise", " ", "Cite sources!", "cite sources"]) == ["Be concise.", "Cite sources!"]
+    assert dedupe_rules(["Be concise.", "be  concise", " ", "Cite sources!", "cite sources"]) == [
+        "Be concise.",
+        "Cite sources!",
+    ]
     assert _rules_from('{"rules": ["a", " ", "b"]}') == ["a", "b"]
     assert _rules_from('{"rules": "a"}') is None and _rules_from("no json") is None
 

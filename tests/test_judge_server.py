@@ -20,7 +20,13 @@ pytest.importorskip("openai")  # transformers serve needs it
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 
-from judge_server import build_scripted_chat_model, build_tiny_chat_model, free_port, start_server, stop_server  # noqa: E402
+from judge_server import (  # noqa: E402
+    build_scripted_chat_model,
+    build_tiny_chat_model,
+    free_port,
+    start_server,
+    stop_server,
+)
 
 from rewardsmith import load_spec  # noqa: E402
 from rewardsmith.verifiers.base import JUDGE_FAILED  # noqa: E402
@@ -68,18 +74,35 @@ def test_a_valid_judgement_through_the_real_server(server, scripted_dir, tmp_pat
 
 
 def judge_spec(url, model, **extra):
-    return {"verifier": {"name": "judge", "template": "pointwise", "base_url": url, "model": model, "max_tokens": 8,
-                         "max_retries": 0, "timeout_s": 60, "concurrency": 2, "api_key_env": None, **extra},
-            "advantage": {"name": "grpo"}, "length_unit": "words"}
+    return {
+        "verifier": {
+            "name": "judge",
+            "template": "pointwise",
+            "base_url": url,
+            "model": model,
+            "max_tokens": 8,
+            "max_retries": 0,
+            "timeout_s": 60,
+            "concurrency": 2,
+            "api_key_env": None,
+            **extra,
+        },
+        "advantage": {"name": "grpo"},
+        "length_unit": "words",
+    }
 
 
-RECORDS = [{"prompt_id": f"q{i // 2}", "prompt": f"Name a colour ({i // 2}).", "completion": f"<think>hm</think>blue {i}"}
-           for i in range(4)]
+RECORDS = [
+    {"prompt_id": f"q{i // 2}", "prompt": f"Name a colour ({i // 2}).", "completion": f"<think>hm</think>blue {i}"}
+    for i in range(4)
+]
 
 
 def test_round_trip_counts_and_cache_rerun_makes_zero_requests(server, tmp_path):
     url, model = server
-    spec = judge_spec(url, model, cache_dir=str(tmp_path / "cache"), price_input_per_mtok=1.0, price_output_per_mtok=2.0)
+    spec = judge_spec(
+        url, model, cache_dir=str(tmp_path / "cache"), price_input_per_mtok=1.0, price_output_per_mtok=2.0
+    )
     with load_spec(spec) as pipe:
         scores = pipe.score(RECORDS)
         usage = pipe.verifiers["default"].usage()
@@ -112,8 +135,19 @@ def test_score_cli_trl_and_serve_carry_unknowns_as_null(server, tmp_path):
     spec_path.write_text(json.dumps(judge_spec(url, model, cache_dir=str(tmp_path / "cache"))))
     rollouts = tmp_path / "r.jsonl"
     rollouts.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
-    cmd = [sys.executable, "-m", "rewardsmith", "score", str(rollouts), "--spec", str(spec_path), "-o", str(tmp_path / "o.jsonl"),
-           "--summary-json", str(tmp_path / "s.json")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rewardsmith",
+        "score",
+        str(rollouts),
+        "--spec",
+        str(spec_path),
+        "-o",
+        str(tmp_path / "o.jsonl"),
+        "--summary-json",
+        str(tmp_path / "s.json"),
+    ]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     out = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
@@ -134,8 +168,10 @@ def test_score_cli_trl_and_serve_carry_unknowns_as_null(server, tmp_path):
     from rewardsmith.integrations.server import create_app
 
     with TestClient(create_app(judge_spec(url, model))) as client:
-        r = client.post("/get_reward", json={"query": [r["prompt"] + r["completion"] for r in RECORDS],
-                                             "prompts": [r["prompt"] for r in RECORDS]})
+        r = client.post(
+            "/get_reward",
+            json={"query": [r["prompt"] + r["completion"] for r in RECORDS], "prompts": [r["prompt"] for r in RECORDS]},
+        )
     assert r.status_code == 200, r.text
     logs = r.json()["extra_logs"]
     assert logs["correct_known"] == [0.0] * 4  # OpenRLHF takes floats only: 0 flagged unknown beside it
@@ -145,22 +181,65 @@ def test_pairwise_and_autorule_commands_against_the_server(server, tmp_path):
     url, model = server
     spec = tmp_path / "judge.json"
     spec.write_text(json.dumps(judge_spec(url, model, template="pairwise", cache_dir=str(tmp_path / "cache"))))
-    (tmp_path / "m.jsonl").write_text("".join(json.dumps({"prompt_id": f"q{i}", "prompt": "Hi", "completion": "Hello"}) + "\n"
-                                              for i in range(3)))
-    (tmp_path / "b.jsonl").write_text("".join(json.dumps({"prompt_id": f"q{i}", "prompt": "Hi", "output": "Hey"}) + "\n"
-                                              for i in range(2)))
-    run = subprocess.run([sys.executable, "-m", "rewardsmith", "judge", "pairwise", str(tmp_path / "m.jsonl"),
-                          str(tmp_path / "b.jsonl"), "--spec", str(spec), "-o", str(tmp_path / "j.jsonl")],
-                         capture_output=True, text=True, timeout=300)
+    (tmp_path / "m.jsonl").write_text(
+        "".join(json.dumps({"prompt_id": f"q{i}", "prompt": "Hi", "completion": "Hello"}) + "\n" for i in range(3))
+    )
+    (tmp_path / "b.jsonl").write_text(
+        "".join(json.dumps({"prompt_id": f"q{i}", "prompt": "Hi", "output": "Hey"}) + "\n" for i in range(2))
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rewardsmith",
+            "judge",
+            "pairwise",
+            str(tmp_path / "m.jsonl"),
+            str(tmp_path / "b.jsonl"),
+            "--spec",
+            str(spec),
+            "-o",
+            str(tmp_path / "j.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     # random replies: both pairs unknown, left out of the file, counted; nothing judged is a failure exit
-    assert run.returncode == 1 and "0 judged, 2 unknown (left out) of 2 pairs; 1 model rows without a base row" in run.stdout
+    assert (
+        run.returncode == 1
+        and "0 judged, 2 unknown (left out) of 2 pairs; 1 model rows without a base row" in run.stdout
+    )
     assert "requests 2" in run.stdout and (tmp_path / "j.jsonl").read_text() == ""
     prefs = tmp_path / "prefs.jsonl"
-    prefs.write_text(json.dumps({"prompt": "2+2?", "chosen": "4", "rejected": "5", "rationale": "A is right."}) + "\n"
-                     + json.dumps({"prompt": "Hi", "chosen": "Hello!", "rejected": "..."}) + "\n")
-    run = subprocess.run([sys.executable, "-m", "rewardsmith", "autorule", "extract", str(prefs), "--spec", str(spec),
-                          "-o", str(tmp_path / "rules.yaml")], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 1 and "0 rules from 0 candidates" in run.stdout and "2 of 2 preferences gave no rules" in run.stdout
+    prefs.write_text(
+        json.dumps({"prompt": "2+2?", "chosen": "4", "rejected": "5", "rationale": "A is right."})
+        + "\n"
+        + json.dumps({"prompt": "Hi", "chosen": "Hello!", "rejected": "..."})
+        + "\n"
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rewardsmith",
+            "autorule",
+            "extract",
+            str(prefs),
+            "--spec",
+            str(spec),
+            "-o",
+            str(tmp_path / "rules.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (
+        run.returncode == 1
+        and "0 rules from 0 candidates" in run.stdout
+        and "2 of 2 preferences gave no rules" in run.stdout
+    )
 
 
 def test_killing_the_server_mid_batch_finishes_with_unknown_rewards(model_dir, tmp_path):
@@ -168,8 +247,15 @@ def test_killing_the_server_mid_batch_finishes_with_unknown_rewards(model_dir, t
     proc = start_server(model_dir, port)
     cache = tmp_path / "cache"
     records = [{"prompt_id": f"q{i}", "prompt": "Say something.", "completion": f"answer {i}"} for i in range(8)]
-    spec = judge_spec(f"http://127.0.0.1:{port}/v1", str(model_dir), cache_dir=str(cache), concurrency=1,
-                      max_tokens=48, max_retries=2, backoff_s=0.05)
+    spec = judge_spec(
+        f"http://127.0.0.1:{port}/v1",
+        str(model_dir),
+        cache_dir=str(cache),
+        concurrency=1,
+        max_tokens=48,
+        max_retries=2,
+        backoff_s=0.05,
+    )
 
     def kill_after_first_reply():
         deadline = time.monotonic() + 120

@@ -88,8 +88,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
         if hasattr(verifier, "usage"):
             prefix = "judge_" if source == "default" else f"judge_{source}_"
             summary.update({prefix + k: v for k, v in verifier.usage().items()})
-    keys = ("records", "groups", "zero_variance_groups", "mean_reward", "accuracy", "unknown_correct", "mean_length", "unit",
-            "timeouts", "errors", "judge_failed", "skipped_invalid", "seconds")
+    keys = ("records", "groups", "zero_variance_groups", "mean_reward", "accuracy", "unknown_correct", "mean_length",
+            "unit", "timeouts", "errors", "judge_failed", "skipped_invalid", "seconds")
     rows = [(k, summary[k]) for k in keys if k in summary]
     rows += [(k, v) for k, v in summary.items() if k.startswith("judge_") and k != "judge_failed"]
     print_table(rows, title=f"scored {len(scored)} rollouts -> {out}")

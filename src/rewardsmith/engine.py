@@ -225,7 +225,9 @@ class VerificationEngine:
                 deliver(key, verdict)
         return results
 
-    def _run_batched(self, verifier: Verifier, unique: list[tuple[str, Job]], deliver: Callable[[str, Verdict], None]) -> None:
+    def _run_batched(
+        self, verifier: Verifier, unique: list[tuple[str, Job]], deliver: Callable[[str, Verdict], None]
+    ) -> None:
         t0 = time.perf_counter()
         try:
             verdicts = verifier.check_batch([job for _, job in unique])  # type: ignore[attr-defined]

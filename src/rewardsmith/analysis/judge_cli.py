@@ -49,10 +49,14 @@ def _cmd_pairwise(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     u = report["usage"]
-    print(f"rewardsmith judge pairwise: {report['judged']} judged, {report['unknown']} unknown (left out) of "
-          f"{report['pairs']} pairs; {report['missing_in_base']} model rows without a base row -> {out}")
-    print(f"  requests {u['requests']}, cache hits {u['cache_hits']}, over budget {u['over_budget']}, "
-          f"tokens {u['prompt_tokens']}+{u['completion_tokens']}, cost ${u['cost_usd']:.4f}")
+    print(
+        f"rewardsmith judge pairwise: {report['judged']} judged, {report['unknown']} unknown (left out) of "
+        f"{report['pairs']} pairs; {report['missing_in_base']} model rows without a base row -> {out}"
+    )
+    print(
+        f"  requests {u['requests']}, cache hits {u['cache_hits']}, over budget {u['over_budget']}, "
+        f"tokens {u['prompt_tokens']}+{u['completion_tokens']}, cost ${u['cost_usd']:.4f}"
+    )
     for row in report["unknown_rows"][:5]:
         print(f"  unknown {row['instruction_id']}: {row['why'][:160]}", file=sys.stderr)
     return 0 if report["judged"] else 1
@@ -67,24 +71,37 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     rules, report = extract_rules(judge, _read_jsonl(args.prefs), args.max_rules)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(yaml.safe_dump({"rules": rules, "source": str(args.prefs), "model": judge.options.model},
-                                  sort_keys=False, allow_unicode=True))
-    print(f"rewardsmith autorule extract: {report['rules']} rules from {report['candidates']} candidates "
-          f"({report['after_exact_dedupe']} after exact dedupe, merged by the judge: {report['merged_by_judge']}); "
-          f"{report['failed']} of {report['preferences']} preferences gave no rules -> {out}")
+    out.write_text(
+        yaml.safe_dump(
+            {"rules": rules, "source": str(args.prefs), "model": judge.options.model},
+            sort_keys=False,
+            allow_unicode=True,
+        )
+    )
+    print(
+        f"rewardsmith autorule extract: {report['rules']} rules from {report['candidates']} candidates "
+        f"({report['after_exact_dedupe']} after exact dedupe, merged by the judge: {report['merged_by_judge']}); "
+        f"{report['failed']} of {report['preferences']} preferences gave no rules -> {out}"
+    )
     return 0 if rules else 1
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    j = subparsers.add_parser("judge", help="batch jobs on an LLM judge").add_subparsers(dest="judge_command", required=True)
-    p = j.add_parser("pairwise", help="judge two generation files prompt by prompt; writes the file eval lcwr/wildbench read")
+    j = subparsers.add_parser("judge", help="batch jobs on an LLM judge").add_subparsers(
+        dest="judge_command", required=True
+    )
+    p = j.add_parser(
+        "pairwise", help="judge two generation files prompt by prompt; writes the file eval lcwr/wildbench read"
+    )
     p.add_argument("model_file", help="JSONL: prompt_id (or instruction_id), prompt, completion (or output)")
     p.add_argument("base_file", help="the baseline's generations, same fields")
     p.add_argument("--spec", required=True, help="spec whose verifier is a judge")
     p.add_argument("--model-name", default="model", help="the 'model' field of every row (default: model)")
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=_cmd_pairwise)
-    a = subparsers.add_parser("autorule", help="AutoRule: rules from preference data").add_subparsers(dest="autorule_command", required=True)
+    a = subparsers.add_parser("autorule", help="AutoRule: rules from preference data").add_subparsers(
+        dest="autorule_command", required=True
+    )
     p = a.add_parser("extract", help="extract and deduplicate rules from a preference dataset with the judge model")
     p.add_argument("prefs", help="JSONL: prompt, chosen, rejected, optional rationale")
     p.add_argument("--spec", required=True, help="spec whose verifier is a judge")

@@ -28,14 +28,20 @@ log = logging.getLogger("rewardsmith.judge")
 _OUTCOME_BY_SCORE = {v: k for k, v in PAIRWISE_OUTCOMES.items()}
 
 
-def judge_pairwise(judge: JudgeVerifier, model_rows: Sequence[dict[str, Any]], base_rows: Sequence[dict[str, Any]],
-                   model_name: str = "model") -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def judge_pairwise(
+    judge: JudgeVerifier,
+    model_rows: Sequence[dict[str, Any]],
+    base_rows: Sequence[dict[str, Any]],
+    model_name: str = "model",
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Judgement rows (model output = A, base = B) for every prompt in both files, and a report."""
     if judge.options.template != "pairwise":  # type: ignore[attr-defined]
         raise ValueError("judge_pairwise needs a judge with template: pairwise")
     base = {_row_id(r): r for r in base_rows}
     pairs = [(r, base[_row_id(r)]) for r in model_rows if _row_id(r) in base]
-    jobs = [Job(_output(m), _output(b), {"prompt": _prompt_text_of(m), "reference_response": _output(b)}) for m, b in pairs]
+    jobs = [
+        Job(_output(m), _output(b), {"prompt": _prompt_text_of(m), "reference_response": _output(b)}) for m, b in pairs
+    ]
     verdicts = judge.check_batch(jobs)
     rows, unknown = [], []
     for (m, b), verdict in zip(pairs, verdicts):
@@ -43,16 +49,30 @@ def judge_pairwise(judge: JudgeVerifier, model_rows: Sequence[dict[str, Any]], b
             unknown.append({"instruction_id": _row_id(m), "why": verdict.detail})
         else:
             rows.append(judgement_row(m, b, verdict, model_name))
-    report = {"pairs": len(pairs), "judged": len(rows), "unknown": len(unknown),
-              "missing_in_base": len(model_rows) - len(pairs), "unknown_rows": unknown[:20], "usage": judge.usage()}
+    report = {
+        "pairs": len(pairs),
+        "judged": len(rows),
+        "unknown": len(unknown),
+        "missing_in_base": len(model_rows) - len(pairs),
+        "unknown_rows": unknown[:20],
+        "usage": judge.usage(),
+    }
     return rows, report
 
 
-def judgement_row(model_row: dict[str, Any], base_row: dict[str, Any], verdict: Verdict, model_name: str) -> dict[str, Any]:
+def judgement_row(
+    model_row: dict[str, Any], base_row: dict[str, Any], verdict: Verdict, model_name: str
+) -> dict[str, Any]:
     """One line of the judgement file: ``preference`` (P(model preferred), for ``eval lcwr``) and,
     for a single-order judgement, WildBench's ``outcome`` (for ``eval wildbench``)."""
-    row = {"instruction_id": _row_id(model_row), "model": model_name, "output_model": _output(model_row),
-           "output_base": _output(base_row), "preference": verdict.score, "judge_detail": verdict.detail}
+    row = {
+        "instruction_id": _row_id(model_row),
+        "model": model_name,
+        "output_model": _output(model_row),
+        "output_base": _output(base_row),
+        "preference": verdict.score,
+        "judge_detail": verdict.detail,
+    }
     if verdict.score in _OUTCOME_BY_SCORE:
         row["outcome"] = _OUTCOME_BY_SCORE[verdict.score]
     return row
@@ -78,25 +98,31 @@ def _output(row: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------- AutoRule
 def _explain_prompt(row: dict[str, Any]) -> list[dict[str, str]]:
-    text = (f"A person preferred response A over response B.\n\n{block('query', _prompt_text_of(row))}\n\n"
-            f"{block('response_a', str(row['chosen']))}\n\n{block('response_b', str(row['rejected']))}\n\n"
-            'Explain step by step why A is better. Reply: {"reasoning": "..."}')
+    text = (
+        f"A person preferred response A over response B.\n\n{block('query', _prompt_text_of(row))}\n\n"
+        f"{block('response_a', str(row['chosen']))}\n\n{block('response_b', str(row['rejected']))}\n\n"
+        'Explain step by step why A is better. Reply: {"reasoning": "..."}'
+    )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]
 
 
 def _extract_prompt(reasoning: str) -> list[dict[str, str]]:
-    text = ("From the reasoning below about why one response was preferred, extract general rules that a good response "
-            "follows. Each rule is one short, self-contained sentence that can be checked on a single response, not "
-            f"specific to this query.\n\n{block('reasoning', reasoning)}\n\n"
-            'Reply: {"rules": ["...", "..."]}')
+    text = (
+        "From the reasoning below about why one response was preferred, extract general rules that a good response "
+        "follows. Each rule is one short, self-contained sentence that can be checked on a single response, not "
+        f"specific to this query.\n\n{block('reasoning', reasoning)}\n\n"
+        'Reply: {"rules": ["...", "..."]}'
+    )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]
 
 
 def _merge_prompt(rules: Sequence[str], max_rules: int) -> list[dict[str, str]]:
     numbered = "\n".join(f"{i + 1}. {r}" for i, r in enumerate(rules))
-    text = (f"Merge these candidate rules into a deduplicated set: combine rules that say the same thing, drop none "
-            f"that says something different, invent nothing; at most {max_rules} rules.\n\n{numbered}\n\n"
-            'Reply: {"rules": ["...", "..."]}')
+    text = (
+        f"Merge these candidate rules into a deduplicated set: combine rules that say the same thing, drop none "
+        f"that says something different, invent nothing; at most {max_rules} rules.\n\n{numbered}\n\n"
+        'Reply: {"rules": ["...", "..."]}'
+    )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]
 
 
@@ -125,7 +151,9 @@ def _rules_from(text: str | None) -> list[str] | None:
     return [r for r in rules if r.strip()]
 
 
-def extract_rules(judge: JudgeVerifier, prefs: Sequence[dict[str, Any]], max_rules: int = 64) -> tuple[list[str], dict[str, Any]]:
+def extract_rules(
+    judge: JudgeVerifier, prefs: Sequence[dict[str, Any]], max_rules: int = 64
+) -> tuple[list[str], dict[str, Any]]:
     """AutoRule's three stages over preference rows ``{prompt, chosen, rejected[, rationale]}``."""
     client = judge.client
     for i, row in enumerate(prefs):
@@ -159,9 +187,18 @@ def extract_rules(judge: JudgeVerifier, prefs: Sequence[dict[str, Any]], max_rul
         (reply,) = client.run([lambda: client.chat(_merge_prompt(exact, max_rules))])
         merged = None if unknown_reason(reply) else _rules_from(reply.text)
         if merged is None:
-            log.warning("autorule: the merge request gave no rule list; keeping the %d exactly deduplicated rules", len(exact))
+            log.warning(
+                "autorule: the merge request gave no rule list; keeping the %d exactly deduplicated rules", len(exact)
+            )
     final = dedupe_rules(merged)[:max_rules] if merged else exact[:max_rules]
-    report = {"preferences": len(prefs), "failed": len(failed), "failures": failed[:20], "candidates": len(candidates),
-              "after_exact_dedupe": len(exact), "merged_by_judge": merged is not None, "rules": len(final),
-              "usage": judge.usage()}
+    report = {
+        "preferences": len(prefs),
+        "failed": len(failed),
+        "failures": failed[:20],
+        "candidates": len(candidates),
+        "after_exact_dedupe": len(exact),
+        "merged_by_judge": merged is not None,
+        "rules": len(final),
+        "usage": judge.usage(),
+    }
     return final, report

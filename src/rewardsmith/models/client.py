@@ -95,7 +95,9 @@ class Usage:
 
 def cache_key(model: str, messages: Sequence[dict[str, Any]], params: dict[str, Any]) -> str:
     """SHA-256 of the request's content: model, messages and sampling parameters."""
-    blob = json.dumps({"model": model, "messages": list(messages), "params": params}, sort_keys=True, ensure_ascii=False)
+    blob = json.dumps(
+        {"model": model, "messages": list(messages), "params": params}, sort_keys=True, ensure_ascii=False
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -224,7 +226,9 @@ class ChatClient:
         if key:
             headers["Authorization"] = f"Bearer {key}"
         limits = httpx.Limits(max_connections=self.settings.concurrency)
-        async with httpx.AsyncClient(headers=headers, timeout=self.settings.timeout_s, limits=limits, trust_env=False) as http:
+        async with httpx.AsyncClient(
+            headers=headers, timeout=self.settings.timeout_s, limits=limits, trust_env=False
+        ) as http:
             self._http = http
             try:
                 return list(await asyncio.gather(*(f() for f in factories)))
@@ -301,16 +305,20 @@ class ChatClient:
             usage = data.get("usage") or {}
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             return Reply(None, f"malformed response: {type(exc).__name__}: {resp.text[:200]}")
-        reply = Reply(message.get("content") if isinstance(message.get("content"), str) else "",
-                      refusal=message.get("refusal"), finish_reason=choice.get("finish_reason"),
-                      prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                      completion_tokens=int(usage.get("completion_tokens") or 0),
-                      message={k: v for k, v in message.items() if k in ("role", "content", "tool_calls", "refusal")})
+        reply = Reply(
+            message.get("content") if isinstance(message.get("content"), str) else "",
+            refusal=message.get("refusal"),
+            finish_reason=choice.get("finish_reason"),
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            message={k: v for k, v in message.items() if k in ("role", "content", "tool_calls", "refusal")},
+        )
         s = self.settings
         self.batch_usage.prompt_tokens += reply.prompt_tokens
         self.batch_usage.completion_tokens += reply.completion_tokens
-        self.batch_usage.cost_usd += (reply.prompt_tokens * s.price_input_per_mtok
-                                      + reply.completion_tokens * s.price_output_per_mtok) / 1e6
+        self.batch_usage.cost_usd += (
+            reply.prompt_tokens * s.price_input_per_mtok + reply.completion_tokens * s.price_output_per_mtok
+        ) / 1e6
         return reply
 
 

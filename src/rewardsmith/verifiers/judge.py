@@ -37,8 +37,10 @@ from ..registry import Options, SpecError, register
 from .base import JUDGE_FAILED, OK, Job, Verdict, Verifier
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
-PAPERS = ("WildBench (Lin et al., 2024); Search-Gen-V (2025); RewardAnything (Yu et al., 2025); ACE-RL (2025); "
-          "AutoRule (Wang et al., 2025); Themis (Li et al., 2024)")
+PAPERS = (
+    "WildBench (Lin et al., 2024); Search-Gen-V (2025); RewardAnything (Yu et al., 2025); ACE-RL (2025); "
+    "AutoRule (Wang et al., 2025); Themis (Li et al., 2024)"
+)
 
 
 class JudgeOptions(Options):
@@ -89,27 +91,49 @@ def _load_rules(path: str) -> list[str]:
     return [str(r) for r in rules]
 
 
-@register("verifier", "judge", "LLM judge on an OpenAI-compatible server (pointwise, pairwise, nuggets, "
-          "principles, checklist, autorule, themis)", PAPERS)
+@register(
+    "verifier",
+    "judge",
+    "LLM judge on an OpenAI-compatible server (pointwise, pairwise, nuggets, principles, checklist, autorule, themis)",
+    PAPERS,
+)
 class JudgeVerifier(Verifier):
     Options = JudgeOptions
     isolate: ClassVar[bool] = False
     needs_model: ClassVar[bool] = True
     reads_prompt: ClassVar[bool] = True  # the pipeline puts the record's prompt in meta.prompt
-    example_options: ClassVar[dict[str, Any]] = {"template": "pointwise", "base_url": "http://127.0.0.1:8000/v1",
-                                                  "model": "Qwen/Qwen2.5-7B-Instruct", "cache_dir": "runs/judge-cache"}
+    example_options: ClassVar[dict[str, Any]] = {
+        "template": "pointwise",
+        "base_url": "http://127.0.0.1:8000/v1",
+        "model": "Qwen/Qwen2.5-7B-Instruct",
+        "cache_dir": "runs/judge-cache",
+    }
 
     def __init__(self, options: Options | None = None, **kwargs: Any):
         super().__init__(options, **kwargs)
         o: JudgeOptions = self.options  # type: ignore[assignment]
         self.rules = list(o.rules) + (_load_rules(o.rules_file) if o.rules_file else [])
-        self.client = ChatClient(ClientSettings(
-            base_url=o.base_url, model=o.model, api_key_env=o.api_key_env, temperature=o.temperature,
-            max_tokens=o.max_tokens, concurrency=o.concurrency, timeout_s=o.timeout_s, max_retries=o.max_retries,
-            backoff_s=o.backoff_s, rpm=o.rpm, tpm=o.tpm, cache_dir=o.cache_dir, max_requests=o.max_requests,
-            max_tokens_per_batch=o.max_tokens_per_batch, price_input_per_mtok=o.price_input_per_mtok,
-            price_output_per_mtok=o.price_output_per_mtok,
-            response_format={"type": "json_object"} if o.json_mode else None))
+        self.client = ChatClient(
+            ClientSettings(
+                base_url=o.base_url,
+                model=o.model,
+                api_key_env=o.api_key_env,
+                temperature=o.temperature,
+                max_tokens=o.max_tokens,
+                concurrency=o.concurrency,
+                timeout_s=o.timeout_s,
+                max_retries=o.max_retries,
+                backoff_s=o.backoff_s,
+                rpm=o.rpm,
+                tpm=o.tpm,
+                cache_dir=o.cache_dir,
+                max_requests=o.max_requests,
+                max_tokens_per_batch=o.max_tokens_per_batch,
+                price_input_per_mtok=o.price_input_per_mtok,
+                price_output_per_mtok=o.price_output_per_mtok,
+                response_format={"type": "json_object"} if o.json_mode else None,
+            )
+        )
 
     def job(self, completion: str, reference: str | None, meta: dict[str, Any]) -> Job | None:
         response = _THINK.sub("", completion).strip()
@@ -127,16 +151,21 @@ class JudgeVerifier(Verifier):
 
             logging.getLogger("rewardsmith.judge").warning(
                 "judge budget reached: %d of %d judgements not requested (unknown); max_requests=%s, "
-                "max_tokens_per_batch=%s", u.over_budget, len(jobs), self.client.settings.max_requests,
-                self.client.settings.max_tokens_per_batch)
+                "max_tokens_per_batch=%s",
+                u.over_budget,
+                len(jobs),
+                self.client.settings.max_requests,
+                self.client.settings.max_tokens_per_batch,
+            )
         return verdicts
 
     async def _judge(self, job: Job) -> Verdict:
         o: JudgeOptions = self.options  # type: ignore[assignment]
         meta = job.meta if isinstance(job.meta, dict) else {}
         try:
-            messages = render(o.template, str(meta.get("prompt", "")), job.prediction, meta, job.reference,
-                              o.principles, self.rules)
+            messages = render(
+                o.template, str(meta.get("prompt", "")), job.prediction, meta, job.reference, o.principles, self.rules
+            )
         except ValueError as exc:
             return Verdict(math.nan, JUDGE_FAILED, f"cannot render the prompt: {exc}")
         if o.template == "pairwise" and o.swap:
@@ -176,8 +205,10 @@ class JudgeVerifier(Verifier):
             if request is None:
                 return self._verdict(reply, meta)
             observation = run_tool(*request, timeout_s=o.tool_timeout_s)
-            convo += [{"role": "assistant", "content": reply.text or ""},
-                      {"role": "user", "content": f"Observation: {observation}"}]
+            convo += [
+                {"role": "assistant", "content": reply.text or ""},
+                {"role": "user", "content": f"Observation: {observation}"},
+            ]
         return Verdict(math.nan, JUDGE_FAILED, f"no judgement after {o.max_tool_calls} tool calls")
 
     def usage(self) -> dict[str, Any]:
@@ -212,9 +243,17 @@ def unknown_reason(reply: Reply) -> str:
     return ""
 
 
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-        ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
-        ast.USub: operator.neg, ast.UAdd: operator.pos}
+_OPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
+}
 
 
 def calculate(expression: str) -> float:
