@@ -227,7 +227,7 @@ class ChatClient:
             headers["Authorization"] = f"Bearer {key}"
         limits = httpx.Limits(max_connections=self.settings.concurrency)
         async with httpx.AsyncClient(
-            headers=headers, timeout=self.settings.timeout_s, limits=limits, trust_env=False
+            headers=headers, timeout=self.settings.timeout_s, limits=limits
         ) as http:
             self._http = http
             try:
