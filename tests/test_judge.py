@@ -339,3 +339,11 @@ def test_swapped_pairwise_combines_both_orders_by_hand():
     assert combine_swapped(Verdict(1.0, OK), Verdict(0.0, OK)).score == 1.0
     failed = Verdict(float("nan"), JUDGE_FAILED, "unparseable")
     assert combine_swapped(Verdict(1.0, OK), failed) is failed and combine_swapped(failed, Verdict(1.0, OK)) is failed
+
+
+def test_a_record_missing_what_the_template_needs_is_a_bad_reference_without_a_request():
+    spec = {"verifier": {**BASE, "template": "nuggets", "max_retries": 0, "timeout_s": 2}, "length_unit": "words"}
+    with load_spec(spec) as pipe:
+        scores = pipe.score([{"prompt_id": "a", "prompt": "q", "completion": "x", "meta": {"nuggets": []}}])
+        assert pipe.verifiers["default"].usage()["requests"] == 0
+    assert scores.status == ["bad_reference"] and "meta.nuggets" in scores.details[0]

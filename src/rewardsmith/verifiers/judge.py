@@ -34,7 +34,7 @@ from pydantic import Field, model_validator
 from ..models.client import OVER_BUDGET, ChatClient, ClientSettings, Reply
 from ..models.templates import TEMPLATES, JudgeParseError, parse_reply, render, tool_request
 from ..registry import Options, SpecError, register
-from .base import JUDGE_FAILED, OK, Job, Verdict, Verifier
+from .base import BAD_REFERENCE, JUDGE_FAILED, OK, Job, Verdict, Verifier
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 PAPERS = (
@@ -166,8 +166,8 @@ class JudgeVerifier(Verifier):
             messages = render(
                 o.template, str(meta.get("prompt", "")), job.prediction, meta, job.reference, o.principles, self.rules
             )
-        except ValueError as exc:
-            return Verdict(math.nan, JUDGE_FAILED, f"cannot render the prompt: {exc}")
+        except ValueError as exc:  # the record lacks what the template needs (nuggets, a reference, ...)
+            return Verdict(math.nan, BAD_REFERENCE, f"cannot render the prompt: {exc}")
         if o.template == "pairwise" and o.swap:
             return await self._pairwise_swapped(job, meta, messages)
         if o.template == "themis":
