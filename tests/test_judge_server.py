@@ -129,6 +129,15 @@ def test_budget_leaves_rows_unknown_and_counts_them(server, caplog):
     assert "3 of 4 judgements not requested" in caplog.text
 
 
+def test_a_slow_reply_times_out_as_unknown(server):
+    url, model = server
+    with load_spec(judge_spec(url, model, max_tokens=400, timeout_s=0.05, concurrency=1)) as pipe:
+        scores = pipe.score(RECORDS[:2])
+        usage = pipe.verifiers["default"].usage()
+    assert scores.status == [JUDGE_FAILED] * 2 and usage["failed_requests"] == 2
+    assert all(d.startswith("judge request failed") and "timeout" in d.lower() for d in scores.details), scores.details
+
+
 def test_score_cli_trl_and_serve_carry_unknowns_as_null(server, tmp_path):
     url, model = server
     spec_path = tmp_path / "spec.json"

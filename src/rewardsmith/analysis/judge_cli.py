@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..cli_args import positive_int
+
 
 def _judge_from_spec(path: str, template: str) -> Any:
     from ..components import build
@@ -105,6 +107,6 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p = a.add_parser("extract", help="extract and deduplicate rules from a preference dataset with the judge model")
     p.add_argument("prefs", help="JSONL: prompt, chosen, rejected, optional rationale")
     p.add_argument("--spec", required=True, help="spec whose verifier is a judge")
-    p.add_argument("--max-rules", type=int, default=64)
+    p.add_argument("--max-rules", type=positive_int, default=64, help="most rules kept (default: 64)")
     p.add_argument("-o", "--output", required=True, help="rules YAML (the autorule template's rules_file)")
     p.set_defaults(func=_cmd_extract)

@@ -282,7 +282,9 @@ class ChatClient:
             self.batch_usage.requests += 1
             retry_after = None
             try:
-                resp = await self._http.post(url, json=body)
+                resp = await asyncio.wait_for(self._http.post(url, json=body), s.timeout_s)  # a total, not per read
+            except asyncio.TimeoutError:
+                error = f"no response within timeout_s={s.timeout_s:g}"
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
             else:
