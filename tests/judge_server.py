@@ -22,8 +22,9 @@ CHATML = (
 )
 
 
-def build_tiny_chat_model(path: Path, seed: int = 0) -> Path:
-    """Save a ~0.1M-parameter chat model and its tokenizer to ``path``; returns ``path``."""
+def build_tiny_chat_model(path: Path, seed: int = 0, merges: tuple[tuple[str, str], ...] = ()) -> Path:
+    """Save a ~0.1M-parameter chat model and its tokenizer to ``path``; returns ``path``.
+    ``merges``: byte-level BPE merges added to the tokenizer (e.g. ``("[", "[")`` makes "[[" one token)."""
     import torch
     from tokenizers import Tokenizer, decoders, pre_tokenizers
     from tokenizers.models import BPE
@@ -31,8 +32,8 @@ def build_tiny_chat_model(path: Path, seed: int = 0) -> Path:
 
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     specials = ["<pad>", "<|im_start|>", "<|im_end|>"]
-    vocab = {tok: i for i, tok in enumerate([*specials, *sorted(alphabet)])}
-    core = Tokenizer(BPE(vocab, merges=[]))
+    vocab = {tok: i for i, tok in enumerate([*specials, *sorted(alphabet), *(a + b for a, b in merges)])}
+    core = Tokenizer(BPE(vocab, merges=list(merges)))
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
     tok = PreTrainedTokenizerFast(
@@ -115,7 +116,7 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.wait(timeout=30)
 
 
-def build_scripted_chat_model(path: Path, reply: str) -> Path:
+def build_scripted_chat_model(path: Path, reply: str, merges: tuple[tuple[str, str], ...] = ()) -> Path:
     """A chat model whose greedy reply to any conversation is ``reply``, built from a config.
 
     The transformer's layers are switched off (their output projections are zero), so the
@@ -127,7 +128,7 @@ def build_scripted_chat_model(path: Path, reply: str) -> Path:
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    build_tiny_chat_model(path)
+    build_tiny_chat_model(path, merges=merges)
     tok = AutoTokenizer.from_pretrained(path)
     chain = [tok.convert_tokens_to_ids(t) for t in tok.tokenize(reply)]
     if len(set(chain)) != len(chain):

@@ -251,6 +251,51 @@ def test_pairwise_and_autorule_commands_against_the_server(server, tmp_path):
     )
 
 
+def test_pairwise_file_from_the_real_server_feeds_lcwr_and_wildbench(server, tmp_path):
+    """A judge scripted to reply "[[A+]]" ("[[" and "]]" are single tokens of its tokenizer)."""
+    url, _ = server
+    judge_dir = build_scripted_chat_model(tmp_path / "pairwise-judge", "[[A+]]", merges=(("[", "["), ("]", "]")))
+    spec = tmp_path / "judge.json"
+    spec.write_text(json.dumps(judge_spec(url, str(judge_dir), template="pairwise", max_tokens=16)))
+    for name, text in (("m", "A fairly long answer."), ("b", "Short.")):
+        rows = [{"prompt_id": f"q{i}", "prompt": f"Question {i}?", "completion": f"{text} {i}"} for i in range(6)]
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    judgements = tmp_path / "j.jsonl"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rewardsmith",
+            "judge",
+            "pairwise",
+            str(tmp_path / "m.jsonl"),
+            str(tmp_path / "b.jsonl"),
+            "--spec",
+            str(spec),
+            "-o",
+            str(judgements),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0 and "6 judged, 0 unknown" in run.stdout, run.stdout + run.stderr
+    rows = [json.loads(line) for line in judgements.read_text().splitlines()]
+    assert [(r["preference"], r["outcome"]) for r in rows] == [(0.75, "A+")] * 6
+    for args in (["lcwr", str(judgements)], ["wildbench", str(judgements)]):
+        run = subprocess.run(
+            [sys.executable, "-m", "rewardsmith", "eval", *args, "--out", str(tmp_path / args[0])],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+    lc = json.loads((tmp_path / "lcwr" / "lcwr.json").read_text())["models"]["model"]
+    assert lc["n"] == 6 and lc["win_rate"] == 75.0  # six A+ judgements at P(model preferred) = 0.75
+    wb = json.loads((tmp_path / "wildbench" / "wildbench.json").read_text())["wb_reward"]["model"]
+    assert wb["better"] == 6 and wb["reward"] == 50.0  # WB-Reward: "slightly better" = +0.5 each, ×100
+
+
 def test_killing_the_server_mid_batch_finishes_with_unknown_rewards(model_dir, tmp_path):
     port = free_port()
     proc = start_server(model_dir, port)
