@@ -137,9 +137,10 @@ def build_scripted_chat_model(path: Path, reply: str, merges: tuple[tuple[str, s
     if start in chain:
         raise ValueError("reply must not contain a newline")
     n = len(tok)
+    hidden = n + n % 2  # rotary embeddings need an even head size
     cfg = Qwen2Config(
         vocab_size=n,
-        hidden_size=n,
+        hidden_size=hidden,
         num_hidden_layers=1,
         num_attention_heads=1,
         num_key_value_heads=1,
@@ -151,11 +152,11 @@ def build_scripted_chat_model(path: Path, reply: str, merges: tuple[tuple[str, s
     )
     model = Qwen2ForCausalLM(cfg)
     with torch.no_grad():
-        model.model.embed_tokens.weight.copy_(torch.eye(n))
+        model.model.embed_tokens.weight.copy_(torch.eye(n, hidden))
         for layer in model.model.layers:
             layer.self_attn.o_proj.weight.zero_()
             layer.mlp.down_proj.weight.zero_()
-        head = torch.zeros(n, n)
+        head = torch.zeros(n, hidden)
         for here, nxt in zip([start, *chain], [*chain, tok.eos_token_id]):
             head[nxt, here] = 1.0
         model.lm_head.weight.copy_(head)
@@ -163,3 +164,17 @@ def build_scripted_chat_model(path: Path, reply: str, merges: tuple[tuple[str, s
     model.generation_config.eos_token_id = tok.eos_token_id
     model.save_pretrained(path)
     return path
+
+
+def merges_spelling(text: str) -> tuple[tuple[str, str], ...]:
+    """Byte-level BPE merges that make every pre-token of ``text`` (words, punctuation runs) one
+    token, so a scripted model can spell a reply whose characters repeat (JSON, "[[A+]]")."""
+    from tokenizers import pre_tokenizers
+
+    merges: list[tuple[str, str]] = []
+    for piece, _ in pre_tokenizers.ByteLevel(add_prefix_space=False).pre_tokenize_str(text):
+        for k in range(1, len(piece)):
+            pair = (piece[:k], piece[k])
+            if pair not in merges:
+                merges.append(pair)
+    return tuple(merges)

@@ -24,6 +24,7 @@ from judge_server import (  # noqa: E402
     build_scripted_chat_model,
     build_tiny_chat_model,
     free_port,
+    merges_spelling,
     start_server,
     stop_server,
 )
@@ -252,9 +253,9 @@ def test_pairwise_and_autorule_commands_against_the_server(server, tmp_path):
 
 
 def test_pairwise_file_from_the_real_server_feeds_lcwr_and_wildbench(server, tmp_path):
-    """A judge scripted to reply "[[A+]]" ("[[" and "]]" are single tokens of its tokenizer)."""
+    """A judge scripted to reply "[[A+]]" ("[[" and "+]]" are single tokens of its tokenizer)."""
     url, _ = server
-    judge_dir = build_scripted_chat_model(tmp_path / "pairwise-judge", "[[A+]]", merges=(("[", "["), ("]", "]")))
+    judge_dir = build_scripted_chat_model(tmp_path / "pairwise-judge", "[[A+]]", merges_spelling("[[A+]]"))
     spec = tmp_path / "judge.json"
     spec.write_text(json.dumps(judge_spec(url, str(judge_dir), template="pairwise", max_tokens=16)))
     for name, text in (("m", "A fairly long answer."), ("b", "Short.")):
@@ -294,6 +295,47 @@ def test_pairwise_file_from_the_real_server_feeds_lcwr_and_wildbench(server, tmp
     assert lc["n"] == 6 and lc["win_rate"] == 75.0  # six A+ judgements at P(model preferred) = 0.75
     wb = json.loads((tmp_path / "wildbench" / "wildbench.json").read_text())["wb_reward"]["model"]
     assert wb["better"] == 6 and wb["reward"] == 50.0  # WB-Reward: "slightly better" = +0.5 each, ×100
+
+
+def test_autorule_extract_then_verify_through_the_real_server(server, tmp_path):
+    """Rules extracted by a judge scripted to answer {"rules": ["Be concise."]}, then verified per
+    response by one scripted to answer {"verdicts": ["yes"]}."""
+    url, _ = server
+    say_rules, say_yes = '{"rules": ["Be concise."]}', '{"verdicts": ["yes"]}'
+    extractor = build_scripted_chat_model(tmp_path / "extractor", say_rules, merges_spelling(say_rules))
+    verifier = build_scripted_chat_model(tmp_path / "verifier", say_yes, merges_spelling(say_yes))
+    spec = tmp_path / "extract.json"
+    spec.write_text(json.dumps(judge_spec(url, str(extractor), max_tokens=32)))
+    prefs = tmp_path / "prefs.jsonl"
+    prefs.write_text(
+        json.dumps(
+            {"prompt": "2+2?", "chosen": "4", "rejected": "Let me think at length... 4", "rationale": "A is short."}
+        )
+        + "\n"
+        + json.dumps({"prompt": "Hi", "chosen": "Hello!", "rejected": "Greetings, dear user, ..."})
+        + "\n"
+    )
+    rules = tmp_path / "rules.yaml"
+    run = subprocess.run(
+        [sys.executable, "-m", "rewardsmith", "autorule", "extract", str(prefs), "--spec", str(spec), "-o", str(rules)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    # 1 explanation asked (the other row has a rationale) + 2 extractions; 2 candidates -> 1 exactly -> no merge call
+    assert "1 rules from 2 candidates (1 after exact dedupe" in run.stdout and "0 of 2 preferences" in run.stdout
+    import yaml
+
+    assert yaml.safe_load(rules.read_text())["rules"] == ["Be concise."]
+    check = judge_spec(url, str(verifier), template="autorule", rules_file=str(rules), max_tokens=32)
+    with load_spec(check) as pipe:
+        scores = pipe.score(RECORDS)
+    assert (
+        scores.status == ["ok"] * 4
+        and scores.details == ["rules satisfied 1/1"] * 4
+        and scores.total.tolist() == [1.0] * 4
+    )
 
 
 def test_killing_the_server_mid_batch_finishes_with_unknown_rewards(model_dir, tmp_path):
