@@ -293,7 +293,7 @@ def test_pairwise_file_from_the_real_server_feeds_lcwr_and_wildbench(server, tmp
         assert run.returncode == 0, run.stdout + run.stderr
     lc = json.loads((tmp_path / "lcwr" / "lcwr.json").read_text())["models"]["model"]
     assert lc["n"] == 6 and lc["win_rate"] == 75.0  # six A+ judgements at P(model preferred) = 0.75
-    wb = json.loads((tmp_path / "wildbench" / "wildbench.json").read_text())["wb_reward"]["model"]
+    wb = json.loads((tmp_path / "wildbench" / "wildbench.json").read_text())["wb_reward"]["model"]["baselines"]["base"]
     assert wb["better"] == 6 and wb["reward"] == 50.0  # WB-Reward: "slightly better" = +0.5 each, ×100
 
 
