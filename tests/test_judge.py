@@ -8,6 +8,7 @@ import pytest
 
 from rewardsmith import load_spec
 from rewardsmith.advantages.base import AdvantageContext, known_advantages
+from rewardsmith.components import build
 from rewardsmith.models.client import (
     ChatClient,
     ClientSettings,
@@ -18,7 +19,6 @@ from rewardsmith.models.client import (
     estimate_tokens,
 )
 from rewardsmith.models.templates import JudgeParseError, find_json_object, parse_reply, render, tool_request
-from rewardsmith.components import build
 from rewardsmith.registry import SpecError
 from rewardsmith.verifiers.base import JUDGE_FAILED, OK
 from rewardsmith.verifiers.judge import calculate, combine_swapped, run_tool, unknown_reason
@@ -294,9 +294,9 @@ def test_unreachable_judge_gives_null_rewards_and_zero_advantages():
 
 # ---------------------------------------------------------------- judgement files and AutoRule helpers
 def test_pairwise_rows_feed_lcwr_and_wildbench():
+    from rewardsmith.analysis.judging import judgement_row
     from rewardsmith.analysis.lc_winrate import read_judgements
     from rewardsmith.analysis.wildbench import wb_reward
-    from rewardsmith.analysis.judging import judgement_row
     from rewardsmith.verifiers.base import Verdict
 
     m = [{"prompt_id": f"q{i}", "prompt": "p", "completion": "m" * (i + 1)} for i in range(3)]

@@ -28,7 +28,6 @@ from judge_server import (  # noqa: E402
     start_server,
     stop_server,
 )
-
 from rewardsmith import load_spec  # noqa: E402
 from rewardsmith.verifiers.base import JUDGE_FAILED  # noqa: E402
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
+from ..models.templates import PAIRWISE_OUTCOMES, SYSTEM, block, find_json_object
 from ..records import completion_text, prompt_text
 from ..verifiers.base import OK, Job, Verdict
 from ..verifiers.judge import JudgeVerifier, unknown_reason
-from ..models.templates import PAIRWISE_OUTCOMES, SYSTEM, block, find_json_object
 
 log = logging.getLogger("rewardsmith.judge")
 _OUTCOME_BY_SCORE = {v: k for k, v in PAIRWISE_OUTCOMES.items()}

@@ -31,9 +31,10 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 _RETRY_STATUS = {408, 409, 429} | set(range(500, 600))
@@ -88,7 +89,7 @@ class Usage:
     completion_tokens: int = 0
     cost_usd: float = 0.0
 
-    def add(self, other: "Usage") -> None:
+    def add(self, other: Usage) -> None:
         for k, v in asdict(other).items():
             setattr(self, k, getattr(self, k) + v)
 
@@ -226,9 +227,7 @@ class ChatClient:
         if key:
             headers["Authorization"] = f"Bearer {key}"
         limits = httpx.Limits(max_connections=self.settings.concurrency)
-        async with httpx.AsyncClient(
-            headers=headers, timeout=self.settings.timeout_s, limits=limits
-        ) as http:
+        async with httpx.AsyncClient(headers=headers, timeout=self.settings.timeout_s, limits=limits) as http:
             self._http = http
             try:
                 return list(await asyncio.gather(*(f() for f in factories)))

@@ -43,7 +43,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 TEMPLATES = ("pointwise", "pairwise", "nuggets", "principles", "checklist", "autorule", "themis")
 PAIRWISE_OUTCOMES = {"A++": 1.0, "A+": 0.75, "A=B": 0.5, "B+": 0.25, "B++": 0.0}

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from ..models.client import OVER_BUDGET, ChatClient, ClientSettings, Reply
-from ..models.templates import TEMPLATES, JudgeParseError, parse_reply, render, tool_request
+from ..models.templates import JudgeParseError, parse_reply, render, tool_request
 from ..registry import Options, SpecError, register
 from .base import BAD_REFERENCE, JUDGE_FAILED, OK, Job, Verdict, Verifier
 
@@ -70,7 +70,7 @@ class JudgeOptions(Options):
     tool_timeout_s: float = Field(default=5.0, gt=0, description="themis: python tool wall clock")
 
     @model_validator(mode="after")
-    def _check(self) -> "JudgeOptions":
+    def _check(self) -> JudgeOptions:
         if self.template == "principles" and not self.principles:
             raise ValueError("template principles needs principles: the principle text")
         if self.template == "autorule" and not (self.rules or self.rules_file):
