@@ -13,11 +13,18 @@ cached, so a rerun on a less loaded machine gets a real verdict.
 
 The engine is safe to call from any thread (calls are serialised by a lock), from asyncio
 (``await engine.arun(...)``) and inside Ray workers (workers are fresh interpreters started
-with ``subprocess``; the caller's ``__main__`` is never re-imported). A verifier with
+with ``subprocess``; the caller's ``__main__`` is never re-imported). An isolated verifier with
 ``check_batch`` is called once per chunk of jobs; when such a call overruns its time (the chunk's
 items × ``timeout_s``) or kills its worker, the chunk's items are retried one per call, so only
 the item that hangs is scored ``timeout``. A verifier the workers cannot load (defined in
 ``__main__``, unpicklable, its module not importable there) is a :class:`SpecError` naming it.
+
+``check_batch`` protocol (one meaning, one verdict per job, two places, chosen by ``isolate``):
+an isolated verifier's ``check_batch`` runs per chunk inside the workers as above; a non-isolated
+verifier that has it (the model-backed scorers ``judge`` and ``reward_model``: network or model
+calls with their own timeouts, retries and budgets) is called once in the parent with all the
+batch's unique jobs, so it can batch or run them concurrently; its exception scores the batch
+``error``. Unknown model judgements (``judge_failed``) are never cached, like ``timeout``/``error``.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from multiprocessing.connection import Connection, wait
 from types import FunctionType
 
 from .registry import SpecError
-from .types import ERROR, TIMEOUT, Job, Verdict, Verifier
+from .types import ERROR, JUDGE_FAILED, TIMEOUT, Job, Verdict, Verifier
 
 _CHUNK = 8  # items sent to a worker at once; each result comes back as soon as it is ready
 _STARTUP_S = 120.0  # a worker that has not said it is ready by then is a broken environment
@@ -128,6 +135,8 @@ def _verdicts(verifier: Verifier, jobs: list[Job]) -> Iterator[Verdict]:
     """One verdict per job, each as soon as it is ready: ``check_batch`` once when the verifier has
     it, else ``check`` per job. A verifier's exception scores its items ``error``, never ends the run."""
     check_batch = getattr(verifier, "check_batch", None)
+    if not jobs:
+        return
     if check_batch is None:
         for job in jobs:
             yield _check(verifier, job)
@@ -245,7 +254,7 @@ class VerificationEngine:
         unique = [(key, jobs[idx[0]]) for key, idx in pending.items()]
 
         def deliver(key: str, verdict: Verdict) -> None:
-            if verdict.status not in (ERROR, TIMEOUT):  # unknown is not a verdict to remember
+            if verdict.status not in (ERROR, TIMEOUT, JUDGE_FAILED):  # unknown is not a verdict to remember
                 self._cache_put((vkey, key), verdict)
             for i in pending[key]:
                 results[i] = verdict

@@ -70,7 +70,7 @@ def _finite(value: float) -> float:
 
 
 def to_response(pipeline: Pipeline, scores: Scores) -> dict[str, Any]:
-    rewards = [float(v) for v in scores.total]
+    rewards = [_finite(v) for v in scores.total]  # an unknown judgement: 0, correct_known 0
     known = [not math.isnan(c) for c in scores.correct]
     logs = {name: [_finite(v) for v in scores.values.get(name, [])] for name in component_names(pipeline)}
     logs["correct_known"] = [float(k) for k in known]

@@ -14,9 +14,9 @@ import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..registry import Component
-from ..types import BAD_REFERENCE, ERROR, NO_ANSWER, OK, TIMEOUT, Job, Verdict
+from ..types import BAD_REFERENCE, ERROR, JUDGE_FAILED, NO_ANSWER, OK, TIMEOUT, Job, Verdict
 
-__all__ = ["BAD_REFERENCE", "ERROR", "NO_ANSWER", "OK", "TIMEOUT", "Job", "Verdict", "Verifier"]
+__all__ = ["BAD_REFERENCE", "ERROR", "JUDGE_FAILED", "NO_ANSWER", "OK", "TIMEOUT", "Job", "Verdict", "Verifier"]
 
 if TYPE_CHECKING:
     from ..batch import Batch
