@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Callable, Sequence
 
-from .types import ERROR, TIMEOUT, Job, Verdict, Verifier
+from .types import ERROR, JUDGE_FAILED, TIMEOUT, Job, Verdict, Verifier
 
 _CHUNK = 8  # items sent to a worker at once; each result comes back as soon as it is ready
 _STARTUP_S = 120.0  # a worker that has not said it is ready by then is a broken environment
@@ -202,7 +202,7 @@ class VerificationEngine:
         unique = [(key, jobs[idx[0]]) for key, idx in pending.items()]
 
         def deliver(key: str, verdict: Verdict) -> None:
-            if verdict.status not in (ERROR, TIMEOUT):  # unknown is not a verdict to remember
+            if verdict.status not in (ERROR, TIMEOUT, JUDGE_FAILED):  # unknown is not a verdict to remember
                 self._cache_put((vkey, key), verdict)
             for i in pending[key]:
                 results[i] = verdict
@@ -211,6 +211,9 @@ class VerificationEngine:
 
         if verifier.isolate:
             self._run_isolated(verifier, unique, deliver)
+        elif hasattr(verifier, "check_batch"):  # model-backed: one batched (async) call for the batch
+            if unique:
+                self._run_batched(verifier, unique, deliver)
         else:
             for key, job in unique:
                 t0 = time.perf_counter()
@@ -221,6 +224,18 @@ class VerificationEngine:
                 self._note(verdict, time.perf_counter() - t0)
                 deliver(key, verdict)
         return results
+
+    def _run_batched(
+        self, verifier: Verifier, unique: list[tuple[str, Job]], deliver: Callable[[str, Verdict], None]
+    ) -> None:
+        t0 = time.perf_counter()
+        try:
+            verdicts = verifier.check_batch([job for _, job in unique])  # type: ignore[attr-defined]
+        except Exception as exc:  # a scorer bug scores the batch unknown, it does not kill the run
+            verdicts = [Verdict(float("nan"), ERROR, f"{type(exc).__name__}: {exc}"[:500])] * len(unique)
+        for (key, _), verdict in zip(unique, verdicts):
+            self._note(verdict, (time.perf_counter() - t0) / len(unique))
+            deliver(key, verdict)
 
     def _note(self, verdict: Verdict, seconds: float) -> None:
         self.stats.checked += 1

@@ -32,6 +32,7 @@ class ShapingContext:
     step: int
     base_values: BaseValues = field(default_factory=BaseValues)
     state: dict[str, Any] = field(default_factory=dict)  # this component's own persistent state
+    unknown: np.ndarray | None = None  # bool: the row's reward is unknown (a model failed); None: none is
 
     @property
     def truncated(self) -> np.ndarray:

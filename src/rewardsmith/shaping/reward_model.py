@@ -118,9 +118,23 @@ class _RMShaper(Shaper):
 class _RefShaper(_RMShaper):
     Options = RefOptions
 
-    def refs(self, ctx: ShapingContext) -> list[np.ndarray]:
+    def apply(self, ctx: ShapingContext) -> tuple[np.ndarray, np.ndarray]:
+        """A row whose reward is unknown (its reward model failed, so it has no reference scores)
+        keeps its reward unchanged here; the pipeline reports it unknown."""
+        skip = ctx.unknown
+        if skip is None or not skip.any():
+            return super().apply(ctx)
+        value = ctx.reward.astype(np.float64).copy()
+        keep = ~skip
+        if keep.any():
+            value[keep] = self.shaped(self.rm_score(ctx)[keep], ctx, keep)
+        return value, value
+
+    def refs(self, ctx: ShapingContext, rows: np.ndarray | None = None) -> list[np.ndarray]:
         out = []
         for i, meta in enumerate(ctx.batch.metas):
+            if rows is not None and not rows[i]:
+                continue
             raw = meta.get(self.options.ref_key)
             values = raw if isinstance(raw, list) else [raw]
             if not values or raw is None:
@@ -137,20 +151,20 @@ def _number(value: Any, key: str, i: int) -> float:
 
 @register("shaper", "par", "PAR: mean sigmoid(r − r_ref) over reference responses' RM scores; bounded, centred.", "PAR (Fu et al., 2025)")
 class PAR(_RefShaper):
-    def shaped(self, r: np.ndarray, ctx: ShapingContext) -> np.ndarray:
-        return par_reward(r, self.refs(ctx))
+    def shaped(self, r: np.ndarray, ctx: ShapingContext, rows: np.ndarray | None = None) -> np.ndarray:
+        return par_reward(r, self.refs(ctx, rows))
 
 
 @register("shaper", "lsc", "Log-sigmoid centring: log sigmoid(r − r85), r85 = 85th percentile of N(mean, sample std) of the references.", "PAR (Fu et al., 2025), LSC baseline")
 class LSC(_RefShaper):
-    def shaped(self, r: np.ndarray, ctx: ShapingContext) -> np.ndarray:
-        return lsc_reward(r, self.refs(ctx))
+    def shaped(self, r: np.ndarray, ctx: ShapingContext, rows: np.ndarray | None = None) -> np.ndarray:
+        return lsc_reward(r, self.refs(ctx, rows))
 
 
 @register("shaper", "centered", "Centred RM reward: mean (r − r_ref) over reference responses.", "PAR (Fu et al., 2025), baseline")
 class Centered(_RefShaper):
-    def shaped(self, r: np.ndarray, ctx: ShapingContext) -> np.ndarray:
-        return centered_reward(r, self.refs(ctx))
+    def shaped(self, r: np.ndarray, ctx: ShapingContext, rows: np.ndarray | None = None) -> np.ndarray:
+        return centered_reward(r, self.refs(ctx, rows))
 
 
 @register("shaper", "meanstd", "Running mean/std normalisation (Welford, updated before normalising; var floor 1e-8; stateful).", "PAR (Fu et al., 2025), baseline")

@@ -12,9 +12,9 @@ import json
 from typing import Any, ClassVar
 
 from ..registry import Component
-from ..types import BAD_REFERENCE, ERROR, NO_ANSWER, OK, TIMEOUT, Job, Verdict
+from ..types import BAD_REFERENCE, ERROR, JUDGE_FAILED, NO_ANSWER, OK, TIMEOUT, Job, Verdict
 
-__all__ = ["BAD_REFERENCE", "ERROR", "NO_ANSWER", "OK", "TIMEOUT", "Job", "Verdict", "Verifier"]
+__all__ = ["BAD_REFERENCE", "ERROR", "JUDGE_FAILED", "NO_ANSWER", "OK", "TIMEOUT", "Job", "Verdict", "Verifier"]
 
 
 class Verifier(Component):
