@@ -224,3 +224,40 @@ def test_remote_rm_served_by_rewardsmith_serve(rm_dir, tmp_path):
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=30)
+
+
+def test_score_cli_and_trl_adapter_give_the_local_scores(rm_dir, tmp_path):
+    import json
+
+    from rewardsmith.cli import main
+    from rewardsmith.integrations.trl import reward_funcs
+
+    spec = {"verifier": local(rm_dir), "shaping": [{"name": "par"}], "length_unit": "words"}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    recs = [
+        {"prompt_id": "p", "prompt": "q", "completion": c, "meta": {"reference_responses": [" ok"]}}
+        for c in (" good", " bad")
+    ]
+    (tmp_path / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert (
+        main(
+            [
+                "score",
+                str(tmp_path / "r.jsonl"),
+                "--spec",
+                str(tmp_path / "spec.json"),
+                "-o",
+                str(tmp_path / "out.jsonl"),
+            ]
+        )
+        == 0
+    )
+    out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    hand = [sigmoid(0.8 - 0.1), sigmoid(-0.5 - 0.1)]
+    assert [r["reward"] for r in out] == pytest.approx(hand, abs=1e-5)
+    (fn,) = reward_funcs({"verifier": local(rm_dir), "length_unit": "words"})
+    assert fn(prompts=["q", "q"], completions=[" good", " awful"]) == pytest.approx([0.8, -0.9], abs=1e-5)
+    (dead,) = reward_funcs(
+        {"verifier": {"name": "reward_model", "url": "http://127.0.0.1:9/get_reward"}, "length_unit": "words"}
+    )
+    assert dead(prompts=["q"], completions=[" good"]) == [None]  # unknown, never 0
