@@ -261,3 +261,14 @@ def test_score_cli_and_trl_adapter_give_the_local_scores(rm_dir, tmp_path):
         {"verifier": {"name": "reward_model", "url": "http://127.0.0.1:9/get_reward"}, "length_unit": "words"}
     )
     assert dead(prompts=["q"], completions=[" good"]) == [None]  # unknown, never 0
+
+
+def test_reply_parsing():
+    from rewardsmith.verifiers.reward_model import parse_reply
+
+    got = parse_reply({"rewards": [1.5, None, "x", True]}, "openrlhf")
+    assert got[0] == 1.5 and np.isnan(got[1:]).all()  # null, text and booleans are no score
+    pooled = {"data": [{"data": 0.5}, {"data": [0.7]}, {"data": [[0.1], [0.2], [0.9]]}, {"data": [0.1, 0.3, -0.4]}]}
+    assert parse_reply(pooled, "vllm_pooling").tolist() == [0.5, 0.7, 0.9, -0.4]  # per-token output: the last token
+    with pytest.raises(KeyError):
+        parse_reply({"error": "overloaded"}, "openrlhf")  # the caller turns this into unknown scores

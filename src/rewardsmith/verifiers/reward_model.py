@@ -11,7 +11,8 @@ one-label ``AutoModelForSequenceClassification``), used as the verdict's score: 
 - **remote** (``url``): OpenRLHF's reward server (``protocol: openrlhf``; ``POST /get_reward``
   with ``{"query": [prompt + response], "prompts": [prompt]}`` → ``{"rewards": [...]}`` — what
   ``rewardsmith serve`` speaks), or vLLM's pooling endpoint (``protocol: vllm_pooling``;
-  ``POST /pooling`` with ``{"model", "input": [text]}`` → ``{"data": [{"data": [r, ...]}]}``).
+  ``POST /pooling`` with ``{"model", "input": [text]}`` → ``{"data": [{"data": ...}]}``, the last
+  token's value when it pools every token).
 - **ensemble** (several entries under ``models``): ``mean``; ``min`` (worst-case optimisation,
   Coste et al. 2024, "Reward Model Ensembles Help Mitigate Overoptimization"); ``mean_minus_std``,
   mean − k·std (population std across members), an uncertainty penalty — Coste et al.'s UWO
@@ -188,11 +189,19 @@ class RemoteRM:
 
 def parse_reply(reply: Any, protocol: str) -> np.ndarray:
     """The scores in a server's reply; a null or non-number is NaN."""
-    if protocol == "openrlhf":
-        raw = reply["rewards"]
-    else:  # vLLM pooling: data[i].data is the pooled output, a number or a one-element list
-        raw = [d["data"][0] if isinstance(d["data"], list) else d["data"] for d in reply["data"]]
+    raw = reply["rewards"] if protocol == "openrlhf" else [_last_token_value(d["data"]) for d in reply["data"]]
     return np.array([float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan for v in raw])
+
+
+def _last_token_value(pooled: Any) -> Any:
+    """vLLM's pooled output for one input of a one-label model: a number, ``[r]`` (last-token
+    pooling), or one value or ``[r]`` per token (its ``reward`` task pools every token): the
+    sequence's score is the last token's."""
+    if isinstance(pooled, list) and pooled and isinstance(pooled[-1], list):
+        pooled = pooled[-1]
+    if isinstance(pooled, list):
+        return pooled[-1] if pooled else None
+    return pooled
 
 
 @register(
