@@ -28,9 +28,9 @@ import threading
 import time
 import weakref
 from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Callable, Sequence
 
 from .types import ERROR, JUDGE_FAILED, TIMEOUT, Job, Verdict, Verifier
 
@@ -148,7 +148,9 @@ class VerificationEngine:
         _ENGINES.add(self)
 
     # ----------------------------------------------------------------- public API
-    def run(self, verifier: Verifier, jobs: Sequence[Job | None], progress: Callable[[int], None] | None = None) -> list[Verdict | None]:
+    def run(
+        self, verifier: Verifier, jobs: Sequence[Job | None], progress: Callable[[int], None] | None = None
+    ) -> list[Verdict | None]:
         """Verdicts for ``jobs`` in order (None where the job is None)."""
         with self._lock:
             return self._run(verifier, jobs, progress)
@@ -163,7 +165,7 @@ class VerificationEngine:
                 self._stop(w, graceful=True)
             self._workers = []
 
-    def __enter__(self) -> "VerificationEngine":
+    def __enter__(self) -> VerificationEngine:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -177,7 +179,9 @@ class VerificationEngine:
         self.__init__(state["n_workers"], state["timeout_s"], state["cache_size"])
 
     # ----------------------------------------------------------------- internals
-    def _run(self, verifier: Verifier, jobs: Sequence[Job | None], progress: Callable[[int], None] | None) -> list[Verdict | None]:
+    def _run(
+        self, verifier: Verifier, jobs: Sequence[Job | None], progress: Callable[[int], None] | None
+    ) -> list[Verdict | None]:
         if os.getpid() != self._pid:  # forked copy: never talk to the parent's workers
             self.__init__(self.n_workers, self.timeout_s, self.cache_size)
         results: list[Verdict | None] = [None] * len(jobs)
@@ -245,7 +249,9 @@ class VerificationEngine:
         elif verdict.status == ERROR:
             self.stats.errors += 1
 
-    def _run_isolated(self, verifier: Verifier, unique: list[tuple[str, Job]], deliver: Callable[[str, Verdict], None]) -> None:
+    def _run_isolated(
+        self, verifier: Verifier, unique: list[tuple[str, Job]], deliver: Callable[[str, Verdict], None]
+    ) -> None:
         vkey = verifier.cache_key
         queue = deque(range(len(unique)))
         want = min(self.n_workers, max(1, len(unique)))
@@ -296,7 +302,9 @@ class VerificationEngine:
                     msg = conn.recv()
                 except (EOFError, OSError):  # died: crash, OOM kill, os._exit inside a verifier
                     if w.inflight:
-                        fail_head(w, Verdict(float("nan"), ERROR, "worker process died"), time.perf_counter() - w.started)
+                        fail_head(
+                            w, Verdict(float("nan"), ERROR, "worker process died"), time.perf_counter() - w.started
+                        )
                     else:
                         startup_failures += 1
                         if startup_failures > 3 * self.n_workers:
@@ -339,7 +347,10 @@ class VerificationEngine:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         proc = subprocess.Popen(
             [sys.executable, "-c", f"from rewardsmith.engine import _worker_main; _worker_main({theirs.fileno()})"],
-            pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+            pass_fds=(theirs.fileno(),),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         theirs.close()
         return _Worker(proc, Connection(ours.detach()), deque())
@@ -381,7 +392,7 @@ class VerificationEngine:
             self._cache.popitem(last=False)
 
 
-_ENGINES: "weakref.WeakSet[VerificationEngine]" = weakref.WeakSet()
+_ENGINES: weakref.WeakSet[VerificationEngine] = weakref.WeakSet()
 
 
 @atexit.register
