@@ -182,8 +182,9 @@ def test_score_cli_trl_and_serve_carry_unknowns_as_null(server, tmp_path):
             json={"query": [r["prompt"] + r["completion"] for r in RECORDS], "prompts": [r["prompt"] for r in RECORDS]},
         )
     assert r.status_code == 200, r.text
+    assert r.json()["rewards"] == [None] * 4  # unknown, never a silent 0 (a rewardsmith RM client reads null)
     logs = r.json()["extra_logs"]
-    assert logs["correct_known"] == [0.0] * 4  # OpenRLHF takes floats only: 0 flagged unknown beside it
+    assert logs["correct_known"] == [0.0] * 4 and logs["judge_failed"] == [1.0] * 4
 
 
 def test_pairwise_and_autorule_commands_against_the_server(server, tmp_path):

@@ -316,6 +316,7 @@ class Pipeline:
 
     def _shape(self, st: _Stages, step: int) -> None:
         """Stage 4: each shaper in spec order; its contribution is how much it moved the reward."""
+        unknown = np.array([s == JUDGE_FAILED for s in st.status], dtype=bool)
         for key, shaper in self.shapers:
             ctx = ShapingContext(
                 st.batch,
@@ -331,6 +332,7 @@ class Pipeline:
                 self.state.for_component(key),
                 st.signals,
                 st.dense,
+                unknown,
             )
             new, value = shaper.apply(ctx)
             st.values[key] = np.asarray(value, dtype=np.float64)
@@ -434,6 +436,8 @@ class Pipeline:
                     continue
                 if verdict is not None:
                     scores[i], status[i], details[i] = verdict.score, verdict.status, verdict.detail
+                    if getattr(verdict, "meta_update", None):  # e.g. a reward model's scores of reference responses
+                        batch.metas[i] = {**batch.metas[i], **verdict.meta_update}
                 else:  # no answer found: wrong whatever the reference (a missing one included)
                     scores[i], status[i] = 0.0, NO_ANSWER
         return scores, status, details

@@ -27,7 +27,7 @@ import math
 import operator
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -35,9 +35,6 @@ from ..models.client import OVER_BUDGET, ChatClient, ClientSettings, Reply
 from ..models.templates import JudgeParseError, parse_reply, render, tool_request
 from ..registry import Options, SpecError, register
 from .base import BAD_REFERENCE, JUDGE_FAILED, OK, Job, Verdict, Verifier
-
-if TYPE_CHECKING:
-    from ..batch import Batch
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 PAPERS = (
@@ -104,6 +101,7 @@ class JudgeVerifier(Verifier):
     Options = JudgeOptions
     isolate: ClassVar[bool] = False
     needs_model: ClassVar[bool] = True
+    reads_prompt: ClassVar[bool] = True  # the query shown to the judge, in meta.prompt
     example_options: ClassVar[dict[str, Any]] = {
         "template": "pointwise",
         "base_url": "http://127.0.0.1:8000/v1",
@@ -140,10 +138,6 @@ class JudgeVerifier(Verifier):
     def job(self, completion: str, reference: str | None, meta: dict[str, Any]) -> Job | None:
         response = _THINK.sub("", completion).strip()
         return Job(response, reference, meta)
-
-    def job_for(self, batch: Batch, i: int) -> Job | None:
-        """The row's job with the record's prompt (the query shown to the judge) in ``meta.prompt``."""
-        return self.job(batch.completions[i], batch.answers[i], {**batch.metas[i], "prompt": batch.prompts[i]})
 
     def check(self, job: Job) -> Verdict:
         return self.check_batch([job])[0]
