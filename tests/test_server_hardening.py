@@ -1,6 +1,5 @@
 """The server under attack, over real HTTP on loopback: token before body, slow bodies cut off,
-strict validation with no state change on failure. (Requests verified together so a hanging item
-delays only its own request needs the concurrent engine: branch safety-hardening-engine-wip.)"""
+strict validation with no state change on failure, and requests verified together."""
 
 import json
 import os
@@ -16,7 +15,7 @@ import pytest
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 
-from test_server import free_port, running, wait_until_up  # noqa: E402
+from test_server import TOWER, free_port, running, wait_until_up  # noqa: E402
 
 from rewardsmith.integrations.server import create_app  # noqa: E402
 
@@ -137,6 +136,27 @@ def test_bad_requests_get_422_and_change_no_state(tmp_path):
         states[name] = json.loads(state.read_text())
     assert rewards["attacked"] == rewards["twin"] and states["attacked"] == states["twin"]  # identical next rewards
     assert states["twin"]["step"] == 2
+
+
+def test_a_hanging_item_delays_only_its_own_request():
+    """Three requests each hold an item that hangs (more than the 2 verifier processes); a normal
+    request sent after them is answered while they still wait out their own timeout."""
+    spec = {"verifier": {"name": "math", "extract": ["boxed"], "inner_timeout_s": 60}, "timeout_s": 15, "workers": 2, "length_unit": "words"}
+    with running(create_app(spec, token=TOKEN, max_concurrency=8)) as url:
+        warm = httpx.post(f"{url}/get_reward", json={"query": ["\\boxed{1}", "\\boxed{2}"], "labels": ["1", "2"]}, headers=AUTH, timeout=60)
+        assert warm.json()["rewards"] == [1.0, 1.0]
+        hanging = []
+        for k in range(3):
+            t = threading.Thread(target=lambda k=k: httpx.post(f"{url}/get_reward", json={"query": [TOWER, f"\\boxed{{{k}}}"], "labels": ["1", str(k)]},
+                                                              headers=AUTH, timeout=120))
+            t.start()
+            hanging.append(t)
+        time.sleep(1.0)  # the towers are being verified now
+        other = httpx.post(f"{url}/get_reward", json={"query": ["\\boxed{7}"], "labels": ["7"]}, headers=AUTH, timeout=120)
+        assert other.json()["rewards"] == [1.0]
+        assert all(t.is_alive() for t in hanging)  # answered before any hanging request's own timeout ran out
+        for t in hanging:
+            t.join(timeout=120)
 
 
 def test_serve_refuses_token_on_the_command_line_and_reads_a_token_file(tmp_path):

@@ -11,9 +11,16 @@ it) run under the start-up limit instead. Identical jobs are verified once per b
 remembered in an LRU cache across batches; unknown verdicts (``timeout``, ``error``) are never
 cached, so a rerun on a less loaded machine gets a real verdict.
 
-The engine is safe to call from any thread (calls are serialised by a lock), from asyncio
-(``await engine.arun(...)``) and inside Ray workers (workers are fresh interpreters started
-with ``subprocess``; the caller's ``__main__`` is never re-imported).
+The engine is safe to call from any thread, from asyncio (``await engine.arun(...)``) and inside
+Ray workers (workers are fresh interpreters started with ``subprocess``; the caller's
+``__main__`` is never re-imported). Concurrent calls run together on one pool of ``workers``
+processes: a call leases workers while its items wait (its fair share while others run) and hands
+each back as soon as it has nothing in flight, so a hanging item holds only the worker it is on
+and costs its own call at most ``timeout_s``. A call holding no worker while every worker is
+stuck on one item for over ``_STUCK_S`` starts its own, so at most ``workers`` plus one per call
+in flight processes are alive (``workers`` once no call is). Workers are forked from a template
+process that has loaded the verifier (and run its ``warm_up`` once a worker needed it), so
+replacing a killed worker takes milliseconds instead of an interpreter start and heavy imports.
 """
 
 from __future__ import annotations
@@ -37,27 +44,49 @@ from .types import ERROR, TIMEOUT, Job, Verdict, Verifier
 _CHUNK = 8  # items sent to a worker at once; each result comes back as soon as it is ready
 _STARTUP_S = 120.0  # a worker that has not said it is ready by then is a broken environment
 _READY = "ready"
-_LOADED = "loaded"  # the worker has loaded a verifier (or finished its warm-up): item clocks start now
-_WARMING = "warming"  # the worker is running the verifier's warm-up: the start-up limit applies
+_LOADED = "loaded"  # (_LOADED, key): the worker has loaded a verifier (or finished its warm-up): item clocks start now
+_WARMING = "warming"  # (_WARMING, key): the worker is running the verifier's warm-up: the start-up limit applies
+_STUCK_S = 0.25  # a worker this long on one item counts as stuck: a call holding no worker may start its own
+_POLL_S = 0.005  # how often a call whose items wait for a worker looks at the pool again
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _watch_parent(engine_pid: int) -> None:
+    """Exit when the engine's process is gone (a worker stuck in ``check`` must not outlive it).
+    A worker forked by the template outlives the template, not the engine."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent and (parent == engine_pid or not _pid_alive(engine_pid)):
+                os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _worker_main(fd: int) -> None:
-    """Worker loop: receive ``(verifier, [(task_id, job), ...])``, answer one result per job."""
+    """A worker started as a fresh interpreter (see :func:`_worker_loop`)."""
     import logging
 
     logging.disable(logging.WARNING)  # math-verify logs every timeout/parse failure
-    parent = os.getppid()
+    _worker_loop(Connection(fd), {}, os.getppid())
 
-    def orphan_watch() -> None:  # a worker stuck in ``check`` must not outlive its parent
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent:
-                os._exit(0)
 
-    threading.Thread(target=orphan_watch, daemon=True).start()
-    conn = Connection(fd)
+def _worker_loop(conn: Connection, warmed: dict[str, bool], engine_pid: int) -> None:
+    """Worker loop: receive ``(verifier, [(task_id, job), ...])``, answer one result per job.
+    ``warmed``: verifier cache key -> warm-up done, for the verifiers already loaded (by the template)."""
+    _watch_parent(engine_pid)
     conn.send(_READY)
-    warmed: dict[str, bool] = {}  # verifier cache key -> warm-up done
     while True:
         try:
             msg = conn.recv()
@@ -70,16 +99,13 @@ def _worker_main(fd: int) -> None:
         try:
             if key not in warmed:
                 warmed[key] = False
-                conn.send(_LOADED)
+                conn.send((_LOADED, key))
             for task_id, job in tasks:
                 if not warmed[key] and _wants_warm_up(verifier, job):
-                    conn.send(_WARMING)
-                    try:
-                        verifier.warm_up()  # type: ignore[attr-defined]  (present: _wants_warm_up checked)
-                    except Exception:  # a broken import shows up again, per item, in ``check``
-                        pass
+                    conn.send((_WARMING, key))
+                    _warm_up(verifier)
                     warmed[key] = True
-                    conn.send(_LOADED)
+                    conn.send((_LOADED, key))
                 conn.send((task_id, _check(verifier, job)))
         except (EOFError, OSError, BrokenPipeError):
             return
@@ -96,11 +122,96 @@ def _wants_warm_up(verifier: Verifier, job: Job) -> bool:
         return True
 
 
+def _warm_up(verifier: Verifier) -> None:
+    try:
+        verifier.warm_up()  # type: ignore[attr-defined]  (present: _wants_warm_up checked)
+    except Exception:  # a broken import shows up again, per item, in ``check``
+        pass
+
+
 def _check(verifier: Verifier, job: Job) -> Verdict:
     try:
         return verifier.check(job)
     except Exception as exc:  # a verifier bug scores the item, it does not kill the run
         return Verdict(float("nan"), ERROR, f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _template_main(fd: int) -> None:
+    """A warm template process: it loads verifiers (and warms them up once a worker needed it), then
+    forks ready workers on request (milliseconds, where a fresh interpreter takes seconds to import
+    math-verify). Requests: ``("load", verifier, warm_up)`` → ``(_LOADED, key)``; ``("fork",)`` →
+    the new worker's socket (passed as a file descriptor), then its pid."""
+    import logging
+    import signal
+
+    logging.disable(logging.WARNING)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked workers are reaped by the kernel
+    engine_pid = os.getppid()
+    _watch_parent(engine_pid)
+    conn = Connection(fd)
+    fds = socket.socket(fileno=os.dup(fd))
+    warmed: dict[str, bool] = {}  # as in a worker: forked workers start with a copy
+    conn.send(_READY)
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg[0] == "load":
+            _, verifier, warm_up = msg
+            key = verifier.cache_key
+            if warm_up and not warmed.get(key) and callable(getattr(verifier, "warm_up", None)):
+                _warm_up(verifier)
+                warmed[key] = True
+            warmed.setdefault(key, False)
+            conn.send((_LOADED, key))
+            continue
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ours.close()
+                conn.close()
+                fds.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.setsid()
+                _worker_loop(Connection(theirs.detach()), dict(warmed), engine_pid)
+            finally:
+                os._exit(0)
+        theirs.close()
+        socket.send_fds(fds, [b"f"], [ours.fileno()])
+        ours.close()
+        conn.send(pid)
+
+
+class _ForkedProcess:
+    """The handle of a worker forked by the template (its child, reaped there): enough of Popen's."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+
+    def poll(self) -> int | None:
+        if not _pid_alive(self.pid):
+            return -9
+        try:  # a zombie (its reaper gone) counts as exited
+            with open(f"/proc/{self.pid}/stat", "rb") as fh:
+                return -9 if fh.read().rsplit(b")", 1)[1].split()[0] == b"Z" else None
+        except (OSError, IndexError):
+            return None
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, 9)
+        except ProcessLookupError:
+            pass
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0.0)
+            time.sleep(0.005)
+        return -9
 
 
 @dataclass
@@ -112,6 +223,7 @@ class _Worker:
     started: float = 0.0  # when the item at the head of ``inflight`` started (or warm-up began)
     loaded: set = field(default_factory=set)  # verifier cache keys this worker has unpickled
     warming: bool = False  # loading or warming up a verifier: its clock is the start-up limit, not an item's timeout
+    warmed: set = field(default_factory=set)  # (the template only) verifier cache keys it has warmed up
 
 
 @dataclass
@@ -142,26 +254,37 @@ class VerificationEngine:
         self.cache_size = int(cache_size)
         self.stats = EngineStats()
         self._cache: OrderedDict[tuple[str, str], Verdict] = OrderedDict()
-        self._workers: list[_Worker] = []
-        self._lock = threading.RLock()
+        self._workers: list[_Worker] = []  # every live worker: idle or borrowed by a call in flight
+        self._idle: list[_Worker] = []
+        self._calls = 0  # calls in flight (for their fair share of the pool)
+        self._starting = 0  # workers being spawned, not yet in ``_workers``
+        self._template: _Worker | None = None  # forks warm workers (started on the first spawn)
+        self._warm_keys: set[str] = set()  # verifiers some worker had to warm up: the template warms them too
+        self._template_lock = threading.Lock()
+        self._lock = threading.RLock()  # guards the pool, the cache and the stats; never held while verifying
         self._pid = os.getpid()
         _ENGINES.add(self)
 
     # ----------------------------------------------------------------- public API
     def run(self, verifier: Verifier, jobs: Sequence[Job | None], progress: Callable[[int], None] | None = None) -> list[Verdict | None]:
         """Verdicts for ``jobs`` in order (None where the job is None)."""
-        with self._lock:
-            return self._run(verifier, jobs, progress)
+        return self._run(verifier, jobs, progress)
 
     async def arun(self, verifier: Verifier, jobs: Sequence[Job | None]) -> list[Verdict | None]:
         """The same as :meth:`run` without blocking the event loop."""
         return await asyncio.get_running_loop().run_in_executor(None, self.run, verifier, jobs)
 
     def close(self) -> None:
+        """Stop the idle workers and the template (workers of calls in flight stop when their call ends)."""
         with self._lock:
-            for w in self._workers:
-                self._stop(w, graceful=True)
-            self._workers = []
+            idle, self._idle = self._idle, []
+            self._workers = _without(self._workers, idle)
+        for w in idle:
+            self._stop(w, graceful=True)
+        with self._template_lock:
+            template, self._template = self._template, None
+        if template is not None:
+            self._stop(template, graceful=False)
 
     def __enter__(self) -> "VerificationEngine":
         return self
@@ -178,8 +301,9 @@ class VerificationEngine:
 
     # ----------------------------------------------------------------- internals
     def _run(self, verifier: Verifier, jobs: Sequence[Job | None], progress: Callable[[int], None] | None) -> list[Verdict | None]:
-        if os.getpid() != self._pid:  # forked copy: never talk to the parent's workers
-            self.__init__(self.n_workers, self.timeout_s, self.cache_size)
+        with self._lock:
+            if os.getpid() != self._pid:  # forked copy: never talk to the parent's workers
+                self.__init__(self.n_workers, self.timeout_s, self.cache_size)
         results: list[Verdict | None] = [None] * len(jobs)
         vkey = verifier.cache_key
         pending: dict[str, list[int]] = {}
@@ -223,34 +347,85 @@ class VerificationEngine:
         return results
 
     def _note(self, verdict: Verdict, seconds: float) -> None:
-        self.stats.checked += 1
-        self.stats.slowest_s = max(self.stats.slowest_s, seconds)
-        if verdict.status == TIMEOUT:
-            self.stats.timeouts += 1
-        elif verdict.status == ERROR:
-            self.stats.errors += 1
+        with self._lock:
+            self.stats.checked += 1
+            self.stats.slowest_s = max(self.stats.slowest_s, seconds)
+            if verdict.status == TIMEOUT:
+                self.stats.timeouts += 1
+            elif verdict.status == ERROR:
+                self.stats.errors += 1
+
+    def _lease(self, have: int, want: int, verifier: Verifier) -> list[_Worker]:
+        """More workers for a call that holds ``have`` started ones and could use ``want``: idle ones first, then
+        new ones while the pool is under ``n_workers``; and for a call holding none while every live
+        worker is stuck on a slow item, one beyond the pool (so a hanging item never holds up
+        another call for longer than ``_STUCK_S``). A call gets its fair share while others run."""
+        now = time.perf_counter()
+        with self._lock:
+            need = min(want, max(1, self.n_workers // max(1, self._calls))) - have
+            if need <= 0:
+                return []
+            for w in self._idle:
+                _read_idle(w)
+            key = verifier.cache_key
+            self._idle.sort(key=lambda w: (not w.ready, key not in w.loaded))  # started and warm ones first
+            taken, self._idle = self._idle[:need], self._idle[need:]
+            live = len(self._workers) + self._starting
+            spawn = min(need - len(taken), max(0, self.n_workers - live))
+            stuck = all(w.inflight and not w.warming and now - w.started > _STUCK_S for w in self._workers)
+            if have == 0 and not taken and not spawn and stuck and live < self.n_workers + self._calls:
+                spawn = 1
+            self._starting += spawn
+        fresh: list[_Worker] = []
+        try:
+            for _ in range(spawn):
+                fresh.append(self._spawn(verifier))
+        finally:
+            with self._lock:
+                self._starting -= spawn
+                self._workers.extend(fresh)
+        return taken + fresh
+
+    def _release(self, workers: list[_Worker], call_ends: bool = False) -> None:
+        """Return workers to the pool. Idle ones beyond ``n_workers`` plus one per call in flight
+        stop (kept while calls overlap, so steady concurrent load starts no processes)."""
+        with self._lock:
+            if call_ends:
+                self._calls -= 1
+            self._idle.extend(workers)
+            keep = self.n_workers + self._calls
+            extra, self._idle = self._idle[keep:], self._idle[:keep]
+            self._workers = _without(self._workers, extra)
+        for w in extra:
+            self._stop(w, graceful=True)
 
     def _run_isolated(self, verifier: Verifier, unique: list[tuple[str, Job]], deliver: Callable[[str, Verdict], None]) -> None:
-        vkey = verifier.cache_key
+        workers: list[_Worker] = []  # leased by this call now: taken while its items wait, returned when it has none
+        with self._lock:
+            self._calls += 1
+        try:
+            self._run_on(workers, verifier, unique, deliver)
+        finally:
+            self._release(workers, call_ends=True)
+
+    def _run_on(self, workers: list[_Worker], verifier: Verifier, unique: list[tuple[str, Job]], deliver: Callable[[str, Verdict], None]) -> None:
         queue = deque(range(len(unique)))
-        want = min(self.n_workers, max(1, len(unique)))
-        while len(self._workers) < want:
-            self._workers.append(self._spawn())
         busy: dict[int, _Worker] = {}  # id(conn) -> worker with work in flight
         startup_failures = 0
+        waiting_since: float | None = None  # since when this call's workers are all still starting
 
         def dispatch(w: _Worker) -> None:
-            n = min(_CHUNK, max(1, len(queue) // len(self._workers)))
+            n = min(_CHUNK, max(1, len(queue) // len(workers)))
             tasks = [queue.popleft() for _ in range(min(n, len(queue)))]
             try:
                 w.conn.send((verifier, [(t, unique[t][1]) for t in tasks]))
             except (OSError, BrokenPipeError):
                 queue.extendleft(reversed(tasks))
-                self._replace(w)
+                self._replace(w, workers, verifier)
                 return
             w.inflight.extend(tasks)
             w.started = time.perf_counter()
-            w.warming = vkey not in w.loaded
+            w.warming = verifier.cache_key not in w.loaded
             busy[id(w.conn)] = w
 
         def fail_head(w: _Worker, verdict: Verdict, seconds: float) -> None:
@@ -260,20 +435,34 @@ class VerificationEngine:
             deliver(unique[head][0], verdict)
             queue.extendleft(reversed(w.inflight))
             busy.pop(id(w.conn), None)
-            self._replace(w)
+            self._replace(w, workers, verifier)
 
         while queue or busy:
-            for w in list(self._workers):
+            started = sum(w.ready for w in workers)  # one still starting does not count: a started one may be idle
+            if queue and started < min(len(queue), self.n_workers):
+                workers.extend(self._lease(started, min(len(queue), self.n_workers), verifier))
+            for w in list(workers):
                 if queue and w.ready and id(w.conn) not in busy:
                     dispatch(w)
-            watched = [w for w in self._workers if id(w.conn) in busy or not w.ready]
-            if not watched:
-                continue
+            if not queue:  # nothing left to send: workers with nothing in flight go back to the pool now
+                done = [w for w in workers if w.ready and id(w.conn) not in busy]
+                if done:
+                    workers[:] = _without(workers, done)
+                    self._release(done)
+            watched = [w for w in workers if id(w.conn) in busy or not w.ready]
             now = time.perf_counter()
-            limit = min(self._deadline(w) for w in busy.values()) - now if busy else _STARTUP_S
-            ready = wait([w.conn for w in watched], timeout=max(0.0, limit))
-            if not ready and not busy:
+            starting = queue and not busy and workers and not any(w.ready for w in workers)
+            waiting_since = (waiting_since or now) if starting else None
+            if waiting_since is not None and now - waiting_since > _STARTUP_S:
                 raise RuntimeError(f"verifier worker processes did not start within {_STARTUP_S:g}s")
+            limit = min(w.started + self._limit(w) for w in busy.values()) - now if busy else _STARTUP_S
+            if queue:  # items wait for a worker: look at the pool again soon
+                limit = min(limit, _POLL_S)
+            if watched:
+                ready = wait([w.conn for w in watched], timeout=max(0.0, limit))
+            else:  # no worker of ours yet: the others' calls hold the pool
+                time.sleep(max(0.0, limit))
+                ready = []
             by_conn = {id(w.conn): w for w in watched}
             for conn in ready:
                 w = by_conn[id(conn)]
@@ -286,19 +475,20 @@ class VerificationEngine:
                         startup_failures += 1
                         if startup_failures > 3 * self.n_workers:
                             raise RuntimeError("verifier worker processes keep dying at start-up") from None
-                        self._replace(w)
+                        self._replace(w, workers, verifier)
                     continue
                 if msg == _READY:
                     w.ready = True
                     continue
-                if msg == _LOADED:
-                    w.warming = False
-                    w.loaded.add(vkey)
-                    w.started = time.perf_counter()
+                if msg[0] == _LOADED:
+                    w.loaded.add(msg[1])
+                    if msg[1] == verifier.cache_key:
+                        w.warming, w.started = False, time.perf_counter()
                     continue
-                if msg == _WARMING:
-                    w.warming = True
-                    w.started = time.perf_counter()
+                if msg[0] == _WARMING:
+                    w.warming, w.started = True, time.perf_counter()
+                    with self._lock:
+                        self._warm_keys.add(msg[1])
                     continue
                 task_id, verdict = msg
                 t_end = time.perf_counter()
@@ -309,32 +499,92 @@ class VerificationEngine:
                 if not w.inflight:
                     del busy[id(conn)]
             now = time.perf_counter()
-            for w in [w for w in busy.values() if now >= self._deadline(w)]:
+            for w in [w for w in busy.values() if now - w.started >= self._limit(w)]:
                 if w.warming:
+                    self._retire(w, workers)
                     raise RuntimeError(f"a verifier worker did not load {verifier.name!r} within {_STARTUP_S:g}s")
                 fail_head(w, Verdict(float("nan"), TIMEOUT, f"no answer within {self.timeout_s:g}s"), now - w.started)
 
-    def _deadline(self, w: _Worker) -> float:
-        return w.started + (_STARTUP_S if w.warming else self.timeout_s)
-
-    def _spawn(self) -> _Worker:
+    def _start_process(self, entry: str) -> _Worker:
         # A fresh interpreter, not multiprocessing's spawn/forkserver: those re-run the caller's
-        # __main__ (breaks under stdin/REPL and unguarded scripts) and fork is unsafe with threads.
+        # __main__ (breaks under stdin/REPL and unguarded scripts) and fork is unsafe with threads
+        # (the template that forks workers is single-threaded but for its parent watch).
         ours, theirs = socket.socketpair()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         proc = subprocess.Popen(
-            [sys.executable, "-c", f"from rewardsmith.engine import _worker_main; _worker_main({theirs.fileno()})"],
+            [sys.executable, "-c", f"from rewardsmith.engine import {entry}; {entry}({theirs.fileno()})"],
             pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL, start_new_session=True,
         )
         theirs.close()
         return _Worker(proc, Connection(ours.detach()), deque())
 
-    def _replace(self, w: _Worker) -> _Worker:
+    def _fork(self, verifier: Verifier) -> _Worker:
+        """A worker forked from the template, ``verifier`` loaded in the template first (and warmed up
+        there once any worker needed its warm-up)."""
+        with self._template_lock:
+            t = self._template
+            if t is None:
+                t = self._start_process("_template_main")
+                if not t.conn.poll(_STARTUP_S) or t.conn.recv() != _READY:
+                    self._stop(t, graceful=False)
+                    raise RuntimeError("the worker template did not start")
+                self._template = t
+            key = verifier.cache_key
+            with self._lock:
+                warm_up = key in self._warm_keys
+            if key not in t.loaded or (warm_up and key not in t.warmed):
+                t.conn.send(("load", verifier, warm_up))
+                if not t.conn.poll(_STARTUP_S):
+                    raise RuntimeError("the worker template did not load the verifier")
+                t.loaded.add(t.conn.recv()[1])
+                if warm_up:
+                    t.warmed.add(key)
+            t.conn.send(("fork",))
+            with socket.socket(fileno=os.dup(t.conn.fileno())) as sock:
+                _, fds, _, _ = socket.recv_fds(sock, 1, 1)
+            if not fds:
+                raise RuntimeError("the worker template sent no socket")
+            pid = t.conn.recv()
+            return _Worker(_ForkedProcess(pid), Connection(fds[0]), deque(), loaded=set(t.loaded))  # type: ignore[arg-type]
+
+    def _limit(self, w: _Worker) -> float:
+        return _STARTUP_S if w.warming else self.timeout_s
+
+    def _spawn(self, verifier: Verifier | None = None) -> _Worker:
+        """A new worker: forked from the warm template when there is a verifier to load for it,
+        else (or if the template fails) a fresh interpreter that loads ``verifier`` once started."""
+        if verifier is not None:
+            try:
+                return self._fork(verifier)
+            except (OSError, EOFError, RuntimeError, subprocess.TimeoutExpired):
+                with self._template_lock:
+                    template, self._template = self._template, None
+                if template is not None:
+                    self._stop(template, graceful=False)
+        worker = self._start_process("_worker_main")
+        if verifier is not None:
+            try:
+                worker.conn.send((verifier, []))  # no items: load only, while nobody waits on it
+            except OSError:
+                pass  # found dead at its first use, and replaced
+        return worker
+
+    def _replace(self, w: _Worker, workers: list[_Worker], verifier: Verifier) -> _Worker:
+        """Stop ``w`` and put a fresh worker in its place (in the call's ``workers`` and the pool)."""
         self._stop(w, graceful=False)
-        fresh = self._spawn()
-        self._workers[self._workers.index(w)] = fresh
-        self.stats.workers_replaced += 1
+        fresh = self._spawn(verifier)
+        workers[workers.index(w)] = fresh
+        with self._lock:
+            self._workers = [fresh if x is w else x for x in self._workers]
+            self.stats.workers_replaced += 1
         return fresh
+
+    def _retire(self, w: _Worker, workers: list[_Worker]) -> None:
+        """Stop ``w`` for good (it goes back to no pool)."""
+        self._stop(w, graceful=False)
+        workers.remove(w)
+        with self._lock:
+            self._workers = _without(self._workers, [w])
 
     @staticmethod
     def _stop(w: _Worker, graceful: bool) -> None:
@@ -346,24 +596,47 @@ class VerificationEngine:
             pass
         if w.process.poll() is None:
             w.process.kill()
-            w.process.wait(timeout=5.0)
+            try:
+                w.process.wait(timeout=5.0)
+            except subprocess.TimeoutExpired:  # killed, not yet reaped: its reaper will
+                pass
         w.conn.close()
 
     def _cache_get(self, key: tuple[str, str]) -> Verdict | None:
         if not self.cache_size:
             return None
-        v = self._cache.get(key)
-        if v is not None:
-            self._cache.move_to_end(key)
-        return v
+        with self._lock:
+            v = self._cache.get(key)
+            if v is not None:
+                self._cache.move_to_end(key)
+            return v
 
     def _cache_put(self, key: tuple[str, str], verdict: Verdict) -> None:
         if not self.cache_size:
             return
-        self._cache[key] = verdict
-        self._cache.move_to_end(key)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[key] = verdict
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+
+def _read_idle(w: _Worker) -> None:
+    """Take in what an idle worker has said meanwhile (started, loaded); a dead one is found at its next use."""
+    try:
+        while w.conn.poll():
+            msg = w.conn.recv()
+            if msg == _READY:
+                w.ready = True
+            elif msg[0] == _LOADED:
+                w.loaded.add(msg[1])
+    except (EOFError, OSError):
+        pass
+
+
+def _without(workers: list[_Worker], gone: list[_Worker]) -> list[_Worker]:
+    ids = {id(w) for w in gone}
+    return [w for w in workers if id(w) not in ids]
 
 
 _ENGINES: "weakref.WeakSet[VerificationEngine]" = weakref.WeakSet()
