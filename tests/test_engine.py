@@ -197,8 +197,10 @@ def test_workers_are_forked_warm_from_a_template_and_survive_its_loss():
     assert eng._template is None and eng._workers == []
 
 
-def test_the_template_warms_up_only_once_a_worker_needed_it_and_forks_warm_replacements():
+def test_the_template_warms_up_only_once_a_worker_needed_it_and_off_every_item():
     from hostile import SometimesSlowLoadingVerifier
+
+    from rewardsmith.engine import _ForkedProcess
 
     v = SometimesSlowLoadingVerifier()
     with VerificationEngine(workers=1, timeout_s=0.5) as eng:
@@ -206,7 +208,11 @@ def test_the_template_warms_up_only_once_a_worker_needed_it_and_forks_warm_repla
         assert eng._template.loaded == {v.cache_key} and eng._template.warmed == set()  # no job needed it
         out = eng.run(v, [Job("sym1", "sym1"), Job("hang", "y"), Job("sym2", "sym2")])
         assert [o.status for o in out] == [OK, TIMEOUT, OK] and eng.stats.timeouts == 2
-        assert eng._template.warmed == {v.cache_key}  # the replacement after the hang was forked warm
+        assert eng._template.warmed == set() and eng._successor.warmed == {v.cache_key}  # warming up, off any item
+        assert eng._successor.conn.poll(60)  # the successor has warmed up and is ready
+        assert [o.status for o in eng.run(v, [Job("hang", "z"), Job("sym3", "sym3")])] == [TIMEOUT, OK]
+        assert eng._successor is None and eng._template.warmed == {v.cache_key}  # it took over
+        assert isinstance(eng._workers[0].process, _ForkedProcess) and eng._workers[0].loaded == {v.cache_key}
         assert eng.stats.slowest_s < v.load_s  # no warm-up counted against an item
 
 

@@ -17,7 +17,7 @@ Ray workers (workers are fresh interpreters started with ``subprocess``; the cal
 processes: a call leases workers while its items wait (its fair share while others run) and hands
 each back as soon as it has nothing in flight, so a hanging item holds only the worker it is on
 and costs its own call at most ``timeout_s``. A call holding no worker while every worker is
-stuck on one item for over ``_STUCK_S`` starts its own, so at most ``workers`` plus one per call
+stuck (on one item or a warm-up) for over ``_STUCK_S`` starts its own, so at most ``workers`` plus one per call
 in flight processes are alive (``workers`` once no call is). Workers are forked from a template
 process that has loaded the verifier (and run its ``warm_up`` once a worker needed it), so
 replacing a killed worker takes milliseconds instead of an interpreter start and heavy imports.
@@ -46,7 +46,7 @@ _STARTUP_S = 120.0  # a worker that has not said it is ready by then is a broken
 _READY = "ready"
 _LOADED = "loaded"  # (_LOADED, key): the worker has loaded a verifier (or finished its warm-up): item clocks start now
 _WARMING = "warming"  # (_WARMING, key): the worker is running the verifier's warm-up: the start-up limit applies
-_STUCK_S = 0.25  # a worker this long on one item counts as stuck: a call holding no worker may start its own
+_STUCK_S = 0.25  # this long on one item or a warm-up counts as stuck: a call holding no worker may start its own
 _POLL_S = 0.005  # how often a call whose items wait for a worker looks at the pool again
 
 
@@ -137,20 +137,24 @@ def _check(verifier: Verifier, job: Job) -> Verdict:
 
 
 def _template_main(fd: int) -> None:
-    """A warm template process: it loads verifiers (and warms them up once a worker needed it), then
-    forks ready workers on request (milliseconds, where a fresh interpreter takes seconds to import
-    math-verify). Requests: ``("load", verifier, warm_up)`` → ``(_LOADED, key)``; ``("fork",)`` →
-    the new worker's socket (passed as a file descriptor), then its pid."""
+    """A template process: it loads verifiers, then forks ready workers on request (milliseconds,
+    where a fresh interpreter takes seconds to import math-verify). Requests: ``("load", verifier)``
+    → ``(_LOADED, key)``; ``("fork",)`` → the new worker's socket (passed as a file descriptor), then
+    its pid; ``("successor", verifier)`` → the same for a new template forked from this one that
+    runs the verifier's warm-up and then says ``_READY`` (this one keeps forking meanwhile)."""
     import logging
     import signal
 
     logging.disable(logging.WARNING)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked workers are reaped by the kernel
-    engine_pid = os.getppid()
+    _template_loop(Connection(fd), {}, os.getppid())
+
+
+def _template_loop(conn: Connection, warmed: dict[str, bool], engine_pid: int) -> None:
+    import signal
+
     _watch_parent(engine_pid)
-    conn = Connection(fd)
-    fds = socket.socket(fileno=os.dup(fd))
-    warmed: dict[str, bool] = {}  # as in a worker: forked workers start with a copy
+    fds = socket.socket(fileno=os.dup(conn.fileno()))
     conn.send(_READY)
     while True:
         try:
@@ -158,13 +162,8 @@ def _template_main(fd: int) -> None:
         except (EOFError, OSError):
             return
         if msg[0] == "load":
-            _, verifier, warm_up = msg
-            key = verifier.cache_key
-            if warm_up and not warmed.get(key) and callable(getattr(verifier, "warm_up", None)):
-                _warm_up(verifier)
-                warmed[key] = True
-            warmed.setdefault(key, False)
-            conn.send((_LOADED, key))
+            warmed.setdefault(msg[1].cache_key, False)
+            conn.send((_LOADED, msg[1].cache_key))
             continue
         ours, theirs = socket.socketpair()
         pid = os.fork()
@@ -173,9 +172,13 @@ def _template_main(fd: int) -> None:
                 ours.close()
                 conn.close()
                 fds.close()
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 os.setsid()
-                _worker_loop(Connection(theirs.detach()), dict(warmed), engine_pid)
+                if msg[0] == "successor":
+                    _warm_up(msg[1])
+                    _template_loop(Connection(theirs.detach()), {**warmed, msg[1].cache_key: True}, engine_pid)
+                else:
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    _worker_loop(Connection(theirs.detach()), dict(warmed), engine_pid)
             finally:
                 os._exit(0)
         theirs.close()
@@ -259,6 +262,7 @@ class VerificationEngine:
         self._calls = 0  # calls in flight (for their fair share of the pool)
         self._starting = 0  # workers being spawned, not yet in ``_workers``
         self._template: _Worker | None = None  # forks warm workers (started on the first spawn)
+        self._successor: _Worker | None = None  # a template warming a verifier up, to take over when done
         self._warm_keys: set[str] = set()  # verifiers some worker had to warm up: the template warms them too
         self._template_lock = threading.Lock()
         self._lock = threading.RLock()  # guards the pool, the cache and the stats; never held while verifying
@@ -281,10 +285,7 @@ class VerificationEngine:
             self._workers = _without(self._workers, idle)
         for w in idle:
             self._stop(w, graceful=True)
-        with self._template_lock:
-            template, self._template = self._template, None
-        if template is not None:
-            self._stop(template, graceful=False)
+        self._drop_templates()
 
     def __enter__(self) -> "VerificationEngine":
         return self
@@ -372,7 +373,7 @@ class VerificationEngine:
             taken, self._idle = self._idle[:need], self._idle[need:]
             live = len(self._workers) + self._starting
             spawn = min(need - len(taken), max(0, self.n_workers - live))
-            stuck = all(w.inflight and not w.warming and now - w.started > _STUCK_S for w in self._workers)
+            stuck = all(w.inflight and now - w.started > _STUCK_S for w in self._workers)
             if have == 0 and not taken and not spawn and stuck and live < self.n_workers + self._calls:
                 spawn = 1
             self._starting += spawn
@@ -519,8 +520,9 @@ class VerificationEngine:
         return _Worker(proc, Connection(ours.detach()), deque())
 
     def _fork(self, verifier: Verifier) -> _Worker:
-        """A worker forked from the template, ``verifier`` loaded in the template first (and warmed up
-        there once any worker needed its warm-up)."""
+        """A worker forked from the template, ``verifier`` loaded in the template first. Once any
+        worker needed the verifier's warm-up, the template forks a successor that runs it and
+        takes over when done; forks meanwhile come from the old one (nobody waits on a warm-up)."""
         with self._template_lock:
             t = self._template
             if t is None:
@@ -529,23 +531,45 @@ class VerificationEngine:
                     self._stop(t, graceful=False)
                     raise RuntimeError("the worker template did not start")
                 self._template = t
+            t = self._take_successor(t)
             key = verifier.cache_key
             with self._lock:
                 warm_up = key in self._warm_keys
-            if key not in t.loaded or (warm_up and key not in t.warmed):
-                t.conn.send(("load", verifier, warm_up))
+            if key not in t.loaded:
+                t.conn.send(("load", verifier))
                 if not t.conn.poll(_STARTUP_S):
                     raise RuntimeError("the worker template did not load the verifier")
                 t.loaded.add(t.conn.recv()[1])
-                if warm_up:
-                    t.warmed.add(key)
-            t.conn.send(("fork",))
-            with socket.socket(fileno=os.dup(t.conn.fileno())) as sock:
-                _, fds, _, _ = socket.recv_fds(sock, 1, 1)
-            if not fds:
-                raise RuntimeError("the worker template sent no socket")
-            pid = t.conn.recv()
-            return _Worker(_ForkedProcess(pid), Connection(fds[0]), deque(), loaded=set(t.loaded))  # type: ignore[arg-type]
+            if warm_up and key not in t.warmed and self._successor is None:
+                self._successor = _template_fork(t, ("successor", verifier))
+                self._successor.loaded, self._successor.warmed = set(t.loaded), t.warmed | {key}
+            fresh = _template_fork(t, ("fork",))
+            fresh.loaded = set(t.loaded)
+            return fresh
+
+    def _drop_templates(self) -> None:
+        with self._template_lock:
+            templates = [t for t in (self._template, self._successor) if t is not None]
+            self._template = self._successor = None
+        for t in templates:
+            self._stop(t, graceful=False)
+
+    def _take_successor(self, t: _Worker) -> _Worker:
+        """The template to fork from: the warm successor once it has said it is ready, else ``t``."""
+        s = self._successor
+        if s is None or not s.conn.poll():
+            return t
+        self._successor = None
+        try:
+            ready = s.conn.recv() == _READY
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self._stop(s, graceful=False)
+            return t
+        self._stop(t, graceful=False)  # its workers live on (they watch the engine, not it)
+        self._template = s
+        return s
 
     def _limit(self, w: _Worker) -> float:
         return _STARTUP_S if w.warming else self.timeout_s
@@ -557,10 +581,7 @@ class VerificationEngine:
             try:
                 return self._fork(verifier)
             except (OSError, EOFError, RuntimeError, subprocess.TimeoutExpired):
-                with self._template_lock:
-                    template, self._template = self._template, None
-                if template is not None:
-                    self._stop(template, graceful=False)
+                self._drop_templates()
         worker = self._start_process("_worker_main")
         if verifier is not None:
             try:
@@ -619,6 +640,16 @@ class VerificationEngine:
             self._cache.move_to_end(key)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
+
+
+def _template_fork(t: _Worker, request: tuple) -> _Worker:
+    """Ask template ``t`` to fork (a worker or a successor); its socket comes as a file descriptor."""
+    t.conn.send(request)
+    with socket.socket(fileno=os.dup(t.conn.fileno())) as sock:
+        _, fds, _, _ = socket.recv_fds(sock, 1, 1)
+    if not fds:
+        raise RuntimeError("the worker template sent no socket")
+    return _Worker(_ForkedProcess(t.conn.recv()), Connection(fds[0]), deque())  # type: ignore[arg-type]
 
 
 def _read_idle(w: _Worker) -> None:
