@@ -50,7 +50,8 @@ class SlowLoadingVerifier(HostileVerifier):
 
 
 class SometimesSlowLoadingVerifier(SlowLoadingVerifier):
-    """:class:`SlowLoadingVerifier` whose warm-up only jobs predicting ``sym...`` need (like math's ``needs_warm_up``)."""
+    """:class:`SlowLoadingVerifier` whose warm-up only jobs predicting ``sym...`` need (as math's
+    ``needs_warm_up``)."""
 
     name = "sometimes_slow_loading"
 

@@ -5,8 +5,8 @@ import threading
 import time
 
 import pytest
-from hostile import CountingVerifier, HostileVerifier
 
+from hostile import CountingVerifier, HostileVerifier
 from rewardsmith.engine import VerificationEngine
 from rewardsmith.verifiers.base import ERROR, OK, TIMEOUT, Job
 from rewardsmith.verifiers.math import MathVerifier
@@ -199,7 +199,6 @@ def test_workers_are_forked_warm_from_a_template_and_survive_its_loss():
 
 def test_the_template_warms_up_only_once_a_worker_needed_it_and_off_every_item():
     from hostile import SometimesSlowLoadingVerifier
-
     from rewardsmith.engine import _ForkedProcess
 
     v = SometimesSlowLoadingVerifier()

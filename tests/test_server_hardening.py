@@ -141,18 +141,19 @@ def test_bad_requests_get_422_and_change_no_state(tmp_path):
 def test_a_hanging_item_delays_only_its_own_request():
     """Three requests each hold an item that hangs (more than the 2 verifier processes); a normal
     request sent after them is answered while they still wait out their own timeout."""
-    spec = {"verifier": {"name": "math", "extract": ["boxed"], "inner_timeout_s": 60}, "timeout_s": 15, "workers": 2, "length_unit": "words"}
+    spec = {"verifier": {"name": "math", "extract": ["boxed"], "inner_timeout_s": 60}, "timeout_s": 15, "workers": 2,
+            "length_unit": "words"}
     with running(create_app(spec, token=TOKEN, max_concurrency=8)) as url:
-        warm = httpx.post(f"{url}/get_reward", json={"query": ["\\boxed{1}", "\\boxed{2}"], "labels": ["1", "2"]}, headers=AUTH, timeout=60)
-        assert warm.json()["rewards"] == [1.0, 1.0]
-        hanging = []
-        for k in range(3):
-            t = threading.Thread(target=lambda k=k: httpx.post(f"{url}/get_reward", json={"query": [TOWER, f"\\boxed{{{k}}}"], "labels": ["1", str(k)]},
-                                                              headers=AUTH, timeout=120))
+
+        def post(query: list[str], labels: list[str]) -> httpx.Response:
+            return httpx.post(f"{url}/get_reward", json={"query": query, "labels": labels}, headers=AUTH, timeout=120)
+
+        assert post(["\\boxed{1}", "\\boxed{2}"], ["1", "2"]).json()["rewards"] == [1.0, 1.0]
+        hanging = [threading.Thread(target=post, args=([TOWER, f"\\boxed{{{k}}}"], ["1", str(k)])) for k in range(3)]
+        for t in hanging:
             t.start()
-            hanging.append(t)
         time.sleep(1.0)  # the towers are being verified now
-        other = httpx.post(f"{url}/get_reward", json={"query": ["\\boxed{7}"], "labels": ["7"]}, headers=AUTH, timeout=120)
+        other = post(["\\boxed{7}"], ["7"])
         assert other.json()["rewards"] == [1.0]
         assert all(t.is_alive() for t in hanging)  # answered before any hanging request's own timeout ran out
         for t in hanging:

@@ -409,7 +409,8 @@ class VerificationEngine:
         finally:
             self._release(workers, call_ends=True)
 
-    def _run_on(self, workers: list[_Worker], verifier: Verifier, unique: list[tuple[str, Job]], deliver: Callable[[str, Verdict], None]) -> None:
+    def _run_on(self, workers: list[_Worker], verifier: Verifier, unique: list[tuple[str, Job]],
+                deliver: Callable[[str, Verdict], None]) -> None:
         queue = deque(range(len(unique)))
         busy: dict[int, _Worker] = {}  # id(conn) -> worker with work in flight
         startup_failures = 0
