@@ -18,9 +18,9 @@ answer), so a benchmark can say which of two verifiers is right when they disagr
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable
 
 NESTED_FRACTION_DEPTH = 200
 NO_ANSWER_RATE = 0.04  # share of ordinary rollouts without a boxed final answer
@@ -56,8 +56,13 @@ def _integer(rng: random.Random) -> Problem:
     eq = [str(n), f"{n}.0", f"{n}.00"]
     if n >= 1000:
         eq.append(f"{n:,}".replace(",", "{,}"))  # MATH's LaTeX thousands separator: 12{,}345
-    return Problem("integer", f"How many lattice points satisfy condition #{abs(n) % 97}?", str(n), tuple(eq),
-                   (str(n + 1), str(n - 1), str(2 * n), str(-n)))
+    return Problem(
+        "integer",
+        f"How many lattice points satisfy condition #{abs(n) % 97}?",
+        str(n),
+        tuple(eq),
+        (str(n + 1), str(n - 1), str(2 * n), str(-n)),
+    )
 
 
 def _fraction(rng: random.Random) -> Problem:
@@ -68,16 +73,29 @@ def _fraction(rng: random.Random) -> Problem:
     if b == 2 ** (b.bit_length() - 1) or b in (5, 10):  # a terminating decimal
         eq.append(str(float(Fraction(a, b))))
     wrong = (rf"\frac{{{b}}}{{{a}}}", rf"\frac{{{a + 1}}}{{{b}}}", f"{float(Fraction(a + 1, b)):.3f}", str(a * b))
-    return Problem("fraction", f"A bag holds {b} marbles; {a} of each {b} drawn are red. What fraction is red?", ref, tuple(eq), wrong)
+    return Problem(
+        "fraction",
+        f"A bag holds {b} marbles; {a} of each {b} drawn are red. What fraction is red?",
+        ref,
+        tuple(eq),
+        wrong,
+    )
 
 
 def _decimal(rng: random.Random) -> Problem:
     tenths = rng.choice([k for k in range(3, 200) if k % 10])
     value = Fraction(tenths, 10)
     ref = f"{tenths / 10:g}"
-    eq = (ref, f"{tenths / 10:.2f}", rf"\frac{{{value.numerator}}}{{{value.denominator}}}", f"{value.numerator}/{value.denominator}")
+    eq = (
+        ref,
+        f"{tenths / 10:.2f}",
+        rf"\frac{{{value.numerator}}}{{{value.denominator}}}",
+        f"{value.numerator}/{value.denominator}",
+    )
     wrong = (f"{(tenths + 1) / 10:g}", f"{tenths / 100:g}", str(tenths))
-    return Problem("decimal", f"A rope of {tenths} dm is cut into 10 equal parts. How long is each in dm?", ref, eq, wrong)
+    return Problem(
+        "decimal", f"A rope of {tenths} dm is cut into 10 equal parts. How long is each in dm?", ref, eq, wrong
+    )
 
 
 def _polynomial(rng: random.Random) -> Problem:
@@ -110,7 +128,13 @@ def _surd(rng: random.Random) -> Problem:
     n = rng.choice([2, 3, 5, 6, 7])
     k = rng.choice([2, 3, 4])
     ref = rf"\frac{{\sqrt{{{n}}}}}{{{k}}}"
-    eq = (ref, rf"\sqrt{{{n}}}/{k}", rf"\frac{{\sqrt{n}}}{{{k}}}", rf"\frac{{1}}{{{k}}}\sqrt{{{n}}}", rf"\frac{{{n}}}{{{k}\sqrt{{{n}}}}}")
+    eq = (
+        ref,
+        rf"\sqrt{{{n}}}/{k}",
+        rf"\frac{{\sqrt{n}}}{{{k}}}",
+        rf"\frac{{1}}{{{k}}}\sqrt{{{n}}}",
+        rf"\frac{{{n}}}{{{k}\sqrt{{{n}}}}}",
+    )
     wrong = (rf"\sqrt{{{n}}}", rf"\frac{{\sqrt{{{n + 1}}}}}{{{k}}}", rf"\frac{{{k}}}{{\sqrt{{{n}}}}}")
     return Problem("surd", f"Simplify sqrt({n})/{k} into lowest terms.", ref, eq, wrong)
 
@@ -165,13 +189,26 @@ def _pathological_reference(rng: random.Random) -> Problem:
     which = rng.randrange(3)
     if which == 0:
         ref = nested_fraction()
-        return Problem("patho_ref", "Evaluate the continued fraction.", ref, ("2", "2.0", ref), (r"\frac{1}{2}", "1", "0"))
+        return Problem(
+            "patho_ref", "Evaluate the continued fraction.", ref, ("2", "2.0", ref), (r"\frac{1}{2}", "1", "0")
+        )
     if which == 1:
         ref = r"10^{10^{100}}"
-        return Problem("patho_ref", "How many googolplexes make a googolplex?", ref, (ref, r"10^{ 10^{100} }"),
-                       (r"10^{100}", r"10^{10^{101}}", "1"))
+        return Problem(
+            "patho_ref",
+            "How many googolplexes make a googolplex?",
+            ref,
+            (ref, r"10^{ 10^{100} }"),
+            (r"10^{100}", r"10^{10^{101}}", "1"),
+        )
     ref = r"9^{9^{9^{9^{9}}}}"
-    return Problem("patho_ref", "Write the fifth power tower of 9.", ref, (ref, r"9^{ 9^{9^{9^{9}}} }"), (r"9^{9^{9^{9}}}", r"9^{45}"))
+    return Problem(
+        "patho_ref",
+        "Write the fifth power tower of 9.",
+        ref,
+        (ref, r"9^{ 9^{9^{9^{9}}} }"),
+        (r"9^{9^{9^{9}}}", r"9^{45}"),
+    )
 
 
 # --------------------------------------------------------------------------- chains of thought
@@ -207,10 +244,32 @@ def chain_of_thought(rng: random.Random, question: str, min_chars: int = 200) ->
 def _rollout(rng: random.Random, pid: str, p: Problem, answer: str, expected: bool, pathological: bool) -> Rollout:
     cot = chain_of_thought(rng, p.question, rng.randint(150, 600))
     if pathological or rng.random() >= NO_ANSWER_RATE:
-        return Rollout(pid, p.kind, p.question, cot + rng.choice(_FINALS).format(x=answer), p.reference, answer, True, expected, pathological)
+        return Rollout(
+            pid,
+            p.kind,
+            p.question,
+            cot + rng.choice(_FINALS).format(x=answer),
+            p.reference,
+            answer,
+            True,
+            expected,
+            pathological,
+        )
     if rng.random() < 0.4:  # cut off by the generation limit
-        return Rollout(pid, p.kind, p.question, cot[: rng.randint(60, len(cot))], p.reference, None, False, False, pathological)
-    return Rollout(pid, p.kind, p.question, cot + rng.choice(_UNBOXED).format(x=answer), p.reference, answer, False, expected, pathological)
+        return Rollout(
+            pid, p.kind, p.question, cot[: rng.randint(60, len(cot))], p.reference, None, False, False, pathological
+        )
+    return Rollout(
+        pid,
+        p.kind,
+        p.question,
+        cot + rng.choice(_UNBOXED).format(x=answer),
+        p.reference,
+        answer,
+        False,
+        expected,
+        pathological,
+    )
 
 
 def _group(rng: random.Random, pid: str, p: Problem, rollouts: int, patho_ref: bool) -> list[Rollout]:
@@ -260,4 +319,13 @@ def make_batch(prompts: int = 256, rollouts: int = 16, pathological_rate: float 
 
 def to_records(batch: list[Rollout]) -> list[dict]:
     """The rollouts as rewardsmith records (the schema in docs/architecture.md)."""
-    return [{"prompt_id": r.prompt_id, "prompt": r.question, "completion": r.completion, "answer": r.reference, "data_source": "math"} for r in batch]
+    return [
+        {
+            "prompt_id": r.prompt_id,
+            "prompt": r.question,
+            "completion": r.completion,
+            "answer": r.reference,
+            "data_source": "math",
+        }
+        for r in batch
+    ]

@@ -47,8 +47,24 @@ def free_port() -> int:
 
 def start_server(spec: Path, port: int, max_concurrency: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "REWARDSMITH_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "rewardsmith", "serve", "--spec", str(spec), "--host", "127.0.0.1", "--port", str(port),
-           "--max-concurrency", str(max_concurrency), "--max-connections", "4096", "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rewardsmith",
+        "serve",
+        "--spec",
+        str(spec),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--max-concurrency",
+        str(max_concurrency),
+        "--max-connections",
+        "4096",
+        "--log-level",
+        "warning",
+    ]
     proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -87,13 +103,20 @@ def make_request(rng: random.Random, serial: int, items: int, hang_rate: float) 
     return {"query": queries, "prompts": [""] * items, "labels": labels}, hangs
 
 
-async def scenario(url: str, clients: int, requests: int, items: int, hang_rate: float, seed: int, client_timeout_s: float) -> dict:
+async def scenario(
+    url: str, clients: int, requests: int, items: int, hang_rate: float, seed: int, client_timeout_s: float
+) -> dict:
     rng = random.Random(seed)
-    plan = [[make_request(rng, (seed * clients + c) * requests + r, items, hang_rate) for r in range(requests)] for c in range(clients)]
+    plan = [
+        [make_request(rng, (seed * clients + c) * requests + r, items, hang_rate) for r in range(requests)]
+        for c in range(clients)
+    ]
     latencies: list[tuple[float, bool]] = []
     failures: list[str] = []
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, limits=limits, timeout=client_timeout_s) as http:
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, limits=limits, timeout=client_timeout_s
+    ) as http:
 
         async def client(bodies: list[tuple[dict, bool]]) -> None:
             for body, hangs in bodies:
@@ -114,9 +137,20 @@ async def scenario(url: str, clients: int, requests: int, items: int, hang_rate:
     all_lat = np.array([x for x, _ in latencies])
     clean = np.array([x for x, h in latencies if not h])
     pct = lambda a, q: float(np.percentile(a, q)) if len(a) else float("nan")  # noqa: E731
-    return {"clients": clients, "hang_rate": hang_rate, "requests": clients * requests, "answered": len(latencies), "failures": failures,
-            "wall_s": wall, "rps": len(latencies) / wall, "p50": pct(all_lat, 50), "p99": pct(all_lat, 99),
-            "clean_requests": len(clean), "clean_p50": pct(clean, 50), "clean_p99": pct(clean, 99)}
+    return {
+        "clients": clients,
+        "hang_rate": hang_rate,
+        "requests": clients * requests,
+        "answered": len(latencies),
+        "failures": failures,
+        "wall_s": wall,
+        "rps": len(latencies) / wall,
+        "p50": pct(all_lat, 50),
+        "p99": pct(all_lat, 99),
+        "clean_requests": len(clean),
+        "clean_p50": pct(clean, 50),
+        "clean_p99": pct(clean, 99),
+    }
 
 
 def main() -> int:
@@ -135,27 +169,51 @@ def main() -> int:
         args.clients = [10, 30]
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "spec.json"
-        spec.write_text(json.dumps({"verifier": {"name": "math", "extract": ["boxed"], "inner_timeout_s": 60}, "timeout_s": args.timeout_s,
-                                    "workers": args.workers, "length_unit": "words", "cache_size": 0}))
+        spec.write_text(
+            json.dumps(
+                {
+                    "verifier": {"name": "math", "extract": ["boxed"], "inner_timeout_s": 60},
+                    "timeout_s": args.timeout_s,
+                    "workers": args.workers,
+                    "length_unit": "words",
+                    "cache_size": 0,
+                }
+            )
+        )
         port = free_port()
         log = Path(tmp) / "server.log"
         proc = start_server(spec, port, args.max_concurrency, log)
         url = f"http://127.0.0.1:{port}"
         try:
-            httpx.post(f"{url}/get_reward", json={"query": ["\\boxed{1}"] * 2, "labels": ["1", "1"]},
-                       headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120).raise_for_status()  # workers started
-            print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; python {platform.python_version()}; "
-                  f"{time.strftime('%Y-%m-%d %H:%M %Z')}")
-            print(f"server: math verifier, timeout_s {args.timeout_s:g}, {args.workers} pooled workers, max-concurrency {args.max_concurrency}; "
-                  f"{args.requests} request(s) of {args.items} item(s) per client")
-            print(f"{'clients':>7} {'hanging':>7} {'answered':>9} {'req/s':>8} {'p50 s':>7} {'p99 s':>7} {'clean p50':>9} {'clean p99':>9}")
+            httpx.post(
+                f"{url}/get_reward",
+                json={"query": ["\\boxed{1}"] * 2, "labels": ["1", "1"]},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                timeout=120,
+            ).raise_for_status()  # workers started
+            print(
+                f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; python {platform.python_version()}; "
+                f"{time.strftime('%Y-%m-%d %H:%M %Z')}"
+            )
+            print(
+                f"server: math verifier, timeout_s {args.timeout_s:g}, {args.workers} pooled workers, max-concurrency {args.max_concurrency}; "
+                f"{args.requests} request(s) of {args.items} item(s) per client"
+            )
+            print(
+                f"{'clients':>7} {'hanging':>7} {'answered':>9} {'req/s':>8} {'p50 s':>7} {'p99 s':>7} {'clean p50':>9} {'clean p99':>9}"
+            )
             seed = 0
             for clients in args.clients:
                 for rate in args.hang_rates:
                     seed += 1
-                    res = asyncio.run(scenario(url, clients, args.requests, args.items, rate, seed, args.client_timeout_s))
-                    print(f"{clients:>7} {rate:>7.0%} {res['answered']:>4}/{res['requests']:<4} {res['rps']:>8.1f} {res['p50']:>7.2f} "
-                          f"{res['p99']:>7.2f} {res['clean_p50']:>9.2f} {res['clean_p99']:>9.2f}", flush=True)
+                    res = asyncio.run(
+                        scenario(url, clients, args.requests, args.items, rate, seed, args.client_timeout_s)
+                    )
+                    print(
+                        f"{clients:>7} {rate:>7.0%} {res['answered']:>4}/{res['requests']:<4} {res['rps']:>8.1f} {res['p50']:>7.2f} "
+                        f"{res['p99']:>7.2f} {res['clean_p50']:>9.2f} {res['clean_p99']:>9.2f}",
+                        flush=True,
+                    )
                     for failure in res["failures"][:3]:
                         print(f"    failed: {failure}")
         finally:

@@ -70,11 +70,22 @@ def make_context(groups: int, size: int, seed: int, text_words: int = 0) -> Shap
     length = rng.integers(1, MAX_TOKENS + 1, size=n).astype(np.float64)
     truncated = rng.random(n) < 0.02
     texts = [pool[i] for i in rng.integers(0, len(pool), size=n)]
-    batch = Batch(prompt_ids=group_ids, prompts=[""] * n, completions=texts, answers=["42"] * n, num_tokens=length, truncated=truncated,
-                  data_sources=[None] * n, steps=np.full(n, -1), metas=[{} for _ in range(n)])
+    batch = Batch(
+        prompt_ids=group_ids,
+        prompts=[""] * n,
+        completions=texts,
+        answers=["42"] * n,
+        num_tokens=length,
+        truncated=truncated,
+        data_sources=[None] * n,
+        steps=np.full(n, -1),
+        metas=[{} for _ in range(n)],
+    )
     bv = BaseValues(1.0, -0.5, -1.0)
     base = np.where(~answered, bv.no_answer, np.where(correct == 1.0, bv.correct, bv.wrong))
-    return ShapingContext(batch, base.copy(), base, correct, length, "tokens", answered, np.ones(n, dtype=bool), 0, bv, {})
+    return ShapingContext(
+        batch, base.copy(), base, correct, length, "tokens", answered, np.ones(n, dtype=bool), 0, bv, {}
+    )
 
 
 def time_shaper(name: str, options: dict, ctx: ShapingContext, repeats: int) -> tuple[float, bool]:
@@ -85,8 +96,19 @@ def time_shaper(name: str, options: dict, ctx: ShapingContext, repeats: int) -> 
     times = []
     finite = True
     for step in range(repeats + 1):
-        run_ctx = ShapingContext(ctx.batch, ctx.reward, ctx.base, ctx.correct, ctx.length, ctx.unit, ctx.answered, ctx.format_ok,
-                                 step, ctx.base_values, state)
+        run_ctx = ShapingContext(
+            ctx.batch,
+            ctx.reward,
+            ctx.base,
+            ctx.correct,
+            ctx.length,
+            ctx.unit,
+            ctx.answered,
+            ctx.format_ok,
+            step,
+            ctx.base_values,
+            state,
+        )
         t0 = time.perf_counter()
         new, comp = shaper.apply(run_ctx)  # type: ignore[attr-defined]
         if step:
@@ -101,13 +123,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--group-size", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--text-words", type=int, default=0, help="words of filler added to each completion's thinking (text-reading shapers slow down)")
+    ap.add_argument(
+        "--text-words",
+        type=int,
+        default=0,
+        help="words of filler added to each completion's thinking (text-reading shapers slow down)",
+    )
     ap.add_argument("--only", action="append", choices=sorted(SHAPERS), help="time only these shapers")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     ctx = make_context(args.groups, args.group_size, args.seed, args.text_words)
     n = len(ctx.length)
-    print(f"batch: {args.groups} groups x {args.group_size} = {n} rollouts (built in {time.perf_counter() - t0:.1f} s); median of {args.repeats} after a warm-up call")
+    print(
+        f"batch: {args.groups} groups x {args.group_size} = {n} rollouts (built in {time.perf_counter() - t0:.1f} s); median of {args.repeats} after a warm-up call"
+    )
     print(f"{'shaper':<20} {'seconds':>9} {'rollouts/s':>13} {'vs 1M/s':>8}  output")
     below = []
     for name in args.only or SHAPERS:

@@ -37,8 +37,17 @@ def main(seed: int = 0) -> None:
                 answer = None
             body = FILLER * steps
             completion = f"<think>{body}</think> The answer is " + (rf"\boxed{{{answer}}}" if answer else "unclear.")
-            rows.append({"prompt_id": f"q{p}", "prompt": question, "completion": completion, "answer": gold,
-                         "num_tokens": 12 + 7 * steps, "truncated": False, "step": 0})
+            rows.append(
+                {
+                    "prompt_id": f"q{p}",
+                    "prompt": question,
+                    "completion": completion,
+                    "answer": gold,
+                    "num_tokens": 12 + 7 * steps,
+                    "truncated": False,
+                    "step": 0,
+                }
+            )
     rows[5]["truncated"] = True
     rows[5]["completion"] = "<think>" + FILLER * 60
     rows[5]["num_tokens"] = 432

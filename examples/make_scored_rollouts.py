@@ -18,15 +18,23 @@ from pathlib import Path
 
 from rewardsmith import load_spec, write_records
 
-SPEC = {"verifier": "exact", "format": {"name": "think_answer", "mode": "add", "weight": 0.5},
-        "shaping": [{"name": "repetition", "ngram": 3, "max_penalty": -0.2}], "length_unit": "tokens"}
+SPEC = {
+    "verifier": "exact",
+    "format": {"name": "think_answer", "mode": "add", "weight": 0.5},
+    "shaping": [{"name": "repetition", "ngram": 3, "max_penalty": -0.2}],
+    "length_unit": "tokens",
+}
 PROMPTS = [(a, b) for a, b in [(12, 7), (25, 17), (38, 44), (9, 91), (56, 28), (71, 13), (33, 66), (48, 52)]]
 STEPS, ROLLOUTS = 4, 4
 DIFFICULTY = {True: "carry", False: "no_carry"}
 
 
 def thinking(rng: random.Random, a: int, b: int, loops: int) -> str:
-    steps = [f"I need {a} plus {b}.", f"Tens first: {a // 10 * 10} and {b // 10 * 10}.", f"Then units: {a % 10} and {b % 10}."]
+    steps = [
+        f"I need {a} plus {b}.",
+        f"Tens first: {a // 10 * 10} and {b // 10 * 10}.",
+        f"Then units: {a % 10} and {b % 10}.",
+    ]
     return " ".join(steps + ["Let me double-check."] * loops + [f"So it is {a + b}."] * rng.randint(0, 1))
 
 
@@ -39,9 +47,16 @@ def rollout(rng: random.Random, run: str, step: int, p: int) -> dict:
     answer = a + b if rng.random() < acc else a + b + rng.choice([-10, -1, 1, 10])
     think = thinking(rng, a, b, loops)
     completion = f"<think>{think}</think>\nAnswer: {answer}" if format_ok else f"{think}\nAnswer: {answer}"
-    return {"prompt_id": f"add{p}", "prompt": f"What is {a} + {b}?", "completion": completion, "answer": str(a + b),
-            "num_tokens": int(1.3 * len(completion.split())) + 4, "truncated": False, "step": step,
-            "meta": {"difficulty": DIFFICULTY[a % 10 + b % 10 >= 10]}}
+    return {
+        "prompt_id": f"add{p}",
+        "prompt": f"What is {a} + {b}?",
+        "completion": completion,
+        "answer": str(a + b),
+        "num_tokens": int(1.3 * len(completion.split())) + 4,
+        "truncated": False,
+        "step": step,
+        "meta": {"difficulty": DIFFICULTY[a % 10 + b % 10 >= 10]},
+    }
 
 
 def main(seed: int = 0) -> None:
@@ -49,7 +64,9 @@ def main(seed: int = 0) -> None:
     with load_spec(SPEC) as pipe:
         for run in ("verbose", "concise"):
             rng = random.Random(f"{seed}-{run}")
-            records = [rollout(rng, run, s, p) for s in range(STEPS) for p in range(len(PROMPTS)) for _ in range(ROLLOUTS)]
+            records = [
+                rollout(rng, run, s, p) for s in range(STEPS) for p in range(len(PROMPTS)) for _ in range(ROLLOUTS)
+            ]
             scored = []
             for s in range(STEPS):  # one scoring call per training step, as a trainer would
                 batch = [r for r in records if r["step"] == s]

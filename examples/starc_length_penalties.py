@@ -50,7 +50,9 @@ def designs() -> dict[str, np.ndarray]:
         "length-discounted": reward(lambda t: 1.0 - 0.5 * t / T),  # correct answers are worth less the longer they took
         "LASER bonus (t<=2)": reward(lambda t: 1.0 + 0.5 * (t <= 2)),  # LASER-style +α under the target
         "truncation (t<=2)": reward(lambda t: 1.0 if t <= 2 else 0.0),  # ThinkPrune-style budget
-        "correctness, shaped": potential_shaped(correctness, np.array([-0.1 * t for t in range(T + 1)] + [0.0, 0.0]), GAMMA),
+        "correctness, shaped": potential_shaped(
+            correctness, np.array([-0.1 * t for t in range(T + 1)] + [0.0, 0.0]), GAMMA
+        ),
     }
 
 

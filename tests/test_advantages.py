@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from rewardsmith import load_spec
 from rewardsmith.advantages import AdvantageContext, dynamic_sampling_report, keep_mask, zero_variance_groups
 from rewardsmith.advantages.canon import canon_advantage, long_half
 from rewardsmith.advantages.group import batch_std_advantage, dr_grpo_advantage, grpo_advantage, rloo_advantage
@@ -10,7 +11,6 @@ from rewardsmith.advantages.passk import passk_advantage
 from rewardsmith.advantages.reinforce import reinforce_baseline_advantage
 from rewardsmith.components import build, entries
 from rewardsmith.registry import SpecError
-from rewardsmith import load_spec
 
 NAMES = ["batch_std", "canon", "dr_grpo", "grpo", "passk", "reinforce_baseline", "rloo"]
 EPS = 1e-6
@@ -51,7 +51,14 @@ def test_grpo_interleaved_groups_of_different_sizes_and_a_singleton():
     out = grpo_advantage(arr(1, 0, 0, 1, 0.5, 1), np.array([0, 1, 0, 1, 2, 1]), 3)
     s2 = np.sqrt(0.5)  # std of {1, 0}
     s3 = np.sqrt(1 / 3)  # std of {0, 1, 1}: deviations -2/3, 1/3, 1/3 -> (4/9 + 2/9) / 2
-    expected = arr(0.5 / (s2 + EPS), -2 / 3 / (s3 + EPS), -0.5 / (s2 + EPS), 1 / 3 / (s3 + EPS), 0.5 / (1 + EPS), 1 / 3 / (s3 + EPS))
+    expected = arr(
+        0.5 / (s2 + EPS),
+        -2 / 3 / (s3 + EPS),
+        -0.5 / (s2 + EPS),
+        1 / 3 / (s3 + EPS),
+        0.5 / (1 + EPS),
+        1 / 3 / (s3 + EPS),
+    )
     np.testing.assert_allclose(out, expected)
 
 
@@ -69,7 +76,9 @@ def test_grpo_all_equal_rewards_give_zero(value):
 def test_dr_grpo_hand_values():
     out = dr_grpo_advantage(arr(1, 0, 0, 1, 1, 0.3), np.array([0, 0, 1, 1, 1, 2]), 3)
     np.testing.assert_allclose(out, arr(0.5, -0.5, -2 / 3, 1 / 3, 1 / 3, 0.3))
-    np.testing.assert_allclose(dr_grpo_advantage(arr(1, 0, 0.3), np.array([0, 0, 1]), 2, singleton="zero"), arr(0.5, -0.5, 0))
+    np.testing.assert_allclose(
+        dr_grpo_advantage(arr(1, 0, 0.3), np.array([0, 0, 1]), 2, singleton="zero"), arr(0.5, -0.5, 0)
+    )
 
 
 def test_rloo_hand_values():
@@ -160,14 +169,18 @@ def test_canon_default_is_cross_half_baseline():
     # lengths 10, 40, 30, 20: short half rows 0, 3 (μ_s = 0.5), long half rows 2, 1 (μ_l = 0.5)
     reward, length = arr(1, 0, 1, 0), arr(10, 40, 30, 20)
     assert long_half(length, np.zeros(4, dtype=int), 1).tolist() == [False, True, True, False]
-    np.testing.assert_allclose(canon_advantage(reward, np.zeros(4, dtype=int), 1, length), arr(0.5, -0.5, 0.5, -0.5) / 8192)
+    np.testing.assert_allclose(
+        canon_advantage(reward, np.zeros(4, dtype=int), 1, length), arr(0.5, -0.5, 0.5, -0.5) / 8192
+    )
 
 
 def test_canon_alpha_beta_lambda():
     # α 2, β 0.1, λ 0.5, L_norm 2; μ_s = μ_l = 0.5
     # long  r=1: 0.5(2 - 0.5 + 0.1) + 0.5(1 - 0.5) = 1.05;  r=0: 0.5(0 - 0.5 + 0.1) + 0.5(-0.5) = -0.45
     # short r=1: 0.5(1 - 1 - 0.1) + 0.5(0.5) = 0.2;        r=0: 0.5(0 - 1 - 0.1) + 0.5(-0.5) = -0.8
-    out = canon_advantage(arr(1, 0, 1, 0), np.zeros(4, dtype=int), 1, arr(10, 40, 30, 20), alpha=2, beta=0.1, lam=0.5, norm_len=2)
+    out = canon_advantage(
+        arr(1, 0, 1, 0), np.zeros(4, dtype=int), 1, arr(10, 40, 30, 20), alpha=2, beta=0.1, lam=0.5, norm_len=2
+    )
     np.testing.assert_allclose(out, arr(0.2, -0.45, 1.05, -0.8) / 2)
 
 
@@ -298,7 +311,9 @@ def test_matches_verl(ours, theirs, kwargs, min_size, seed):
 def test_passk_without_std_matches_verl():
     rng = np.random.default_rng(3)
     reward, group, length, n_groups = random_batch(rng, min_size=2)
-    out = build("advantage", {"name": "passk", "norm_by_std": False}, field="advantage").compute(ctx(reward, group, length, n_groups))
+    out = build("advantage", {"name": "passk", "norm_by_std": False}, field="advantage").compute(
+        ctx(reward, group, length, n_groups)
+    )
     verl_tokens, mask = verl_advantage("grpo_passk", reward, group, length, config={"norm_adv_by_std_in_grpo": False})
     assert_matches_verl(out, verl_tokens, mask)
     assert np.count_nonzero(out) <= n_groups
@@ -350,7 +365,9 @@ def test_end_to_end_through_load_spec():
     scores = load_spec({"verifier": "exact", "length_unit": "words", "advantage": {"name": "grpo"}}).score(RECORDS)
     # a: {1, 0, 1} -> mean 2/3, std sqrt(1/3); b: {0, 1} -> ∓ 1/sqrt(2); c: alone -> 1/(1 + eps)
     s3, s2 = np.sqrt(1 / 3), np.sqrt(0.5)
-    expected = arr(1 / 3 / (s3 + EPS), -0.5 / (s2 + EPS), -2 / 3 / (s3 + EPS), 1 / (1 + EPS), 0.5 / (s2 + EPS), 1 / 3 / (s3 + EPS))
+    expected = arr(
+        1 / 3 / (s3 + EPS), -0.5 / (s2 + EPS), -2 / 3 / (s3 + EPS), 1 / (1 + EPS), 0.5 / (s2 + EPS), 1 / 3 / (s3 + EPS)
+    )
     np.testing.assert_allclose(scores.advantages, expected)
     assert scores.to_records(RECORDS)[1]["advantage"] == pytest.approx(-0.5 / (s2 + EPS))
 
@@ -380,6 +397,8 @@ def test_group_aware_tags_match_behaviour():
     together, alone = np.array([0, 0, 0, 1, 1, 1]), np.arange(6)
     for entry in entries("advantage"):
         est = build("advantage", entry.name, field="advantage")
-        moved = not np.allclose(est.compute(AdvantageContext(reward, together, 2, length, correct)),
-                                est.compute(AdvantageContext(reward, alone, 6, length, correct)))
+        moved = not np.allclose(
+            est.compute(AdvantageContext(reward, together, 2, length, correct)),
+            est.compute(AdvantageContext(reward, alone, 6, length, correct)),
+        )
         assert moved == entry.cls.group_aware, entry.name

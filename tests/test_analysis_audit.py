@@ -3,8 +3,16 @@ import json
 import numpy as np
 import pytest
 
-from rewardsmith.analysis.audit import (AuditThresholds, audit, average_ranks, fitted_change, pearson, repeated_ngram_rate, spearman,
-                                      zero_variance_groups)
+from rewardsmith.analysis.audit import (
+    AuditThresholds,
+    audit,
+    average_ranks,
+    fitted_change,
+    pearson,
+    repeated_ngram_rate,
+    spearman,
+    zero_variance_groups,
+)
 from rewardsmith.analysis.scored import ScoredRollouts
 from rewardsmith.cli import main
 
@@ -21,9 +29,22 @@ def synthetic(length_paid: bool, steps: int = 3, prompts: int = 10, n: int = 8, 
                 correct = bool(rng.random() < 0.5)
                 bonus = 0.002 * tokens if length_paid else 0.0
                 words = " ".join(f"w{rng.integers(0, 60)}" for _ in range(tokens // 4))
-                records.append({"prompt_id": f"s{s}p{p}", "completion": f"<think>{words}</think> Answer: 1", "num_tokens": tokens, "step": s,
-                                "truncated": False, "reward": float(correct) + bonus, "correct": correct,
-                                "components": {"correctness": float(correct), "format": 1.0, **({"length_bonus": bonus} if length_paid else {})}})
+                records.append(
+                    {
+                        "prompt_id": f"s{s}p{p}",
+                        "completion": f"<think>{words}</think> Answer: 1",
+                        "num_tokens": tokens,
+                        "step": s,
+                        "truncated": False,
+                        "reward": float(correct) + bonus,
+                        "correct": correct,
+                        "components": {
+                            "correctness": float(correct),
+                            "format": 1.0,
+                            **({"length_bonus": bonus} if length_paid else {}),
+                        },
+                    }
+                )
     return records
 
 
@@ -101,8 +122,17 @@ def test_zero_variance_truncation_repetition_and_format_flags():
             loop = p < 3  # 30% degenerate loops
             text = "<think>" + ("again " * 40 if loop else " ".join(f"t{p}{k}{i}" for i in range(40))) + "</think> 1"
             correct = p < 8  # prompts 0-7 all correct, 8-9 all wrong: every group flat
-            records.append({"prompt_id": f"q{p}", "completion": text, "num_tokens": 100 + k, "truncated": k == 0,
-                            "reward": float(correct), "correct": correct, "format_ok": not (correct and k == 1)})
+            records.append(
+                {
+                    "prompt_id": f"q{p}",
+                    "completion": text,
+                    "num_tokens": 100 + k,
+                    "truncated": k == 0,
+                    "reward": float(correct),
+                    "correct": correct,
+                    "format_ok": not (correct and k == 1),
+                }
+            )
     result = audit(ScoredRollouts.from_records(records), by="step")
     f = flags(result)
     assert f["zero_variance_groups"]["raised"] and f["zero_variance_groups"]["value"] == 1.0
@@ -126,8 +156,17 @@ def test_reward_rising_without_accuracy_and_format_outpacing():
                 correct = bool(rng.random() < 0.5)
                 fmt_ok = rng.random() < 0.2 + 0.15 * step
                 reward = float(correct) + 0.5 * fmt_ok
-                records.append({"prompt_id": f"s{step}q{p}", "completion": "x y z", "num_tokens": 10, "step": step,
-                                "reward": reward, "correct": correct, "format_ok": bool(fmt_ok)})
+                records.append(
+                    {
+                        "prompt_id": f"s{step}q{p}",
+                        "completion": "x y z",
+                        "num_tokens": 10,
+                        "step": step,
+                        "reward": reward,
+                        "correct": correct,
+                        "format_ok": bool(fmt_ok),
+                    }
+                )
     result = audit(ScoredRollouts.from_records(records), by="step")
     f = flags(result)
     assert f["format_outpaces_accuracy"]["raised"], f["format_outpaces_accuracy"]
@@ -138,7 +177,9 @@ def test_reward_rising_without_accuracy_and_format_outpacing():
 
 def test_thresholds_are_parameters():
     records = synthetic(length_paid=True)
-    strict = audit(ScoredRollouts.from_records(records), thresholds=AuditThresholds(length_correlation=1.0))  # ρ is exactly 1 here
+    strict = audit(
+        ScoredRollouts.from_records(records), thresholds=AuditThresholds(length_correlation=1.0)
+    )  # ρ is exactly 1 here
     assert not flags(strict)["length_hacking"]["raised"]
 
 
@@ -150,11 +191,18 @@ def test_edge_cases_give_json_without_nan(case):
     elif case == "all_correct":
         records = [{"prompt_id": f"q{i % 3}", **base, "num_tokens": 5 + i} for i in range(30)]
     elif case == "all_wrong":
-        records = [{"prompt_id": f"q{i % 3}", **base, "reward": 0.0, "correct": False, "num_tokens": 5 + i} for i in range(30)]
+        records = [
+            {"prompt_id": f"q{i % 3}", **base, "reward": 0.0, "correct": False, "num_tokens": 5 + i} for i in range(30)
+        ]
     elif case == "equal_lengths":
-        records = [{"prompt_id": f"q{i % 3}", **base, "reward": float(i % 2), "correct": bool(i % 2)} for i in range(30)]
+        records = [
+            {"prompt_id": f"q{i % 3}", **base, "reward": float(i % 2), "correct": bool(i % 2)} for i in range(30)
+        ]
     else:
-        records = [{"prompt_id": f"q{i % 3}", **base, "reward": float(i), "correct": None, "num_tokens": 5 + i} for i in range(30)]
+        records = [
+            {"prompt_id": f"q{i % 3}", **base, "reward": float(i), "correct": None, "num_tokens": 5 + i}
+            for i in range(30)
+        ]
     result = audit(ScoredRollouts.from_records(records))
     json.dumps(result, allow_nan=False)
     f = flags(result)
@@ -202,7 +250,9 @@ def test_cli_module_imports_nothing_heavy():
     import subprocess
     import sys
 
-    code = ("import argparse, sys; from rewardsmith.analysis.cli import register_cli; "
-            "register_cli(argparse.ArgumentParser().add_subparsers()); "
-            "heavy = [m for m in ('matplotlib', 'sklearn', 'torch', 'scipy') if m in sys.modules]; assert not heavy, heavy")
+    code = (
+        "import argparse, sys; from rewardsmith.analysis.cli import register_cli; "
+        "register_cli(argparse.ArgumentParser().add_subparsers()); "
+        "heavy = [m for m in ('matplotlib', 'sklearn', 'torch', 'scipy') if m in sys.modules]; assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

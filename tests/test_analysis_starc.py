@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from rewardsmith.analysis.starc import epic_canonical, potential_shaped, standardise, starc_distance, uniform_policy_values, val_canonical
+from rewardsmith.analysis.starc import (
+    epic_canonical,
+    potential_shaped,
+    standardise,
+    starc_distance,
+    uniform_policy_values,
+    val_canonical,
+)
 
 S, A = 5, 3
 

@@ -5,29 +5,46 @@ import numpy as np
 import pytest
 
 from rewardsmith.analysis.scored import NotScoredError, ScoredRollouts
-from rewardsmith.analysis.tradeoff import (accuracy_per_1k, aes, compare_runs, pareto_front, pass_at_k, pass_at_k_over_prompts,
-                                         run_summary, token_reduction)
+from rewardsmith.analysis.tradeoff import (
+    accuracy_per_1k,
+    aes,
+    compare_runs,
+    pareto_front,
+    pass_at_k,
+    pass_at_k_over_prompts,
+    run_summary,
+    token_reduction,
+)
 from rewardsmith.cli import main
 
 
 def rec(pid, correct, tokens, difficulty=None, **extra):
-    r = {"prompt_id": pid, "completion": "w " * 3, "num_tokens": tokens, "reward": float(bool(correct)), "correct": correct}
+    r = {
+        "prompt_id": pid,
+        "completion": "w " * 3,
+        "num_tokens": tokens,
+        "reward": float(bool(correct)),
+        "correct": correct,
+    }
     if difficulty is not None:
         r["meta"] = {"difficulty": difficulty}
     return {**r, **extra}
 
 
 # ------------------------------------------------------------------ pass@k
-@pytest.mark.parametrize("n,c,k,expected", [
-    (5, 2, 1, 0.4),            # c/n
-    (5, 2, 2, 1 - 3 / 10),     # 1 - C(3,2)/C(5,2)
-    (4, 1, 3, 1 - 1 / 4),      # 1 - C(3,3)/C(4,3)
-    (10, 0, 5, 0.0),
-    (10, 10, 5, 1.0),
-    (4, 2, 3, 1.0),            # n - c < k: every k-subset holds a correct one
-    (1, 1, 1, 1.0),
-    (1, 0, 1, 0.0),
-])
+@pytest.mark.parametrize(
+    "n,c,k,expected",
+    [
+        (5, 2, 1, 0.4),  # c/n
+        (5, 2, 2, 1 - 3 / 10),  # 1 - C(3,2)/C(5,2)
+        (4, 1, 3, 1 - 1 / 4),  # 1 - C(3,3)/C(4,3)
+        (10, 0, 5, 0.0),
+        (10, 10, 5, 1.0),
+        (4, 2, 3, 1.0),  # n - c < k: every k-subset holds a correct one
+        (1, 1, 1, 1.0),
+        (1, 0, 1, 0.0),
+    ],
+)
 def test_pass_at_k_hand_values(n, c, k, expected):
     assert pass_at_k(n, c, k) == pytest.approx(expected, abs=1e-12)
 
@@ -76,7 +93,14 @@ def test_token_reduction_and_accuracy_per_1k():
 
 
 def test_pareto_front_hand_example():
-    pts = {"a": (0.8, 1000.0), "b": (0.8, 600.0), "c": (0.7, 300.0), "d": (0.6, 400.0), "e": (0.9, 2000.0), "f": (0.7, 300.0)}
+    pts = {
+        "a": (0.8, 1000.0),
+        "b": (0.8, 600.0),
+        "c": (0.7, 300.0),
+        "d": (0.6, 400.0),
+        "e": (0.9, 2000.0),
+        "f": (0.7, 300.0),
+    }
     # a is dominated by b (same accuracy, shorter); d by c; c and f are identical (both kept)
     assert pareto_front(pts) == ["c", "f", "b", "e"]
     assert pareto_front({"only": (0.1, 5.0)}) == ["only"]
@@ -85,8 +109,13 @@ def test_pareto_front_hand_example():
 
 # ------------------------------------------------------------------ runs
 def test_run_summary_by_difficulty_and_unknowns():
-    records = [rec("q1", True, 100, "easy"), rec("q1", True, 200, "easy"), rec("q2", False, 400, "hard"), rec("q2", None, 600, "hard"),
-               rec("q3", True, 50, None)]
+    records = [
+        rec("q1", True, 100, "easy"),
+        rec("q1", True, 200, "easy"),
+        rec("q2", False, 400, "hard"),
+        rec("q2", None, 600, "hard"),
+        rec("q3", True, 50, None),
+    ]
     s = run_summary(ScoredRollouts.from_records(records), ks=(1, 2))
     assert s["unit"] == "tokens" and s["rollouts"] == 5 and s["prompts"] == 3 and s["unknown_correct"] == 1
     assert s["pass@1"] == pytest.approx((1.0 + 0.0 + 1.0) / 3)
@@ -99,8 +128,10 @@ def test_run_summary_by_difficulty_and_unknowns():
 
 
 def test_words_when_no_token_counts_and_data_source_fallback():
-    records = [{"prompt_id": "a", "completion": "one two three", "reward": 1.0, "correct": True, "data_source": "gsm8k"},
-               {"prompt_id": "a", "completion": "one", "reward": 0.0, "correct": False, "data_source": "gsm8k"}]
+    records = [
+        {"prompt_id": "a", "completion": "one two three", "reward": 1.0, "correct": True, "data_source": "gsm8k"},
+        {"prompt_id": "a", "completion": "one", "reward": 0.0, "correct": False, "data_source": "gsm8k"},
+    ]
     s = run_summary(ScoredRollouts.from_records(records))
     assert s["unit"] == "words" and s["mean_length"] == 2.0 and list(s["breakdown"]) == ["gsm8k"]
 
@@ -109,7 +140,10 @@ def test_compare_runs_baseline_aes_and_front():
     base = [rec(f"q{i}", i % 2 == 0, 1000) for i in range(4)]  # acc 0.5, 1000 tokens
     short = [rec(f"q{i}", i % 2 == 0, 500) for i in range(4)]  # acc 0.5, 500 tokens
     worse = [rec(f"q{i}", i == 0, 800) for i in range(4)]  # acc 0.25, 800 tokens
-    result = compare_runs({n: ScoredRollouts.from_records(r) for n, r in [("base", base), ("short", short), ("worse", worse)]}, baseline="base")
+    result = compare_runs(
+        {n: ScoredRollouts.from_records(r) for n, r in [("base", base), ("short", short), ("worse", worse)]},
+        baseline="base",
+    )
     runs = result["runs"]
     assert runs["short"]["token_reduction"] == pytest.approx(0.5) and runs["short"]["aes"] == pytest.approx(0.5)
     assert runs["worse"]["accuracy_change"] == pytest.approx(-0.25)
@@ -149,12 +183,20 @@ def test_cli_tradeoff_writes_json_and_plots(tmp_path, capsys):
     rng = np.random.default_rng(0)
 
     def run(acc, tokens):
-        return [rec(f"q{p}", bool(rng.random() < acc), int(tokens * (1 + d)), ["easy", "hard"][d]) for p in range(10) for d in (p % 2,) for _ in range(4)]
+        return [
+            rec(f"q{p}", bool(rng.random() < acc), int(tokens * (1 + d)), ["easy", "hard"][d])
+            for p in range(10)
+            for d in (p % 2,)
+            for _ in range(4)
+        ]
 
     base = _write(tmp_path / "base.jsonl", run(0.7, 800))
     short = _write(tmp_path / "short.jsonl", run(0.7, 300))
     out = tmp_path / "out"
-    assert main(["eval", "tradeoff", str(short), f"base={base}", "--baseline", "base", "--k", "1", "2", "--out", str(out)]) == 0
+    assert (
+        main(["eval", "tradeoff", str(short), f"base={base}", "--baseline", "base", "--k", "1", "2", "--out", str(out)])
+        == 0
+    )
     text = capsys.readouterr().out
     assert "pass@2" in text and "Pareto front" in text and str(out / "tradeoff.json") in text
     result = json.loads((out / "tradeoff.json").read_text())

@@ -12,8 +12,12 @@ from shaping_throughput import SHAPERS  # noqa: E402
 
 
 def test_quick_run_prints_every_shaper():
-    proc = subprocess.run([sys.executable, str(BENCH), "--groups", "40", "--group-size", "8", "--repeats", "1", "--text-words", "20"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--groups", "40", "--group-size", "8", "--repeats", "1", "--text-words", "20"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
     assert "batch: 40 groups x 8 = 320 rollouts" in out

@@ -17,8 +17,18 @@ from _data import make_batch, nested_fraction  # noqa: E402
 @pytest.mark.timeout(120)
 def test_quick_run_prints_throughputs_ratio_and_agreement():
     proc = subprocess.run(
-        [sys.executable, str(BENCH / "verify_throughput.py"), "--quick", "--pathological-rate", "0.1", "--trl-cap-s", "3"],
-        capture_output=True, text=True, timeout=110,
+        [
+            sys.executable,
+            str(BENCH / "verify_throughput.py"),
+            "--quick",
+            "--pathological-rate",
+            "0.1",
+            "--trl-cap-s",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=110,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout

@@ -15,9 +15,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def files(tmp_path):
     rollouts = tmp_path / "r.jsonl"
     rollouts.write_text(
-        json.dumps({"prompt_id": "a", "completion": "Answer: 4", "answer": "4", "keep": 1}) + "\n"
-        + json.dumps({"prompt_id": "a", "completion": "Answer: 3", "answer": "4"}) + "\n"
-        + json.dumps({"prompt_id": "b", "completion": "Answer: x", "answer": "x"}) + "\n"
+        json.dumps({"prompt_id": "a", "completion": "Answer: 4", "answer": "4", "keep": 1})
+        + "\n"
+        + json.dumps({"prompt_id": "a", "completion": "Answer: 3", "answer": "4"})
+        + "\n"
+        + json.dumps({"prompt_id": "b", "completion": "Answer: x", "answer": "x"})
+        + "\n"
     )
     spec = tmp_path / "s.yaml"
     spec.write_text("verifier: exact\nlength_unit: words\n")
@@ -27,7 +30,12 @@ def files(tmp_path):
 def test_score_writes_records_and_summary(files, tmp_path, capsys):
     rollouts, spec = files
     out = tmp_path / "out.jsonl"
-    assert main(["score", str(rollouts), "--spec", str(spec), "-o", str(out), "--summary-json", str(tmp_path / "sum.json")]) == 0
+    assert (
+        main(
+            ["score", str(rollouts), "--spec", str(spec), "-o", str(out), "--summary-json", str(tmp_path / "sum.json")]
+        )
+        == 0
+    )
     rows = [json.loads(l) for l in out.read_text().splitlines()]
     assert [r["reward"] for r in rows] == [1.0, 0.0, 1.0]
     assert rows[0]["keep"] == 1 and rows[1]["correct"] is False
@@ -68,22 +76,51 @@ def test_list_shows_components_and_papers(capsys):
     assert main(["list", "-v"]) == 0
     out = capsys.readouterr().out
     assert "math" in out and "Math-Verify" in out and "repetition" in out and "options:" in out
-    kimi = out[out.index("  kimi "):].split("\n  ", 3)
+    kimi = out[out.index("  kimi ") :].split("\n  ", 3)
     assert any("capabilities: group_aware" in line for line in kimi[:3])
     assert 'example: {"name": "laser", "target": 200}' in out
 
 
 def test_python_dash_m_works(files, tmp_path):
     rollouts, spec = files
-    proc = subprocess.run([sys.executable, "-m", "rewardsmith", "score", str(rollouts), "--spec", str(spec), "-o", str(tmp_path / "m.jsonl")],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rewardsmith",
+            "score",
+            str(rollouts),
+            "--spec",
+            str(spec),
+            "-o",
+            str(tmp_path / "m.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "m.jsonl").exists()
 
 
 def test_example_rollouts_score(tmp_path):
     out = tmp_path / "ex.jsonl"
-    assert main(["score", str(ROOT / "examples/math_rollouts.jsonl"), "--spec", str(ROOT / "examples/specs/math_laser_style.yaml"), "-o", str(out), "--workers", "2"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                str(ROOT / "examples/math_rollouts.jsonl"),
+                "--spec",
+                str(ROOT / "examples/specs/math_laser_style.yaml"),
+                "-o",
+                str(out),
+                "--workers",
+                "2",
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(l) for l in out.read_text().splitlines()]
     assert len(rows) == 64
     assert {r["correct"] for r in rows} <= {True, False, None}

@@ -29,7 +29,9 @@ def engine():
 
 
 def test_hang_crash_and_raise_are_scored_and_the_run_goes_on(engine):
-    jobs = [Job("a", "a"), Job("hang", "x"), Job("b", "a"), Job("crash", "x"), Job("raise", "x"), None] + [Job(str(i), str(i)) for i in range(40)]
+    jobs = [Job("a", "a"), Job("hang", "x"), Job("b", "a"), Job("crash", "x"), Job("raise", "x"), None] + [
+        Job(str(i), str(i)) for i in range(40)
+    ]
     t0 = time.perf_counter()
     out = engine.run(HostileVerifier(), jobs)
     elapsed = time.perf_counter() - t0
@@ -87,7 +89,10 @@ def test_worker_killed_mid_batch():
 
     t = threading.Thread(target=kill_a_worker)
     t.start()
-    out = engine.run(HostileVerifier(), [Job("sleep1.0", ref) for ref in ("x", "y")] + [Job(f"sleep0.0{i}", f"sleep0.0{i}") for i in range(10)])
+    out = engine.run(
+        HostileVerifier(),
+        [Job("sleep1.0", ref) for ref in ("x", "y")] + [Job(f"sleep0.0{i}", f"sleep0.0{i}") for i in range(10)],
+    )
     t.join()
     assert killed.is_set()
     statuses = [v.status for v in out]

@@ -16,14 +16,17 @@ def fmt(name, **options):
 
 
 # --------------------------------------------------------------------------- tag_count
-@pytest.mark.parametrize("text,expected", [
-    (GOOD, 1.0),
-    ("", 0.0),
-    ("<think>\nplan\n</think>\n", 0.5),
-    (GOOD + GOOD, 0.0),  # every tag twice: padding with tags earns nothing
-    ("<think>\n<think>\nplan\n</think>\n<answer>\n4\n</answer>", 0.75),
-    ("<think>plan</think><answer>4</answer>", 0.0),  # open-r1's tags carry the newlines
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        (GOOD, 1.0),
+        ("", 0.0),
+        ("<think>\nplan\n</think>\n", 0.5),
+        (GOOD + GOOD, 0.0),  # every tag twice: padding with tags earns nothing
+        ("<think>\n<think>\nplan\n</think>\n<answer>\n4\n</answer>", 0.75),
+        ("<think>plan</think><answer>4</answer>", 0.0),  # open-r1's tags carry the newlines
+    ],
+)
 def test_tag_count_by_hand(text, expected):
     assert fmt("tag_count").score(text) == expected
 
@@ -34,13 +37,16 @@ def test_tag_count_custom_tags():
 
 
 # --------------------------------------------------------------------------- reasoning_steps
-@pytest.mark.parametrize("text,expected", [
-    ("", 0.0),
-    ("Step 1: a\nStep 2: b", 2 / 3),
-    ("1. a\n2. b\n3. c", 1.0),  # numbered lines anywhere, not only at the very start
-    ("Intro\n- a\n* b", 2 / 3),
-    ("First, a. Next, b. Finally, c. Second, d.", 1.0),  # capped at 1
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("", 0.0),
+        ("Step 1: a\nStep 2: b", 2 / 3),
+        ("1. a\n2. b\n3. c", 1.0),  # numbered lines anywhere, not only at the very start
+        ("Intro\n- a\n* b", 2 / 3),
+        ("First, a. Next, b. Finally, c. Second, d.", 1.0),  # capped at 1
+    ],
+)
 def test_reasoning_steps_by_hand(text, expected):
     assert fmt("reasoning_steps").score(text) == pytest.approx(expected)
 
@@ -71,21 +77,30 @@ def test_code_format_languages_and_holes():
 
 def test_code_format_language_per_record_through_a_spec():
     pipe = load_spec({"format": {"name": "code_format", "mode": "add"}})
-    recs = [{"prompt_id": "q", "completion": code("javascript"), "meta": {"language": "javascript"}},
-            {"prompt_id": "q", "completion": code("javascript")},
-            {"prompt_id": "q", "completion": code("python"), "meta": {"language": ["not", "a", "word"]}}]
+    recs = [
+        {"prompt_id": "q", "completion": code("javascript"), "meta": {"language": "javascript"}},
+        {"prompt_id": "q", "completion": code("javascript")},
+        {"prompt_id": "q", "completion": code("python"), "meta": {"language": ["not", "a", "word"]}},
+    ]
     assert pipe.score(recs).values["format"].tolist() == [1.0, 0.0, 0.0]
 
 
 # --------------------------------------------------------------------------- per-turn format
 def test_format_is_averaged_over_assistant_turns():
-    turns = [{"role": "assistant", "content": GOOD}, {"role": "user", "content": "and?"}, {"role": "assistant", "content": "no tags"}]
+    turns = [
+        {"role": "assistant", "content": GOOD},
+        {"role": "user", "content": "and?"},
+        {"role": "assistant", "content": "no tags"},
+    ]
     add = load_spec({"format": {"name": "tag_count", "mode": "add", "weight": 2.0}})
     s = add.score([{"prompt_id": "q", "completion": turns}, {"prompt_id": "q", "completion": turns[:1]}])
     assert s.values["format"].tolist() == [0.5, 1.0] and s.total.tolist() == [1.0, 2.0]
     # as a gate every turn must keep the format; the joined text would pass think_answer's count check otherwise
     gate = load_spec({"verifier": "exact", "format": {"name": "think_answer"}})
-    two = [{"role": "assistant", "content": "<think>a</think> Answer: 4"}, {"role": "assistant", "content": "Answer: 4"}]
+    two = [
+        {"role": "assistant", "content": "<think>a</think> Answer: 4"},
+        {"role": "assistant", "content": "Answer: 4"},
+    ]
     s = gate.score([{"prompt_id": "q", "completion": two, "answer": "4"}])
     assert s.values["format"].tolist() == [0.5] and s.total.tolist() == [0.0]
 
@@ -106,7 +121,9 @@ def test_repetition_cjk_segmenters():
     assert cjk_bigram_units("Ab 这个，好") == ["Ab", "这个", "个，", "，好"]
     # no spaces: one "word" for the whitespace split, so no repetition is seen at all
     assert rep(["这个这个这个这个这个"]) == [0.0]
-    assert rep(["这个这个这个这个这个"], segmenter="cjk_bigrams") == pytest.approx([-0.75])  # 9 bigram units, 8 pairs, 2 distinct
+    assert rep(["这个这个这个这个这个"], segmenter="cjk_bigrams") == pytest.approx(
+        [-0.75]
+    )  # 9 bigram units, 8 pairs, 2 distinct
     pytest.importorskip("jieba")
     assert rep(["这个这个这个这个这个"], segmenter="jieba") == pytest.approx([-0.75])  # 5 words, 4 pairs, 1 distinct
 
@@ -115,7 +132,11 @@ def test_repetition_jieba_missing_is_a_spec_error(monkeypatch):
     import builtins
 
     real = builtins.__import__
-    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name)) if name == "jieba" else real(name, *a, **k))
+    monkeypatch.setattr(
+        builtins,
+        "__import__",
+        lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name)) if name == "jieba" else real(name, *a, **k),
+    )
     with pytest.raises(SpecError, match="jieba package .*'cjk_bigrams' needs nothing"):
         load_spec({"shaping": [{"name": "repetition", "segmenter": "jieba"}]})
 
@@ -151,5 +172,11 @@ def test_trl_adapter_keeps_the_turns_of_conversational_completions():
     from rewardsmith.integrations.trl import reward_funcs
 
     (fn,) = reward_funcs({"format": {"name": "tag_count", "mode": "add"}})
-    two_turns = [{"role": "assistant", "content": GOOD}, {"role": "user", "content": "more"}, {"role": "assistant", "content": "untagged"}]
-    assert fn(prompts=["p", "p"], completions=[two_turns, [two_turns[0]]], trainer_state=None) == pytest.approx([0.5, 1.0])
+    two_turns = [
+        {"role": "assistant", "content": GOOD},
+        {"role": "user", "content": "more"},
+        {"role": "assistant", "content": "untagged"},
+    ]
+    assert fn(prompts=["p", "p"], completions=[two_turns, [two_turns[0]]], trainer_state=None) == pytest.approx(
+        [0.5, 1.0]
+    )

@@ -8,20 +8,33 @@ import numpy as np
 import pytest
 
 from rewardsmith import load_spec
-from rewardsmith.integrations import grouping, trl as rk_trl
+from rewardsmith.components import entries
+from rewardsmith.integrations import grouping
+from rewardsmith.integrations import trl as rk_trl
 from rewardsmith.integrations.grouping import PartialGroupError
 from rewardsmith.integrations.trl import reward_funcs
-from rewardsmith.components import entries
 
-SPEC = {"verifier": {"name": "exact", "extract": ["hash"]}, "base": {"wrong": -0.5, "no_answer": -1.0},
-        "shaping": [{"name": "repetition", "ngram": 1, "max_penalty": -0.5}], "length_unit": "tokens"}
+SPEC = {
+    "verifier": {"name": "exact", "extract": ["hash"]},
+    "base": {"wrong": -0.5, "no_answer": -1.0},
+    "shaping": [{"name": "repetition", "ngram": 1, "max_penalty": -0.5}],
+    "length_unit": "tokens",
+}
 
 
 def call(**over):
-    kw = dict(prompts=["2+3", "2+3", "1+1", "1+1"],
-              completions=[[{"role": "assistant", "content": "#### 5"}], [{"role": "assistant", "content": "4 4 4 #### 4"}],
-                           [{"role": "assistant", "content": "#### 2"}], [{"role": "assistant", "content": "no idea"}]],
-              completion_ids=[[5, 0], [4, 4, 4], [2, 0], [9]], answer=["5", "5", "2", "2"], trainer_state=None)
+    kw = dict(
+        prompts=["2+3", "2+3", "1+1", "1+1"],
+        completions=[
+            [{"role": "assistant", "content": "#### 5"}],
+            [{"role": "assistant", "content": "4 4 4 #### 4"}],
+            [{"role": "assistant", "content": "#### 2"}],
+            [{"role": "assistant", "content": "no idea"}],
+        ],
+        completion_ids=[[5, 0], [4, 4, 4], [2, 0], [9]],
+        answer=["5", "5", "2", "2"],
+        trainer_state=None,
+    )
     kw.update(over)
     return kw
 
@@ -29,7 +42,10 @@ def call(**over):
 def test_combined_and_per_component_sum_exactly():
     (combined,) = reward_funcs(SPEC)
     parts = reward_funcs(SPEC, per_component=True)
-    assert combined.__name__ == "rewardsmith" and [p.__name__ for p in parts] == ["rewardsmith_correctness", "rewardsmith_repetition"]
+    assert combined.__name__ == "rewardsmith" and [p.__name__ for p in parts] == [
+        "rewardsmith_correctness",
+        "rewardsmith_repetition",
+    ]
     total = combined(**call())
     summed = [sum(v) for v in zip(*(p(**call()) for p in parts))]
     assert total == pytest.approx(summed)
@@ -61,14 +77,23 @@ def test_eos_from_the_processing_class():
         eos_token_id = 0
 
     (fn,) = reward_funcs(SPEC, processing_class=Tok())
-    assert [r["truncated"] for r in fn.scorer.records(*[call()[k] for k in ("prompts", "completions", "completion_ids")], step=None, columns={})] == [False, True, False, True]
+    assert [
+        r["truncated"]
+        for r in fn.scorer.records(
+            *[call()[k] for k in ("prompts", "completions", "completion_ids")], step=None, columns={}
+        )
+    ] == [False, True, False, True]
 
 
 def test_truncation_from_eos_and_num_tokens():
     pipe = load_spec({"verifier": {"name": "exact", "extract": ["hash"]}, "length_unit": "tokens"})
     (fn,) = reward_funcs(pipe, eos_token_id=0)
     scorer = fn.scorer
-    records = scorer.records(*[call()[k] for k in ("prompts", "completions", "completion_ids")], step=3, columns={"answer": ["5", "5", "2", "2"], "difficulty": [1, 1, 2, 2]})
+    records = scorer.records(
+        *[call()[k] for k in ("prompts", "completions", "completion_ids")],
+        step=3,
+        columns={"answer": ["5", "5", "2", "2"], "difficulty": [1, 1, 2, 2]},
+    )
     assert [r["truncated"] for r in records] == [False, True, False, True]
     assert [r["num_tokens"] for r in records] == [2, 3, 2, 1]
     assert records[0]["step"] == 3 and records[0]["meta"] == {"difficulty": 1, "token_ids": [5, 0]}
@@ -96,7 +121,9 @@ def test_group_aware_per_component_sums_to_combined():
     (combined,) = reward_funcs(spec, num_generations=2)
     parts = reward_funcs(spec, per_component=True, num_generations=2)
     assert [p.__name__ for p in parts] == ["rewardsmith_correctness", "rewardsmith_kimi", "rewardsmith_repetition"]
-    kw = call(completions=["#### 5", "a b #### 5", "#### 2", "#### 3"], completion_ids=[[1, 0], [1, 2, 3, 0], [1, 0], [1, 0]])
+    kw = call(
+        completions=["#### 5", "a b #### 5", "#### 2", "#### 3"], completion_ids=[[1, 0], [1, 2, 3, 0], [1, 0], [1, 0]]
+    )
     values = [p(**kw) for p in parts]
     # group 2+3: both correct, 2 and 4 tokens -> kimi 0.5*(+0.5), 0.5*(-0.5); group 1+1: equal lengths -> 0 for both
     assert values[1] == pytest.approx([0.25, -0.25, 0.0, 0.0])
@@ -107,17 +134,41 @@ def test_group_aware_tags_match_behaviour():
     """Re-derive which shapers look at the rest of the group: same rollouts as one group per prompt vs
     one group per rollout, two batches so history-based shapers (HAPO, LASER-D) show it too. A shaper
     whose value moves with its group must carry the ``group_aware`` tag, and a tagged one must move."""
-    rows = [("p", 40, "1"), ("p", 120, "1"), ("p", 280, "1"), ("p", 200, "2"), ("q", 80, "3"), ("q", 360, "4"), ("q", 160, "4"), ("q", 240, "4")]
+    rows = [
+        ("p", 40, "1"),
+        ("p", 120, "1"),
+        ("p", 280, "1"),
+        ("p", 200, "2"),
+        ("q", 80, "3"),
+        ("q", 360, "4"),
+        ("q", 160, "4"),
+        ("q", 240, "4"),
+    ]
 
     def records(grouped):
-        return [{"prompt_id": pid if grouped else f"{pid}{i}", "completion": " ".join([f"w{k}" for k in range(n)] + [f"#### {a}"]),
-                 "answer": "1" if pid == "p" else "4", "meta": {"target_length": 160, "ref_scores": [0.2, 0.6]}} for i, (pid, n, a) in enumerate(rows)]
+        return [
+            {
+                "prompt_id": pid if grouped else f"{pid}{i}",
+                "completion": " ".join([f"w{k}" for k in range(n)] + [f"#### {a}"]),
+                "answer": "1" if pid == "p" else "4",
+                "meta": {"target_length": 160, "ref_scores": [0.2, 0.6]},
+            }
+            for i, (pid, n, a) in enumerate(rows)
+        ]
 
     detected, tagged = set(), set()
-    for entry in entries("shaper"):  # every shaper with its example options: a new one is checked without editing this test
-        spec = {"verifier": {"name": "exact", "extract": ["hash"]}, "length_unit": "words", "shaping": [{"name": entry.name, **entry.cls.example_options}]}
+    for entry in entries(
+        "shaper"
+    ):  # every shaper with its example options: a new one is checked without editing this test
+        spec = {
+            "verifier": {"name": "exact", "extract": ["hash"]},
+            "length_unit": "words",
+            "shaping": [{"name": entry.name, **entry.cls.example_options}],
+        }
         together, apart = load_spec(spec), load_spec(spec)
-        if not all(np.allclose(together.score(records(True)).total, apart.score(records(False)).total) for _ in range(2)):
+        if not all(
+            np.allclose(together.score(records(True)).total, apart.score(records(False)).total) for _ in range(2)
+        ):
             detected.add(entry.name)
         if entry.cls.group_aware:
             tagged.add(entry.name)
@@ -167,9 +218,18 @@ def test_grpo_trainer_logs_rewardsmith_rewards(tmp_path):
     tok = build_tokenizer()
     model = build_model(ModelConfig(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128), tok, seed=0)
     data = Dataset.from_list([{"prompt": f"{a}+{b}=", "answer": str((a + b) % 10)} for a in range(4) for b in range(2)])
-    spec = {"verifier": {"name": "exact", "extract": ["hash", "whole"]}, "base": {"wrong": -0.5}, "length_unit": "tokens",
-            "shaping": [{"name": "kimi", "coef": 0.5}, {"name": "repetition", "ngram": 1, "max_penalty": -0.5, "unit": "tokens"}]}
-    funcs = reward_funcs(spec, per_component=True, processing_class=tok, num_generations=4)  # kimi needs TRL's groups whole
+    spec = {
+        "verifier": {"name": "exact", "extract": ["hash", "whole"]},
+        "base": {"wrong": -0.5},
+        "length_unit": "tokens",
+        "shaping": [
+            {"name": "kimi", "coef": 0.5},
+            {"name": "repetition", "ngram": 1, "max_penalty": -0.5, "unit": "tokens"},
+        ],
+    }
+    funcs = reward_funcs(
+        spec, per_component=True, processing_class=tok, num_generations=4
+    )  # kimi needs TRL's groups whole
     seen = []
 
     class Capture:
@@ -189,17 +249,46 @@ def test_grpo_trainer_logs_rewardsmith_rewards(tmp_path):
                 seen_logs.append(dict(logs))
 
     seen_logs = logs
-    args = trl.GRPOConfig(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=8, num_generations=4, max_completion_length=8,
-                          learning_rate=1e-3, logging_steps=1, report_to="none", use_cpu=True, save_strategy="no", disable_tqdm=True,
-                          beta=0.0, reward_weights=[1.0] * len(funcs) + [0.0], seed=0)
-    trainer = trl.GRPOTrainer(model=model, reward_funcs=[*funcs, Capture()], args=args, train_dataset=data, processing_class=tok, callbacks=[Logs()])
+    args = trl.GRPOConfig(
+        output_dir=str(tmp_path),
+        max_steps=2,
+        per_device_train_batch_size=8,
+        num_generations=4,
+        max_completion_length=8,
+        learning_rate=1e-3,
+        logging_steps=1,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+        beta=0.0,
+        reward_weights=[1.0] * len(funcs) + [0.0],
+        seed=0,
+    )
+    trainer = trl.GRPOTrainer(
+        model=model,
+        reward_funcs=[*funcs, Capture()],
+        args=args,
+        train_dataset=data,
+        processing_class=tok,
+        callbacks=[Logs()],
+    )
     trainer.train()
     assert len(seen) == 2 and len(logs) == 2
     for (prompts, completions, ids, answers), log in zip(seen, logs):
-        records = [{"prompt_id": p, "completion": c, "answer": a, "num_tokens": len(i), "meta": {"token_ids": i}} for p, c, a, i in zip(prompts, completions, answers, ids)]
+        records = [
+            {"prompt_id": p, "completion": c, "answer": a, "num_tokens": len(i), "meta": {"token_ids": i}}
+            for p, c, a, i in zip(prompts, completions, answers, ids)
+        ]
         ours = load_spec(spec).score(records)
         assert log["reward"] == pytest.approx(float(ours.total.mean()), abs=1e-5)
         for part in ("correctness", "kimi", "repetition"):
-            assert log[f"rewards/rewardsmith_{part}/mean"] == pytest.approx(float(ours.components[part].mean()), abs=1e-5)
-        assert log["rewardsmith/repetition"] == pytest.approx(float(ours.values["repetition"].mean()), abs=1e-5)  # log_metric
-        assert ours.components["repetition"].min() < 0 and np.abs(ours.components["kimi"]).max() > 0  # non-trivial checks
+            assert log[f"rewards/rewardsmith_{part}/mean"] == pytest.approx(
+                float(ours.components[part].mean()), abs=1e-5
+            )
+        assert log["rewardsmith/repetition"] == pytest.approx(
+            float(ours.values["repetition"].mean()), abs=1e-5
+        )  # log_metric
+        assert (
+            ours.components["repetition"].min() < 0 and np.abs(ours.components["kimi"]).max() > 0
+        )  # non-trivial checks

@@ -5,7 +5,15 @@ import math
 import pytest
 import torch
 
-from rewardsmith.lab.evaluate import Generation, aes, compare_to_baseline, evaluate_policy, necessary_tokens, pareto_front, score_generations
+from rewardsmith.lab.evaluate import (
+    Generation,
+    aes,
+    compare_to_baseline,
+    evaluate_policy,
+    necessary_tokens,
+    pareto_front,
+    score_generations,
+)
 from rewardsmith.lab.model import build_tokenizer
 from rewardsmith.lab.tasks import make_problem
 
@@ -48,7 +56,14 @@ def test_metrics_on_a_scripted_policy():
     assert r["redundant_share"] == pytest.approx(1 / 4)  # 1 check among 4 steps written
     assert r["no_steps_share"] == pytest.approx(1 / 3)  # "####7" is a bare guess
     assert r["truncated_share"] == 0.0
-    assert r["by_difficulty"]["2"] == {"n": 2, "accuracy": 1.0, "mean_tokens": 11.0, "redundant_share": 0.5, "no_steps_share": 0.5, "truncated_share": 0.0}
+    assert r["by_difficulty"]["2"] == {
+        "n": 2,
+        "accuracy": 1.0,
+        "mean_tokens": 11.0,
+        "redundant_share": 0.5,
+        "no_steps_share": 0.5,
+        "truncated_share": 0.0,
+    }
     assert r["by_difficulty"]["3"]["accuracy"] == 0.0 and r["by_difficulty"]["3"]["mean_tokens"] == 17.0
     assert r["samples"][0]["completion"] == SCRIPT["1+2="]
 
@@ -87,7 +102,12 @@ def test_compare_to_baseline():
     assert d["token_reduction"] == pytest.approx(0.25)
     assert d["accuracy_change"] == pytest.approx(-0.05)
     assert d["aes"] == pytest.approx(0.25 - 5 * 0.05 / 0.9)
-    assert all(math.isfinite(v) for v in compare_to_baseline({"accuracy": 0.0, "mean_tokens": 0.0}, {"accuracy": 0.0, "mean_tokens": 0.0}).values())
+    assert all(
+        math.isfinite(v)
+        for v in compare_to_baseline(
+            {"accuracy": 0.0, "mean_tokens": 0.0}, {"accuracy": 0.0, "mean_tokens": 0.0}
+        ).values()
+    )
 
 
 def test_pareto_front():
@@ -107,5 +127,7 @@ def test_necessary_tokens():
 def test_sampled_evaluation_reported_beside_greedy():
     r = evaluate_policy(ScriptedPolicy(SCRIPT), TOK, PROBLEMS, max_new_tokens=40, sample_temperature=0.7, seed=3)
     assert r["sampled"]["temperature"] == 0.7
-    assert r["sampled"]["accuracy"] == r["accuracy"] and r["sampled"]["mean_tokens"] == r["mean_tokens"]  # the script ignores sampling
+    assert (
+        r["sampled"]["accuracy"] == r["accuracy"] and r["sampled"]["mean_tokens"] == r["mean_tokens"]
+    )  # the script ignores sampling
     assert "sampled" not in evaluate_policy(ScriptedPolicy(SCRIPT), TOK, PROBLEMS, max_new_tokens=40)

@@ -19,12 +19,36 @@ def test_round_trip_and_one_token_per_symbol(tok):
 
     rng = random.Random(0)
     for p in generate_problems(30, seed=0):
-        text = p.prompt + overthinking_trace(p.digits, rng, TraceStyle(check_rate=0.5, restate_rate=0.5, guess_rate=0.2))
+        text = p.prompt + overthinking_trace(
+            p.digits, rng, TraceStyle(check_rate=0.5, restate_rate=0.5, guess_rate=0.2)
+        )
         ids = tok(text, add_special_tokens=False)["input_ids"]
         assert tok.decode(ids) == text
         assert tok.unk_token_id not in ids
     ids = tok("<think>3+5=8;chk8-5=3ok;so8;</think>####8", add_special_tokens=False)["input_ids"]
-    assert tok.convert_ids_to_tokens(ids) == ["<think>", "3", "+", "5", "=", "8", ";", "chk", "8", "-", "5", "=", "3", "ok", ";", "so", "8", ";", "</think>", "####", "8"]
+    assert tok.convert_ids_to_tokens(ids) == [
+        "<think>",
+        "3",
+        "+",
+        "5",
+        "=",
+        "8",
+        ";",
+        "chk",
+        "8",
+        "-",
+        "5",
+        "=",
+        "3",
+        "ok",
+        ";",
+        "so",
+        "8",
+        ";",
+        "</think>",
+        "####",
+        "8",
+    ]
 
 
 def test_necessary_trace_is_6k_minus_2_tokens(tok):

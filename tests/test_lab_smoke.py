@@ -16,7 +16,15 @@ from rewardsmith.lab.specs import BUILTIN_NAMES
 def test_tiny_preset_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("REWARDSMITH_CACHE", str(tmp_path / "cache"))
     user_spec = tmp_path / "mine.yaml"
-    user_spec.write_text(yaml.safe_dump({"verifier": {"name": "exact", "extract": ["hash"]}, "shaping": [{"name": "l1_max", "target": 20}], "length_unit": "tokens"}))
+    user_spec.write_text(
+        yaml.safe_dump(
+            {
+                "verifier": {"name": "exact", "extract": ["hash"]},
+                "shaping": [{"name": "l1_max", "target": 20}],
+                "length_unit": "tokens",
+            }
+        )
+    )
     out = tmp_path / "run"
     assert main(["lab", "--preset", "tiny", "--spec", str(user_spec), "--out", str(out)]) == 0
     for name in ("report.md", "results.json", "pareto.png", "by_difficulty.png", "curves.png"):

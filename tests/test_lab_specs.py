@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from rewardsmith.lab.specs import BASELINE, BUILTIN_NAMES, BUILTIN_SPECS, select_specs
 from rewardsmith import load_spec
+from rewardsmith.lab.specs import BASELINE, BUILTIN_NAMES, BUILTIN_SPECS, select_specs
 from rewardsmith.spec import read_spec_file
 
 YAML_DIR = Path(__file__).resolve().parent.parent / "examples" / "specs" / "lab"
@@ -19,7 +19,16 @@ def test_builtin_spec_loads_and_matches_its_yaml(name):
 
 def test_builtins_use_tokens_and_the_task_verifier():
     assert BUILTIN_NAMES[0] == BASELINE
-    assert set(BUILTIN_NAMES) == {"correctness", "kimi", "laser", "laser_d", "hapo", "truncation", "grpo_lambda", "format_length"}
+    assert set(BUILTIN_NAMES) == {
+        "correctness",
+        "kimi",
+        "laser",
+        "laser_d",
+        "hapo",
+        "truncation",
+        "grpo_lambda",
+        "format_length",
+    }
     for spec in BUILTIN_SPECS.values():
         assert spec["length_unit"] == "tokens" and spec["verifier"] == {"name": "exact", "extract": ["hash"]}
 
@@ -27,7 +36,11 @@ def test_builtins_use_tokens_and_the_task_verifier():
 def test_select_specs():
     assert [s.name for s in select_specs([], [])] == list(BUILTIN_NAMES)
     assert [s.name for s in select_specs(["kimi"], [])] == ["correctness", "kimi"]
-    user = [("mine", {"verifier": "exact"}, "a.yaml"), ("kimi", {"name": "kimi", "verifier": "exact"}, "b.yaml"), ("x", {"name": "kimi"}, "c.yaml")]
+    user = [
+        ("mine", {"verifier": "exact"}, "a.yaml"),
+        ("kimi", {"name": "kimi", "verifier": "exact"}, "b.yaml"),
+        ("x", {"name": "kimi"}, "c.yaml"),
+    ]
     picked = select_specs(["hapo"], user)
     assert [s.name for s in picked] == ["correctness", "hapo", "mine", "kimi", "kimi_2"]
     assert picked[2].spec == {"verifier": "exact", "name": "mine"} and picked[2].source == "a.yaml"

@@ -69,7 +69,9 @@ def test_seeds_differ_and_are_reproducible():
 
 def test_check_and_restatement_steps_are_correct_arithmetic():
     rng = random.Random(0)
-    trace = overthinking_trace([3, 5, 8], rng, TraceStyle(check_rate=1.0, restate_rate=1.0, verbosity_spread=0.0, guess_rate=0.0))
+    trace = overthinking_trace(
+        [3, 5, 8], rng, TraceStyle(check_rate=1.0, restate_rate=1.0, verbosity_spread=0.0, guess_rate=0.0)
+    )
     assert trace == "<think>3+5=8;chk8-5=3ok;so8;8+8=6;chk6-8=8ok;so6;</think>####6"
     c = count_steps(trace)
     assert (c.necessary, c.redundant, c.other) == (2, 4, 0)

@@ -30,10 +30,21 @@ def test_probe_scores_correctness_and_logs_hand_computed_metrics():
     logged = {}
     probe = TaskProbe()
     assert probe.__name__ == "lab_probe"
-    completions = ["<think>1+2=3;chk3-2=1ok;</think>####3", "####4", [{"role": "assistant", "content": "<think>1+2=3;</think>####3"}]]
+    completions = [
+        "<think>1+2=3;chk3-2=1ok;</think>####3",
+        "####4",
+        [{"role": "assistant", "content": "<think>1+2=3;</think>####3"}],
+    ]
     ids = [[0] * 19, [0] * 3, [0] * 11]
-    out = probe(prompts=["1+2="] * 3, completions=completions, completion_ids=ids, answer=["3"] * 3, necessary_tokens=[11] * 3,
-                log_metric=lambda k, v: logged.__setitem__(k, v), trainer_state=None)
+    out = probe(
+        prompts=["1+2="] * 3,
+        completions=completions,
+        completion_ids=ids,
+        answer=["3"] * 3,
+        necessary_tokens=[11] * 3,
+        log_metric=lambda k, v: logged.__setitem__(k, v),
+        trainer_state=None,
+    )
     assert out == [1.0, 0.0, 1.0]
     assert logged["lab/redundant_share"] == pytest.approx(1 / 3)  # one check among three steps
     assert logged["lab/no_steps_share"] == pytest.approx(1 / 3)

@@ -75,7 +75,9 @@ def test_peer_case(case, pipelines):
     for field, want in expect.items():
         got = scores.total if field == "total" else scores.correct if field == "correct" else scores.values[field]
         want = np.array([math.nan if v is None else v for v in want], dtype=np.float64)
-        np.testing.assert_allclose(np.asarray(got, dtype=np.float64), want, rtol=0, atol=tol, equal_nan=True, err_msg=f"{field} ({case['id']})")
+        np.testing.assert_allclose(
+            np.asarray(got, dtype=np.float64), want, rtol=0, atol=tol, equal_nan=True, err_msg=f"{field} ({case['id']})"
+        )
 
 
 def test_every_skipped_case_says_why_and_ids_are_unique():

@@ -13,11 +13,19 @@ def rec(pid, completion, answer="4", **kw):
 
 
 def test_base_values_for_correct_wrong_and_no_answer():
-    pipe = load_spec({"verifier": "exact", "base": {"correct": 1.0, "wrong": -0.5, "no_answer": -1.0}, "length_unit": "words"})
+    pipe = load_spec(
+        {"verifier": "exact", "base": {"correct": 1.0, "wrong": -0.5, "no_answer": -1.0}, "length_unit": "words"}
+    )
     s = pipe.score([rec("q", "Answer: 4"), rec("q", "Answer: 5"), rec("q", "hmm", answer="4")])
     # 'exact' falls back to the whole completion, so "hmm" is an answer; use a rule-only verifier for no_answer
     assert s.total.tolist() == [1.0, -0.5, -0.5]
-    pipe = load_spec({"verifier": {"name": "exact", "extract": ["answer_colon"]}, "base": {"correct": 1.0, "wrong": -0.5, "no_answer": -1.0}, "length_unit": "words"})
+    pipe = load_spec(
+        {
+            "verifier": {"name": "exact", "extract": ["answer_colon"]},
+            "base": {"correct": 1.0, "wrong": -0.5, "no_answer": -1.0},
+            "length_unit": "words",
+        }
+    )
     s = pipe.score([rec("q", "Answer: 4"), rec("q", "Answer: 5"), rec("q", "hmm")])
     assert s.total.tolist() == [1.0, -0.5, -1.0]
     assert s.correct.tolist() == [1.0, 0.0, 0.0]
@@ -39,24 +47,44 @@ def test_partial_credit_scales_between_wrong_and_correct():
 
     entry = next(e for e in rg.create_dataset("word_ladder", size=20, seed=1))
     pipe = load_spec({"verifier": "reasoning_gym", "base": {"correct": 2.0, "wrong": -1.0}, "length_unit": "words"})
-    s = pipe.score([{"prompt_id": "w", "completion": f"<answer>{entry['answer']}</answer>", "answer": entry["answer"], "meta": {"entry": entry}}])
+    s = pipe.score(
+        [
+            {
+                "prompt_id": "w",
+                "completion": f"<answer>{entry['answer']}</answer>",
+                "answer": entry["answer"],
+                "meta": {"entry": entry},
+            }
+        ]
+    )
     assert s.total[0] == 2.0 and s.correct[0] == 1.0
 
 
 def test_format_gate_and_add():
     recs = [rec("q", "<think>x</think> Answer: 4"), rec("q", "Answer: 4"), rec("q", "<think>x</think> Answer: 5")]
-    gate = load_spec({"verifier": "exact", "format": "think_answer", "base": {"no_answer": -1.0}, "length_unit": "words",
-                      "shaping": [{"name": "repetition", "ngram": 1, "max_penalty": -0.5}]})
+    gate = load_spec(
+        {
+            "verifier": "exact",
+            "format": "think_answer",
+            "base": {"no_answer": -1.0},
+            "length_unit": "words",
+            "shaping": [{"name": "repetition", "ngram": 1, "max_penalty": -0.5}],
+        }
+    )
     s = gate.score(recs)
     # format failures get no_answer and are never shaped
     assert s.total[1] == -1.0
     assert s.values["format"].tolist() == [1.0, 0.0, 1.0]
-    add = load_spec({"verifier": "exact", "format": {"name": "think_answer", "mode": "add", "weight": 0.25}, "length_unit": "words"})
+    add = load_spec(
+        {"verifier": "exact", "format": {"name": "think_answer", "mode": "add", "weight": 0.25}, "length_unit": "words"}
+    )
     assert add.score(recs).total.tolist() == [1.25, 1.0, 0.25]
 
 
 def test_data_source_routing_and_unmapped_source():
-    pipe = load_spec({"verifier": {"gsm": "exact", "mc": {"name": "choice", "letters": "ABCD"}}, "length_unit": "words"})
+    pipe = load_spec(
+        {"verifier": {"gsm": "exact", "mc": {"name": "choice", "letters": "ABCD"}}, "length_unit": "words"}
+    )
     recs = [
         {"prompt_id": "a", "completion": "#### 12", "answer": "12", "data_source": "gsm"},
         {"prompt_id": "b", "completion": "Answer: (C)", "answer": "C", "data_source": "mc"},
@@ -130,7 +158,11 @@ def test_progress_counts_every_record():
 
 def test_math_pipeline_end_to_end_with_workers():
     pipe = load_spec({"verifier": "math", "workers": 1, "timeout_s": 5, "length_unit": "chars"})
-    recs = [rec("q", r"\boxed{\frac{1}{2}}", answer="0.5"), rec("q", r"\boxed{0.5}", answer="0.5"), rec("q", r"\boxed{2}", answer="0.5")]
+    recs = [
+        rec("q", r"\boxed{\frac{1}{2}}", answer="0.5"),
+        rec("q", r"\boxed{0.5}", answer="0.5"),
+        rec("q", r"\boxed{2}", answer="0.5"),
+    ]
     try:
         s = pipe.score(recs)
     finally:
@@ -149,19 +181,44 @@ def test_pipeline_pickles_with_its_state():
 
 def test_summary_counts_zero_variance_groups():
     pipe = load_spec({"verifier": "exact", "length_unit": "words"})
-    s = pipe.score([rec("a", "Answer: 4"), rec("a", "Answer: 4"), rec("b", "Answer: 4"), rec("b", "Answer: 3"), rec("c", "Answer: 1")])
+    s = pipe.score(
+        [
+            rec("a", "Answer: 4"),
+            rec("a", "Answer: 4"),
+            rec("b", "Answer: 4"),
+            rec("b", "Answer: 3"),
+            rec("c", "Answer: 1"),
+        ]
+    )
     summ = s.summary()
     assert summ["groups"] == 3 and summ["zero_variance_groups"] == 1  # a: all correct; c: a group of one is kept
 
 
 def test_components_sum_to_the_total_with_a_gate():
-    pipe = load_spec({"verifier": {"name": "exact", "extract": ["answer_colon"]}, "format": "think_answer", "base": {"no_answer": -1.0}, "length_unit": "words",
-                      "shaping": [{"name": "repetition", "ngram": 1, "max_penalty": -0.5}, {"name": "repetition", "ngram": 2}]})
-    s = pipe.score([rec("q", "<think>a a a</think> Answer: 4"), rec("q", "so so so\nAnswer: 4"), rec("q", "<think>b</think> Answer: 5")])
+    pipe = load_spec(
+        {
+            "verifier": {"name": "exact", "extract": ["answer_colon"]},
+            "format": "think_answer",
+            "base": {"no_answer": -1.0},
+            "length_unit": "words",
+            "shaping": [{"name": "repetition", "ngram": 1, "max_penalty": -0.5}, {"name": "repetition", "ngram": 2}],
+        }
+    )
+    s = pipe.score(
+        [
+            rec("q", "<think>a a a</think> Answer: 4"),
+            rec("q", "so so so\nAnswer: 4"),
+            rec("q", "<think>b</think> Answer: 5"),
+        ]
+    )
     assert list(s.components) == pipe.component_names() == ["correctness", "repetition", "repetition_2", "gate"]
     np.testing.assert_allclose(sum(s.components.values()), s.total, rtol=0, atol=1e-12)
     # row 1 is right but fails the format: correctness 1, nothing shaped, the gate takes it to no_answer
-    assert s.components["correctness"][1] == 1.0 and s.components["repetition"][1] == 0.0 and s.components["gate"][1] == -2.0
+    assert (
+        s.components["correctness"][1] == 1.0
+        and s.components["repetition"][1] == 0.0
+        and s.components["gate"][1] == -2.0
+    )
     assert s.values["repetition"][1] < 0 and s.values["format"][1] == 0.0  # what the stages measured stays apart
     out = s.to_records([{}, {}, {}])[1]
     assert out["reward"] == -1.0 and out["format_ok"] is False and sum(out["components"].values()) == out["reward"]

@@ -29,7 +29,9 @@ def run_dir(tmp_path):
 
 
 def cli(*argv):
-    return subprocess.run([sys.executable, "-m", "rewardsmith", "score", *map(str, argv)], capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "rewardsmith", "score", *map(str, argv)], capture_output=True, text=True, timeout=180
+    )
 
 
 def snapshot(*paths):
@@ -71,7 +73,9 @@ def test_unserialisable_column_is_refused_up_front(run_dir):
     bad = tmp / "surrogate.jsonl"
     bad.write_text(rollouts.read_text() + '{"prompt_id": "q0", "completion": "Answer: 0 \\ud800", "answer": "0"}\n')
     parquet_out = tmp / "out.parquet"
-    assert_failed_cleanly(cli(bad, "--spec", spec, "-o", parquet_out), "column 'completion' cannot be written to Parquet")
+    assert_failed_cleanly(
+        cli(bad, "--spec", spec, "-o", parquet_out), "column 'completion' cannot be written to Parquet"
+    )
     assert snapshot(out, state) == before and not parquet_out.exists()
     assert cli(bad, "--spec", spec, "-o", tmp / "surrogate.out.jsonl").returncode == 0  # JSONL holds it (escaped)
     assert json.loads((tmp / "surrogate.out.jsonl").read_text().splitlines()[-1])["completion"] == "Answer: 0 \ud800"
@@ -81,9 +85,14 @@ def test_bad_record_and_non_utf8_line(run_dir):
     tmp, spec, rollouts, out, state = run_dir
     before = snapshot(out, state)
     bad = tmp / "bad.jsonl"
-    bad.write_bytes(rollouts.read_bytes() + b'{"prompt_id": "q9", "completion": "x", "num_tokens": Infinity}\n'
-                    + b'{"prompt_id": "q9", "completion": "caf\xe9"}\n')
-    assert_failed_cleanly(cli(bad, "--spec", spec, "-o", out), "bad.jsonl:13: invalid JSON (non-finite number Infinity)")
+    bad.write_bytes(
+        rollouts.read_bytes()
+        + b'{"prompt_id": "q9", "completion": "x", "num_tokens": Infinity}\n'
+        + b'{"prompt_id": "q9", "completion": "caf\xe9"}\n'
+    )
+    assert_failed_cleanly(
+        cli(bad, "--spec", spec, "-o", out), "bad.jsonl:13: invalid JSON (non-finite number Infinity)"
+    )
     assert snapshot(out, state) == before
     skipped = cli(bad, "--spec", spec, "-o", tmp / "skipped.jsonl", "--skip-invalid")
     assert skipped.returncode == 0 and "bad.jsonl:14: not UTF-8 text" in skipped.stderr
@@ -97,7 +106,9 @@ def test_parquet_input_with_every_column_type_scores_to_jsonl(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pylist([{**r, "when": datetime.datetime(2026, 1, 1), "price": decimal.Decimal("2.50"), "blob": b"\xff"} for r in RECS])
+    table = pa.Table.from_pylist(
+        [{**r, "when": datetime.datetime(2026, 1, 1), "price": decimal.Decimal("2.50"), "blob": b"\xff"} for r in RECS]
+    )
     src = tmp_path / "r.parquet"
     pq.write_table(table, src)
     spec = tmp_path / "spec.json"

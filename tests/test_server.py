@@ -22,7 +22,12 @@ from rewardsmith.integrations.server import create_app  # noqa: E402
 TOKEN = "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 # inner_timeout_s large: math-verify's own timeout must not rescue a hanging input, the engine's hard one must
-MATH_SPEC = {"verifier": {"name": "math", "extract": ["boxed"], "inner_timeout_s": 60}, "timeout_s": 2, "workers": 2, "length_unit": "words"}
+MATH_SPEC = {
+    "verifier": {"name": "math", "extract": ["boxed"], "inner_timeout_s": 60},
+    "timeout_s": 2,
+    "workers": 2,
+    "length_unit": "words",
+}
 TOWER = "\\boxed{\\sqrt[\\sqrt[\\sqrt[9]{9}]{9}]{9}^{9^{9^{9}}}}"  # sympy works on this far beyond 2 s
 
 
@@ -76,20 +81,37 @@ def test_healthz_needs_no_token(server):
 
 def test_openrlhf_get_reward(server):
     url, _ = server
-    body = {"query": ["Q: 1/2? A: \\boxed{0.5}", "Q: 1/2? A: \\boxed{2}", "Q: 2+2? A: \\boxed{4}", "Q: 2+2? A: no idea"],
-            "prompts": ["Q: 1/2? A: ", "Q: 1/2? A: ", "Q: 2+2? A: ", "Q: 2+2? A: "], "labels": ["\\frac{1}{2}", "\\frac{1}{2}", "4", "4"]}
+    body = {
+        "query": ["Q: 1/2? A: \\boxed{0.5}", "Q: 1/2? A: \\boxed{2}", "Q: 2+2? A: \\boxed{4}", "Q: 2+2? A: no idea"],
+        "prompts": ["Q: 1/2? A: ", "Q: 1/2? A: ", "Q: 2+2? A: ", "Q: 2+2? A: "],
+        "labels": ["\\frac{1}{2}", "\\frac{1}{2}", "4", "4"],
+    }
     r = httpx.post(f"{url}/get_reward", json=body, headers=AUTH, timeout=60)
     assert r.status_code == 200, r.text
     data = r.json()
     assert data["rewards"] == [1.0, 0.0, 1.0, 0.0] and data["scores"] == [1.0, 0.0, 1.0, 0.0]
-    assert data["extra_logs"] == {"correctness": [1.0, 0.0, 1.0, 0.0], "correct_known": [1.0] * 4, "timeout": [0.0] * 4, "error": [0.0] * 4}
+    assert data["extra_logs"] == {
+        "correctness": [1.0, 0.0, 1.0, 0.0],
+        "correct_known": [1.0] * 4,
+        "timeout": [0.0] * 4,
+        "error": [0.0] * 4,
+    }
 
 
 def test_unknown_correctness_keeps_logs_finite(server):
     url, _ = server
-    r = httpx.post(f"{url}/get_reward", json={"query": ["\\boxed{2}"], "prompts": [""], "labels": ["\\frac{1}{"]}, headers=AUTH, timeout=60)
+    r = httpx.post(
+        f"{url}/get_reward",
+        json={"query": ["\\boxed{2}"], "prompts": [""], "labels": ["\\frac{1}{"]},
+        headers=AUTH,
+        timeout=60,
+    )
     data = r.json()
-    assert data["extra_logs"]["correct_known"] == [0.0] and data["extra_logs"]["correctness"] == [0.0] and data["scores"] == [0.0]
+    assert (
+        data["extra_logs"]["correct_known"] == [0.0]
+        and data["extra_logs"]["correctness"] == [0.0]
+        and data["scores"] == [0.0]
+    )
 
 
 def test_empty_request(server):
@@ -112,8 +134,14 @@ def test_auth_failures(server):
     url, _ = server
     body = {"query": ["x"]}
     assert httpx.post(f"{url}/get_reward", json=body, timeout=10).status_code == 401
-    assert httpx.post(f"{url}/get_reward", json=body, headers={"Authorization": "Bearer nope"}, timeout=10).status_code == 401
-    assert httpx.post(f"{url}/score", json={"records": []}, headers={"Authorization": TOKEN}, timeout=10).status_code == 401  # no "Bearer"
+    assert (
+        httpx.post(f"{url}/get_reward", json=body, headers={"Authorization": "Bearer nope"}, timeout=10).status_code
+        == 401
+    )
+    assert (
+        httpx.post(f"{url}/score", json={"records": []}, headers={"Authorization": TOKEN}, timeout=10).status_code
+        == 401
+    )  # no "Bearer"
 
 
 def test_bad_requests(server):
@@ -125,9 +153,13 @@ def test_bad_requests(server):
         for _ in range(40):
             yield b" " * 1000
 
-    r = httpx.post(f"{url}/get_reward", content=chunks(), headers={**AUTH, "content-type": "application/json"}, timeout=10)
+    r = httpx.post(
+        f"{url}/get_reward", content=chunks(), headers={**AUTH, "content-type": "application/json"}, timeout=10
+    )
     assert r.status_code == 413
-    r = httpx.post(f"{url}/get_reward", content=b"{not json", headers={**AUTH, "content-type": "application/json"}, timeout=10)
+    r = httpx.post(
+        f"{url}/get_reward", content=b"{not json", headers={**AUTH, "content-type": "application/json"}, timeout=10
+    )
     assert r.status_code == 422 and "invalid JSON" in r.text
     r = httpx.post(f"{url}/get_reward", json={"query": ["a", "b"], "prompts": ["a"]}, headers=AUTH, timeout=10)
     assert r.status_code == 422 and "'prompts' has 1 items" in r.text
@@ -152,7 +184,9 @@ def test_hanging_verifier_answers_within_the_timeout_and_the_server_stays_respon
     time.sleep(0.5)  # the tower is being verified now
     assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
     assert thread.is_alive()  # answered while the hanging request was still in flight: the event loop is free
-    other = httpx.post(f"{url}/get_reward", json={"query": ["\\boxed{7}"], "prompts": [""], "labels": ["7"]}, headers=AUTH, timeout=60)
+    other = httpx.post(
+        f"{url}/get_reward", json={"query": ["\\boxed{7}"], "prompts": [""], "labels": ["7"]}, headers=AUTH, timeout=60
+    )
     assert other.json()["rewards"] == [1.0]  # a request in flight during the hang still gets its answer
     thread.join(timeout=60)
     data = result["response"].json()
@@ -178,9 +212,17 @@ def test_concurrent_requests(server):
 
 
 def test_group_aware_spec_checks_whole_groups_and_sends_its_components():
-    spec = {"verifier": {"name": "exact", "extract": ["hash"]}, "length_unit": "words", "shaping": [{"name": "kimi", "coef": 1.0}]}
+    spec = {
+        "verifier": {"name": "exact", "extract": ["hash"]},
+        "length_unit": "words",
+        "shaping": [{"name": "kimi", "coef": 1.0}],
+    }
     with running(create_app(spec, group_size=2)) as url:
-        body = {"query": ["P1 ####3", "P1 a b ####3", "P2 ####6", "P2 ####5"], "prompts": ["P1 ", "P1 ", "P2 ", "P2 "], "labels": ["3", "3", "6", "6"]}
+        body = {
+            "query": ["P1 ####3", "P1 a b ####3", "P2 ####6", "P2 ####5"],
+            "prompts": ["P1 ", "P1 ", "P2 ", "P2 "],
+            "labels": ["3", "3", "6", "6"],
+        }
         data = httpx.post(f"{url}/get_reward", json=body, timeout=30).json()
         # group P1: both correct, 1 and 3 words -> +0.5 / -0.5; group P2: equal lengths -> 0
         assert data["extra_logs"]["kimi"] == [0.5, -0.5, 0.0, 0.0] and data["rewards"] == [1.5, 0.5, 1.0, 0.0]
@@ -199,21 +241,42 @@ def test_python_file_mode_equals_http(monkeypatch, tmp_path):
     module = importlib.util.module_from_spec(loader)
     loader.loader.exec_module(module)
     out = module.reward_func(["Q ####3", "Q ####4"], ["Q ", "Q "], ["3", "3"])
-    assert torch.equal(out["rewards"], torch.tensor([1.0, 0.0])) and torch.equal(out["extra_logs"]["correctness"], torch.tensor([1.0, 0.0]))
+    assert torch.equal(out["rewards"], torch.tensor([1.0, 0.0])) and torch.equal(
+        out["extra_logs"]["correctness"], torch.tensor([1.0, 0.0])
+    )
 
 
 @pytest.mark.slow  # starts a server process
 def test_cli_serve_process_saves_state_on_shutdown(tmp_path):
     state = tmp_path / "state.json"
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"verifier": {"name": "exact", "extract": ["hash"]}, "length_unit": "words", "state": str(state)}))
+    spec.write_text(
+        json.dumps({"verifier": {"name": "exact", "extract": ["hash"]}, "length_unit": "words", "state": str(state)})
+    )
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "rewardsmith", "serve", "--spec", str(spec), "--port", str(port), "--log-level", "warning"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", "REWARDSMITH_TOKEN": TOKEN})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rewardsmith",
+            "serve",
+            "--spec",
+            str(spec),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "REWARDSMITH_TOKEN": TOKEN},
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_up(url)
-        r = httpx.post(f"{url}/get_reward", json={"query": ["####2"], "prompts": [""], "labels": ["2"]}, headers=AUTH, timeout=30)
+        r = httpx.post(
+            f"{url}/get_reward", json={"query": ["####2"], "prompts": [""], "labels": ["2"]}, headers=AUTH, timeout=30
+        )
         assert r.json()["rewards"] == [1.0]
         assert httpx.post(f"{url}/get_reward", json={"query": ["####2"]}, timeout=10).status_code == 401
     finally:

@@ -15,9 +15,8 @@ import pytest
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 
-from test_server import TOWER, free_port, running, wait_until_up  # noqa: E402
-
 from rewardsmith.integrations.server import create_app  # noqa: E402
+from test_server import TOWER, free_port, running, wait_until_up  # noqa: E402
 
 TOKEN = "tok-9f3a"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -43,7 +42,7 @@ def read_until_closed(s, limit_s=30):
     try:
         while chunk := s.recv(65536):
             data += chunk
-    except socket.timeout:
+    except TimeoutError:
         return None
     except ConnectionResetError:
         pass
@@ -52,7 +51,9 @@ def read_until_closed(s, limit_s=30):
 
 def test_token_is_checked_before_the_body_is_read():
     with running(create_app(EXACT, token=TOKEN)) as url:
-        r = httpx.post(f"{url}/get_reward", content=b"{not json", headers={"content-type": "application/json"}, timeout=10)
+        r = httpx.post(
+            f"{url}/get_reward", content=b"{not json", headers={"content-type": "application/json"}, timeout=10
+        )
         assert r.status_code == 401 and r.json() == {"detail": "missing or wrong bearer token"}  # no parser detail
         r = httpx.post(f"{url}/score", content=b"[" * 5000, headers={"Authorization": "Bearer wrong"}, timeout=10)
         assert r.status_code == 401 and "JSON" not in r.text
@@ -70,7 +71,10 @@ def test_slow_bodies_are_cut_off_and_hold_no_slot():
     with running(app) as url:
         port = int(url.rsplit(":", 1)[1])
         slow = [raw_post(port, chunked=True, body=b"1\r\n{\r\n") for _ in range(6)]
-        slow += [raw_post(port, headers=[f"Authorization: Bearer {TOKEN}"], chunked=True, body=b"1\r\n{\r\n") for _ in range(6)]
+        slow += [
+            raw_post(port, headers=[f"Authorization: Bearer {TOKEN}"], chunked=True, body=b"1\r\n{\r\n")
+            for _ in range(6)
+        ]
         stop = threading.Event()
 
         def trickle():
@@ -101,7 +105,11 @@ def test_slow_bodies_are_cut_off_and_hold_no_slot():
 
 
 def test_bad_requests_get_422_and_change_no_state(tmp_path):
-    good = {"query": ["Q1 ####3", "Q1 a b ####3", "Q2 ####5"], "prompts": ["Q1 ", "Q1 ", "Q2 "], "labels": ["3", "3", "4"]}
+    good = {
+        "query": ["Q1 ####3", "Q1 a b ####3", "Q2 ####5"],
+        "prompts": ["Q1 ", "Q1 ", "Q2 "],
+        "labels": ["3", "3", "4"],
+    }
     rec = {"prompt_id": "Q1", "completion": "####3", "answer": "3", "meta": {"rm": 0.5}}
     bad = [
         ("/get_reward", {**good, "step": 1e20}, "step: Input should be a valid integer"),
@@ -119,18 +127,34 @@ def test_bad_requests_get_422_and_change_no_state(tmp_path):
         state = tmp_path / f"{name}.json"
         app = create_app({**STATEFUL, "state": str(state)}, token=TOKEN, save_every_s=3600)
         with running(app) as url:
-            scored = [httpx.post(f"{url}/score", json={"records": [rec, {**rec, "completion": "x y ####3", "meta": {"rm": 1.0}}]}, headers=AUTH, timeout=30)]
+            scored = [
+                httpx.post(
+                    f"{url}/score",
+                    json={"records": [rec, {**rec, "completion": "x y ####3", "meta": {"rm": 1.0}}]},
+                    headers=AUTH,
+                    timeout=30,
+                )
+            ]
             app.state.pipeline.save_state()
             before = state.read_bytes()
             if send_bad:
                 for path, body, message in bad:
                     r = httpx.post(f"{url}{path}", json=body, headers=AUTH, timeout=30)
                     assert r.status_code == 422 and message in r.text, (body, r.text)
-                r = httpx.post(f"{url}/get_reward", content=b'{"query": ["####3"], "labels": [NaN]}', headers=AUTH, timeout=30)
+                r = httpx.post(
+                    f"{url}/get_reward", content=b'{"query": ["####3"], "labels": [NaN]}', headers=AUTH, timeout=30
+                )
                 assert r.status_code == 422 and "non-finite number NaN" in r.text
                 app.state.pipeline.save_state()
                 assert state.read_bytes() == before  # byte-identical saved state
-            scored.append(httpx.post(f"{url}/score", json={"records": [rec, {**rec, "completion": "####3 ok", "meta": {"rm": 2.0}}]}, headers=AUTH, timeout=30))
+            scored.append(
+                httpx.post(
+                    f"{url}/score",
+                    json={"records": [rec, {**rec, "completion": "####3 ok", "meta": {"rm": 2.0}}]},
+                    headers=AUTH,
+                    timeout=30,
+                )
+            )
         assert all(r.status_code == 200 for r in scored)
         rewards[name] = [[x["reward"] for x in r.json()["records"]] for r in scored]
         states[name] = json.loads(state.read_text())
@@ -141,8 +165,12 @@ def test_bad_requests_get_422_and_change_no_state(tmp_path):
 def test_a_hanging_item_delays_only_its_own_request():
     """Three requests each hold an item that hangs (more than the 2 verifier processes); a normal
     request sent after them is answered while they still wait out their own timeout."""
-    spec = {"verifier": {"name": "math", "extract": ["boxed"], "inner_timeout_s": 60}, "timeout_s": 15, "workers": 2,
-            "length_unit": "words"}
+    spec = {
+        "verifier": {"name": "math", "extract": ["boxed"], "inner_timeout_s": 60},
+        "timeout_s": 15,
+        "workers": 2,
+        "length_unit": "words",
+    }
     with running(create_app(spec, token=TOKEN, max_concurrency=8)) as url:
 
         def post(query: list[str], labels: list[str]) -> httpx.Response:
@@ -163,13 +191,23 @@ def test_a_hanging_item_delays_only_its_own_request():
 def test_serve_refuses_token_on_the_command_line_and_reads_a_token_file(tmp_path):
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(EXACT))
-    refused = subprocess.run([sys.executable, "-m", "rewardsmith", "serve", "--spec", str(spec), "--token", TOKEN],
-                             capture_output=True, text=True, timeout=60)
-    assert refused.returncode == 2 and "visible to every local user" in refused.stderr and "--token-file" in refused.stderr
+    refused = subprocess.run(
+        [sys.executable, "-m", "rewardsmith", "serve", "--spec", str(spec), "--token", TOKEN],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (
+        refused.returncode == 2 and "visible to every local user" in refused.stderr and "--token-file" in refused.stderr
+    )
     empty = tmp_path / "empty"
     empty.write_text("\n")
-    out = subprocess.run([sys.executable, "-m", "rewardsmith", "serve", "--spec", str(spec), "--token-file", str(empty)],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "rewardsmith", "serve", "--spec", str(spec), "--token-file", str(empty)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2 and "is empty" in out.stderr
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
@@ -177,13 +215,34 @@ def test_serve_refuses_token_on_the_command_line_and_reads_a_token_file(tmp_path
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("REWARDSMITH_TOKEN", None)
-    proc = subprocess.Popen([sys.executable, "-m", "rewardsmith", "serve", "--spec", str(spec), "--port", str(port), "--token-file", str(token_file),
-                             "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rewardsmith",
+            "serve",
+            "--spec",
+            str(spec),
+            "--port",
+            str(port),
+            "--token-file",
+            str(token_file),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_up(url)
-        assert httpx.post(f"{url}/get_reward", json={"query": ["####2"], "labels": ["2"]}, timeout=10).status_code == 401
-        assert httpx.post(f"{url}/get_reward", json={"query": ["####2"], "labels": ["2"]}, headers=AUTH, timeout=30).json()["rewards"] == [1.0]
+        assert (
+            httpx.post(f"{url}/get_reward", json={"query": ["####2"], "labels": ["2"]}, timeout=10).status_code == 401
+        )
+        assert httpx.post(
+            f"{url}/get_reward", json={"query": ["####2"], "labels": ["2"]}, headers=AUTH, timeout=30
+        ).json()["rewards"] == [1.0]
     finally:
         proc.send_signal(signal.SIGINT)
         output = proc.communicate(timeout=30)[0].decode()

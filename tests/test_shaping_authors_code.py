@@ -20,9 +20,9 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-from _shaping import make_ctx, run
 from scipy.stats import norm
 
+from _shaping import make_ctx, run
 from rewardsmith.advantages.reinforce import reinforce_baseline_advantage
 from rewardsmith.shaping import BaseValues
 from rewardsmith.shaping.laser import candidate_lengths
@@ -69,7 +69,13 @@ def test_lsc_matches_pars_reward_shaper(seed):
 @pytest.mark.parametrize("seed", range(10))
 def test_format_length_matches_rl_without_gt(seed):
     rng = np.random.default_rng(seed)
-    texts = ["<think>a</think> \\boxed{3}", "<think>a</think> nothing", "\\boxed{3}", "nothing", "<think>open \\boxed{3}"]
+    texts = [
+        "<think>a</think> \\boxed{3}",
+        "<think>a</think> nothing",
+        "\\boxed{3}",
+        "nothing",
+        "<think>open \\boxed{3}",
+    ]
     n = 40
     chosen = [texts[i] for i in rng.integers(0, len(texts), n)]
     lengths = rng.integers(0, 3072, n).tolist()  # their generation limit is max_len: x <= 1
@@ -147,20 +153,33 @@ def test_laser_matches_compute_length_reward_larse(seed, n_groups, size, mode):
     def theirs():
         out = []
         for L, s in zip(lengths, scores):
-            if s == 1.0 and mode in ("reward", "hybrid") and L <= target:
+            if s == 1.0 and mode in ("reward", "hybrid") and target >= L:
                 s += alpha
-            elif s == 1.0 and mode in ("penalty", "hybrid") and L > target:
+            elif s == 1.0 and mode in ("penalty", "hybrid") and target < L:
                 s -= alpha
             out.append(s)
         return out
 
-    new, _ = run("laser", make_ctx(lengths, correct, groups, base_values=LASER_BASE, answered=answered), target=target, alpha=alpha, mode=mode)
+    new, _ = run(
+        "laser",
+        make_ctx(lengths, correct, groups, base_values=LASER_BASE, answered=answered),
+        target=target,
+        alpha=alpha,
+        mode=mode,
+    )
     np.testing.assert_allclose(new, theirs(), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("lower,upper,interval", [(512, 8192, 1024), (256, 4096, 512), (1024, 8192, 1024), (2048, 7000, 1024), (100, 900, 200), (1000, 1000, 24)])
+@pytest.mark.parametrize(
+    "lower,upper,interval",
+    [(512, 8192, 1024), (256, 4096, 512), (1024, 8192, 1024), (2048, 7000, 1024), (100, 900, 200), (1000, 1000, 24)],
+)
 def test_laser_d_candidates_match_get_length_threshold(lower, upper, interval):
-    theirs = [lower] + list(range(1024, upper + interval, interval)) if lower < 1024 else list(range(lower, upper + interval, interval))
+    theirs = (
+        [lower] + list(range(1024, upper + interval, interval))
+        if lower < 1024
+        else list(range(lower, upper + interval, interval))
+    )
     assert candidate_lengths(lower, upper, interval).tolist() == theirs
 
 
@@ -200,12 +219,18 @@ def test_cosine_matches_the_authors_cosine_scaled_sparse_reward(seed, values, ex
     correct = (rng.random(n) < 0.5).astype(float).tolist()
 
     def theirs(L, score):
-        if L + 16 >= max_len:
+        if max_len <= L + 16:
             return exceed if exceed is not None else 0  # exceed_length None -> 0
         lo, hi = (min_correct, max_correct) if score == 1 else (max_wrong, min_wrong)
         return lo + 0.5 * (hi - lo) * (1.0 + math.cos(L / max_len * math.pi))
 
-    opts = dict(max_len=max_len, min_value_wrong=min_wrong, max_value_wrong=max_wrong, min_value_correct=min_correct, max_value_correct=max_correct)
+    opts = dict(
+        max_len=max_len,
+        min_value_wrong=min_wrong,
+        max_value_wrong=max_wrong,
+        min_value_correct=min_correct,
+        max_value_correct=max_correct,
+    )
     if exceed is not None:
         opts["exceed_penalty"] = exceed
     new, _ = run("cosine", make_ctx(lengths, correct), **opts)  # no exceed given: the default, as theirs
@@ -264,12 +289,24 @@ def test_reinforce_baseline_boost_by_hand():
     boosted = reinforce_baseline_advantage(reward, group, 2, correct_boost=0.1)
     assert (boosted - plain).tolist() == pytest.approx([0.1, 0.0, 0.1, 0.1])
     # all-equal group still gets the boost (DLER adds it after the advantage); zero total weight too
-    assert reinforce_baseline_advantage(reward, group, 2, length=np.zeros(4), correct_boost=0.1).tolist() == [0.1, 0.0, 0.1, 0.1]
-    assert reinforce_baseline_advantage(np.array([0.5]), np.array([0]), 1, correct_boost=0.1, boost_threshold=0.5).tolist() == [0.1]
+    assert reinforce_baseline_advantage(reward, group, 2, length=np.zeros(4), correct_boost=0.1).tolist() == [
+        0.1,
+        0.0,
+        0.1,
+        0.1,
+    ]
+    assert reinforce_baseline_advantage(
+        np.array([0.5]), np.array([0]), 1, correct_boost=0.1, boost_threshold=0.5
+    ).tolist() == [0.1]
 
 
 def test_truncation_rules_for_cut_rollouts_are_exclusive():
     from rewardsmith import SpecError, load_spec
 
     with pytest.raises(SpecError, match="grade_cut_text .* no_eos_coef"):
-        load_spec({"verifier": "exact", "shaping": [{"name": "truncation", "max_len": 10, "grade_cut_text": True, "no_eos_coef": 0.1}]})
+        load_spec(
+            {
+                "verifier": "exact",
+                "shaping": [{"name": "truncation", "max_len": 10, "grade_cut_text": True, "no_eos_coef": 0.1}],
+            }
+        )

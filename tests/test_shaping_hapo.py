@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 import pytest
-from _shaping import assert_resume_matches, make_ctx, random_batches, recs, run, shaper
 
+from _shaping import assert_resume_matches, make_ctx, random_batches, recs, run, shaper
 from rewardsmith import SpecError, load_spec
 
 R2 = math.sqrt(0.5)  # cos(π/4)
@@ -30,7 +30,14 @@ def test_linear_variant_hand_computed():
     # correct: 1 - r below h, 0 up to 1.1h, then max(-0.7, -(r - 1.1)); wrong: 0 below 1.1h, then max(-1, -(r - 1.1))
     assert comp.tolist() == pytest.approx([0.5, 0.0, -0.2, -0.7, 0.0, -0.4, -1.0])
     state = {"history": {"q": 100.0}}
-    _, comp = run("hapo", make_ctx([130, 150], [1, 0], state=state), variant="linear", tolerance=0.0, correct_floor=-0.25, weight=2.0)
+    _, comp = run(
+        "hapo",
+        make_ctx([130, 150], [1, 0], state=state),
+        variant="linear",
+        tolerance=0.0,
+        correct_floor=-0.25,
+        weight=2.0,
+    )
     assert comp.tolist() == pytest.approx([-0.5, -1.0])  # 2·max(-0.25, -0.3), 2·(-0.5)
 
 
@@ -56,7 +63,11 @@ def test_edge_cases():
     assert run("hapo", make_ctx([5], [1], state={"history": {"q": 10.0}}))[1].tolist() == pytest.approx([R2])
     # a zero-length correct history: L = 0 is on it, anything longer is infinitely longer
     assert run("hapo", make_ctx([0, 3, 3], [1, 1, 0], state={"history": {"q": 0.0}}))[1].tolist() == [1.0, -0.7, -1.0]
-    assert run("hapo", make_ctx([0, 3, 3], [1, 1, 0], state={"history": {"q": 0.0}}), variant="linear")[1].tolist() == [1.0, -0.7, -1.0]
+    assert run("hapo", make_ctx([0, 3, 3], [1, 1, 0], state={"history": {"q": 0.0}}), variant="linear")[1].tolist() == [
+        1.0,
+        -0.7,
+        -1.0,
+    ]
     # truncated rollouts are scored by length like the others
     assert run("hapo", make_ctx([40], [0], truncated=[True], state={"history": {"q": 10.0}}))[1].tolist() == [-1.0]
 
@@ -80,4 +91,9 @@ def test_through_a_spec_and_resume(tmp_path):
     state = assert_resume_matches(spec, batches, split=2, tmp_path=tmp_path)
     assert len(state["components"]["hapo"]["history"]) == 6
     fresh = load_spec(spec)  # without the history the later batches score differently
-    assert any(not np.array_equal(fresh.score(b).total, load_spec({**spec, "state": str(tmp_path / "whole.json")}).score(b).total) for b in batches[2:])
+    assert any(
+        not np.array_equal(
+            fresh.score(b).total, load_spec({**spec, "state": str(tmp_path / "whole.json")}).score(b).total
+        )
+        for b in batches[2:]
+    )

@@ -3,8 +3,8 @@
 import math
 
 import pytest
-from _shaping import make_ctx, recs, run
 
+from _shaping import make_ctx, recs, run
 from rewardsmith import load_spec
 from rewardsmith.shaping import BaseValues
 
@@ -39,7 +39,16 @@ def test_kimi_edge_cases():
 
 def test_kimi_through_a_spec():
     pipe = load_spec({"verifier": "exact", "length_unit": "words", "shaping": [{"name": "kimi", "coef": 0.5}]})
-    s = pipe.score(recs([("q", "Answer: 4", "4"), ("q", "one two. Answer: 4", "4"), ("q", "one two three four. Answer: 5", "4"), ("r", "Answer: 4", "4")]))
+    s = pipe.score(
+        recs(
+            [
+                ("q", "Answer: 4", "4"),
+                ("q", "one two. Answer: 4", "4"),
+                ("q", "one two three four. Answer: 5", "4"),
+                ("r", "Answer: 4", "4"),
+            ]
+        )
+    )
     # group q lengths 2, 4, 6: λ = 0.5, 0, -0.5; group r has one rollout
     assert s.components["kimi"].tolist() == [0.25, 0.0, -0.25, 0.0]
     assert s.total.tolist() == [1.25, 1.0, -0.25, 1.0]
@@ -72,7 +81,9 @@ def test_efficient_reasoning_edge_cases():
 
 
 def test_efficient_reasoning_through_a_spec():
-    pipe = load_spec({"verifier": "exact", "length_unit": "words", "shaping": [{"name": "efficient_reasoning", "alpha": 0.2}]})
+    pipe = load_spec(
+        {"verifier": "exact", "length_unit": "words", "shaping": [{"name": "efficient_reasoning", "alpha": 0.2}]}
+    )
     s = pipe.score(recs([("q", "Answer: 4", "4"), ("q", "a b c d. Answer: 4", "4"), ("q", "Answer: 5", "4")]))
     assert s.total.tolist() == pytest.approx([1 - 0.2 * (1 - SIG1), 1 - 0.2 * SIG1, 0.0])
 
@@ -108,12 +119,16 @@ def test_l1_max_with_a_nonunit_base_and_through_a_spec():
     ctx = make_ctx([100, 100], [1, 0], base_values=BaseValues(2.0, -0.5, -1.0))
     new, _ = run("l1_max", ctx, target=100, alpha=0.001, delta=0.25, alpha_convention="paper")
     assert new.tolist() == [0.5, -0.5]
-    pipe = load_spec({"verifier": "exact", "length_unit": "words", "shaping": [{"name": "l1_max", "alpha": 0.2, "delta": 0.5}]})
+    pipe = load_spec(
+        {"verifier": "exact", "length_unit": "words", "shaping": [{"name": "l1_max", "alpha": 0.2, "delta": 0.5}]}
+    )
     s = pipe.score(recs([("q", "Answer: 4", "4"), ("q", "a b c d. Answer: 4", "4")], meta={"target_length": 2}))
     assert s.total.tolist() == pytest.approx([0.5, 0.1])  # clip(0.1·(2 − L) + 0.5): L = 2, 6
 
 
 def test_l1_exact_through_a_spec():
-    pipe = load_spec({"verifier": "exact", "length_unit": "words", "shaping": [{"name": "l1_exact", "target": 4, "alpha": 0.1}]})
+    pipe = load_spec(
+        {"verifier": "exact", "length_unit": "words", "shaping": [{"name": "l1_exact", "target": 4, "alpha": 0.1}]}
+    )
     s = pipe.score(recs([("q", "Answer: 4", "4"), ("q", "a b c d. Answer: 5", "4")]))
     assert s.total.tolist() == pytest.approx([0.8, -0.2])

@@ -3,8 +3,8 @@ cross-checks against TRL's cosine reward and soft overlong punishment on the sam
 
 import numpy as np
 import pytest
-from _shaping import make_ctx, recs, run
 
+from _shaping import make_ctx, recs, run
 from rewardsmith import SpecError, load_spec
 from rewardsmith.shaping import BaseValues
 
@@ -30,7 +30,14 @@ def test_cosine_margin_that_swallows_every_length_is_refused():
 
 
 def test_cosine_paper_values_exceed_penalty_and_margin():
-    opts = dict(max_len=100, min_value_correct=1.0, max_value_correct=2.0, min_value_wrong=-10.0, max_value_wrong=0.0, exceed_penalty=-10.0)
+    opts = dict(
+        max_len=100,
+        min_value_correct=1.0,
+        max_value_correct=2.0,
+        min_value_wrong=-10.0,
+        max_value_wrong=0.0,
+        exceed_penalty=-10.0,
+    )
     _, comp = run("cosine", make_ctx([50, 50, 83, 84, 84], [1, 0, 1, 1, 0]), **opts)
     assert comp.tolist() == pytest.approx([1.5, -5.0, 1.0 + 0.5 * (1 + np.cos(np.pi * 0.83)), -10.0, -10.0])
     _, comp = run("cosine", make_ctx([95, 96], [1, 1]), **{**opts, "exceed_margin": 4})
@@ -61,7 +68,13 @@ def test_cosine_matches_trl_on_the_same_inputs(monkeypatch):
 
 
 def test_cosine_through_a_spec():
-    pipe = load_spec({"verifier": "exact", "length_unit": "words", "shaping": [{"name": "cosine", "max_len": 4, "exceed_penalty": None}]})
+    pipe = load_spec(
+        {
+            "verifier": "exact",
+            "length_unit": "words",
+            "shaping": [{"name": "cosine", "max_len": 4, "exceed_penalty": None}],
+        }
+    )
     s = pipe.score(recs([("q", "Answer: 4", "4"), ("q", "Answer: 5", "4"), ("q", "Answer: 4", None)]))
     assert s.total.tolist() == pytest.approx([0.75, -0.75, 0.0])  # L = 2 of 4; unknown keeps base.wrong 0
 
@@ -81,7 +94,9 @@ def test_dapo_overlong_matches_trl_soft_overlong_punishment():
 
     rng = np.random.default_rng(1)
     lengths = np.concatenate([rng.integers(0, 5000, size=300), [3071, 3072, 3073, 4095, 4096, 4097]])
-    theirs = get_soft_overlong_punishment(max_completion_len=4096, soft_punish_cache=1024)([[0] * int(n) for n in lengths])
+    theirs = get_soft_overlong_punishment(max_completion_len=4096, soft_punish_cache=1024)(
+        [[0] * int(n) for n in lengths]
+    )
     _, ours = run("dapo_overlong", make_ctx(lengths.tolist(), [1] * len(lengths)), max_len=4096, buffer=1024)
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
 
@@ -91,13 +106,20 @@ def test_dapo_overlong_options_and_spec():
         load_spec({"shaping": [{"name": "dapo_overlong", "max_len": 10, "buffer": 20}]})
     with pytest.raises(SpecError, match=r"dapo_overlong\)\.buffer: Field required"):
         load_spec({"shaping": [{"name": "dapo_overlong", "max_len": 10}]})
-    pipe = load_spec({"verifier": "exact", "length_unit": "words", "shaping": [{"name": "dapo_overlong", "max_len": 4, "buffer": 2}]})
+    pipe = load_spec(
+        {"verifier": "exact", "length_unit": "words", "shaping": [{"name": "dapo_overlong", "max_len": 4, "buffer": 2}]}
+    )
     assert pipe.score(recs([("q", "well. Answer: 4", "4")])).total.tolist() == [0.5]
 
 
 # --------------------------------------------------------------------------- truncation
 def test_truncation_over_budget_and_truncated_score_the_wrong_value():
-    ctx = make_ctx([50, 100, 101, 50, 500], [1, 1, 1, 1, None], truncated=[False, False, False, True, False], base_values=LASER_BASE)
+    ctx = make_ctx(
+        [50, 100, 101, 50, 500],
+        [1, 1, 1, 1, None],
+        truncated=[False, False, False, True, False],
+        base_values=LASER_BASE,
+    )
     new, comp = run("truncation", ctx, max_len=100)
     assert new.tolist() == [1.0, 1.0, -0.5, -0.5, -0.5]  # value defaults to base.wrong
     assert comp.tolist() == new.tolist()
@@ -113,8 +135,10 @@ def test_truncation_dler_no_eos_coefficient():
 
 def test_truncation_through_a_spec():
     pipe = load_spec({"verifier": "exact", "length_unit": "words", "shaping": [{"name": "truncation", "max_len": 3}]})
-    rows = [{"prompt_id": "q", "completion": c, "answer": "4", "truncated": t}
-            for c, t in [("Answer: 4", False), ("so so so. Answer: 4", False), ("Answer: 4", True)]]
+    rows = [
+        {"prompt_id": "q", "completion": c, "answer": "4", "truncated": t}
+        for c, t in [("Answer: 4", False), ("so so so. Answer: 4", False), ("Answer: 4", True)]
+    ]
     s = pipe.score(rows)
     assert s.total.tolist() == [1.0, 0.0, 0.0] and s.values["truncation"].tolist() == [1.0, 0.0, 0.0]
     assert s.components["truncation"].tolist() == [0.0, -1.0, -1.0]  # its contribution: what it took away
@@ -150,8 +174,11 @@ def test_budget_curriculum_options_and_spec():
         load_spec({"shaping": [{"name": "budget_curriculum", "start": 100, "end": 10, "every": 5, "apply": "cosine"}]})
     with pytest.raises(SpecError, match=r"end .* must not exceed start"):
         load_spec({"shaping": [{"name": "budget_curriculum", "start": 10, "end": 100, "every": 5}]})
-    spec = {"verifier": "exact", "length_unit": "words",
-            "shaping": [{"name": "budget_curriculum", "start": 8, "end": 2, "every": 1, "decay": "linear", "decrement": 3}]}
+    spec = {
+        "verifier": "exact",
+        "length_unit": "words",
+        "shaping": [{"name": "budget_curriculum", "start": 8, "end": 2, "every": 1, "decay": "linear", "decrement": 3}],
+    }
     rows = recs([("q", "Answer: 4", "4"), ("q", "so so so. Answer: 4", "4")])
     pipe = load_spec(spec)
     assert pipe.score(rows, step=0).total.tolist() == [1.0, 1.0]  # budget 8

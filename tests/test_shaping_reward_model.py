@@ -73,10 +73,17 @@ def test_clip_and_minmax():
 
 
 def test_length_penalty_and_reward_so_far():
-    s = shape("centered", recs([1.0, 1.0], refs=[[0.0], [0.0]], lengths=[100, 500]), length_penalty=0.01, valid_length=300)
+    s = shape(
+        "centered", recs([1.0, 1.0], refs=[[0.0], [0.0]], lengths=[100, 500]), length_penalty=0.01, valid_length=300
+    )
     assert s.total.tolist() == pytest.approx([1.0, -1.0])
     pipe = load_spec({"verifier": "exact", "length_unit": "words", "shaping": [{"name": "minmax"}]})
-    out = pipe.score([{"prompt_id": "q", "completion": "Answer: 4", "answer": "4"}, {"prompt_id": "q", "completion": "Answer: 3", "answer": "4"}])
+    out = pipe.score(
+        [
+            {"prompt_id": "q", "completion": "Answer: 4", "answer": "4"},
+            {"prompt_id": "q", "completion": "Answer: 3", "answer": "4"},
+        ]
+    )
     assert out.total.tolist() == [1.0, 0.0]
 
 

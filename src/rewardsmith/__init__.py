@@ -15,6 +15,16 @@ from .state import State, StateError
 
 __version__ = "0.1.0"
 __all__ = [
-    "Batch", "Pipeline", "RecordError", "Scores", "Spec", "SpecError", "State", "StateError",
-    "load_spec", "parse_spec", "read_records", "write_records",
+    "Batch",
+    "Pipeline",
+    "RecordError",
+    "Scores",
+    "Spec",
+    "SpecError",
+    "State",
+    "StateError",
+    "load_spec",
+    "parse_spec",
+    "read_records",
+    "write_records",
 ]

@@ -6,10 +6,10 @@ import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 
 @contextmanager
@@ -38,6 +38,7 @@ def atomic_write(dest: str | os.PathLike, binary: bool = False) -> Iterator[IO[A
             os.unlink(tmp)
         raise
 
+
 def check_writable(path: str | os.PathLike, what: str) -> None:
     """Raise OSError unless a file can be written atomically at ``path`` (a real probe file in its
     directory, so read-only mounts and root without the right are caught too); creates nothing."""
@@ -56,7 +57,9 @@ def check_writable(path: str | os.PathLike, what: str) -> None:
     try:
         fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
     except OSError as exc:
-        raise PermissionError(errno.EACCES, f"{what} path: cannot write in {parent} ({exc.strerror})", str(path)) from None
+        raise PermissionError(
+            errno.EACCES, f"{what} path: cannot write in {parent} ({exc.strerror})", str(path)
+        ) from None
     os.close(fd)
     os.unlink(probe)
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,9 @@ class Batch:
 
     def __post_init__(self) -> None:
         index: dict[str, int] = {}
-        self.group = np.fromiter((index.setdefault(p, len(index)) for p in self.prompt_ids), dtype=np.int64, count=len(self.prompt_ids))
+        self.group = np.fromiter(
+            (index.setdefault(p, len(index)) for p in self.prompt_ids), dtype=np.int64, count=len(self.prompt_ids)
+        )
         self.group_keys = list(index)
         if not self.token_ids:
             self.token_ids = [None] * len(self.prompt_ids)
@@ -59,7 +62,7 @@ class Batch:
         return np.bincount(self.group, minlength=self.n_groups)
 
     @classmethod
-    def from_records(cls, records: Iterable[dict[str, Any]], validate: bool = True) -> "Batch":
+    def from_records(cls, records: Iterable[dict[str, Any]], validate: bool = True) -> Batch:
         recs = list(records)
         if validate:
             for i, rec in enumerate(recs):
@@ -73,7 +76,9 @@ class Batch:
             prompts=[prompt_text(r.get("prompt")) for r in recs],
             completions=[completion_text(r["completion"]) for r in recs],
             answers=[_answer_text(r.get("answer")) for r in recs],
-            num_tokens=np.array([np.nan if r.get("num_tokens") is None else float(r["num_tokens"]) for r in recs], dtype=np.float64),
+            num_tokens=np.array(
+                [np.nan if r.get("num_tokens") is None else float(r["num_tokens"]) for r in recs], dtype=np.float64
+            ),
             truncated=np.array([bool(r.get("truncated") or False) for r in recs], dtype=bool),
             data_sources=[r.get("data_source") for r in recs],
             steps=np.array([-1 if r.get("step") is None else int(r["step"]) for r in recs], dtype=np.int64),
@@ -82,7 +87,9 @@ class Batch:
             turns=[assistant_turns(r["completion"]) for r in recs],
         )
 
-    def lengths(self, unit: str = "tokens", tokenizer: Callable[[str], Sequence[int]] | None = None) -> tuple[np.ndarray, str]:
+    def lengths(
+        self, unit: str = "tokens", tokenizer: Callable[[str], Sequence[int]] | None = None
+    ) -> tuple[np.ndarray, str]:
         """Length of each completion and the unit actually used.
 
         ``tokens``: ``num_tokens`` where given, else token ids (``meta.token_ids`` / TRL's
@@ -124,7 +131,9 @@ def _answer_text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def group_reduce(values: np.ndarray, group: np.ndarray, n_groups: int, how: str, where: np.ndarray | None = None) -> np.ndarray:
+def group_reduce(
+    values: np.ndarray, group: np.ndarray, n_groups: int, how: str, where: np.ndarray | None = None
+) -> np.ndarray:
     """Per-group ``sum|count|mean|min|max`` of ``values`` (optionally only rows where ``where``).
 
     Empty groups get NaN for mean/min/max and 0 for sum/count.

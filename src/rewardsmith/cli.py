@@ -7,11 +7,13 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from . import __version__
 from .cli_args import non_negative_int, positive_float, positive_int
+
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
@@ -54,7 +56,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         from .integrations.ray_engine import RayVerificationEngine
 
-        engine = RayVerificationEngine(args.workers, overrides.get("timeout_s", spec.timeout_s), spec.cache_size, args.address)
+        engine = RayVerificationEngine(
+            args.workers, overrides.get("timeout_s", spec.timeout_s), spec.cache_size, args.address
+        )
     try:
         pipe = load_spec(spec, engine=engine, **overrides)
     except BaseException:
@@ -69,7 +73,13 @@ def _cmd_score(args: argparse.Namespace) -> int:
         if pipe.spec.state:
             check_writable(pipe.spec.state, "state")
         check_serialisable(records, out)
-        bar = tqdm(total=len(records), unit="rollout", desc="scoring", disable=not sys.stderr.isatty() and not args.progress, file=sys.stderr)
+        bar = tqdm(
+            total=len(records),
+            unit="rollout",
+            desc="scoring",
+            disable=not sys.stderr.isatty() and not args.progress,
+            file=sys.stderr,
+        )
         try:
             scores = pipe.score(records, step=args.step, progress=bar.update, save=False)
         finally:
@@ -84,7 +94,24 @@ def _cmd_score(args: argparse.Namespace) -> int:
     summary = scores.summary()
     summary["skipped_invalid"] = report.n_skipped
     summary["seconds"] = time.perf_counter() - t0
-    rows = [(k, summary[k]) for k in ("records", "groups", "zero_variance_groups", "mean_reward", "accuracy", "unknown_correct", "mean_length", "unit", "timeouts", "errors", "skipped_invalid", "seconds") if k in summary]
+    rows = [
+        (k, summary[k])
+        for k in (
+            "records",
+            "groups",
+            "zero_variance_groups",
+            "mean_reward",
+            "accuracy",
+            "unknown_correct",
+            "mean_length",
+            "unit",
+            "timeouts",
+            "errors",
+            "skipped_invalid",
+            "seconds",
+        )
+        if k in summary
+    ]
     print_table(rows, title=f"scored {len(scored)} rollouts -> {out}")
     for line in report.skipped[:10]:
         print(f"  skipped: {line}", file=sys.stderr)
@@ -132,11 +159,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rollouts", help="rollout records: .jsonl or .parquet")
     p.add_argument("--spec", required=True, help="reward spec (.yaml/.toml/.json)")
     p.add_argument("-o", "--output", help="where to write scored records (default: ROLLOUTS.scored.jsonl)")
-    p.add_argument("--engine", choices=("local", "ray"), default="local", help="where verification runs (default: local processes)")
+    p.add_argument(
+        "--engine", choices=("local", "ray"), default="local", help="where verification runs (default: local processes)"
+    )
     p.add_argument("--address", default=None, help="Ray cluster address for --engine ray (default: a local cluster)")
-    p.add_argument("--workers", type=positive_int, default=None, help="verification processes (default: the machine's cores)")
-    p.add_argument("--timeout-s", type=positive_float, default=None, help="hard timeout per verified item (default: the spec's, 5 s)")
-    p.add_argument("--step", type=non_negative_int, default=None, help="training step for schedules (default: from records or state)")
+    p.add_argument(
+        "--workers", type=positive_int, default=None, help="verification processes (default: the machine's cores)"
+    )
+    p.add_argument(
+        "--timeout-s",
+        type=positive_float,
+        default=None,
+        help="hard timeout per verified item (default: the spec's, 5 s)",
+    )
+    p.add_argument(
+        "--step",
+        type=non_negative_int,
+        default=None,
+        help="training step for schedules (default: from records or state)",
+    )
     p.add_argument("--skip-invalid", action="store_true", help="skip and count malformed records instead of stopping")
     p.add_argument("--summary-json", help="also write the summary as JSON here")
     p.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
@@ -145,7 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     # Sub-commands living beside the code they drive: each module has ``register_cli(subparsers)``
     # and imports nothing heavy (torch, ray, fastapi) at module level.
     p = sub.add_parser("list", help="list every registered component with its paper")
-    p.add_argument("--kind", choices=("verifier", "format", "shaper", "advantage"), default=None, help="only this kind (default: all)")
+    p.add_argument(
+        "--kind",
+        choices=("verifier", "format", "shaper", "advantage"),
+        default=None,
+        help="only this kind (default: all)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="show each component's options")
     p.set_defaults(func=_cmd_list)
 
@@ -178,7 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not _stdout_closed():
             raise
         # The reader went away (``rewardsmith list | head``): stop quietly, as a tool killed by SIGPIPE would.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout at exit
+        os.dup2(
+            os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno()
+        )  # no second error when Python flushes stdout at exit
         return 128 + 13
     except OSError as exc:  # writing the output or state failed (a full disk): nothing was replaced
         print(f"rewardsmith {command}: error: {exc}", file=sys.stderr)

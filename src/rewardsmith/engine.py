@@ -35,9 +35,9 @@ import threading
 import time
 import weakref
 from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Callable, Sequence
 
 from .types import ERROR, TIMEOUT, Job, Verdict, Verifier
 
@@ -270,7 +270,9 @@ class VerificationEngine:
         _ENGINES.add(self)
 
     # ----------------------------------------------------------------- public API
-    def run(self, verifier: Verifier, jobs: Sequence[Job | None], progress: Callable[[int], None] | None = None) -> list[Verdict | None]:
+    def run(
+        self, verifier: Verifier, jobs: Sequence[Job | None], progress: Callable[[int], None] | None = None
+    ) -> list[Verdict | None]:
         """Verdicts for ``jobs`` in order (None where the job is None)."""
         return self._run(verifier, jobs, progress)
 
@@ -287,7 +289,7 @@ class VerificationEngine:
             self._stop(w, graceful=True)
         self._drop_templates()
 
-    def __enter__(self) -> "VerificationEngine":
+    def __enter__(self) -> VerificationEngine:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -301,7 +303,9 @@ class VerificationEngine:
         self.__init__(state["n_workers"], state["timeout_s"], state["cache_size"])
 
     # ----------------------------------------------------------------- internals
-    def _run(self, verifier: Verifier, jobs: Sequence[Job | None], progress: Callable[[int], None] | None) -> list[Verdict | None]:
+    def _run(
+        self, verifier: Verifier, jobs: Sequence[Job | None], progress: Callable[[int], None] | None
+    ) -> list[Verdict | None]:
         with self._lock:
             if os.getpid() != self._pid:  # forked copy: never talk to the parent's workers
                 self.__init__(self.n_workers, self.timeout_s, self.cache_size)
@@ -400,7 +404,9 @@ class VerificationEngine:
         for w in extra:
             self._stop(w, graceful=True)
 
-    def _run_isolated(self, verifier: Verifier, unique: list[tuple[str, Job]], deliver: Callable[[str, Verdict], None]) -> None:
+    def _run_isolated(
+        self, verifier: Verifier, unique: list[tuple[str, Job]], deliver: Callable[[str, Verdict], None]
+    ) -> None:
         workers: list[_Worker] = []  # leased by this call now: taken while its items wait, returned when it has none
         with self._lock:
             self._calls += 1
@@ -409,8 +415,13 @@ class VerificationEngine:
         finally:
             self._release(workers, call_ends=True)
 
-    def _run_on(self, workers: list[_Worker], verifier: Verifier, unique: list[tuple[str, Job]],
-                deliver: Callable[[str, Verdict], None]) -> None:
+    def _run_on(
+        self,
+        workers: list[_Worker],
+        verifier: Verifier,
+        unique: list[tuple[str, Job]],
+        deliver: Callable[[str, Verdict], None],
+    ) -> None:
         queue = deque(range(len(unique)))
         busy: dict[int, _Worker] = {}  # id(conn) -> worker with work in flight
         startup_failures = 0
@@ -472,7 +483,9 @@ class VerificationEngine:
                     msg = conn.recv()
                 except (EOFError, OSError):  # died: crash, OOM kill, os._exit inside a verifier
                     if w.inflight:
-                        fail_head(w, Verdict(float("nan"), ERROR, "worker process died"), time.perf_counter() - w.started)
+                        fail_head(
+                            w, Verdict(float("nan"), ERROR, "worker process died"), time.perf_counter() - w.started
+                        )
                     else:
                         startup_failures += 1
                         if startup_failures > 3 * self.n_workers:
@@ -515,7 +528,10 @@ class VerificationEngine:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         proc = subprocess.Popen(
             [sys.executable, "-c", f"from rewardsmith.engine import {entry}; {entry}({theirs.fileno()})"],
-            pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+            pass_fds=(theirs.fileno(),),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         theirs.close()
         return _Worker(proc, Connection(ours.detach()), deque())
@@ -671,7 +687,7 @@ def _without(workers: list[_Worker], gone: list[_Worker]) -> list[_Worker]:
     return [w for w in workers if id(w) not in ids]
 
 
-_ENGINES: "weakref.WeakSet[VerificationEngine]" = weakref.WeakSet()
+_ENGINES: weakref.WeakSet[VerificationEngine] = weakref.WeakSet()
 
 
 @atexit.register

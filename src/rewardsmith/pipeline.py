@@ -38,9 +38,10 @@ import os
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -162,12 +163,18 @@ class Pipeline:
         self.base_values = spec.base
         self.verifiers: dict[str, Verifier] = _build_verifiers(spec)
         self.routed = spec.verifier_map() is not None
-        self.format: Component | None = build("format", spec.format.component_options(), field="format") if spec.format else None
+        self.format: Component | None = (
+            build("format", spec.format.component_options(), field="format") if spec.format else None
+        )
         self.shapers: list[tuple[str, Shaper]] = _build_shapers(spec)
         _warn_if_wrong_beats_correct(self)
-        self.advantage: AdvantageEstimator | None = build("advantage", spec.advantage, field="advantage") if spec.advantage else None  # type: ignore[assignment]
+        self.advantage: AdvantageEstimator | None = (
+            build("advantage", spec.advantage, field="advantage") if spec.advantage else None
+        )  # type: ignore[assignment]
         self.tokenizer = _load_tokenizer(spec.tokenizer) if spec.tokenizer else None
-        self.engine = engine if engine is not None else VerificationEngine(spec.workers, spec.timeout_s, spec.cache_size)
+        self.engine = (
+            engine if engine is not None else VerificationEngine(spec.workers, spec.timeout_s, spec.cache_size)
+        )
         self.state = State(spec_fingerprint=spec.fingerprint())
         if spec.state and Path(spec.state).exists():
             self.state = State.load(spec.state, expected_fingerprint=spec.fingerprint())
@@ -175,8 +182,13 @@ class Pipeline:
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ scoring
-    def score(self, batch: Batch | Iterable[dict[str, Any]], step: int | None = None, progress: Callable[[int], None] | None = None,
-              save: bool = True) -> Scores:
+    def score(
+        self,
+        batch: Batch | Iterable[dict[str, Any]],
+        step: int | None = None,
+        progress: Callable[[int], None] | None = None,
+        save: bool = True,
+    ) -> Scores:
         """Score a batch (or records) through the stages; updates the state, and saves it when the spec
         has one and ``save``. A call that raises leaves the state as it was (``rewardsmith score``
         passes ``save=False`` and saves only after its output is written)."""
@@ -194,8 +206,20 @@ class Pipeline:
             self._gate(st)
             self._advance_state(step, save)
         advantages = self._advantages(st)
-        return Scores(st.reward, st.correct, st.components, status, length, unit, step, group=batch.group, advantages=advantages,
-                      seconds=time.perf_counter() - t0, values=st.values, details=details)
+        return Scores(
+            st.reward,
+            st.correct,
+            st.components,
+            status,
+            length,
+            unit,
+            step,
+            group=batch.group,
+            advantages=advantages,
+            seconds=time.perf_counter() - t0,
+            values=st.values,
+            details=details,
+        )
 
     def _correctness(self, st: _Stages) -> None:
         """Stage 2: the base values for the verdicts (zero reward without a verifier)."""
@@ -215,7 +239,9 @@ class Pipeline:
         if self.format is None:
             return
         b = st.batch
-        fmt = np.array([score_format(self.format, c, t, m) for c, t, m in zip(b.completions, b.turns, b.metas)], dtype=np.float64)
+        fmt = np.array(
+            [score_format(self.format, c, t, m) for c, t, m in zip(b.completions, b.turns, b.metas)], dtype=np.float64
+        )
         st.values["format"] = fmt
         st.format_ok = fmt >= 1.0
         if self.spec.format.mode == "add":  # type: ignore[union-attr]
@@ -234,8 +260,19 @@ class Pipeline:
     def _shape(self, st: _Stages, step: int) -> None:
         """Stage 4: each shaper in spec order; its contribution is how much it moved the reward."""
         for key, shaper in self.shapers:
-            ctx = ShapingContext(st.batch, st.reward, st.base, st.correct, st.length, st.unit, st.answered, st.format_ok,
-                                 step, self.base_values, self.state.for_component(key))
+            ctx = ShapingContext(
+                st.batch,
+                st.reward,
+                st.base,
+                st.correct,
+                st.length,
+                st.unit,
+                st.answered,
+                st.format_ok,
+                step,
+                self.base_values,
+                self.state.for_component(key),
+            )
             new, value = shaper.apply(ctx)
             st.values[key] = np.asarray(value, dtype=np.float64)
             st.components[key] = new - st.reward
@@ -275,14 +312,19 @@ class Pipeline:
         """Stage 6: the advantage estimator over the final reward."""
         if self.advantage is None:
             return None
-        return self.advantage.compute(AdvantageContext(st.reward, st.batch.group, st.batch.n_groups, st.length, st.correct))
+        return self.advantage.compute(
+            AdvantageContext(st.reward, st.batch.group, st.batch.n_groups, st.length, st.correct)
+        )
 
-    def score_records(self, records: Sequence[dict[str, Any]], step: int | None = None, progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    def score_records(
+        self, records: Sequence[dict[str, Any]], step: int | None = None, progress: Callable[[int], None] | None = None
+    ) -> list[dict[str, Any]]:
         """Score records and return them with ``reward``, ``correct``, ``components`` (and ``advantage``)."""
         return self.score(records, step, progress).to_records(records)
 
-    def _verify(self, batch: Batch, progress: Callable[[int], None] | None,
-                step: int | None = None) -> tuple[np.ndarray, list[str], list[str]]:
+    def _verify(
+        self, batch: Batch, progress: Callable[[int], None] | None, step: int | None = None
+    ) -> tuple[np.ndarray, list[str], list[str]]:
         """Stage 1: extract each answer here, check it in the engine; (scores, statuses, details).
         A step-scheduled verifier gets the step the shapers will see as ``meta.step``."""
         n = len(batch)
@@ -297,7 +339,10 @@ class Pipeline:
         for i, source in enumerate(batch.data_sources):
             key = source if self.routed and source in self.verifiers else DEFAULT_SOURCE
             if key not in self.verifiers:
-                status[i], details[i] = ERROR, f"no verifier for data_source {source!r}; spec maps: {', '.join(self.verifiers)}"
+                status[i], details[i] = (
+                    ERROR,
+                    f"no verifier for data_source {source!r}; spec maps: {', '.join(self.verifiers)}",
+                )
                 if progress:
                     progress(1)
                 continue
@@ -335,7 +380,7 @@ class Pipeline:
         return names + (["gate"] if self.spec.format is not None and self.spec.format.mode == "gate" else [])
 
     # ------------------------------------------------------------------ lifecycle
-    def with_engine(self, engine: Any) -> "Pipeline":
+    def with_engine(self, engine: Any) -> Pipeline:
         """A pipeline of the same spec sharing this one's State, verifying on ``engine``."""
         twin = Pipeline(self.spec, engine=engine)
         twin.state = self.state
@@ -349,7 +394,7 @@ class Pipeline:
     def close(self) -> None:
         self.engine.close()
 
-    def __enter__(self) -> "Pipeline":
+    def __enter__(self) -> Pipeline:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -370,14 +415,17 @@ class RewardWarning(UserWarning):
     """A spec that loads but rewards something it should not (see ``rewardsmith probe``)."""
 
 
-def _warn_if_wrong_beats_correct(pipe: "Pipeline") -> None:
+def _warn_if_wrong_beats_correct(pipe: Pipeline) -> None:
     """Warn at load when the spec's shaping lets a wrong answer tie or beat a correct one (see
     :func:`rewardsmith.shaping.dominance.wrong_beats_correct`; ``rewardsmith probe`` reports every case)."""
     found = wrong_beats_correct(pipe.base_values, pipe.shapers, pipe.spec.length_unit) if pipe.verifiers else []
     if found:
         name = f"spec {pipe.spec.name}: " if pipe.spec.name else ""
-        warnings.warn(f"{name}{found[0].message(pipe.spec.length_unit)}; run `rewardsmith probe` for details",
-                      RewardWarning, stacklevel=4)
+        warnings.warn(
+            f"{name}{found[0].message(pipe.spec.length_unit)}; run `rewardsmith probe` for details",
+            RewardWarning,
+            stacklevel=4,
+        )
 
 
 def _load_tokenizer(path: str) -> Callable[[str], Sequence[int]]:
@@ -416,7 +464,7 @@ def _build_shapers(spec: Spec) -> list[tuple[str, Shaper]]:
     return shapers
 
 
-def load_spec(source: "str | os.PathLike | dict[str, Any] | Spec", engine: Any = None, **overrides: Any) -> Pipeline:
+def load_spec(source: str | os.PathLike | dict[str, Any] | Spec, engine: Any = None, **overrides: Any) -> Pipeline:
     """Validate a spec and build its :class:`Pipeline` (component names and options checked too).
 
     ``engine`` replaces the default local verification engine (e.g. a Ray engine);

@@ -23,15 +23,15 @@ import json
 import math
 import os
 import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from .atomic import commit_files, stage_file
 from .state import MAX_STEP
 
 MAX_NUM_TOKENS = 10**12  # a larger token count is a corrupt value, not a completion
-
 
 
 class RecordError(ValueError):
@@ -247,14 +247,18 @@ def check_serialisable(records: Sequence[dict[str, Any]], dest: str | os.PathLik
             try:
                 pa.array([rec.get(column) for rec in records])
             except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
-                raise RecordError(f"column {column!r} cannot be written to Parquet ({str(exc)[:200]}); write JSONL or convert it") from None
+                raise RecordError(
+                    f"column {column!r} cannot be written to Parquet ({str(exc)[:200]}); write JSONL or convert it"
+                ) from None
         raise RecordError("the records cannot be written to Parquet together (columns of mixed types); write JSONL")
     for i, rec in enumerate(records):
         for column, value in rec.items():
             try:
                 _json_line({column: value})
             except TypeError as exc:
-                raise RecordError(f"column {column!r} (record {i}) cannot be written to JSONL: {exc}; drop or convert it") from None
+                raise RecordError(
+                    f"column {column!r} (record {i}) cannot be written to JSONL: {exc}; drop or convert it"
+                ) from None
 
 
 def stage_records(records: Iterable[dict[str, Any]], dest: str | os.PathLike) -> tuple[Path, Path]:

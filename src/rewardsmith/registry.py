@@ -12,8 +12,9 @@ This module imports no component package: it is the table the components registe
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -164,7 +165,9 @@ def _owner_model(model: type[BaseModel], path: tuple) -> type | None:
             return None
         field = model.model_fields.get(str(part))
         annotation = getattr(field, "annotation", None)
-        nested = isinstance(annotation, type) and (issubclass(annotation, BaseModel) or dataclasses.is_dataclass(annotation))
+        nested = isinstance(annotation, type) and (
+            issubclass(annotation, BaseModel) or dataclasses.is_dataclass(annotation)
+        )
         if not nested:
             return None
         model = annotation

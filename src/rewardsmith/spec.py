@@ -21,10 +21,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import tomllib
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -92,8 +92,10 @@ def refuse_yaml_aliases(text: str, where: str) -> None:
         anchor = getattr(event, "anchor", None)
         if isinstance(event, yaml.AliasEvent) or anchor is not None:
             line = event.start_mark.line + 1 if event.start_mark else "?"
-            raise SpecError(f"{where}: line {line}: YAML anchors and aliases ({'*' if isinstance(event, yaml.AliasEvent) else '&'}{anchor}) "
-                            "are not allowed in a spec; write the values out")
+            raise SpecError(
+                f"{where}: line {line}: YAML anchors and aliases ({'*' if isinstance(event, yaml.AliasEvent) else '&'}{anchor}) "
+                "are not allowed in a spec; write the values out"
+            )
 
 
 def read_spec_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -123,9 +125,9 @@ def read_spec_file(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def parse_spec(source: "str | os.PathLike | dict[str, Any] | Spec") -> Spec:
+def parse_spec(source: str | os.PathLike | dict[str, Any] | Spec) -> Spec:
     """Validate a spec given as a path, a dict or a :class:`Spec` (shape only: component names and
-options are checked when :func:`rewardsmith.load_spec` builds the pipeline)."""
+    options are checked when :func:`rewardsmith.load_spec` builds the pipeline)."""
     if isinstance(source, Spec):
         return source
     data = read_spec_file(source) if isinstance(source, (str, os.PathLike)) else source
@@ -135,4 +137,3 @@ options are checked when :func:`rewardsmith.load_spec` builds the pipeline)."""
         return Spec(**data)
     except ValidationError as exc:
         raise SpecError(format_validation_error(exc, "", Spec)) from None
-

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .atomic import commit_files, stage_file
 
@@ -37,12 +38,21 @@ class State:
         return self.components.setdefault(key, {})
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": STATE_VERSION, "spec_fingerprint": self.spec_fingerprint, "step": self.step, "components": self.components}
+        return {
+            "version": STATE_VERSION,
+            "spec_fingerprint": self.spec_fingerprint,
+            "step": self.step,
+            "components": self.components,
+        }
 
     @classmethod
-    def from_json(cls, data: Any, where: str = "state") -> "State":
+    def from_json(cls, data: Any, where: str = "state") -> State:
         """A state from its JSON form, its shape and ranges checked (per-component checks: ``check_components``)."""
-        if not isinstance(data, dict) or data.get("version") != STATE_VERSION or not isinstance(data.get("components"), dict):
+        if (
+            not isinstance(data, dict)
+            or data.get("version") != STATE_VERSION
+            or not isinstance(data.get("components"), dict)
+        ):
             raise StateError(f"{where}: not a rewardsmith state file (version {STATE_VERSION} expected)")
         unknown = sorted(set(data) - {"version", "spec_fingerprint", "step", "components"})
         if unknown:
@@ -79,7 +89,7 @@ class State:
         return stage_file(path, lambda fh: fh.write(text.encode("utf-8"))), Path(path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, expected_fingerprint: str | None = None) -> "State":
+    def load(cls, path: str | os.PathLike, expected_fingerprint: str | None = None) -> State:
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
@@ -121,6 +131,11 @@ def check_int(value: Any, where: str, lo: int = 0, hi: int = MAX_STEP) -> int:
 
 def check_number(value: Any, where: str, lo: float = -math.inf, hi: float = math.inf) -> float:
     """``value`` as a finite number in [lo, hi] (not a bool); ValueError naming ``where`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not lo <= value <= hi:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not lo <= value <= hi
+    ):
         raise ValueError(f"{where}: must be a finite number in [{lo:g}, {hi:g}], got {value!r}")
     return float(value)

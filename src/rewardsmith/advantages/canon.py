@@ -1,10 +1,10 @@
 """``canon``: conditional advantage that compares the short and the long half of each group (CANON).
 
-    >>> import numpy as np
-    >>> reward = np.array([1.0, 0.0, 1.0, 0.0])
-    >>> length = np.array([10.0, 40.0, 30.0, 20.0])  # short half: rows 0 and 3; long half: rows 2 and 1
-    >>> canon_advantage(reward, np.zeros(4, dtype=int), 1, length, norm_len=1.0)
-    array([ 0.5, -0.5,  0.5, -0.5])
+>>> import numpy as np
+>>> reward = np.array([1.0, 0.0, 1.0, 0.0])
+>>> length = np.array([10.0, 40.0, 30.0, 20.0])  # short half: rows 0 and 3; long half: rows 2 and 1
+>>> canon_advantage(reward, np.zeros(4, dtype=int), 1, length, norm_len=1.0)
+array([ 0.5, -0.5,  0.5, -0.5])
 """
 
 from __future__ import annotations
@@ -66,13 +66,22 @@ def canon_advantage(
 
 
 class CanonOptions(Options):
-    alpha: float = Field(default=1.0, description="weight of the rollout's own reward (long half) / of the long half's mean (short half)")
+    alpha: float = Field(
+        default=1.0, description="weight of the rollout's own reward (long half) / of the long half's mean (short half)"
+    )
     beta: float = Field(default=0.0, description="bonus for the long half, penalty for the short half (0 = symmetric)")
-    lam: float = Field(default=1.0, ge=0.0, le=1.0, description="mix of the cross-half baseline (1) and the within-half baseline (0)")
+    lam: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="mix of the cross-half baseline (1) and the within-half baseline (0)"
+    )
     norm_len: float = Field(default=8192.0, gt=0.0, description="constant the advantage is divided by (L_norm)")
 
 
-@register("advantage", "canon", "CANON: each half of the group (by length) baselined on the other half's mean reward.", "CANON (Conditional Advantage Estimation, 2025)")
+@register(
+    "advantage",
+    "canon",
+    "CANON: each half of the group (by length) baselined on the other half's mean reward.",
+    "CANON (Conditional Advantage Estimation, 2025)",
+)
 class Canon(AdvantageEstimator):
     group_aware = True
     Options = CanonOptions

@@ -39,7 +39,9 @@ def _known(values: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return values[finite], group[finite]
 
 
-def zero_variance_groups(values: np.ndarray, group: np.ndarray, n_groups: int, atol: float = ZERO_VARIANCE_ATOL) -> np.ndarray:
+def zero_variance_groups(
+    values: np.ndarray, group: np.ndarray, n_groups: int, atol: float = ZERO_VARIANCE_ATOL
+) -> np.ndarray:
     """One bool per group: True where the group has at least two rollouts with a known (finite)
     value and all of them are equal within ``atol``. NaN values (e.g. unknown correctness) are
     left out; a group with fewer than two known values is never zero-variance."""
@@ -56,7 +58,9 @@ def keep_mask(values: np.ndarray, group: np.ndarray, n_groups: int, atol: float 
     return ~zero_variance_groups(values, group, n_groups, atol)[np.asarray(group, dtype=np.int64)]
 
 
-def dynamic_sampling_report(values: np.ndarray, group: np.ndarray, n_groups: int, atol: float = ZERO_VARIANCE_ATOL) -> dict[str, Any]:
+def dynamic_sampling_report(
+    values: np.ndarray, group: np.ndarray, n_groups: int, atol: float = ZERO_VARIANCE_ATOL
+) -> dict[str, Any]:
     """Counts for a summary: groups with at least one rollout, zero-variance groups and their
     share, groups with a single known value (never zero-variance), rollouts dropped, and
     ``collapsed_to`` {shared value: number of groups} (e.g. how many groups were all correct vs all wrong)."""

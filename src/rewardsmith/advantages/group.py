@@ -27,7 +27,12 @@ from .stats import SINGLETON_HELP, Singleton, StdKind, check_inputs, ddof_of, gr
 
 
 def grpo_advantage(
-    reward: np.ndarray, group: np.ndarray, n_groups: int, eps: float = 1e-6, std: StdKind = "unbiased", singleton: Singleton = "reward"
+    reward: np.ndarray,
+    group: np.ndarray,
+    n_groups: int,
+    eps: float = 1e-6,
+    std: StdKind = "unbiased",
+    singleton: Singleton = "reward",
 ) -> np.ndarray:
     """GRPO outcome advantage ``A = (r − mean_g) / (std_g + eps)``.
 
@@ -47,7 +52,9 @@ def grpo_advantage(
     return (reward - baseline) / (scale + eps)
 
 
-def dr_grpo_advantage(reward: np.ndarray, group: np.ndarray, n_groups: int, singleton: Singleton = "reward") -> np.ndarray:
+def dr_grpo_advantage(
+    reward: np.ndarray, group: np.ndarray, n_groups: int, singleton: Singleton = "reward"
+) -> np.ndarray:
     """Dr. GRPO advantage ``A = r − mean_g`` (no std scaling).
 
     "Understanding R1-Zero-Like Training: A Critical Perspective" (Liu et al., 2025,
@@ -72,7 +79,9 @@ def rloo_advantage(reward: np.ndarray, group: np.ndarray, n_groups: int, singlet
     return np.where(size > 1, centred * size / np.maximum(size - 1, 1), centred)
 
 
-def batch_std_advantage(reward: np.ndarray, group: np.ndarray, n_groups: int, eps: float = 1e-4, std: StdKind = "unbiased") -> np.ndarray:
+def batch_std_advantage(
+    reward: np.ndarray, group: np.ndarray, n_groups: int, eps: float = 1e-4, std: StdKind = "unbiased"
+) -> np.ndarray:
     """Group mean, batch std: ``A = (r − mean_g) / (std_batch(r) + eps)``.
 
     TRL ``GRPOConfig(scale_rewards="batch")`` (the "group mean, batch std" normalisation of
@@ -116,7 +125,12 @@ class Grpo(AdvantageEstimator):
         return grpo_advantage(ctx.reward, ctx.group, ctx.n_groups, o.eps, o.std, o.singleton)
 
 
-@register("advantage", "dr_grpo", "Dr. GRPO: r - group mean (no std scaling).", "Understanding R1-Zero-Like Training (Liu et al., 2025)")
+@register(
+    "advantage",
+    "dr_grpo",
+    "Dr. GRPO: r - group mean (no std scaling).",
+    "Understanding R1-Zero-Like Training (Liu et al., 2025)",
+)
 class DrGrpo(AdvantageEstimator):
     group_aware = True
     Options = SingletonOptions
@@ -125,7 +139,9 @@ class DrGrpo(AdvantageEstimator):
         return dr_grpo_advantage(ctx.reward, ctx.group, ctx.n_groups, self.options.singleton)
 
 
-@register("advantage", "rloo", "RLOO: r - mean of the other rollouts of the group.", "Back to Basics (Ahmadian et al., 2024)")
+@register(
+    "advantage", "rloo", "RLOO: r - mean of the other rollouts of the group.", "Back to Basics (Ahmadian et al., 2024)"
+)
 class Rloo(AdvantageEstimator):
     group_aware = True
     Options = SingletonOptions
@@ -134,7 +150,12 @@ class Rloo(AdvantageEstimator):
         return rloo_advantage(ctx.reward, ctx.group, ctx.n_groups, self.options.singleton)
 
 
-@register("advantage", "batch_std", "Group mean baseline, batch std scaling (TRL scale_rewards='batch').", "Tricks or Traps? (Liu et al., 2025)")
+@register(
+    "advantage",
+    "batch_std",
+    "Group mean baseline, batch std scaling (TRL scale_rewards='batch').",
+    "Tricks or Traps? (Liu et al., 2025)",
+)
 class BatchStd(AdvantageEstimator):
     group_aware = True
     Options = BatchStdOptions

@@ -1,9 +1,9 @@
 """``passk``: only each group's best rollout gets an advantage, ``r_max − r_2nd`` (verl ``grpo_passk``).
 
-    >>> import numpy as np
-    >>> reward, group = np.array([0.2, 1.0, 0.5, 1.0, 1.0, 0.0]), np.array([0, 0, 0, 1, 1, 1])
-    >>> passk_advantage(reward, group, 2, norm_by_std=False)
-    array([0. , 0.5, 0. , 0. , 0. , 0. ])
+>>> import numpy as np
+>>> reward, group = np.array([0.2, 1.0, 0.5, 1.0, 1.0, 0.0]), np.array([0, 0, 0, 1, 1, 1])
+>>> passk_advantage(reward, group, 2, norm_by_std=False)
+array([0. , 0.5, 0. , 0. , 0. , 0. ])
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from .base import AdvantageContext, AdvantageEstimator
 from .stats import check_inputs, group_size, group_std
 
 
-def passk_advantage(reward: np.ndarray, group: np.ndarray, n_groups: int, norm_by_std: bool = True, eps: float = 1e-6) -> np.ndarray:
+def passk_advantage(
+    reward: np.ndarray, group: np.ndarray, n_groups: int, norm_by_std: bool = True, eps: float = 1e-6
+) -> np.ndarray:
     """Pass@k advantage: the best rollout of a group gets ``r_max − r_2nd`` (divided by the
     group's Bessel-corrected std + ``eps`` when ``norm_by_std``), every other rollout 0.
 
@@ -46,7 +48,12 @@ class PasskOptions(Options):
     eps: float = Field(default=1e-6, gt=0.0, description="added to the group std (verl 1e-6)")
 
 
-@register("advantage", "passk", "Pass@k: the group's best rollout gets r_max - r_2nd, the rest 0 (verl grpo_passk).", "arXiv:2503.19595 (via verl grpo_passk)")
+@register(
+    "advantage",
+    "passk",
+    "Pass@k: the group's best rollout gets r_max - r_2nd, the rest 0 (verl grpo_passk).",
+    "arXiv:2503.19595 (via verl grpo_passk)",
+)
 class Passk(AdvantageEstimator):
     group_aware = True
     Options = PasskOptions

@@ -1,11 +1,11 @@
 """``reinforce_baseline``: group-mean baseline, then whitening over the batch (REINFORCE++-baseline).
 
-    >>> import numpy as np
-    >>> reward, group = np.array([1.0, 0.0, 1.0, 1.0]), np.array([0, 0, 1, 1])
-    >>> reinforce_baseline_advantage(reward, group, 2).round(4)
-    array([ 1.2247, -1.2247,  0.    ,  0.    ])
-    >>> reinforce_baseline_advantage(reward, group, 2, length=np.array([3.0, 1.0, 2.0, 2.0])).round(4)
-    array([ 1.0607, -1.7678, -0.3536, -0.3536])
+>>> import numpy as np
+>>> reward, group = np.array([1.0, 0.0, 1.0, 1.0]), np.array([0, 0, 1, 1])
+>>> reinforce_baseline_advantage(reward, group, 2).round(4)
+array([ 1.2247, -1.2247,  0.    ,  0.    ])
+>>> reinforce_baseline_advantage(reward, group, 2, length=np.array([3.0, 1.0, 2.0, 2.0])).round(4)
+array([ 1.0607, -1.7678, -0.3536, -0.3536])
 """
 
 from __future__ import annotations
@@ -67,7 +67,10 @@ def reinforce_baseline_advantage(
 
 
 class ReinforceBaselineOptions(Options):
-    token_weighted: bool = Field(default=True, description="weight the whitening statistics by each rollout's length (verl: over all valid tokens)")
+    token_weighted: bool = Field(
+        default=True,
+        description="weight the whitening statistics by each rollout's length (verl: over all valid tokens)",
+    )
     eps: float = Field(default=1e-8, gt=0.0, description="added to the batch variance (verl 1e-8)")
     singleton: Singleton = Field(default="reward", description=SINGLETON_HELP + " (before whitening)")
     correct_boost: float = Field(
@@ -75,7 +78,9 @@ class ReinforceBaselineOptions(Options):
         description="added to the advantage of every rollout whose reward >= boost_threshold (DLER's scripts: 0.1; "
         "0 = plain REINFORCE++-baseline, also DLER's recipe-config default)",
     )
-    boost_threshold: float = Field(default=1.0, description="reward at or above which (within 1e-5) a rollout is boosted (DLER: 1.0)")
+    boost_threshold: float = Field(
+        default=1.0, description="reward at or above which (within 1e-5) a rollout is boosted (DLER: 1.0)"
+    )
 
 
 @register(
@@ -91,4 +96,6 @@ class ReinforceBaseline(AdvantageEstimator):
     def compute(self, ctx: AdvantageContext) -> np.ndarray:
         o = self.options
         length = ctx.length if o.token_weighted else None
-        return reinforce_baseline_advantage(ctx.reward, ctx.group, ctx.n_groups, length, o.eps, o.singleton, o.correct_boost, o.boost_threshold)
+        return reinforce_baseline_advantage(
+            ctx.reward, ctx.group, ctx.n_groups, length, o.eps, o.singleton, o.correct_boost, o.boost_threshold
+        )

@@ -19,7 +19,9 @@ from ..batch import group_reduce
 
 StdKind = Literal["unbiased", "biased"]
 Singleton = Literal["reward", "zero"]
-SINGLETON_HELP = "advantage of a rollout alone in its group: 'reward' = the reward itself (verl: mean 0, std 1), 'zero' = no signal"
+SINGLETON_HELP = (
+    "advantage of a rollout alone in its group: 'reward' = the reward itself (verl: mean 0, std 1), 'zero' = no signal"
+)
 
 
 def ddof_of(std: StdKind) -> int:

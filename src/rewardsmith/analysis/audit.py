@@ -21,8 +21,9 @@ choices rather than values from a paper):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -203,19 +204,23 @@ def bucket_table(run: ScoredRollouts, by: str, repetition: np.ndarray) -> list[d
         m = labels == label
         sub_group = np.unique(run.group[m], return_inverse=True)[1]
         zv = zero_variance_groups(run.reward[m], run.correct[m], sub_group, int(sub_group.max()) + 1)
-        rows.append({
-            "key": label,
-            "rollouts": int(m.sum()),
-            "accuracy": _mean(run.correct[m]),
-            "mean_reward": _mean(run.reward[m]),
-            "mean_length": float(run.length[m].mean()),
-            "spearman_reward_length": spearman(run.reward[m], run.length[m]) if m.sum() >= 2 and not np.isnan(run.reward[m]).any() else None,
-            "zero_variance_share": zv["share"],
-            "truncation_rate": float(run.truncated[m].mean()),
-            "repetition_rate": float(repetition[m].mean()),
-            "format_pass_rate": _mean(fmt[m]) if fmt is not None else None,
-            "components": {name: _mean(values[m]) for name, values in run.components.items()},
-        })
+        rows.append(
+            {
+                "key": label,
+                "rollouts": int(m.sum()),
+                "accuracy": _mean(run.correct[m]),
+                "mean_reward": _mean(run.reward[m]),
+                "mean_length": float(run.length[m].mean()),
+                "spearman_reward_length": spearman(run.reward[m], run.length[m])
+                if m.sum() >= 2 and not np.isnan(run.reward[m]).any()
+                else None,
+                "zero_variance_share": zv["share"],
+                "truncation_rate": float(run.truncated[m].mean()),
+                "repetition_rate": float(repetition[m].mean()),
+                "format_pass_rate": _mean(fmt[m]) if fmt is not None else None,
+                "components": {name: _mean(values[m]) for name, values in run.components.items()},
+            }
+        )
     return rows
 
 
@@ -251,7 +256,9 @@ def audit(run: ScoredRollouts, by: str = "step", thresholds: AuditThresholds | N
     zv = zero_variance_groups(run.reward, run.correct, run.group, run.n_groups)
     fmt = format_agreement(run)
     rows = bucket_table(run, by, repetition)
-    changes = _step_changes(rows, by, ["accuracy", "mean_reward", "format_pass_rate", *(f"component:{n}" for n in run.components)])
+    changes = _step_changes(
+        rows, by, ["accuracy", "mean_reward", "format_pass_rate", *(f"component:{n}" for n in run.components)]
+    )
     truncated = run.truncated
     repetitive = repetition >= t.repetitive_rollout
     rewarded = ~np.isnan(run.reward)
@@ -268,30 +275,64 @@ def audit(run: ScoredRollouts, by: str = "step", thresholds: AuditThresholds | N
             "ngram": t.ngram,
             "mean_rate": float(repetition.mean()),
             "repetitive_share": float(repetitive.mean()),
-            "spearman_reward_repetition": spearman(run.reward[rewarded], repetition[rewarded]) if rewarded.sum() >= t.min_rollouts else None,
+            "spearman_reward_repetition": spearman(run.reward[rewarded], repetition[rewarded])
+            if rewarded.sum() >= t.min_rollouts
+            else None,
         },
-        "components": {name: {"mean": _mean(v), "change_over_steps": changes[f"component:{name}"]} for name, v in run.components.items()},
+        "components": {
+            name: {"mean": _mean(v), "change_over_steps": changes[f"component:{name}"]}
+            for name, v in run.components.items()
+        },
         "changes_over_steps": {k: v for k, v in changes.items() if not k.startswith("component:")},
     }
     tr, rp = metrics["truncation"], metrics["repetition"]
     flags = [
         _length_flag(corr, run.correct, t),
-        _threshold_flag("zero_variance_groups", zv["share"], t.zero_variance_share, "no prompt with 2+ rollouts",
-                        lambda v: f"{100 * v:.0f}% of prompts gave all their rollouts the same reward, {zv['all_correct']} all correct and {zv['all_wrong']} all wrong",
-                        "those prompts give GRPO no signal (consider dynamic sampling or harder/easier prompts)"),
-        _threshold_flag("format_rejects_correct", fmt and fmt["correct_failing_format"], t.format_rejects_correct, "no format component or no correct rollout",
-                        lambda v: f"{100 * v:.1f}% of correct rollouts fail the format check",
-                        "right answers are scored as format failures (a format gate zeroes them, an added format reward pays them less)"),
-        _threshold_flag("format_outpaces_accuracy", _gap(changes["format_pass_rate"], changes["accuracy"]), t.format_gap,
-                        "needs a format component and 2+ steps (--by step)",
-                        lambda v: f"over the steps the format pass rate rose {100 * v:+.1f} points more than accuracy",
-                        "the policy is learning the format, not the task", unit=" points"),
-        _threshold_flag("truncation", tr["rate"], t.truncation_rate, "no rollouts",
-                        lambda v: f"{100 * v:.1f}% of rollouts hit the generation limit",
-                        "answers are cut off; the reward may be pushing length past the budget"),
-        _threshold_flag("repetition", rp["repetitive_share"], t.repetitive_share, "no rollouts",
-                        lambda v: f"{100 * v:.1f}% of rollouts repeat >= {100 * t.repetitive_rollout:.0f}% of their word {t.ngram}-grams",
-                        "degenerate loops are being generated (and rewarded if the reward pays length)"),
+        _threshold_flag(
+            "zero_variance_groups",
+            zv["share"],
+            t.zero_variance_share,
+            "no prompt with 2+ rollouts",
+            lambda v: (
+                f"{100 * v:.0f}% of prompts gave all their rollouts the same reward, {zv['all_correct']} all correct and {zv['all_wrong']} all wrong"
+            ),
+            "those prompts give GRPO no signal (consider dynamic sampling or harder/easier prompts)",
+        ),
+        _threshold_flag(
+            "format_rejects_correct",
+            fmt and fmt["correct_failing_format"],
+            t.format_rejects_correct,
+            "no format component or no correct rollout",
+            lambda v: f"{100 * v:.1f}% of correct rollouts fail the format check",
+            "right answers are scored as format failures (a format gate zeroes them, an added format reward pays them less)",
+        ),
+        _threshold_flag(
+            "format_outpaces_accuracy",
+            _gap(changes["format_pass_rate"], changes["accuracy"]),
+            t.format_gap,
+            "needs a format component and 2+ steps (--by step)",
+            lambda v: f"over the steps the format pass rate rose {100 * v:+.1f} points more than accuracy",
+            "the policy is learning the format, not the task",
+            unit=" points",
+        ),
+        _threshold_flag(
+            "truncation",
+            tr["rate"],
+            t.truncation_rate,
+            "no rollouts",
+            lambda v: f"{100 * v:.1f}% of rollouts hit the generation limit",
+            "answers are cut off; the reward may be pushing length past the budget",
+        ),
+        _threshold_flag(
+            "repetition",
+            rp["repetitive_share"],
+            t.repetitive_share,
+            "no rollouts",
+            lambda v: (
+                f"{100 * v:.1f}% of rollouts repeat >= {100 * t.repetitive_rollout:.0f}% of their word {t.ngram}-grams"
+            ),
+            "degenerate loops are being generated (and rewarded if the reward pays length)",
+        ),
         _reward_rise_flag(changes["mean_reward"], changes["accuracy"], run.reward, t),
     ]
     return {
@@ -314,7 +355,15 @@ def _gap(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
 
-def _threshold_flag(name: str, value: float | None, threshold: float, missing: str, measured: Callable[[float], str], meaning: str, unit: str = "%") -> Flag:
+def _threshold_flag(
+    name: str,
+    value: float | None,
+    threshold: float,
+    missing: str,
+    measured: Callable[[float], str],
+    meaning: str,
+    unit: str = "%",
+) -> Flag:
     """A flag raised when a share (or a change in points) exceeds its threshold."""
     if value is None:
         return Flag(name, False, None, threshold, f"not evaluated: {missing}")
@@ -328,22 +377,52 @@ def _length_flag(corr: dict[str, Any], correct: np.ndarray, t: AuditThresholds) 
     # A stratum with enough rollouts but a constant reward (or length) has no dependence on length: ρ = 0.
     values = {s: (corr[s]["spearman"] or 0.0) for s in strata if corr[s]["n"] >= t.min_rollouts}
     if not values:
-        return Flag("length_hacking", False, None, t.length_correlation,
-                    f"not evaluated: fewer than {t.min_rollouts} rollouts in {' and in '.join(strata)}")
+        return Flag(
+            "length_hacking",
+            False,
+            None,
+            t.length_correlation,
+            f"not evaluated: fewer than {t.min_rollouts} rollouts in {' and in '.join(strata)}",
+        )
     worst = max(values, key=lambda s: values[s])
     rho = values[worst]
     where = "among all rollouts" if worst == "overall" else f"among {worst} rollouts"
     if rho > t.length_correlation:
-        return Flag("length_hacking", True, rho, t.length_correlation, f"reward rises with length {where} (Spearman ρ = {rho:.2f}): length itself is being paid")
-    return Flag("length_hacking", False, rho, t.length_correlation,
-                f"reward does not rise with length at equal correctness (largest Spearman ρ = {rho:.2f}, {where}; threshold {t.length_correlation:g})")
+        return Flag(
+            "length_hacking",
+            True,
+            rho,
+            t.length_correlation,
+            f"reward rises with length {where} (Spearman ρ = {rho:.2f}): length itself is being paid",
+        )
+    return Flag(
+        "length_hacking",
+        False,
+        rho,
+        t.length_correlation,
+        f"reward does not rise with length at equal correctness (largest Spearman ρ = {rho:.2f}, {where}; threshold {t.length_correlation:g})",
+    )
 
 
-def _reward_rise_flag(reward_change: float | None, acc_change: float | None, reward: np.ndarray, t: AuditThresholds) -> Flag:
+def _reward_rise_flag(
+    reward_change: float | None, acc_change: float | None, reward: np.ndarray, t: AuditThresholds
+) -> Flag:
     spread = float(np.nanstd(reward)) if (~np.isnan(reward)).sum() >= 2 else 0.0
     if reward_change is None or acc_change is None or spread == 0.0:
-        return Flag("reward_without_accuracy", False, None, t.reward_rise, "not evaluated: needs 2+ steps (--by step) with known correctness and varying reward")
+        return Flag(
+            "reward_without_accuracy",
+            False,
+            None,
+            t.reward_rise,
+            "not evaluated: needs 2+ steps (--by step) with known correctness and varying reward",
+        )
     rise = reward_change / spread
     raised = rise > t.reward_rise and acc_change <= t.accuracy_rise
     text = f"mean reward changed by {rise:+.2f} reward std over the steps while accuracy changed by {100 * acc_change:+.1f} points"
-    return Flag("reward_without_accuracy", raised, rise, t.reward_rise, f"{text}: the reward is being earned some other way" if raised else text)
+    return Flag(
+        "reward_without_accuracy",
+        raised,
+        rise,
+        t.reward_rise,
+        f"{text}: the reward is being earned some other way" if raised else text,
+    )

@@ -14,7 +14,8 @@ Model Alignment").
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,9 @@ def ensure_scored(records: Sequence[Mapping[str, Any]], spec: Any = None) -> lis
             return pipe.score(recs).to_records(recs)
     missing = [i for i, r in enumerate(recs) if r.get("reward") is None]
     if missing:
-        raise ValueError(f"{len(missing)} records have no 'reward' (first: record {missing[0]}); give a spec to score them")
+        raise ValueError(
+            f"{len(missing)} records have no 'reward' (first: record {missing[0]}); give a spec to score them"
+        )
     return recs
 
 
@@ -74,7 +77,8 @@ def best_of_n_report(records: Sequence[Mapping[str, Any]], spec: Any = None) -> 
     any_correct = np.bincount(run.group, weights=(run.correct == 1.0).astype(float), minlength=run.n_groups) > 0
     any_known = np.bincount(run.group, weights=known.astype(float), minlength=run.n_groups) > 0
     per_prompt_acc = np.bincount(run.group, weights=np.nan_to_num(run.correct), minlength=run.n_groups) / np.maximum(
-        1, np.bincount(run.group, weights=known.astype(float), minlength=run.n_groups))
+        1, np.bincount(run.group, weights=known.astype(float), minlength=run.n_groups)
+    )
     chosen_known = ~np.isnan(chosen.correct)
     return {
         "prompts": run.n_groups,
@@ -88,5 +92,7 @@ def best_of_n_report(records: Sequence[Mapping[str, Any]], spec: Any = None) -> 
         "mean_length": float(run.length.mean()) if len(run) else None,
         "selected_mean_reward": float(np.mean([r["reward"] for r in selected])) if selected else None,
         "mean_reward": float(np.mean([r["reward"] for r in scored])) if scored else None,
-        "theory": {str(int(n)): {"kl_nats": bon_kl(int(n)), "win_rate": bon_win_rate(int(n))} for n in np.unique(sizes)},
+        "theory": {
+            str(int(n)): {"kl_nats": bon_kl(int(n)), "win_rate": bon_win_rate(int(n))} for n in np.unique(sizes)
+        },
     }

@@ -16,8 +16,9 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..cli_args import non_negative_float, non_negative_int, positive_int
 
@@ -52,34 +53,60 @@ def _errors_as_messages(func: Callable[[argparse.Namespace], int]) -> Callable[[
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("audit", help="reward-hacking and trade-off diagnostics of scored rollouts, with plots",
-                              description="Audit scored rollouts (the output of rewardsmith score): "
-                                          "reward/length correlation at equal correctness, "
-                                          "zero-variance groups, format vs correctness, truncation, repetition, component trends. "
-                                          "Writes audit.json and PNG plots.")
+    p = subparsers.add_parser(
+        "audit",
+        help="reward-hacking and trade-off diagnostics of scored rollouts, with plots",
+        description="Audit scored rollouts (the output of rewardsmith score): "
+        "reward/length correlation at equal correctness, "
+        "zero-variance groups, format vs correctness, truncation, repetition, component trends. "
+        "Writes audit.json and PNG plots.",
+    )
     p.add_argument("rollouts", help="scored rollouts (.jsonl/.parquet) with reward, correct, components")
-    p.add_argument("--by", choices=BREAKDOWNS, default="step", help="bucket for the per-bucket table and trends (default: step)")
+    p.add_argument(
+        "--by", choices=BREAKDOWNS, default="step", help="bucket for the per-bucket table and trends (default: step)"
+    )
     p.add_argument("--unit", choices=UNITS, default="tokens", help=UNIT_HELP)
-    p.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
-                   help="change a flag's threshold (repeatable), e.g. length_correlation=0.4 "
-                        "(defaults and names: docs/analysis.md)")
+    p.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change a flag's threshold (repeatable), e.g. length_correlation=0.4 "
+        "(defaults and names: docs/analysis.md)",
+    )
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/audit/<input>-<timestamp>)")
     p.set_defaults(func=_errors_as_messages(_cmd_audit))
 
-    e = subparsers.add_parser("eval", help="evaluation metrics: accuracy/length trade-off, LC win rate, WildBench, Ruler, best-of-N")
+    e = subparsers.add_parser(
+        "eval", help="evaluation metrics: accuracy/length trade-off, LC win rate, WildBench, Ruler, best-of-N"
+    )
     es = e.add_subparsers(dest="eval_command", required=True)
 
-    t = es.add_parser("tradeoff", help="pass@k, length, token reduction, AES and the Pareto front over runs",
-                      description="Compare scored runs: pass@1/pass@k, mean/median length per difficulty, "
-                                  "token reduction and AES against a baseline, "
-                                  "accuracy per 1k tokens, and the accuracy-vs-length Pareto front (pareto.png).")
+    t = es.add_parser(
+        "tradeoff",
+        help="pass@k, length, token reduction, AES and the Pareto front over runs",
+        description="Compare scored runs: pass@1/pass@k, mean/median length per difficulty, "
+        "token reduction and AES against a baseline, "
+        "accuracy per 1k tokens, and the accuracy-vs-length Pareto front (pareto.png).",
+    )
     t.add_argument("runs", nargs="+", metavar="[NAME=]RUN.jsonl", help="scored rollout files, optionally named")
     t.add_argument("--baseline", help="name or path of the baseline run (a path not among RUNS is added)")
     t.add_argument("--k", type=positive_int, nargs="+", default=[1], help="pass@k values (default: 1)")
-    t.add_argument("--by", choices=("difficulty", "data_source", "step"), default="difficulty",
-                   help="breakdown (default: difficulty = meta.difficulty, else data_source)")
+    t.add_argument(
+        "--by",
+        choices=("difficulty", "data_source", "step"),
+        default="difficulty",
+        help="breakdown (default: difficulty = meta.difficulty, else data_source)",
+    )
     t.add_argument("--unit", choices=UNITS, default="tokens", help=UNIT_HELP)
-    t.add_argument("--aes", type=non_negative_float, nargs=3, default=None, metavar=("ALPHA", "BETA", "GAMMA"), help="AES weights (default 1 3 5, unverified)")
+    t.add_argument(
+        "--aes",
+        type=non_negative_float,
+        nargs=3,
+        default=None,
+        metavar=("ALPHA", "BETA", "GAMMA"),
+        help="AES weights (default 1 3 5, unverified)",
+    )
     t.add_argument("--out", metavar="DIR")
     t.set_defaults(func=_errors_as_messages(_cmd_tradeoff))
 
@@ -114,28 +141,46 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     lc.add_argument("--out", metavar="DIR")
     lc.set_defaults(func=_errors_as_messages(_cmd_lcwr))
 
-    w = es.add_parser("wildbench", help="WB-Reward (pairwise outcomes, length margin K) and WB-Score (1-10 scores)",
-                      description="Rows with 'outcome' count for WB-Reward, rows with 'score' for WB-Score; "
-                                  "split by 'model' when present.")
+    w = es.add_parser(
+        "wildbench",
+        help="WB-Reward (pairwise outcomes, length margin K) and WB-Score (1-10 scores)",
+        description="Rows with 'outcome' count for WB-Reward, rows with 'score' for WB-Score; "
+        "split by 'model' when present.",
+    )
     w.add_argument("file")
-    w.add_argument("--margin", type=non_negative_int, default=None, metavar="K",
-                   help="a slight win by an output longer by more than K characters becomes a tie "
-                        "(default off, the leaderboard script's K=-1)")
-    w.add_argument("--conventions", choices=("leaderboard", "plain"), default="leaderboard",
-                   help="leaderboard (default): its task-group weights and its handling of truncated/empty outputs; "
-                        "plain: every row counts, task groups weigh equally")
+    w.add_argument(
+        "--margin",
+        type=non_negative_int,
+        default=None,
+        metavar="K",
+        help="a slight win by an output longer by more than K characters becomes a tie "
+        "(default off, the leaderboard script's K=-1)",
+    )
+    w.add_argument(
+        "--conventions",
+        choices=("leaderboard", "plain"),
+        default="leaderboard",
+        help="leaderboard (default): its task-group weights and its handling of truncated/empty outputs; "
+        "plain: every row counts, task groups weigh equally",
+    )
     w.add_argument("--out", metavar="DIR")
     w.set_defaults(func=_errors_as_messages(_cmd_wildbench))
 
-    r = es.add_parser("ruler", help="Ruler Precise/Flexible Match per target length and level",
-                      description="Rows: completion (or output) and target (10..700 or '>800'; also TargetLength or meta.target).")
+    r = es.add_parser(
+        "ruler",
+        help="Ruler Precise/Flexible Match per target length and level",
+        description="Rows: completion (or output) and target (10..700 or '>800'; also TargetLength or meta.target).",
+    )
     r.add_argument("file")
     r.add_argument("--out", metavar="DIR")
     r.set_defaults(func=_errors_as_messages(_cmd_ruler))
 
-    b = es.add_parser("bon", help="best-of-N selection by a reward: accuracy, length, KL and win rate",
-                      description="Pick the highest-reward rollout per prompt_id (scoring with --spec when given) "
-                                  "and compare it with the mean and the oracle.")
+    b = es.add_parser(
+        "bon",
+        help="best-of-N selection by a reward: accuracy, length, KL and win rate",
+        description="Pick the highest-reward rollout per prompt_id (scoring with --spec when given) "
+        "and compare it with the mean and the oracle.",
+    )
     b.add_argument("rollouts")
     b.add_argument("--spec", help="reward spec to score with (default: use the records' reward)")
     b.add_argument("--selected", metavar="OUT.jsonl", help="also write the selected rollouts here")
@@ -160,13 +205,19 @@ def _parse_thresholds(items: list[str]) -> Any:
     for item in items:
         name, _, text = item.partition("=")
         if name not in kinds or not text:
-            hint = f" (the flag {name} is raised by the threshold {FLAG_THRESHOLDS[name]})" if name in FLAG_THRESHOLDS else ""
+            hint = (
+                f" (the flag {name} is raised by the threshold {FLAG_THRESHOLDS[name]})"
+                if name in FLAG_THRESHOLDS
+                else ""
+            )
             raise ValueError(f"--threshold {item!r}: expected NAME=VALUE with NAME one of {', '.join(kinds)}{hint}")
         kind = int if kinds[name] in (int, "int") else float
         try:
             value = kind(text)
         except ValueError:
-            raise ValueError(f"--threshold {item!r}: {name} takes {'an integer' if kind is int else 'a number'}") from None
+            raise ValueError(
+                f"--threshold {item!r}: {name} takes {'an integer' if kind is int else 'a number'}"
+            ) from None
         t = replace(t, **{name: value})  # AuditThresholds checks the range
     return t
 
@@ -184,35 +235,79 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     result["source"] = str(args.rollouts)
     out = output_dir(args.out, "audit", Path(args.rollouts).stem)
     m = result["metrics"]
-    print(f"rewardsmith audit: {result['rollouts']} rollouts, {result['groups']} prompts, accuracy {fmt(result['accuracy'])}, "
-          f"mean reward {fmt(result['mean_reward'])}, mean length {fmt(result['mean_length'], '.1f')} {result['unit']}")
+    print(
+        f"rewardsmith audit: {result['rollouts']} rollouts, {result['groups']} prompts, accuracy {fmt(result['accuracy'])}, "
+        f"mean reward {fmt(result['mean_reward'])}, mean length {fmt(result['mean_length'], '.1f')} {result['unit']}"
+    )
     corr = m["reward_length_correlation"]
     print("\nreward vs length")
-    print(table(["rollouts", "n", "Pearson", "Spearman"], [[k, v["n"], v["pearson"], v["spearman"]] for k, v in corr.items()], ".2f"))
+    print(
+        table(
+            ["rollouts", "n", "Pearson", "Spearman"],
+            [[k, v["n"], v["pearson"], v["spearman"]] for k, v in corr.items()],
+            ".2f",
+        )
+    )
     zv = m["zero_variance_groups"]
-    print(f"\nzero-variance groups: {zv['zero_variance']} of {zv['groups_of_2_or_more']} with 2+ rollouts "
-          f"({zv['all_correct']} all correct, {zv['all_wrong']} all wrong; "
-          f"{zv['single_rollout_groups']} single-rollout groups)")
+    print(
+        f"\nzero-variance groups: {zv['zero_variance']} of {zv['groups_of_2_or_more']} with 2+ rollouts "
+        f"({zv['all_correct']} all correct, {zv['all_wrong']} all wrong; "
+        f"{zv['single_rollout_groups']} single-rollout groups)"
+    )
     if m["format"]:
         f = m["format"]
-        print(f"format: pass rate {fmt(f['format_pass_rate'])}, accuracy {fmt(f['accuracy'])}; pass but wrong {f['pass_but_wrong']}, "
-              f"fail but correct {f['fail_but_correct']} (of {f['n']})")
+        print(
+            f"format: pass rate {fmt(f['format_pass_rate'])}, accuracy {fmt(f['accuracy'])}; pass but wrong {f['pass_but_wrong']}, "
+            f"fail but correct {f['fail_but_correct']} (of {f['n']})"
+        )
     else:
         print("format: no 'format' component in the records")
     if m["components"]:
-        print("components (mean; change over steps): " + ", ".join(f"{k} {fmt(v['mean'])}; {fmt(v['change_over_steps'], '+.3f')}" for k, v in m["components"].items()))
+        print(
+            "components (mean; change over steps): "
+            + ", ".join(
+                f"{k} {fmt(v['mean'])}; {fmt(v['change_over_steps'], '+.3f')}" for k, v in m["components"].items()
+            )
+        )
     print("\nflags")
     for flag in result["flags"]:
         mark = "FLAG" if flag["raised"] else (" -- " if flag["value"] is None else " ok ")
         print(f"  [{mark}] {flag['name']}: {flag['explanation']}")
     rows = result["buckets"]
     shown = rows if len(rows) <= 30 else rows[:: -(-len(rows) // 30)]
-    print(f"\nby {args.by}" + (f" (every {-(-len(rows) // 30)}th of {len(rows)} shown; all in audit.json)" if len(shown) < len(rows) else ""))
-    print(table([args.by, "n", "acc", "reward", "length", "ρ(r,len)", "zero-var", "trunc", "format"],
-                [[r["key"], r["rollouts"], r["accuracy"], r["mean_reward"], r["mean_length"], r["spearman_reward_length"], r["zero_variance_share"],
-                  r["truncation_rate"], r["format_pass_rate"]] for r in shown], ".3g"))
-    paths = [plot_reward_vs_length(run, out / "reward_vs_length.png", corr), plot_length_histogram(run, out / "length_histogram.png"),
-             plot_buckets(rows, args.by, run.unit, out / f"components_by_{args.by}.png")]
+    print(
+        f"\nby {args.by}"
+        + (
+            f" (every {-(-len(rows) // 30)}th of {len(rows)} shown; all in audit.json)"
+            if len(shown) < len(rows)
+            else ""
+        )
+    )
+    print(
+        table(
+            [args.by, "n", "acc", "reward", "length", "ρ(r,len)", "zero-var", "trunc", "format"],
+            [
+                [
+                    r["key"],
+                    r["rollouts"],
+                    r["accuracy"],
+                    r["mean_reward"],
+                    r["mean_length"],
+                    r["spearman_reward_length"],
+                    r["zero_variance_share"],
+                    r["truncation_rate"],
+                    r["format_pass_rate"],
+                ]
+                for r in shown
+            ],
+            ".3g",
+        )
+    )
+    paths = [
+        plot_reward_vs_length(run, out / "reward_vs_length.png", corr),
+        plot_length_histogram(run, out / "length_histogram.png"),
+        plot_buckets(rows, args.by, run.unit, out / f"components_by_{args.by}.png"),
+    ]
     result["plots"] = [p.name for p in paths]
     paths.insert(0, write_json(result, out / "audit.json"))
     print()
@@ -260,28 +355,71 @@ def _cmd_tradeoff(args: argparse.Namespace) -> int:
     result = compare_runs(runs, baseline, args.k, args.by, alpha, beta, gamma)
     result["sources"] = {n: str(p) for n, p in paths.items()}
     unit, ks, front = result["unit"], result["ks"], result["pareto_front"]
-    header = ["run", "rollouts", "prompts", *(f"pass@{k}" for k in ks), f"mean {unit}", f"median {unit}", f"acc/1k {unit}"]
+    header = [
+        "run",
+        "rollouts",
+        "prompts",
+        *(f"pass@{k}" for k in ks),
+        f"mean {unit}",
+        f"median {unit}",
+        f"acc/1k {unit}",
+    ]
     if baseline:
         header += ["Δlength %", "Δacc pts", "AES"]
     rows = []
     for name, s in result["runs"].items():
-        row = [name + (" *" if name in front else ""), s["rollouts"], s["prompts"], *(s[f"pass@{k}"] for k in ks), s["mean_length"], s["median_length"], s["accuracy_per_1k"]]
+        row = [
+            name + (" *" if name in front else ""),
+            s["rollouts"],
+            s["prompts"],
+            *(s[f"pass@{k}"] for k in ks),
+            s["mean_length"],
+            s["median_length"],
+            s["accuracy_per_1k"],
+        ]
         if baseline:
-            row += [None if s["token_reduction"] is None else 0.0 - 100 * s["token_reduction"], None if s["accuracy_change"] is None else 100 * s["accuracy_change"], s["aes"]]
+            row += [
+                None if s["token_reduction"] is None else 0.0 - 100 * s["token_reduction"],
+                None if s["accuracy_change"] is None else 100 * s["accuracy_change"],
+                s["aes"],
+            ]
         rows.append(row)
-    print(f"rewardsmith eval tradeoff: {len(runs)} runs, length in {unit}" + (f", baseline {baseline}" if baseline else "") + " (* = on the Pareto front)")
+    print(
+        f"rewardsmith eval tradeoff: {len(runs)} runs, length in {unit}"
+        + (f", baseline {baseline}" if baseline else "")
+        + " (* = on the Pareto front)"
+    )
     print(table(header, rows, ".3g"))
     print(f"\nby {args.by} (pass@1 / mean {unit})")
     labels: list[str] = []
     for s in result["runs"].values():
         labels += [k for k in s["breakdown"] if k not in labels]
-    print(table([args.by, *result["runs"]], [[lab, *(f"{fmt(s['breakdown'][lab]['pass@1'])} / {fmt(s['breakdown'][lab]['mean_length'], '.1f')}" if lab in s["breakdown"] else "–"
-                                                      for s in result["runs"].values())] for lab in labels]))
+    print(
+        table(
+            [args.by, *result["runs"]],
+            [
+                [
+                    lab,
+                    *(
+                        f"{fmt(s['breakdown'][lab]['pass@1'])} / {fmt(s['breakdown'][lab]['mean_length'], '.1f')}"
+                        if lab in s["breakdown"]
+                        else "–"
+                        for s in result["runs"].values()
+                    ),
+                ]
+                for lab in labels
+            ],
+        )
+    )
     if baseline:
         print(f"\nAES weights α={alpha:g}, β={beta:g}, γ={gamma:g} (Ada-R1, unverified)")
     print(f"Pareto front (accuracy up, {unit} down): {', '.join(front) or 'none'}")
     out = output_dir(args.out, "tradeoff", "-".join(list(runs)[:3]).replace("/", "_"))
-    points = {n: (s["pass@1"], s["mean_length"]) for n, s in result["runs"].items() if s["pass@1"] is not None and s["mean_length"] is not None}
+    points = {
+        n: (s["pass@1"], s["mean_length"])
+        for n, s in result["runs"].items()
+        if s["pass@1"] is not None and s["mean_length"] is not None
+    }
     written = [write_json(result, out / "tradeoff.json")]
     if points:
         written.append(plot_pareto(points, front, unit, out / "pareto.png", baseline))
@@ -312,8 +450,17 @@ def _cmd_lcwr(args: argparse.Namespace) -> int:
     header = ["model", "n", "win rate", "SE", "LC win rate [95% bootstrap]", "θ", "φ (length)", "ψ"]
     header.append("mean chars model/base")
     rows = [
-        [m, r["n"], r["win_rate"], r["standard_error"], lc_cell(r), r["theta"], r["phi"], r["psi"],
-         f"{r['mean_length_model_chars']:.0f}/{r['mean_length_base_chars']:.0f}"]
+        [
+            m,
+            r["n"],
+            r["win_rate"],
+            r["standard_error"],
+            lc_cell(r),
+            r["theta"],
+            r["phi"],
+            r["psi"],
+            f"{r['mean_length_model_chars']:.0f}/{r['mean_length_base_chars']:.0f}",
+        ]
         for m, r in results.items()
     ]
     print(table(header, rows, ".2f"))
@@ -346,8 +493,20 @@ def _cmd_wildbench(args: argparse.Namespace) -> int:
         header = ["model", "baseline", "n", "WB-Reward", "task-macro", "++", "+", "=", "-", "--"]
         header += ["→ tie (margin)", "skipped"]
         rows_out = [
-            [m, b, r["n"], r["reward"], r["task_macro_reward"], r["much_better"], r["better"], r["tie"], r["worse"],
-             r["much_worse"], r["converted_to_tie"], r["skipped_truncated_or_empty"]]
+            [
+                m,
+                b,
+                r["n"],
+                r["reward"],
+                r["task_macro_reward"],
+                r["much_better"],
+                r["better"],
+                r["tie"],
+                r["worse"],
+                r["much_worse"],
+                r["converted_to_tie"],
+                r["skipped_truncated_or_empty"],
+            ]
             for m, mix in rewards.items()
             for b, r in mix["baselines"].items()
         ]
@@ -397,12 +556,18 @@ def _cmd_bon(args: argparse.Namespace) -> int:
     report["source"] = str(args.rollouts)
     report["spec"] = args.spec
     u = report["unit"]
-    print(f"rewardsmith eval bon: {report['prompts']} prompts, {report['rollouts']} rollouts, "
-          f"group sizes {report['group_sizes']}")
-    print(f"  accuracy: selected {fmt(report['selected_accuracy'])}, mean rollout {fmt(report['mean_accuracy'])}, "
-          f"oracle (any correct) {fmt(report['oracle_accuracy'])}")
-    print(f"  mean length ({u}): selected {fmt(report['selected_mean_length'], '.1f')}, "
-          f"all {fmt(report['mean_length'], '.1f')}")
+    print(
+        f"rewardsmith eval bon: {report['prompts']} prompts, {report['rollouts']} rollouts, "
+        f"group sizes {report['group_sizes']}"
+    )
+    print(
+        f"  accuracy: selected {fmt(report['selected_accuracy'])}, mean rollout {fmt(report['mean_accuracy'])}, "
+        f"oracle (any correct) {fmt(report['oracle_accuracy'])}"
+    )
+    print(
+        f"  mean length ({u}): selected {fmt(report['selected_mean_length'], '.1f')}, "
+        f"all {fmt(report['mean_length'], '.1f')}"
+    )
     print(f"  mean reward: selected {fmt(report['selected_mean_reward'])}, all {fmt(report['mean_reward'])}")
     for n, th in report["theory"].items():
         print(f"  N={n}: KL(BoN || base) = {th['kl_nats']:.3f} nats, win rate vs one sample = {th['win_rate']:.3f}")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -28,20 +29,43 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plot_pareto(points: Mapping[str, tuple[float, float]], front: Sequence[str], unit: str, path: Path, baseline: str | None = None) -> Path:
+def plot_pareto(
+    points: Mapping[str, tuple[float, float]], front: Sequence[str], unit: str, path: Path, baseline: str | None = None
+) -> Path:
     """Accuracy (pass@1) against mean length, one labelled point per run, the Pareto front drawn
     as a staircase through its runs (dominated region shaded)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for name, (acc, length) in points.items():
         on_front = name in front
-        ax.scatter(length, acc, s=70 if on_front else 40, marker="*" if name == baseline else "o",
-                   color="tab:blue" if on_front else "tab:gray", zorder=3, edgecolor="black" if on_front else "none")
-        ax.annotate(name + (" (baseline)" if name == baseline else ""), (length, acc), textcoords="offset points", xytext=(6, 5), fontsize=9)
+        ax.scatter(
+            length,
+            acc,
+            s=70 if on_front else 40,
+            marker="*" if name == baseline else "o",
+            color="tab:blue" if on_front else "tab:gray",
+            zorder=3,
+            edgecolor="black" if on_front else "none",
+        )
+        ax.annotate(
+            name + (" (baseline)" if name == baseline else ""),
+            (length, acc),
+            textcoords="offset points",
+            xytext=(6, 5),
+            fontsize=9,
+        )
     if front:
         xs = [points[n][1] for n in front]
         ys = [points[n][0] for n in front]
-        ax.step(xs, ys, where="post", linestyle="--", color="tab:blue", linewidth=1.2, label="Pareto front (higher accuracy, fewer " + unit + ")")
+        ax.step(
+            xs,
+            ys,
+            where="post",
+            linestyle="--",
+            color="tab:blue",
+            linewidth=1.2,
+            label="Pareto front (higher accuracy, fewer " + unit + ")",
+        )
     ax.set_xlabel(f"mean completion length ({unit})")
     ax.set_ylabel("accuracy (pass@1)")
     lo = min(a for a, _ in points.values())
@@ -81,7 +105,11 @@ def plot_reward_vs_length(run: ScoredRollouts, path: Path, correlations: Mapping
     """Scatter of reward against length, coloured by correctness, with the Spearman ρ per stratum."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5))
-    groups = [("correct", run.correct == 1.0, "tab:green"), ("incorrect", run.correct == 0.0, "tab:red"), ("unknown", np.isnan(run.correct), "tab:gray")]
+    groups = [
+        ("correct", run.correct == 1.0, "tab:green"),
+        ("incorrect", run.correct == 0.0, "tab:red"),
+        ("unknown", np.isnan(run.correct), "tab:gray"),
+    ]
     rng = np.random.default_rng(0)
     spread = float(np.nanstd(run.reward)) or 1.0
     for name, mask, color in groups:
@@ -116,16 +144,42 @@ def plot_buckets(rows: Sequence[dict[str, Any]], by: str, unit: str, path: Path)
         if name != "format":
             series[f"component: {name}"] = [r["components"].get(name) for r in rows]
     for name, values in series.items():
-        look = {"color": "black", "linestyle": "--" if line == "-" else "none", "marker": "x", "markersize": 8, "zorder": 3} if name == "accuracy" else {"linestyle": line, "marker": "o", "markersize": 4}
+        look = (
+            {
+                "color": "black",
+                "linestyle": "--" if line == "-" else "none",
+                "marker": "x",
+                "markersize": 8,
+                "zorder": 3,
+            }
+            if name == "accuracy"
+            else {"linestyle": line, "marker": "o", "markersize": 4}
+        )
         axes[0].plot(x, [np.nan if v is None else v for v in values], label=name, **look)
     axes[0].set_ylabel("mean value (reward units; rates in [0, 1])")
     axes[0].legend(fontsize=8, ncol=2, loc="best")
     axes[0].grid(alpha=0.3)
     axes[0].set_title(f"reward components by {by}")
-    axes[1].plot(x, [r["mean_length"] for r in rows], linestyle=line, marker="o", color="tab:purple", label="mean length", markersize=4)
+    axes[1].plot(
+        x,
+        [r["mean_length"] for r in rows],
+        linestyle=line,
+        marker="o",
+        color="tab:purple",
+        label="mean length",
+        markersize=4,
+    )
     axes[1].set_ylabel(f"mean completion length ({unit})")
     twin = axes[1].twinx()
-    twin.plot(x, [r["truncation_rate"] for r in rows], linestyle=line, marker="s", color="tab:orange", label="truncation rate", markersize=4)
+    twin.plot(
+        x,
+        [r["truncation_rate"] for r in rows],
+        linestyle=line,
+        marker="s",
+        color="tab:orange",
+        label="truncation rate",
+        markersize=4,
+    )
     twin.set_ylabel("truncation rate (share)")
     twin.set_ylim(-0.02, 1.02)
     axes[1].legend(handles=axes[1].lines + twin.lines, fontsize=8, loc="best")
@@ -145,12 +199,22 @@ def plot_length_histogram(run: ScoredRollouts, path: Path) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     bins = np.histogram_bin_edges(run.length, bins=min(40, max(5, len(run) // 10))) if len(run) else 10
-    for name, mask, color in [("correct", run.correct == 1.0, "tab:green"), ("incorrect", run.correct == 0.0, "tab:red"),
-                              ("unknown correctness", np.isnan(run.correct), "tab:gray")]:
+    for name, mask, color in [
+        ("correct", run.correct == 1.0, "tab:green"),
+        ("incorrect", run.correct == 0.0, "tab:red"),
+        ("unknown correctness", np.isnan(run.correct), "tab:gray"),
+    ]:
         if mask.any():
             ax.hist(run.length[mask], bins=bins, alpha=0.5, color=color, label=f"{name} (n={int(mask.sum())})")
     if run.truncated.any():
-        ax.hist(run.length[run.truncated], bins=bins, histtype="step", color="black", linewidth=1.5, label=f"truncated (n={int(run.truncated.sum())})")
+        ax.hist(
+            run.length[run.truncated],
+            bins=bins,
+            histtype="step",
+            color="black",
+            linewidth=1.5,
+            label=f"truncated (n={int(run.truncated.sum())})",
+        )
     ax.set_xlabel(f"completion length ({run.unit})")
     ax.set_ylabel("rollouts")
     ax.set_title("length distribution by outcome")

@@ -19,19 +19,34 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ..records import RecordError, completion_text
 
 _WORD = re.compile(r"\w+")
 INF = math.inf
 PM_WINDOWS: dict[str, tuple[float, float]] = {
-    "10": (0, 20), "30": (20, 40), "50": (40, 60), "80": (70, 90), "150": (130, 170),
-    "300": (280, 320), "500": (450, 550), "700": (630, 770), ">800": (800, INF),
+    "10": (0, 20),
+    "30": (20, 40),
+    "50": (40, 60),
+    "80": (70, 90),
+    "150": (130, 170),
+    "300": (280, 320),
+    "500": (450, 550),
+    "700": (630, 770),
+    ">800": (800, INF),
 }
 FM_WINDOWS: dict[str, tuple[float, float]] = {
-    "10": (0, 20), "30": (20, 40), "50": (40, 60), "80": (60, 100), "150": (100, 200),
-    "300": (200, 400), "500": (400, 600), "700": (600, 800), ">800": (800, INF),
+    "10": (0, 20),
+    "30": (20, 40),
+    "50": (40, 60),
+    "80": (60, 100),
+    "150": (100, 200),
+    "300": (200, 400),
+    "500": (400, 600),
+    "700": (600, 800),
+    ">800": (800, INF),
 }
 LEVELS: dict[str, tuple[str, ...]] = {"0": ("10", "30", "50", "80"), "1": ("150", "300", "500"), "2": ("700", ">800")}
 _LEVEL_OF = {t: level for level, targets in LEVELS.items() for t in targets}
@@ -89,7 +104,11 @@ def ruler_scores(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         c[1] += in_window(words, FM_WINDOWS[target])
         c[2] += 1
         c[3] += words
-    targets = {t: {**_rates(c[0], c[1], c[2]), "mean_words": c[3] / c[2], "level": _LEVEL_OF[t]} for t, c in counts.items() if c[2]}
+    targets = {
+        t: {**_rates(c[0], c[1], c[2]), "mean_words": c[3] / c[2], "level": _LEVEL_OF[t]}
+        for t, c in counts.items()
+        if c[2]
+    }
     levels = {}
     for level, members in LEVELS.items():
         cs = [counts[t] for t in members if counts[t][2]]

@@ -14,8 +14,9 @@ words (``\\S+``), and the unit travels with the numbers; the two are never mixed
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -78,7 +79,7 @@ class ScoredRollouts:
         return bool(len(self)) and not np.isnan(self.reward).all()
 
     @classmethod
-    def from_records(cls, records: Iterable[dict[str, Any]], unit: str = "tokens") -> "ScoredRollouts":
+    def from_records(cls, records: Iterable[dict[str, Any]], unit: str = "tokens") -> ScoredRollouts:
         """Columns from scored records. ``unit='tokens'`` falls back to words when no record has
         ``num_tokens`` (see :meth:`rewardsmith.batch.Batch.lengths`); ``words``/``chars`` force a unit."""
         recs = list(records)
@@ -91,13 +92,17 @@ class ScoredRollouts:
             for name in r.get("components") or {}:
                 if name not in names:
                     names.append(name)
-        components = {n: np.array([_float((r.get("components") or {}).get(n)) for r in recs], dtype=np.float64) for n in names}
+        components = {
+            n: np.array([_float((r.get("components") or {}).get(n)) for r in recs], dtype=np.float64) for n in names
+        }
         return cls(batch, reward, correct, length, used, components, recs)
 
     def require_scored(self, what: str) -> None:
         """Raise :class:`NotScoredError` unless at least one record carries ``reward`` or ``correct``."""
         if len(self) and np.isnan(self.reward).all() and np.isnan(self.correct).all():
-            raise NotScoredError(f"{what}: the records have no 'reward' or 'correct'; score them first (rewardsmith score ROLLOUTS --spec SPEC)")
+            raise NotScoredError(
+                f"{what}: the records have no 'reward' or 'correct'; score them first (rewardsmith score ROLLOUTS --spec SPEC)"
+            )
 
     def breakdown(self, by: str) -> list[str]:
         """A label per rollout for grouping results: ``difficulty`` (``meta.difficulty``, else

@@ -94,7 +94,14 @@ def standardise(c: np.ndarray, scale: float = 1.0, rtol: float = 1e-10) -> np.nd
     return c / norm
 
 
-def starc_distance(R1: np.ndarray, R2: np.ndarray, gamma: float, tau: np.ndarray | None = None, canonical: str = "epic", halve: bool = False) -> float:
+def starc_distance(
+    R1: np.ndarray,
+    R2: np.ndarray,
+    gamma: float,
+    tau: np.ndarray | None = None,
+    canonical: str = "epic",
+    halve: bool = False,
+) -> float:
     """‖s(R1) − s(R2)‖₂ in [0, 2] (in [0, 1] with ``halve``). Canonicalisation ``epic`` or ``val``."""
     R1, R2 = _check_reward(R1), _check_reward(R2)
     if R1.shape != R2.shape:

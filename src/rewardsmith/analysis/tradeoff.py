@@ -16,7 +16,8 @@ of pass@k and counted; they still count for length.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,15 @@ def token_reduction(length: float, base_length: float) -> float | None:
     return (base_length - length) / base_length if base_length > 0 else None
 
 
-def aes(acc: float, length: float, base_acc: float, base_length: float, alpha: float = AES_ALPHA, beta: float = AES_BETA, gamma: float = AES_GAMMA) -> float:
+def aes(
+    acc: float,
+    length: float,
+    base_acc: float,
+    base_length: float,
+    alpha: float = AES_ALPHA,
+    beta: float = AES_BETA,
+    gamma: float = AES_GAMMA,
+) -> float:
     """Accuracy-Efficiency Score (Ada-R1, 2025), weights α, β, γ [unverified].
 
     ΔL = (L_base − L)/L_base, ΔAcc = (Acc − Acc_base)/Acc_base;
@@ -103,7 +112,11 @@ def run_summary(run: ScoredRollouts, ks: Sequence[int] = (1,), by: str = "diffic
 
     def block(mask: np.ndarray) -> dict[str, Any]:
         sub_group = run.group[mask]
-        out: dict[str, Any] = {"rollouts": int(mask.sum()), "prompts": int(len(np.unique(sub_group))), "unknown_correct": int(np.isnan(run.correct[mask]).sum())}
+        out: dict[str, Any] = {
+            "rollouts": int(mask.sum()),
+            "prompts": int(len(np.unique(sub_group))),
+            "unknown_correct": int(np.isnan(run.correct[mask]).sum()),
+        }
         for k in ks:
             value, used = pass_at_k_over_prompts(run.correct[mask], sub_group, run.n_groups, k)
             out[f"pass@{k}"] = value
@@ -121,8 +134,15 @@ def run_summary(run: ScoredRollouts, ks: Sequence[int] = (1,), by: str = "diffic
     return summary
 
 
-def compare_runs(runs: Mapping[str, ScoredRollouts], baseline: str | None = None, ks: Sequence[int] = (1,), by: str = "difficulty",
-                 alpha: float = AES_ALPHA, beta: float = AES_BETA, gamma: float = AES_GAMMA) -> dict[str, Any]:
+def compare_runs(
+    runs: Mapping[str, ScoredRollouts],
+    baseline: str | None = None,
+    ks: Sequence[int] = (1,),
+    by: str = "difficulty",
+    alpha: float = AES_ALPHA,
+    beta: float = AES_BETA,
+    gamma: float = AES_GAMMA,
+) -> dict[str, Any]:
     """Summaries of several runs, each against ``baseline`` (token reduction, accuracy change,
     AES), accuracy per 1k length units and the Pareto front over runs with a known pass@1.
 
@@ -133,7 +153,9 @@ def compare_runs(runs: Mapping[str, ScoredRollouts], baseline: str | None = None
         raise ValueError(f"baseline {baseline!r} is not one of the runs: {', '.join(runs)}")
     units = {name: run.unit for name, run in runs.items()}
     if len(set(units.values())) > 1:
-        raise ValueError(f"runs measure length in different units ({units}); give num_tokens for all runs or pass unit='words'")
+        raise ValueError(
+            f"runs measure length in different units ({units}); give num_tokens for all runs or pass unit='words'"
+        )
     ks = sorted(set([1, *ks]))
     summaries = {name: run_summary(run, ks, by) for name, run in runs.items()}
     for s in summaries.values():
@@ -145,8 +167,16 @@ def compare_runs(runs: Mapping[str, ScoredRollouts], baseline: str | None = None
             ok = None not in (s["pass@1"], s["mean_length"], base["pass@1"], base["mean_length"])
             s["token_reduction"] = token_reduction(s["mean_length"], base["mean_length"]) if ok else None
             s["accuracy_change"] = s["pass@1"] - base["pass@1"] if ok else None
-            s["aes"] = aes(s["pass@1"], s["mean_length"], base["pass@1"], base["mean_length"], alpha, beta, gamma) if ok else None
-    points = {name: (s["pass@1"], s["mean_length"]) for name, s in summaries.items() if s["pass@1"] is not None and s["mean_length"] is not None}
+            s["aes"] = (
+                aes(s["pass@1"], s["mean_length"], base["pass@1"], base["mean_length"], alpha, beta, gamma)
+                if ok
+                else None
+            )
+    points = {
+        name: (s["pass@1"], s["mean_length"])
+        for name, s in summaries.items()
+        if s["pass@1"] is not None and s["mean_length"] is not None
+    }
     return {
         "unit": next(iter(units.values())),
         "baseline": baseline,
@@ -155,4 +185,3 @@ def compare_runs(runs: Mapping[str, ScoredRollouts], baseline: str | None = None
         "runs": summaries,
         "pareto_front": pareto_front(points),
     }
-

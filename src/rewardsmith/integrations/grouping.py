@@ -11,10 +11,9 @@ reward loop) can run neither. Each shaper says which it is through its capabilit
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..pipeline import Pipeline
-
 
 
 class PartialGroupError(ValueError):
@@ -46,9 +45,11 @@ def check_whole_groups(prompt_ids: Sequence[str], group_size: int | None, needs_
             pid, c = next(iter(partial.items()))
             raise PartialGroupError(
                 f"rewardsmith needs whole groups: prompt {pid!r} arrived with {c} rollouts, not a multiple of the group size "
-                f"{group_size} ({len(partial)} of {len(counts)} prompts partial). {hint}")
+                f"{group_size} ({len(partial)} of {len(counts)} prompts partial). {hint}"
+            )
     elif needs_groups and len(set(counts.values())) > 1:
         sizes = sorted(set(counts.values()))
         raise PartialGroupError(
             f"rewardsmith needs whole groups for group-aware shapers, but this call holds groups of sizes {sizes}; "
-            f"some prompt's rollouts were split. {hint}")
+            f"some prompt's rollouts were split. {hint}"
+        )

@@ -19,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 # Absolute imports: OpenRLHF loads this file by its path, outside the package.
 from rewardsmith.integrations.grouping import check_whole_groups, group_aware_shapers
@@ -32,23 +33,36 @@ SPEC_ENV = "REWARDSMITH_SPEC"
 
 def response_text(query: str, prompt: str) -> str:
     """The response part of an OpenRLHF query (prompt + response)."""
-    return query[len(prompt):] if prompt and query.startswith(prompt) else query
+    return query[len(prompt) :] if prompt and query.startswith(prompt) else query
 
 
-def to_records(queries: Sequence[str], prompts: Sequence[str] | None, labels: Sequence[Any] | None) -> list[dict[str, Any]]:
+def to_records(
+    queries: Sequence[str], prompts: Sequence[str] | None, labels: Sequence[Any] | None
+) -> list[dict[str, Any]]:
     n = len(queries)
     prompts = prompts if prompts is not None else [""] * n
     labels = labels if labels is not None else [None] * n
     if len(prompts) != n or len(labels) != n:
         raise ValueError(f"'prompts' has {len(prompts)} items and 'labels' {len(labels)}, but 'query' has {n}")
-    return [{"prompt_id": hashlib.sha1(p.encode()).hexdigest()[:16], "prompt": p, "completion": response_text(q, p), "answer": a}
-            for q, p, a in zip(queries, prompts, labels)]
+    return [
+        {
+            "prompt_id": hashlib.sha1(p.encode()).hexdigest()[:16],
+            "prompt": p,
+            "completion": response_text(q, p),
+            "answer": a,
+        }
+        for q, p, a in zip(queries, prompts, labels)
+    ]
 
 
 def check_groups(pipeline: Pipeline, records: list[dict[str, Any]], group_size: int | None) -> None:
-    check_whole_groups([r["prompt_id"] for r in records], group_size, bool(group_aware_shapers(pipeline)),
-                       "Send all rollouts of a prompt in one request (one server URL, or a rollout batch that divides evenly "
-                       "into whole groups per URL).")
+    check_whole_groups(
+        [r["prompt_id"] for r in records],
+        group_size,
+        bool(group_aware_shapers(pipeline)),
+        "Send all rollouts of a prompt in one request (one server URL, or a rollout batch that divides evenly "
+        "into whole groups per URL).",
+    )
 
 
 def _finite(value: float) -> float:
@@ -74,8 +88,13 @@ def component_names(pipeline: Pipeline) -> list[str]:
     return names + [key for key, _ in pipeline.shapers]
 
 
-def score_openrlhf(pipeline: Pipeline, queries: Sequence[str], prompts: Sequence[str] | None, labels: Sequence[Any] | None,
-                   group_size: int | None = None) -> dict[str, Any]:
+def score_openrlhf(
+    pipeline: Pipeline,
+    queries: Sequence[str],
+    prompts: Sequence[str] | None,
+    labels: Sequence[Any] | None,
+    group_size: int | None = None,
+) -> dict[str, Any]:
     """Score one OpenRLHF request; lists in, lists out."""
     records = to_records(queries, prompts, labels)
     check_groups(pipeline, records, group_size)
@@ -87,7 +106,9 @@ def _env_pipeline(path: str) -> Pipeline:
     return load_spec(path)
 
 
-def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+def reward_func(
+    queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any] | None = None, **kwargs: Any
+) -> dict[str, Any]:
     """OpenRLHF's Python-file reward: the same answer as ``/get_reward``, as tensors."""
     import torch
 
@@ -95,5 +116,8 @@ def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence
     if not path:
         raise RuntimeError(f"set {SPEC_ENV}=/path/to/spec.yaml for rewardsmith's OpenRLHF reward_func")
     out = score_openrlhf(_env_pipeline(path), queries, prompts, labels)
-    return {"rewards": torch.tensor(out["rewards"]), "scores": torch.tensor(out["scores"]),
-            "extra_logs": {k: torch.tensor(v) for k, v in out["extra_logs"].items()}}
+    return {
+        "rewards": torch.tensor(out["rewards"]),
+        "scores": torch.tensor(out["scores"]),
+        "extra_logs": {k: torch.tensor(v) for k, v in out["extra_logs"].items()},
+    }

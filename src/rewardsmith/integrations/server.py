@@ -30,7 +30,6 @@ flight verify together on the engine's shared worker pool: a hung verifier costs
 at most the spec's ``timeout_s`` (the engine kills and replaces the worker) and delays no other.
 """
 
-
 # No "from __future__ import annotations": FastAPI reads the route signatures at runtime.
 import asyncio
 import hmac
@@ -103,13 +102,30 @@ class Guard:
 
 async def _refuse(send: Any, status: int, detail: str, headers: list[tuple[bytes, bytes]] = []) -> None:  # noqa: B006 (never mutated)
     body = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close"), *headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                *headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app(spec: Any, token: str | None = None, max_body_bytes: int = 16 * 2**20, max_concurrency: int = 4, save_every_s: float = 60.0,
-               group_size: int | None = None, body_timeout_s: float = 30.0) -> Any:
+def create_app(
+    spec: Any,
+    token: str | None = None,
+    max_body_bytes: int = 16 * 2**20,
+    max_concurrency: int = 4,
+    save_every_s: float = 60.0,
+    group_size: int | None = None,
+    body_timeout_s: float = 30.0,
+) -> Any:
     """The FastAPI application for ``spec`` (path, dict, Spec or Pipeline).
 
     ``group_size``: rollouts per prompt (OpenRLHF's ``n_samples_per_prompt``); /get_reward then
@@ -207,7 +223,10 @@ def create_app(spec: Any, token: str | None = None, max_body_bytes: int = 16 * 2
         s = await score(req.records, req.step)
         summary = s.summary()
         summary["seconds"] = time.perf_counter() - t0
-        return {"records": s.to_records(req.records), "summary": {k: (None if isinstance(v, float) and v != v else v) for k, v in summary.items()}}
+        return {
+            "records": s.to_records(req.records),
+            "summary": {k: (None if isinstance(v, float) and v != v else v) for k, v in summary.items()},
+        }
 
     app.state.pipeline = pipeline
     return app

@@ -28,7 +28,11 @@ def read_token(token_file: str | None) -> str | None:
         except (OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"--token-file {token_file}: cannot read it ({exc})") from None
         if mode & (stat.S_IRGRP | stat.S_IROTH):
-            print(f"rewardsmith serve: warning: {token_file} is readable by other users; chmod 600 it", file=sys.stderr, flush=True)
+            print(
+                f"rewardsmith serve: warning: {token_file} is readable by other users; chmod 600 it",
+                file=sys.stderr,
+                flush=True,
+            )
         source = f"--token-file {token_file}"
     else:
         token = os.environ.get(TOKEN_ENV)
@@ -45,8 +49,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from .server import create_app
 
     if args.token is not None:
-        print(f"rewardsmith serve: error: --token on the command line is visible to every local user (ps, /proc); "
-              f"put the token in ${TOKEN_ENV} or in a file given with --token-file", file=sys.stderr)
+        print(
+            f"rewardsmith serve: error: --token on the command line is visible to every local user (ps, /proc); "
+            f"put the token in ${TOKEN_ENV} or in a file given with --token-file",
+            file=sys.stderr,
+        )
         return 2
     try:
         token = read_token(args.token_file)
@@ -54,13 +61,32 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"rewardsmith serve: error: {exc}", file=sys.stderr)
         return 2
     if args.host not in ("127.0.0.1", "localhost", "::1") and not token:
-        print(f"rewardsmith serve: warning: listening beyond loopback without a token (${TOKEN_ENV} or --token-file); "
-              "anyone who can reach it can score", flush=True)
-    app = create_app(args.spec, token=token, max_body_bytes=int(args.max_body_mb * 2**20), max_concurrency=args.max_concurrency, save_every_s=args.save_every_s,
-                     group_size=args.num_generations, body_timeout_s=args.body_timeout_s)
-    print(f"rewardsmith serve: POST http://{args.host}:{args.port}/get_reward (OpenRLHF --remote_rm_url), /score, GET /healthz", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, limit_concurrency=args.max_connections,
-                timeout_keep_alive=5)
+        print(
+            f"rewardsmith serve: warning: listening beyond loopback without a token (${TOKEN_ENV} or --token-file); "
+            "anyone who can reach it can score",
+            flush=True,
+        )
+    app = create_app(
+        args.spec,
+        token=token,
+        max_body_bytes=int(args.max_body_mb * 2**20),
+        max_concurrency=args.max_concurrency,
+        save_every_s=args.save_every_s,
+        group_size=args.num_generations,
+        body_timeout_s=args.body_timeout_s,
+    )
+    print(
+        f"rewardsmith serve: POST http://{args.host}:{args.port}/get_reward (OpenRLHF --remote_rm_url), /score, GET /healthz",
+        flush=True,
+    )
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        limit_concurrency=args.max_connections,
+        timeout_keep_alive=5,
+    )
     return 0
 
 
@@ -73,23 +99,58 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "GET /healthz. See docs/integrations.md.",
     )
     p.add_argument("--spec", required=True, help="reward spec (.yaml/.toml/.json)")
-    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s, this machine only)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="interface to listen on (default: %(default)s, this machine only)"
+    )
     p.add_argument("--port", type=port, default=8000, help="TCP port (default: %(default)s)")
-    p.add_argument("--token-file", default=None,
-                   help=f"file holding the bearer token clients must send (default: ${TOKEN_ENV}; neither: no token)")
-    p.add_argument("--token", default=None, help="refused: a command line is visible to every local user; use --token-file or $" + TOKEN_ENV)
-    p.add_argument("--max-body-mb", type=positive_float, default=16.0, help="larger requests get 413 (default: %(default)s MiB)")
-    p.add_argument("--body-timeout-s", type=positive_float, default=30.0,
-                   help="a client must send its whole body within this, else 408 (default: %(default)s s)")
-    p.add_argument("--max-concurrency", type=positive_int, default=4,
-                   help="requests scored at once; the rest wait (default: %(default)s)")
-    p.add_argument("--max-connections", type=positive_int, default=1024,
-                   help="open connections at most; beyond, new ones get 503 (default: %(default)s)")
-    p.add_argument("--num-generations", type=positive_int, default=None,
-                   help="rollouts per prompt (OpenRLHF --n_samples_per_prompt); requests holding part of a group get 422 "
-                        "(default: any group size, equal sizes when the spec has group-aware shapers)")
-    p.add_argument("--save-every-s", type=positive_float, default=60.0,
-                   help="how often the pipeline state is saved, also on shutdown (default: every %(default)s s)")
-    p.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug", "trace"), default="info",
-                   help="uvicorn's log level (default: %(default)s)")
+    p.add_argument(
+        "--token-file",
+        default=None,
+        help=f"file holding the bearer token clients must send (default: ${TOKEN_ENV}; neither: no token)",
+    )
+    p.add_argument(
+        "--token",
+        default=None,
+        help="refused: a command line is visible to every local user; use --token-file or $" + TOKEN_ENV,
+    )
+    p.add_argument(
+        "--max-body-mb", type=positive_float, default=16.0, help="larger requests get 413 (default: %(default)s MiB)"
+    )
+    p.add_argument(
+        "--body-timeout-s",
+        type=positive_float,
+        default=30.0,
+        help="a client must send its whole body within this, else 408 (default: %(default)s s)",
+    )
+    p.add_argument(
+        "--max-concurrency",
+        type=positive_int,
+        default=4,
+        help="requests scored at once; the rest wait (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=positive_int,
+        default=1024,
+        help="open connections at most; beyond, new ones get 503 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--num-generations",
+        type=positive_int,
+        default=None,
+        help="rollouts per prompt (OpenRLHF --n_samples_per_prompt); requests holding part of a group get 422 "
+        "(default: any group size, equal sizes when the spec has group-aware shapers)",
+    )
+    p.add_argument(
+        "--save-every-s",
+        type=positive_float,
+        default=60.0,
+        help="how often the pipeline state is saved, also on shutdown (default: every %(default)s s)",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=("critical", "error", "warning", "info", "debug", "trace"),
+        default="info",
+        help="uvicorn's log level (default: %(default)s)",
+    )
     p.set_defaults(func=_cmd_serve)

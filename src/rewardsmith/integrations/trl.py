@@ -44,11 +44,11 @@ import hashlib
 import json
 import math
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from ..pipeline import Pipeline, Scores
+from ..pipeline import Pipeline, Scores, load_spec
 from ..records import completion_text, prompt_text
-from ..pipeline import load_spec
 from ..spec import Spec
 from ..verifiers.base import BAD_REFERENCE, ERROR, TIMEOUT
 from .grouping import check_whole_groups, group_aware_shapers
@@ -68,7 +68,13 @@ def _jsonable(value: Any) -> bool:
 class TRLScorer:
     """Turns TRL's reward-function calls into rewardsmith records and scores each batch once."""
 
-    def __init__(self, pipeline: Pipeline, answer_column: str = "answer", eos_token_id: int | None = None, num_generations: int | None = None):
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        answer_column: str = "answer",
+        eos_token_id: int | None = None,
+        num_generations: int | None = None,
+    ):
         if num_generations is not None and num_generations < 1:
             raise ValueError(f"num_generations must be >= 1, got {num_generations}")
         self.pipeline = pipeline
@@ -79,7 +85,14 @@ class TRLScorer:
         self._lock = threading.Lock()
         self._last: tuple[str, Scores] | None = None
 
-    def records(self, prompts: Sequence[Any], completions: Sequence[Any], completion_ids: Sequence[Sequence[int]] | None, step: int | None, columns: dict[str, Any]) -> list[dict[str, Any]]:
+    def records(
+        self,
+        prompts: Sequence[Any],
+        completions: Sequence[Any],
+        completion_ids: Sequence[Sequence[int]] | None,
+        step: int | None,
+        columns: dict[str, Any],
+    ) -> list[dict[str, Any]]:
         n = len(completions)
         answers = columns.get(self.answer_column, columns.get("solution"))
         ids_column = columns.get("prompt_id")
@@ -87,7 +100,9 @@ class TRLScorer:
         for i in range(n):
             prompt = prompt_text(prompts[i]) if prompts is not None else ""
             rec: dict[str, Any] = {
-                "prompt_id": str(ids_column[i]) if ids_column is not None else hashlib.sha1(prompt.encode()).hexdigest()[:16],
+                "prompt_id": str(ids_column[i])
+                if ids_column is not None
+                else hashlib.sha1(prompt.encode()).hexdigest()[:16],
                 "prompt": prompt,
                 # conversational completions keep their messages: a format is scored per assistant turn
                 "completion": completions[i] if isinstance(completions[i], list) else completion_text(completions[i]),
@@ -101,7 +116,14 @@ class TRLScorer:
                     rec["truncated"] = not ids or ids[-1] != self.eos_token_id
             if step is not None:
                 rec["step"] = int(step)
-            meta = {k: v[i] for k, v in columns.items() if k not in (self.answer_column, "prompt_id") and isinstance(v, (list, tuple)) and len(v) == n and _jsonable(v[i])}
+            meta = {
+                k: v[i]
+                for k, v in columns.items()
+                if k not in (self.answer_column, "prompt_id")
+                and isinstance(v, (list, tuple))
+                and len(v) == n
+                and _jsonable(v[i])
+            }
             if completion_ids is not None:
                 meta["token_ids"] = list(completion_ids[i])
             if meta:
@@ -111,22 +133,39 @@ class TRLScorer:
         return out
 
     def _check_groups(self, records: list[dict[str, Any]]) -> None:
-        check_whole_groups([r["prompt_id"] for r in records], self.num_generations, self._needs_groups,
-                           "Generate each prompt's rollouts in one process (one process, or per_device_train_batch_size a "
-                           "multiple of num_generations), and pass reward_funcs(..., num_generations=G).")
+        check_whole_groups(
+            [r["prompt_id"] for r in records],
+            self.num_generations,
+            self._needs_groups,
+            "Generate each prompt's rollouts in one process (one process, or per_device_train_batch_size a "
+            "multiple of num_generations), and pass reward_funcs(..., num_generations=G).",
+        )
 
-    def score(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (), completion_ids: Sequence[Sequence[int]] | None = None,
-              trainer_state: Any = None, log_metric: Callable[[str, float], None] | None = None, **columns: Any) -> Scores:
+    def score(
+        self,
+        prompts: Sequence[Any] | None = None,
+        completions: Sequence[Any] = (),
+        completion_ids: Sequence[Sequence[int]] | None = None,
+        trainer_state: Any = None,
+        log_metric: Callable[[str, float], None] | None = None,
+        **columns: Any,
+    ) -> Scores:
         """Scores for this TRL call, computed once per distinct batch."""
         step = getattr(trainer_state, "global_step", None)
         columns = {k: v for k, v in columns.items() if k not in _TRL_KEYS}
         answers = columns.get(self.answer_column, columns.get("solution"))
-        key = hashlib.sha1(json.dumps([[prompt_text(p) for p in (prompts or [])], [completion_text(c) for c in completions], answers, step],
-                                      default=str).encode()).hexdigest()
+        key = hashlib.sha1(
+            json.dumps(
+                [[prompt_text(p) for p in (prompts or [])], [completion_text(c) for c in completions], answers, step],
+                default=str,
+            ).encode()
+        ).hexdigest()
         with self._lock:
             if self._last is not None and self._last[0] == key:
                 return self._last[1]
-            records = self.records(prompts if prompts is not None else [""] * len(completions), completions, completion_ids, step, columns)
+            records = self.records(
+                prompts if prompts is not None else [""] * len(completions), completions, completion_ids, step, columns
+            )
             scores = self.pipeline.score(records, step=step)
             self._last = (key, scores)
         if log_metric is not None and len(scores):
@@ -138,7 +177,12 @@ class TRLScorer:
         return [None if status in _UNKNOWN else float(v) for v, status in zip(data, scores.status)]
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"pipeline": self.pipeline, "answer_column": self.answer_column, "eos_token_id": self.eos_token_id, "num_generations": self.num_generations}
+        return {
+            "pipeline": self.pipeline,
+            "answer_column": self.answer_column,
+            "eos_token_id": self.eos_token_id,
+            "num_generations": self.num_generations,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)
@@ -175,9 +219,16 @@ class AsyncRewardsmithReward(RewardsmithReward):
         return await asyncio.to_thread(super().__call__, **kwargs)
 
 
-def reward_funcs(spec: "str | dict[str, Any] | Spec | Pipeline", *, per_component: bool = False, answer_column: str = "answer",
-                 eos_token_id: int | None = None, num_generations: int | None = None, asynchronous: bool = False,
-                 processing_class: Any = None) -> list[RewardsmithReward]:
+def reward_funcs(
+    spec: str | dict[str, Any] | Spec | Pipeline,
+    *,
+    per_component: bool = False,
+    answer_column: str = "answer",
+    eos_token_id: int | None = None,
+    num_generations: int | None = None,
+    asynchronous: bool = False,
+    processing_class: Any = None,
+) -> list[RewardsmithReward]:
     """Reward functions for ``GRPOTrainer(reward_funcs=...)`` from a spec (path, dict, Spec or Pipeline).
 
     ``per_component``: one function per stage (summing to the combined reward) instead of one.

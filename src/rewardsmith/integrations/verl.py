@@ -27,15 +27,16 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 # Absolute imports: verl may load this file by its path, outside the package.
 from rewardsmith.advantages.base import AdvantageContext
-from rewardsmith.integrations.grouping import per_sample_blockers
 from rewardsmith.components import build, entries
+from rewardsmith.integrations.grouping import per_sample_blockers
 from rewardsmith.pipeline import Pipeline, Scores, load_spec
 from rewardsmith.verifiers.base import ERROR, TIMEOUT
 
@@ -50,7 +51,9 @@ def _pipeline_for(spec_path: str) -> Pipeline:
 def _env_pipeline() -> Pipeline:
     path = os.environ.get(SPEC_ENV)
     if not path:
-        raise RuntimeError(f"set {SPEC_ENV}=/path/to/spec.yaml for rewardsmith's verl reward functions (or use make_compute_score)")
+        raise RuntimeError(
+            f"set {SPEC_ENV}=/path/to/spec.yaml for rewardsmith's verl reward functions (or use make_compute_score)"
+        )
     return _pipeline_for(path)
 
 
@@ -71,29 +74,52 @@ def _as_dicts(scores: Scores) -> list[dict[str, float]]:
     return out
 
 
-def _records(data_sources: Sequence[Any] | None, solution_strs: Sequence[str], ground_truths: Sequence[Any], extra_infos: Sequence[Any] | None) -> list[dict[str, Any]]:
+def _records(
+    data_sources: Sequence[Any] | None,
+    solution_strs: Sequence[str],
+    ground_truths: Sequence[Any],
+    extra_infos: Sequence[Any] | None,
+) -> list[dict[str, Any]]:
     records = []
     for i, text in enumerate(solution_strs):
         extra = (extra_infos[i] if extra_infos is not None else None) or {}
         index = extra.get("index")
-        rec: dict[str, Any] = {"prompt_id": str(index) if index is not None else f"row{i}", "completion": text, "answer": ground_truths[i]}
+        rec: dict[str, Any] = {
+            "prompt_id": str(index) if index is not None else f"row{i}",
+            "completion": text,
+            "answer": ground_truths[i],
+        }
         if data_sources is not None and data_sources[i] is not None:
             rec["data_source"] = str(data_sources[i])
-        meta = {k: v for k, v in extra.items() if k != "rollout_reward_scores" and isinstance(v, (str, int, float, bool, list, dict, type(None)))}
+        meta = {
+            k: v
+            for k, v in extra.items()
+            if k != "rollout_reward_scores" and isinstance(v, (str, int, float, bool, list, dict, type(None)))
+        }
         if meta:
             rec["meta"] = meta
         records.append(rec)
     return records
 
 
-def score_batch(pipeline: Pipeline, data_sources: Sequence[Any] | None, solution_strs: Sequence[str], ground_truths: Sequence[Any],
-                extra_infos: Sequence[Any] | None = None) -> list[dict[str, float]]:
+def score_batch(
+    pipeline: Pipeline,
+    data_sources: Sequence[Any] | None,
+    solution_strs: Sequence[str],
+    ground_truths: Sequence[Any],
+    extra_infos: Sequence[Any] | None = None,
+) -> list[dict[str, float]]:
     """verl's batch signature against an explicit pipeline."""
     return _as_dicts(pipeline.score(_records(data_sources, solution_strs, ground_truths, extra_infos)))
 
 
-def compute_score_batch(data_sources: Sequence[Any], solution_strs: Sequence[str], ground_truths: Sequence[Any], extra_infos: Sequence[Any] | None = None,
-                        **kwargs: Any) -> list[dict[str, float]]:
+def compute_score_batch(
+    data_sources: Sequence[Any],
+    solution_strs: Sequence[str],
+    ground_truths: Sequence[Any],
+    extra_infos: Sequence[Any] | None = None,
+    **kwargs: Any,
+) -> list[dict[str, float]]:
     """For verl's ``batch`` reward manager; the spec comes from ``$REWARDSMITH_SPEC``."""
     return score_batch(_env_pipeline(), data_sources, solution_strs, ground_truths, extra_infos)
 
@@ -101,9 +127,11 @@ def compute_score_batch(data_sources: Sequence[Any], solution_strs: Sequence[str
 def _refuse_per_sample(pipeline: Pipeline) -> None:
     names = per_sample_blockers(pipeline)
     if names:
-        raise ValueError(f"verl's per-sample compute_score sees one rollout at a time, but shapers {names} need whole groups, "
-                         "a training step or one shared state; use them with verl's batch reward manager (compute_score_batch), "
-                         "TRL (rewardsmith.integrations.trl) or the HTTP server (rewardsmith serve)")
+        raise ValueError(
+            f"verl's per-sample compute_score sees one rollout at a time, but shapers {names} need whole groups, "
+            "a training step or one shared state; use them with verl's batch reward manager (compute_score_batch), "
+            "TRL (rewardsmith.integrations.trl) or the HTTP server (rewardsmith serve)"
+        )
 
 
 def make_compute_score(spec: Any) -> Callable[..., dict[str, float]]:
@@ -111,13 +139,17 @@ def make_compute_score(spec: Any) -> Callable[..., dict[str, float]]:
     pipeline = spec if isinstance(spec, Pipeline) else load_spec(spec)
     _refuse_per_sample(pipeline)
 
-    def compute_score(data_source: Any, solution_str: str, ground_truth: Any, extra_info: Any = None, **kwargs: Any) -> dict[str, float]:
+    def compute_score(
+        data_source: Any, solution_str: str, ground_truth: Any, extra_info: Any = None, **kwargs: Any
+    ) -> dict[str, float]:
         return score_batch(pipeline, [data_source], [solution_str], [ground_truth], [extra_info])[0]
 
     return compute_score
 
 
-def compute_score(data_source: Any, solution_str: str, ground_truth: Any, extra_info: Any = None, **kwargs: Any) -> dict[str, float]:
+def compute_score(
+    data_source: Any, solution_str: str, ground_truth: Any, extra_info: Any = None, **kwargs: Any
+) -> dict[str, float]:
     """verl's per-sample signature; the spec comes from ``$REWARDSMITH_SPEC``."""
     pipeline = _env_pipeline()
     _refuse_per_sample(pipeline)
@@ -132,7 +164,9 @@ class VerlAdvantage:
         self.estimator = build("advantage", name, field="advantage")
         self.__name__ = f"rewardsmith_{name}"
 
-    def __call__(self, token_level_rewards: Any, response_mask: Any, index: Any = None, config: Any = None, **kwargs: Any) -> tuple[Any, Any]:
+    def __call__(
+        self, token_level_rewards: Any, response_mask: Any, index: Any = None, config: Any = None, **kwargs: Any
+    ) -> tuple[Any, Any]:
         import torch
 
         reward = token_level_rewards.sum(dim=-1).detach().cpu().double().numpy()
@@ -141,7 +175,10 @@ class VerlAdvantage:
         ids: dict[Any, int] = {}
         group = np.array([ids.setdefault(k, len(ids)) for k in keys], dtype=np.int64)
         adv = self.estimator.compute(AdvantageContext(reward, group, len(ids), length, np.full(len(reward), np.nan)))  # type: ignore[attr-defined]
-        scores = torch.as_tensor(adv, dtype=token_level_rewards.dtype, device=token_level_rewards.device).unsqueeze(-1) * response_mask
+        scores = (
+            torch.as_tensor(adv, dtype=token_level_rewards.dtype, device=token_level_rewards.device).unsqueeze(-1)
+            * response_mask
+        )
         return scores, scores
 
 

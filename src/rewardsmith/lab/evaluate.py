@@ -12,8 +12,9 @@ the correctness-only run, token reduction, accuracy change and AES.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..verifiers.exact import ExactVerifier
 from .tasks import Problem, count_steps, necessary_trace
@@ -36,13 +37,24 @@ class Generation:
     finished: bool  # emitted EOS within the budget
 
 
-def generate(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFast", prompts: Sequence[str], max_new_tokens: int, batch_size: int = 256,
-             temperature: float = 0.0, progress: Callable[[int], None] | None = None) -> list[Generation]:
+def generate(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerFast,
+    prompts: Sequence[str],
+    max_new_tokens: int,
+    batch_size: int = 256,
+    temperature: float = 0.0,
+    progress: Callable[[int], None] | None = None,
+) -> list[Generation]:
     """Completions of ``prompts``, greedy (``temperature`` 0) or sampled (batched, left-padded,
     with KV cache). Seed torch beforehand for reproducible samples."""
     import torch
 
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0 else {"do_sample": False}
+    sampling = (
+        {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0}
+        if temperature > 0
+        else {"do_sample": False}
+    )
 
     out: list[Generation] = []
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
@@ -103,8 +115,15 @@ def score_generations(problems: Sequence[Problem], generations: Sequence[Generat
     return {**summarise(merged), "by_difficulty": {str(k): summarise(rows[k]) for k in sorted(rows)}}
 
 
-def evaluate_policy(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFast", problems: Sequence[Problem], max_new_tokens: int, batch_size: int = 256,
-                    sample_temperature: float = 0.0, seed: int = 0) -> dict[str, Any]:
+def evaluate_policy(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerFast,
+    problems: Sequence[Problem],
+    max_new_tokens: int,
+    batch_size: int = 256,
+    sample_temperature: float = 0.0,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Greedy metrics (see :func:`score_generations`) with a few sample completions; with
     ``sample_temperature`` > 0 also ``sampled``: the same metrics for one sampled completion per
     problem (seeded) — greedy decoding hides how much probability the policy still gives to
@@ -114,14 +133,30 @@ def evaluate_policy(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFas
     prompts = [p.prompt for p in problems]
     gens = generate(model, tokenizer, prompts, max_new_tokens, batch_size)
     result = score_generations(problems, gens)
-    result["samples"] = [{"prompt": p.prompt, "answer": p.answer, "completion": g.text, "num_tokens": g.num_tokens} for p, g in list(zip(problems, gens))[:12]]
+    result["samples"] = [
+        {"prompt": p.prompt, "answer": p.answer, "completion": g.text, "num_tokens": g.num_tokens}
+        for p, g in list(zip(problems, gens))[:12]
+    ]
     if sample_temperature > 0:
         torch.manual_seed(seed)
-        result["sampled"] = {"temperature": sample_temperature, **score_generations(problems, generate(model, tokenizer, prompts, max_new_tokens, batch_size, sample_temperature))}
+        result["sampled"] = {
+            "temperature": sample_temperature,
+            **score_generations(
+                problems, generate(model, tokenizer, prompts, max_new_tokens, batch_size, sample_temperature)
+            ),
+        }
     return result
 
 
-def aes(acc: float, tokens: float, base_acc: float, base_tokens: float, alpha: float = 1.0, beta: float = 3.0, gamma: float = 5.0) -> float:
+def aes(
+    acc: float,
+    tokens: float,
+    base_acc: float,
+    base_tokens: float,
+    alpha: float = 1.0,
+    beta: float = 3.0,
+    gamma: float = 5.0,
+) -> float:
     """Accuracy-Efficiency Score (Ada-R1, 2025), weights [unverified].
 
     ΔL = (L_base − L)/L_base, ΔAcc = (Acc − Acc_base)/Acc_base;
@@ -133,7 +168,9 @@ def aes(acc: float, tokens: float, base_acc: float, base_tokens: float, alpha: f
     return alpha * d_len + beta * d_acc if d_acc >= 0 else alpha * d_len - gamma * abs(d_acc)
 
 
-def compare_to_baseline(result: dict[str, Any], base: dict[str, Any], alpha: float = 1.0, beta: float = 3.0, gamma: float = 5.0) -> dict[str, float]:
+def compare_to_baseline(
+    result: dict[str, Any], base: dict[str, Any], alpha: float = 1.0, beta: float = 3.0, gamma: float = 5.0
+) -> dict[str, float]:
     """Token reduction (fraction), accuracy change (absolute, in [−1, 1]) and AES vs ``base``."""
     base_tokens = base["mean_tokens"]
     return {
@@ -148,17 +185,21 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
     accuracy with fewer-or-equal tokens and is strictly better in one. Sorted by tokens."""
     front = []
     for name, (acc, tok) in points.items():
-        dominated = any(a >= acc and t <= tok and (a > acc or t < tok) for other, (a, t) in points.items() if other != name)
+        dominated = any(
+            a >= acc and t <= tok and (a > acc or t < tok) for other, (a, t) in points.items() if other != name
+        )
         if not dominated:
             front.append(name)
     return sorted(front, key=lambda n: (points[n][1], -points[n][0]))
 
 
-def necessary_tokens(problems: Sequence[Problem], tokenizer: "PreTrainedTokenizerFast") -> dict[str, Any]:
+def necessary_tokens(problems: Sequence[Problem], tokenizer: PreTrainedTokenizerFast) -> dict[str, Any]:
     """Tokens (EOS included) of the shortest complete trace — the necessary steps only — mean
     overall and per difficulty: a policy well below this is skipping necessary work."""
     rows: dict[int, list[int]] = {}
     for p in problems:
-        rows.setdefault(p.difficulty, []).append(len(tokenizer(necessary_trace(p.digits), add_special_tokens=False)["input_ids"]) + 1)
+        rows.setdefault(p.difficulty, []).append(
+            len(tokenizer(necessary_trace(p.digits), add_special_tokens=False)["input_ids"]) + 1
+        )
     every = [n for v in rows.values() for n in v]
     return {"mean_tokens": _mean(every), "by_difficulty": {str(k): _mean(rows[k]) for k in sorted(rows)}}

@@ -38,7 +38,7 @@ class ModelConfig:
         return asdict(self)
 
 
-def build_tokenizer() -> "PreTrainedTokenizerFast":
+def build_tokenizer() -> PreTrainedTokenizerFast:
     """The task tokenizer: every symbol of the trace alphabet is one token; left padding."""
     from tokenizers import Regex, Tokenizer, decoders, pre_tokenizers
     from tokenizers.models import WordLevel
@@ -47,12 +47,14 @@ def build_tokenizer() -> "PreTrainedTokenizerFast":
     core = Tokenizer(WordLevel({tok: i for i, tok in enumerate(VOCAB)}, unk_token=UNK))
     core.pre_tokenizer = pre_tokenizers.Split(Regex(_SPLIT_PATTERN), behavior="isolated")
     core.decoder = decoders.Fuse()
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token=PAD, eos_token=EOS, unk_token=UNK, padding_side="left")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token=PAD, eos_token=EOS, unk_token=UNK, padding_side="left"
+    )
     tok.model_max_length = 4096
     return tok
 
 
-def build_model(config: ModelConfig, tokenizer: "PreTrainedTokenizerFast", seed: int) -> "PreTrainedModel":
+def build_model(config: ModelConfig, tokenizer: PreTrainedTokenizerFast, seed: int) -> PreTrainedModel:
     """A freshly initialised Qwen2 causal LM with the tokenizer's pad/EOS ids wired into its
     config and generation config."""
     import torch
@@ -77,12 +79,12 @@ def build_model(config: ModelConfig, tokenizer: "PreTrainedTokenizerFast", seed:
     return model
 
 
-def configure_generation(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFast") -> None:
+def configure_generation(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast) -> None:
     gen = model.generation_config
     gen.pad_token_id = tokenizer.pad_token_id
     gen.eos_token_id = tokenizer.eos_token_id
     gen.bos_token_id = None
 
 
-def count_parameters(model: "PreTrainedModel") -> int:
+def count_parameters(model: PreTrainedModel) -> int:
     return sum(p.numel() for p in model.parameters())

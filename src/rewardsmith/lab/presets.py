@@ -29,7 +29,14 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         name="tiny",
-        sft=SFTConfig(model=ModelConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=192), n_train=2000, steps=80, batch_size=32, lr=3e-3, warmup_steps=10),
+        sft=SFTConfig(
+            model=ModelConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=192),
+            n_train=2000,
+            steps=80,
+            batch_size=32,
+            lr=3e-3,
+            warmup_steps=10,
+        ),
         rl=RLConfig(steps=2, prompts_per_step=4, num_generations=4, prompt_pool=8, max_completion_length=64),
         n_test=48,
         max_new_tokens=64,
@@ -43,7 +50,14 @@ PRESETS: dict[str, Preset] = {
     ),
     "full": Preset(
         name="full",
-        sft=SFTConfig(model=ModelConfig(hidden_size=256, num_layers=4, num_heads=8, intermediate_size=768), n_train=50000, steps=3000, batch_size=128, lr=2e-3, warmup_steps=100),
+        sft=SFTConfig(
+            model=ModelConfig(hidden_size=256, num_layers=4, num_heads=8, intermediate_size=768),
+            n_train=50000,
+            steps=3000,
+            batch_size=128,
+            lr=2e-3,
+            warmup_steps=100,
+        ),
         rl=RLConfig(steps=150, prompts_per_step=16, num_generations=8, prompt_pool=480, learning_rate=5e-5),
         n_test=1200,
         max_new_tokens=128,

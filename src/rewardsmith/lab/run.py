@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .evaluate import compare_to_baseline, evaluate_policy, necessary_tokens, pareto_front
 from .presets import Preset
@@ -33,8 +34,16 @@ def _bar(total: int, desc: str, unit: str):
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False, disable=None)
 
 
-def run_lab(preset: Preset, specs: Sequence[NamedSpec], device: str, seed: int, threads: int | None = 2, cache_dir: Path | None = None,
-            reward_funcs_factory: Callable[[dict[str, Any]], list[Callable]] | None = None, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> dict[str, Any]:
+def run_lab(
+    preset: Preset,
+    specs: Sequence[NamedSpec],
+    device: str,
+    seed: int,
+    threads: int | None = 2,
+    cache_dir: Path | None = None,
+    reward_funcs_factory: Callable[[dict[str, Any]], list[Callable]] | None = None,
+    log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+) -> dict[str, Any]:
     """Run the comparison and return the results dict (see :mod:`rewardsmith.lab.report`)."""
     import torch
 
@@ -51,23 +60,51 @@ def run_lab(preset: Preset, specs: Sequence[NamedSpec], device: str, seed: int, 
     train, test = train_test_split(preset.sft.n_train, preset.n_test, seed, preset.sft.min_terms, preset.sft.max_terms)
 
     bar = _bar(preset.sft.steps, "SFT base policy", "step")
-    model, tokenizer, sft_info = load_or_train(preset.sft, train, seed, device=device, cache_dir=cache_dir, progress=lambda s, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.3f}")))
+    model, tokenizer, sft_info = load_or_train(
+        preset.sft,
+        train,
+        seed,
+        device=device,
+        cache_dir=cache_dir,
+        progress=lambda s, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.3f}")),
+    )
     bar.close()
-    log(f"base policy: {'loaded from' if sft_info['cached'] else 'trained and cached in'} {sft_info['path']} ({sft_info['seconds']:.0f} s of SFT)")
+    log(
+        f"base policy: {'loaded from' if sft_info['cached'] else 'trained and cached in'} {sft_info['path']} ({sft_info['seconds']:.0f} s of SFT)"
+    )
 
-    base_eval = evaluate_policy(model, tokenizer, test, preset.max_new_tokens, sample_temperature=preset.sample_temperature, seed=seed)
-    log(f"base policy: accuracy {base_eval['accuracy']:.3f}, {base_eval['mean_tokens']:.1f} tokens, redundant share {base_eval['redundant_share']:.2f}")
+    base_eval = evaluate_policy(
+        model, tokenizer, test, preset.max_new_tokens, sample_temperature=preset.sample_temperature, seed=seed
+    )
+    log(
+        f"base policy: accuracy {base_eval['accuracy']:.3f}, {base_eval['mean_tokens']:.1f} tokens, redundant share {base_eval['redundant_share']:.2f}"
+    )
 
     results: dict[str, dict[str, Any]] = {}
     bar = _bar(preset.rl.steps * len(specs), "GRPO", "step")
     for s in specs:
         bar.set_description(f"GRPO {s.name}")
         t_spec = time.perf_counter()
-        policy, curve = train_spec(model, tokenizer, s.spec, train, preset.rl, seed, device=device, on_step=lambda: bar.update(1), reward_funcs_factory=reward_funcs_factory)
+        policy, curve = train_spec(
+            model,
+            tokenizer,
+            s.spec,
+            train,
+            preset.rl,
+            seed,
+            device=device,
+            on_step=lambda: bar.update(1),
+            reward_funcs_factory=reward_funcs_factory,
+        )
         train_seconds = time.perf_counter() - t_spec
-        result = evaluate_policy(policy, tokenizer, test, preset.max_new_tokens, sample_temperature=preset.sample_temperature, seed=seed)
+        result = evaluate_policy(
+            policy, tokenizer, test, preset.max_new_tokens, sample_temperature=preset.sample_temperature, seed=seed
+        )
         results[s.name] = {**result, "curve": curve, "train_seconds": train_seconds, "spec": s.spec, "source": s.source}
-        bar.write(f"  {s.name}: accuracy {result['accuracy']:.3f}, {result['mean_tokens']:.1f} tokens ({train_seconds:.0f} s)", file=sys.stderr)
+        bar.write(
+            f"  {s.name}: accuracy {result['accuracy']:.3f}, {result['mean_tokens']:.1f} tokens ({train_seconds:.0f} s)",
+            file=sys.stderr,
+        )
         del policy
     bar.close()
 
@@ -87,7 +124,19 @@ def run_lab(preset: Preset, specs: Sequence[NamedSpec], device: str, seed: int, 
         "cpu_count": os.cpu_count(),
         "pareto_front": front,
         "necessary_tokens": necessary_tokens(test, tokenizer),
-        "base_policy": {**base_eval, "sft_seconds": sft_info["seconds"], "sft_cached": sft_info["cached"], "cache_key": sft_info["key"], "sft_final_loss": sft_info["losses"][-1] if sft_info["losses"] else None},
-        "config": {"sft": preset.sft.to_dict(), "rl": preset.rl.to_dict(), "n_test": preset.n_test, "max_new_tokens": preset.max_new_tokens, "sample_temperature": preset.sample_temperature},
+        "base_policy": {
+            **base_eval,
+            "sft_seconds": sft_info["seconds"],
+            "sft_cached": sft_info["cached"],
+            "cache_key": sft_info["key"],
+            "sft_final_loss": sft_info["losses"][-1] if sft_info["losses"] else None,
+        },
+        "config": {
+            "sft": preset.sft.to_dict(),
+            "rl": preset.rl.to_dict(),
+            "n_test": preset.n_test,
+            "max_new_tokens": preset.max_new_tokens,
+            "sample_temperature": preset.sample_temperature,
+        },
         "specs": results,
     }

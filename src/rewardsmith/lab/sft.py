@@ -19,9 +19,10 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from .model import ModelConfig, build_model, build_tokenizer, configure_generation
 from .tasks import MAX_TERMS, MIN_TERMS, Problem, TraceStyle, overthinking_trace
@@ -62,7 +63,7 @@ def cache_key(config: SFTConfig, seed: int) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def encode_example(tokenizer: "PreTrainedTokenizerFast", prompt: str, completion: str) -> tuple[list[int], list[int]]:
+def encode_example(tokenizer: PreTrainedTokenizerFast, prompt: str, completion: str) -> tuple[list[int], list[int]]:
     """Input ids (prompt + completion + EOS) and labels (-100 over the prompt)."""
     p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     c = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
@@ -83,7 +84,13 @@ def _by_difficulty(problems: list[Problem]) -> dict[int, list[Problem]]:
     return out
 
 
-def train_sft(config: SFTConfig, problems: list[Problem], seed: int, device: str = "cpu", progress: Callable[[int, float], None] | None = None) -> tuple["PreTrainedModel", "PreTrainedTokenizerFast", list[float]]:
+def train_sft(
+    config: SFTConfig,
+    problems: list[Problem],
+    seed: int,
+    device: str = "cpu",
+    progress: Callable[[int, float], None] | None = None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerFast, list[float]]:
     """Train a fresh policy on overthinking traces of ``problems``; returns (model, tokenizer,
     loss per step). ``progress(step, loss)`` is called after every step."""
     import torch
@@ -96,12 +103,19 @@ def train_sft(config: SFTConfig, problems: list[Problem], seed: int, device: str
     levels = sorted(pools)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+        betas=(0.9, 0.98),
+    )
     losses: list[float] = []
     device_type = torch.device(device).type
     for step in range(config.steps):
         pool = pools[levels[step % len(levels)]]
-        rows = [encode_example(tokenizer, p.prompt, overthinking_trace(p.digits, rng, config.style)) for p in rng.choices(pool, k=config.batch_size)]
+        rows = [
+            encode_example(tokenizer, p.prompt, overthinking_trace(p.digits, rng, config.style))
+            for p in rng.choices(pool, k=config.batch_size)
+        ]
         width = max(len(ids) for ids, _ in rows)
         input_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
         labels = torch.full((len(rows), width), -100, dtype=torch.long)
@@ -126,7 +140,14 @@ def train_sft(config: SFTConfig, problems: list[Problem], seed: int, device: str
     return model, tokenizer, losses
 
 
-def load_or_train(config: SFTConfig, problems: list[Problem], seed: int, device: str = "cpu", cache_dir: Path | None = None, progress: Callable[[int, float], None] | None = None) -> tuple["PreTrainedModel", "PreTrainedTokenizerFast", dict]:
+def load_or_train(
+    config: SFTConfig,
+    problems: list[Problem],
+    seed: int,
+    device: str = "cpu",
+    cache_dir: Path | None = None,
+    progress: Callable[[int, float], None] | None = None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerFast, dict]:
     """The cached base policy for ``(config, seed)``, training (and caching) it if absent.
     Returns (model, tokenizer, info) with info = {key, path, cached, seconds, losses}."""
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast

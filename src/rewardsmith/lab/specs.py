@@ -9,8 +9,9 @@ verbose base policy writes about twice that.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from .evaluate import TASK_VERIFIER
 
@@ -32,11 +33,18 @@ BUILTIN_SPECS: dict[str, dict[str, Any]] = {
     BASELINE: _spec(BASELINE),
     "kimi": _spec("kimi", {"name": "kimi"}),
     "laser": _spec("laser", {"name": "laser", "target": 36}),
-    "laser_d": _spec("laser_d", {"name": "laser_d", "lower": 12, "upper": 96, "interval": 6, "update_every": 5, "anchor": None}),
+    "laser_d": _spec(
+        "laser_d", {"name": "laser_d", "lower": 12, "upper": 96, "interval": 6, "update_every": 5, "anchor": None}
+    ),
     "hapo": _spec("hapo", {"name": "hapo"}),
     "truncation": _spec("truncation", {"name": "truncation", "max_len": 48}),
     "grpo_lambda": _spec("grpo_lambda", {"name": "grpo_lambda"}),
-    "format_length": {"name": "format_length", "verifier": dict(TASK_VERIFIER), "length_unit": "tokens", "shaping": [{"name": "format_length", "max_len": 64, "answer_from": "hash"}]},
+    "format_length": {
+        "name": "format_length",
+        "verifier": dict(TASK_VERIFIER),
+        "length_unit": "tokens",
+        "shaping": [{"name": "format_length", "max_len": 64, "answer_from": "hash"}],
+    },
 }
 BUILTIN_NAMES = tuple(BUILTIN_SPECS)
 

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 THINK_OPEN, THINK_CLOSE, ANSWER_MARK = "<think>", "</think>", "####"
 MIN_TERMS, MAX_TERMS = 2, 7
@@ -148,7 +148,9 @@ def generate_problems(n: int, seed: int, min_terms: int = MIN_TERMS, max_terms: 
     return [make_problem([rng.randrange(10) for _ in range(min_terms + i % span)]) for i in range(n)]
 
 
-def train_test_split(n_train: int, n_test: int, seed: int, min_terms: int = MIN_TERMS, max_terms: int = MAX_TERMS) -> tuple[list[Problem], list[Problem]]:
+def train_test_split(
+    n_train: int, n_test: int, seed: int, min_terms: int = MIN_TERMS, max_terms: int = MAX_TERMS
+) -> tuple[list[Problem], list[Problem]]:
     """Train and held-out problems drawn with different seeds (short chains can repeat: there
     are only 100 two-term problems)."""
     train = generate_problems(n_train, seed=2 * seed, min_terms=min_terms, max_terms=max_terms)

@@ -17,8 +17,9 @@ import math
 import random
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .evaluate import TASK_VERIFIER, answer_is_correct
 from .tasks import Problem, count_steps, necessary_trace
@@ -63,8 +64,16 @@ class TaskProbe:
 
         self._verifier = ExactVerifier(**{k: v for k, v in TASK_VERIFIER.items() if k != "name"})
 
-    def __call__(self, prompts: list, completions: list, completion_ids: list, answer: list[str], necessary_tokens: list[int],
-                 log_metric: Callable[[str, float], None] | None = None, **_: Any) -> list[float]:
+    def __call__(
+        self,
+        prompts: list,
+        completions: list,
+        completion_ids: list,
+        answer: list[str],
+        necessary_tokens: list[int],
+        log_metric: Callable[[str, float], None] | None = None,
+        **_: Any,
+    ) -> list[float]:
         texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
         correct = [1.0 if answer_is_correct(self._verifier, t, a) else 0.0 for t, a in zip(texts, answer)]
         if log_metric is not None and texts:
@@ -72,7 +81,9 @@ class TaskProbe:
             steps = sum(c.total for c in counts)
             log_metric("lab/redundant_share", sum(c.redundant for c in counts) / steps if steps else 0.0)
             log_metric("lab/no_steps_share", sum(c.total == 0 for c in counts) / len(counts))
-            log_metric("lab/excess_tokens", sum(len(ids) - n for ids, n in zip(completion_ids, necessary_tokens)) / len(texts))
+            log_metric(
+                "lab/excess_tokens", sum(len(ids) - n for ids, n in zip(completion_ids, necessary_tokens)) / len(texts)
+            )
         return correct
 
 
@@ -103,7 +114,7 @@ def rl_prompts(problems: Sequence[Problem], pool_size: int, steps: int, per_step
     return order[: steps * per_step]
 
 
-def rl_dataset(prompts: Sequence[Problem], tokenizer: "PreTrainedTokenizerFast"):
+def rl_dataset(prompts: Sequence[Problem], tokenizer: PreTrainedTokenizerFast):
     """A TRL dataset in the given order (columns: prompt, answer, prompt_id, difficulty,
     necessary_tokens = tokens of the necessary trace with EOS)."""
     from datasets import Dataset
@@ -111,7 +122,18 @@ def rl_dataset(prompts: Sequence[Problem], tokenizer: "PreTrainedTokenizerFast")
     def necessary(p: Problem) -> int:
         return len(tokenizer(necessary_trace(p.digits), add_special_tokens=False)["input_ids"]) + 1
 
-    return Dataset.from_list([{"prompt": p.prompt, "answer": p.answer, "prompt_id": p.prompt_id, "difficulty": p.difficulty, "necessary_tokens": necessary(p)} for p in prompts])
+    return Dataset.from_list(
+        [
+            {
+                "prompt": p.prompt,
+                "answer": p.answer,
+                "prompt_id": p.prompt_id,
+                "difficulty": p.difficulty,
+                "necessary_tokens": necessary(p),
+            }
+            for p in prompts
+        ]
+    )
 
 
 def rewardsmith_reward_funcs(spec: dict[str, Any], eos_token_id: int, num_generations: int) -> list[Callable]:
@@ -124,9 +146,16 @@ def rewardsmith_reward_funcs(spec: dict[str, Any], eos_token_id: int, num_genera
 def _trainer_callbacks(curve: list[dict[str, float]], on_step: Callable[[], None] | None):
     from transformers import TrainerCallback
 
-    keys = {"reward": "reward", "completions/mean_length": "mean_tokens", f"rewards/{PROBE_NAME}/mean": "accuracy",
-            "lab/redundant_share": "redundant_share", "lab/no_steps_share": "no_steps_share", "lab/excess_tokens": "excess_tokens",
-            "completions/clipped_ratio": "truncated_share", "entropy": "entropy"}
+    keys = {
+        "reward": "reward",
+        "completions/mean_length": "mean_tokens",
+        f"rewards/{PROBE_NAME}/mean": "accuracy",
+        "lab/redundant_share": "redundant_share",
+        "lab/no_steps_share": "no_steps_share",
+        "lab/excess_tokens": "excess_tokens",
+        "completions/clipped_ratio": "truncated_share",
+        "entropy": "entropy",
+    }
 
     class CurveCallback(TrainerCallback):
         def __init__(self) -> None:
@@ -135,7 +164,9 @@ def _trainer_callbacks(curve: list[dict[str, float]], on_step: Callable[[], None
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "reward" in logs:
                 row = {"step": int(state.global_step), "seconds": time.perf_counter() - self._t0}
-                row.update({short: float(logs[k]) for k, short in keys.items() if k in logs and math.isfinite(float(logs[k]))})
+                row.update(
+                    {short: float(logs[k]) for k, short in keys.items() if k in logs and math.isfinite(float(logs[k]))}
+                )
                 curve.append(row)
 
         def on_step_end(self, args, state, control, **kwargs):
@@ -145,8 +176,17 @@ def _trainer_callbacks(curve: list[dict[str, float]], on_step: Callable[[], None
     return [CurveCallback()]
 
 
-def train_spec(base_model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFast", spec: dict[str, Any], problems: Sequence[Problem], config: RLConfig, seed: int, device: str = "cpu",
-               on_step: Callable[[], None] | None = None, reward_funcs_factory: Callable[[dict[str, Any]], list[Callable]] | None = None) -> tuple["PreTrainedModel", list[dict[str, float]]]:
+def train_spec(
+    base_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerFast,
+    spec: dict[str, Any],
+    problems: Sequence[Problem],
+    config: RLConfig,
+    seed: int,
+    device: str = "cpu",
+    on_step: Callable[[], None] | None = None,
+    reward_funcs_factory: Callable[[dict[str, Any]], list[Callable]] | None = None,
+) -> tuple[PreTrainedModel, list[dict[str, float]]]:
     """GRPO from a copy of ``base_model`` under ``spec``; returns (policy, per-step curve).
 
     The curve has per step, over the sampled rollouts: reward, mean_tokens, excess_tokens,
@@ -157,7 +197,11 @@ def train_spec(base_model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFas
     set_seed(seed)
     model = copy.deepcopy(base_model).to(device)
     model.train()
-    funcs = reward_funcs_factory(spec) if reward_funcs_factory else rewardsmith_reward_funcs(spec, tokenizer.eos_token_id, config.num_generations)
+    funcs = (
+        reward_funcs_factory(spec)
+        if reward_funcs_factory
+        else rewardsmith_reward_funcs(spec, tokenizer.eos_token_id, config.num_generations)
+    )
     batch = config.prompts_per_step * config.num_generations
     curve: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="rewardsmith-lab-") as tmp:
@@ -191,7 +235,9 @@ def train_spec(base_model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerFas
             model=model,
             reward_funcs=[*funcs, TaskProbe()],
             args=args,
-            train_dataset=rl_dataset(rl_prompts(problems, config.prompt_pool, config.steps, config.prompts_per_step, seed), tokenizer),
+            train_dataset=rl_dataset(
+                rl_prompts(problems, config.prompt_pool, config.steps, config.prompts_per_step, seed), tokenizer
+            ),
             processing_class=tokenizer,
             callbacks=_trainer_callbacks(curve, on_step),
         )

@@ -59,14 +59,13 @@ class ShapingContext:
         """Per-group reduction broadcast back to rows (see :func:`rewardsmith.batch.group_reduce`)."""
         return group_reduce(values, self.group, self.n_groups, how, where)[self.group]
 
-    def with_state(self, state: dict[str, Any]) -> "ShapingContext":
+    def with_state(self, state: dict[str, Any]) -> ShapingContext:
         return replace(self, state=state)
 
 
 class Shaper(Component):
     """Base class of every shaper. Additive shapers implement :meth:`term`; shapers that
     replace the reward (cosine, truncation, L1-Max, ...) override :meth:`apply`."""
-
 
     def check_state(self, state: dict[str, Any]) -> None:
         """Raise ValueError if ``state`` (this component's part of a loaded state file) is out of

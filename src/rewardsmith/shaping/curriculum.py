@@ -36,7 +36,9 @@ from .laser import LaserMode, laser_step_reward
 from .limits import truncation_reward
 
 
-def budget_at(step: int, start: float, end: float, every: int, decay: str, gamma: float = 0.9, decrement: float | None = None) -> float:
+def budget_at(
+    step: int, start: float, end: float, every: int, decay: str, gamma: float = 0.9, decrement: float | None = None
+) -> float:
     """The budget B(step) of the schedule (see the module docstring); steps < 0 count as 0."""
     stage = max(step, 0) // every
     if decay == "exponential":
@@ -52,14 +54,16 @@ class BudgetCurriculumOptions(Options):
     every: int = Field(..., ge=1, description="the budget changes every this many steps")
     decay: Literal["exponential", "linear"] = Field(default="exponential", description="shape of the schedule")
     gamma: float = Field(default=0.9, gt=0, le=1, description="exponential: factor per stage [unverified]")
-    decrement: float | None = Field(default=None, gt=0, description="linear: budget removed per stage (required for linear)")
+    decrement: float | None = Field(
+        default=None, gt=0, description="linear: budget removed per stage (required for linear)"
+    )
     apply: Literal["truncation", "laser"] = Field(default="truncation", description="what the budget drives")
     value: float | None = Field(default=None, description="truncation: reward over budget; None: the spec's base.wrong")
     alpha: float = Field(default=0.5, ge=0, description="laser: size of the step reward")
     mode: LaserMode = Field(default="reward", description="laser: reward | penalty | hybrid")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "BudgetCurriculumOptions":
+    def _consistent(self) -> BudgetCurriculumOptions:
         if self.end > self.start:
             raise ValueError(f"end ({self.end}) must not exceed start ({self.start})")
         if self.decay == "linear" and self.decrement is None:
@@ -67,7 +71,12 @@ class BudgetCurriculumOptions(Options):
         return self
 
 
-@register("shaper", "budget_curriculum", "A token budget decaying over steps (exponential or linear) that drives a truncation or LASER step reward.", "Train Long, Think Short (Hammoud et al., 2025) [unverified]")
+@register(
+    "shaper",
+    "budget_curriculum",
+    "A token budget decaying over steps (exponential or linear) that drives a truncation or LASER step reward.",
+    "Train Long, Think Short (Hammoud et al., 2025) [unverified]",
+)
 class BudgetCurriculum(Shaper):
     step_scheduled = True
     Options = BudgetCurriculumOptions

@@ -35,7 +35,9 @@ def length_ratio(length: np.ndarray, history: np.ndarray) -> np.ndarray:
     return np.where((history == 0) & (length == 0), 0.0, ratio)
 
 
-def hapo_cosine_reward(ratio: np.ndarray, correct: np.ndarray, wrong: np.ndarray, correct_floor: float = -0.7) -> np.ndarray:
+def hapo_cosine_reward(
+    ratio: np.ndarray, correct: np.ndarray, wrong: np.ndarray, correct_floor: float = -0.7
+) -> np.ndarray:
     """HAPO's cosine length reward (§3.2): c = cos(r·π/2) if r = L/h < 2 else −1; correct →
     max(correct_floor, c), wrong → min(0, c); no history (NaN r) or unknown correctness → 0.
 
@@ -52,7 +54,9 @@ def hapo_cosine_reward(ratio: np.ndarray, correct: np.ndarray, wrong: np.ndarray
     return out + 0.0
 
 
-def hapo_linear_reward(ratio: np.ndarray, correct: np.ndarray, wrong: np.ndarray, correct_floor: float = -0.7, tolerance: float = 0.1) -> np.ndarray:
+def hapo_linear_reward(
+    ratio: np.ndarray, correct: np.ndarray, wrong: np.ndarray, correct_floor: float = -0.7, tolerance: float = 0.1
+) -> np.ndarray:
     """HAPO's linear length reward (§3.2) with r = L/h and slack t (1.1h in the paper, t = 0.1):
     correct: 1 − r for r < 1, 0 for 1 ≤ r < 1 + t, else max(correct_floor, −(r − 1 − t));
     wrong: 0 for r < 1 + t, else max(−1, −(r − 1 − t)); no history or unknown correctness → 0.
@@ -78,9 +82,15 @@ class HapoOptions(Options):
     tolerance: float = Field(default=0.1, ge=0, description="linear variant: no penalty for L < (1 + tolerance)·h")
 
 
-@register("shaper", "hapo", "History-aware length reward against the shortest correct length seen for the prompt (stateful).", "HAPO (Huang et al., 2025)")
+@register(
+    "shaper",
+    "hapo",
+    "History-aware length reward against the shortest correct length seen for the prompt (stateful).",
+    "HAPO (Huang et al., 2025)",
+)
 class Hapo(Shaper):
     """State (JSON): ``history`` {prompt_id: shortest correct length}."""
+
     group_aware = True
 
     Options = HapoOptions

@@ -41,7 +41,9 @@ EASY, MEDIUM, HARD = 0, 1, 2  # bucket indices; targets are stored in this order
 LaserMode = Literal["reward", "penalty", "hybrid"]
 
 
-def laser_step_reward(length: np.ndarray, target: np.ndarray | float, eligible: np.ndarray, alpha: float, mode: LaserMode = "reward") -> np.ndarray:
+def laser_step_reward(
+    length: np.ndarray, target: np.ndarray | float, eligible: np.ndarray, alpha: float, mode: LaserMode = "reward"
+) -> np.ndarray:
     """LASER's step length reward (Liu et al. 2025, §4.2, Eq. 4; ``length_penalty.py`` modes).
 
     For eligible (correct, well-formatted) rollouts: ``reward`` mode +α when L ≤ target;
@@ -101,7 +103,14 @@ def bucket_sizes(group_size: int) -> np.ndarray:
     return np.array([2 * group_size // 3, group_size // 3, 1])
 
 
-def choose_targets(total: np.ndarray, covered: np.ndarray, k: np.ndarray, candidates: np.ndarray, expected_correct: int, fallback: float) -> np.ndarray:
+def choose_targets(
+    total: np.ndarray,
+    covered: np.ndarray,
+    k: np.ndarray,
+    candidates: np.ndarray,
+    expected_correct: int,
+    fallback: float,
+) -> np.ndarray:
     """LASER-D's adaptive targets (Liu et al. 2025, §5.1): per bucket, the smallest candidate l
     whose expected correct responses ECR(l) = ⌊coverage(l)·k⌋ reach ``expected_correct``;
     ``fallback`` where none does or the bucket has no data. Exact integer arithmetic:
@@ -120,10 +129,17 @@ def choose_targets(total: np.ndarray, covered: np.ndarray, k: np.ndarray, candid
 class LaserOptions(Options):
     target: float = Field(..., gt=0, description="target length L_T (the paper's scripts: 2048, 4096, 8192 tokens)")
     alpha: float = Field(default=0.5, ge=0, description="size of the step reward")
-    mode: LaserMode = Field(default="reward", description="reward: +α when L <= target; penalty: −α when L > target; hybrid: both")
+    mode: LaserMode = Field(
+        default="reward", description="reward: +α when L <= target; penalty: −α when L > target; hybrid: both"
+    )
 
 
-@register("shaper", "laser", "LASER step reward: correct rollouts get +α when L <= target (modes reward | penalty | hybrid).", "LASER (Liu et al., 2025)")
+@register(
+    "shaper",
+    "laser",
+    "LASER step reward: correct rollouts get +α when L <= target (modes reward | penalty | hybrid).",
+    "LASER (Liu et al., 2025)",
+)
 class Laser(Shaper):
     Options = LaserOptions
     example_options = {"target": 200}
@@ -136,26 +152,41 @@ class Laser(Shaper):
 class LaserDOptions(Options):
     alpha: float = Field(default=0.5, ge=0, description="size of the step reward")
     lower: float = Field(..., gt=0, description="smallest candidate target length")
-    upper: float = Field(..., gt=0, description="largest candidate target length; the target of every bucket before any data")
+    upper: float = Field(
+        ..., gt=0, description="largest candidate target length; the target of every bucket before any data"
+    )
     interval: float = Field(..., gt=0, description="spacing of the candidate target lengths (the paper: 1024 tokens)")
-    update_every: int = Field(default=20, ge=1, description="re-choose the targets every this many steps (the paper's monitor_freq)")
+    update_every: int = Field(
+        default=20, ge=1, description="re-choose the targets every this many steps (the paper's monitor_freq)"
+    )
     expected_correct: int = Field(default=1, ge=1, description="ECR a target must reach")
-    window: int | None = Field(default=None, ge=1, description="steps of scored rollouts kept as monitoring data; None: update_every")
+    window: int | None = Field(
+        default=None, ge=1, description="steps of scored rollouts kept as monitoring data; None: update_every"
+    )
     anchor: float | None = Field(
-        default=1024, gt=0,
+        default=1024,
+        gt=0,
         description="when lower < anchor the candidates are lower, anchor, anchor+interval, ... (the authors' code: 1024 tokens); "
-        "None: lower, lower+interval, ... — a change from earlier versions, which spaced them evenly from lower and ended at upper")
+        "None: lower, lower+interval, ... — a change from earlier versions, which spaced them evenly from lower and ended at upper",
+    )
     k: tuple[NonNegativeInt, NonNegativeInt, NonNegativeInt] | None = Field(
-        default=None, description="k per bucket (easy, medium, hard); None: (⌊2n/3⌋, ⌊n/3⌋, 1) from the mean group size n (the code's 5,2,1 for n=8; the paper says 6,3,1)")
+        default=None,
+        description="k per bucket (easy, medium, hard); None: (⌊2n/3⌋, ⌊n/3⌋, 1) from the mean group size n (the code's 5,2,1 for n=8; the paper says 6,3,1)",
+    )
 
     @model_validator(mode="after")
-    def _range(self) -> "LaserDOptions":
+    def _range(self) -> LaserDOptions:
         if self.lower > self.upper:
             raise ValueError(f"lower ({self.lower}) must not exceed upper ({self.upper})")
         return self
 
 
-@register("shaper", "laser_d", "LASER-D: LASER step reward with per-difficulty targets re-chosen from recent rollouts (stateful).", "LASER (Liu et al., 2025)")
+@register(
+    "shaper",
+    "laser_d",
+    "LASER-D: LASER step reward with per-difficulty targets re-chosen from recent rollouts (stateful).",
+    "LASER (Liu et al., 2025)",
+)
 class LaserD(Shaper):
     """LASER-D (Liu et al. 2025, §5): correct rollouts with L ≤ L_A[bucket] get +α.
 
@@ -171,6 +202,7 @@ class LaserD(Shaper):
     State (JSON): ``targets`` [easy, medium, hard], ``updated_at`` (step), ``history``
     [{step, rows, groups, total[3], covered[3][J]}].
     """
+
     group_aware = True
 
     Options = LaserDOptions
@@ -204,7 +236,9 @@ class LaserD(Shaper):
             for b in range(3):
                 n = check_int(total[b], f"{where}.total[{b}]", 0, h["rows"])
                 if not isinstance(covered[b], list) or len(covered[b]) != n_candidates:
-                    raise ValueError(f"{where}.covered[{b}]: must hold {n_candidates} counts (one per candidate length)")
+                    raise ValueError(
+                        f"{where}.covered[{b}]: must hold {n_candidates} counts (one per candidate length)"
+                    )
                 for c, count in enumerate(covered[b]):
                     check_int(count, f"{where}.covered[{b}][{c}]", 0, n)
 
@@ -213,7 +247,9 @@ class LaserD(Shaper):
         targets = np.asarray(ctx.state.get("targets", [o.upper] * 3), dtype=np.float64)
         bucket = difficulty_buckets(ctx.is_correct, ctx.group, ctx.n_groups)
         target = targets[bucket][ctx.group]
-        term = laser_step_reward(ctx.length, target, ctx.is_correct & ctx.format_ok, o.alpha) + self.exploration(ctx, target)
+        term = laser_step_reward(ctx.length, target, ctx.is_correct & ctx.format_ok, o.alpha) + self.exploration(
+            ctx, target
+        )
         self._monitor(ctx, bucket)
         return term
 
@@ -230,7 +266,13 @@ class LaserD(Shaper):
             total, covered = coverage_counts(ctx.length[rows], bucket[ctx.group][rows], candidates)
             entry = next((h for h in history if h["step"] == ctx.step), None)
             if entry is None:
-                entry = {"step": ctx.step, "rows": 0, "groups": 0, "total": [0, 0, 0], "covered": np.zeros_like(covered).tolist()}
+                entry = {
+                    "step": ctx.step,
+                    "rows": 0,
+                    "groups": 0,
+                    "total": [0, 0, 0],
+                    "covered": np.zeros_like(covered).tolist(),
+                }
                 history.append(entry)
             entry["rows"] += int(rows.sum())
             entry["groups"] += int(known.sum())
@@ -249,18 +291,34 @@ class LaserD(Shaper):
 
 
 class LaserDEOptions(LaserDOptions):
-    shape_unanswered: bool = Field(default=False, description="also give the exploration bonus to long wrong rollouts without an answer (the authors' code: never)")
-    repetition_ngram: int = Field(default=4, ge=1, description="n-gram size of the repetition check (the paper's code: 4)")
-    repetition_threshold: float = Field(default=0.3, gt=0, le=1, description="a rollout whose share of repeated n-grams is >= this is repetitive [unverified]")
+    shape_unanswered: bool = Field(
+        default=False,
+        description="also give the exploration bonus to long wrong rollouts without an answer (the authors' code: never)",
+    )
+    repetition_ngram: int = Field(
+        default=4, ge=1, description="n-gram size of the repetition check (the paper's code: 4)"
+    )
+    repetition_threshold: float = Field(
+        default=0.3,
+        gt=0,
+        le=1,
+        description="a rollout whose share of repeated n-grams is >= this is repetitive [unverified]",
+    )
 
 
-@register("shaper", "laser_de", "LASER-DE: LASER-D plus +α for non-repetitive wrong rollouts longer than the target (exploration; stateful).", "LASER (Liu et al., 2025)")
+@register(
+    "shaper",
+    "laser_de",
+    "LASER-DE: LASER-D plus +α for non-repetitive wrong rollouts longer than the target (exploration; stateful).",
+    "LASER (Liu et al., 2025)",
+)
 class LaserDE(LaserD):
     """LASER-DE (Liu et al. 2025, §5.2): LASER-D, and wrong rollouts with an answer that are
     longer than L_A get +α (explore), unless they repeat themselves. Repetition: share of
     repeated n-grams (:func:`rewardsmith.shaping.repetition.repetition_penalty`, over
     ``meta.token_ids`` where given, else words) ≥ ``repetition_threshold`` — a stand-in for the
     official code's reverse n-gram scan, with the threshold a parameter [unverified]."""
+
     needs_tokens = True
 
     Options = LaserDEOptions

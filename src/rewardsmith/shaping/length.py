@@ -18,7 +18,8 @@ in the spec's ``length_unit``; group statistics are taken per group (the rollout
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -29,7 +30,9 @@ from .base import Shaper, ShapingContext
 
 
 # --------------------------------------------------------------------------- Kimi k1.5
-def kimi_length_reward(length: np.ndarray, group: np.ndarray, n_groups: int, correct: np.ndarray, wrong: np.ndarray, coef: float) -> np.ndarray:
+def kimi_length_reward(
+    length: np.ndarray, group: np.ndarray, n_groups: int, correct: np.ndarray, wrong: np.ndarray, coef: float
+) -> np.ndarray:
     """Kimi k1.5 length reward (Kimi Team 2025, §2.3.3 "Length Penalty").
 
     Per group, λ = 0.5 − (L − Lmin)/(Lmax − Lmin) with Lmin/Lmax over *all* the group's
@@ -50,7 +53,9 @@ def kimi_length_reward(length: np.ndarray, group: np.ndarray, n_groups: int, cor
 
 
 class KimiOptions(Options):
-    coef: float = Field(default=1.0, ge=0.0, description="weight of the length reward (LASER's reimplementation uses 0.4)")
+    coef: float = Field(
+        default=1.0, ge=0.0, description="weight of the length reward (LASER's reimplementation uses 0.4)"
+    )
     shape_unanswered: bool = Field(
         default=False,
         description="give wrong rollouts without an answer c·min(0, λ) too; default false: left unshaped, as the "
@@ -58,7 +63,12 @@ class KimiOptions(Options):
     )
 
 
-@register("shaper", "kimi", "Kimi k1.5 group length reward: correct +c·λ, wrong with an answer c·min(0, λ), λ = 0.5 − (L−Lmin)/(Lmax−Lmin).", "Kimi k1.5 (Kimi Team, 2025)")
+@register(
+    "shaper",
+    "kimi",
+    "Kimi k1.5 group length reward: correct +c·λ, wrong with an answer c·min(0, λ), λ = 0.5 − (L−Lmin)/(Lmax−Lmin).",
+    "Kimi k1.5 (Kimi Team, 2025)",
+)
 class Kimi(Shaper):
     group_aware = True
     Options = KimiOptions
@@ -72,7 +82,9 @@ class Kimi(Shaper):
 
 
 # --------------------------------------------------------------------------- Arora & Zanette
-def efficient_reasoning_penalty(length: np.ndarray, group: np.ndarray, n_groups: int, correct: np.ndarray, alpha: float) -> np.ndarray:
+def efficient_reasoning_penalty(
+    length: np.ndarray, group: np.ndarray, n_groups: int, correct: np.ndarray, alpha: float
+) -> np.ndarray:
     """Length penalty of "Training Language Models to Reason Efficiently" (Arora & Zanette 2025,
     §3, the reward 1[correct]·(1 − α·σ((L − μ)/σ_L))), written as the added term.
 
@@ -107,7 +119,12 @@ class EfficientReasoningOptions(Options):
     )
 
 
-@register("shaper", "efficient_reasoning", "Correct rollouts get −α·sigmoid(z) of their length z-score among the group's correct rollouts; truncated ones score as wrong.", "Training Language Models to Reason Efficiently (Arora & Zanette, 2025)")
+@register(
+    "shaper",
+    "efficient_reasoning",
+    "Correct rollouts get −α·sigmoid(z) of their length z-score among the group's correct rollouts; truncated ones score as wrong.",
+    "Training Language Models to Reason Efficiently (Arora & Zanette, 2025)",
+)
 class EfficientReasoning(Shaper):
     """With ``exclude_truncated`` (default, the authors' server) a rollout marked ``truncated``
     scores ``base.wrong`` (the server's 0) whatever its answer, and is not one of the group's
@@ -127,7 +144,9 @@ class EfficientReasoning(Shaper):
 
 
 # --------------------------------------------------------------------------- L1 (LCPO)
-def target_lengths(metas: Sequence[dict[str, Any]], prompt_ids: Sequence[str], default: float | None, where: str) -> np.ndarray:
+def target_lengths(
+    metas: Sequence[dict[str, Any]], prompt_ids: Sequence[str], default: float | None, where: str
+) -> np.ndarray:
     """Per-row target length: ``meta.target_length`` where a record has one, else ``default``.
 
     Raises ``ValueError`` naming the first record that has neither (no silent fallback).
@@ -135,7 +154,9 @@ def target_lengths(metas: Sequence[dict[str, Any]], prompt_ids: Sequence[str], d
     n = len(metas)
     if not any("target_length" in m for m in metas):
         if default is None and n:
-            raise ValueError(f"{where}: record 0 (prompt_id {prompt_ids[0]!r}) has no meta.target_length and the shaper has no 'target'")
+            raise ValueError(
+                f"{where}: record 0 (prompt_id {prompt_ids[0]!r}) has no meta.target_length and the shaper has no 'target'"
+            )
         return np.full(n, np.nan if default is None else float(default))
     out = np.empty(n)
     for i, m in enumerate(metas):
@@ -143,9 +164,15 @@ def target_lengths(metas: Sequence[dict[str, Any]], prompt_ids: Sequence[str], d
         try:
             out[i] = math.nan if value is None else float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{where}: record {i} (prompt_id {prompt_ids[i]!r}): meta.target_length {value!r} is not a number") from None
+            raise ValueError(
+                f"{where}: record {i} (prompt_id {prompt_ids[i]!r}): meta.target_length {value!r} is not a number"
+            ) from None
         if not math.isfinite(out[i]) or out[i] < 0:
-            what = "has no meta.target_length and the shaper has no 'target'" if value is None else f"meta.target_length {value!r} is not a length >= 0"
+            what = (
+                "has no meta.target_length and the shaper has no 'target'"
+                if value is None
+                else f"meta.target_length {value!r} is not a length >= 0"
+            )
             raise ValueError(f"{where}: record {i} (prompt_id {prompt_ids[i]!r}) {what}")
     return out
 
@@ -176,8 +203,12 @@ def l1_max_factor(length: np.ndarray, target: np.ndarray, alpha: float, delta: f
 
 
 class L1ExactOptions(Options):
-    target: float | None = Field(default=None, ge=0.0, description="target length L_T; a record's meta.target_length overrides it")
-    alpha: float = Field(default=3e-4, ge=0.0, description="penalty per unit of length off target (the authors' L1-Exact script: 3e-4)")
+    target: float | None = Field(
+        default=None, ge=0.0, description="target length L_T; a record's meta.target_length overrides it"
+    )
+    alpha: float = Field(
+        default=3e-4, ge=0.0, description="penalty per unit of length off target (the authors' L1-Exact script: 3e-4)"
+    )
 
 
 class L1MaxOptions(L1ExactOptions):
@@ -189,7 +220,12 @@ class L1MaxOptions(L1ExactOptions):
     )
 
 
-@register("shaper", "l1_exact", "L1-Exact: −α·|L − L_T| with L_T from the option or the record's meta.target_length.", "L1: Controlling How Long a Reasoning Model Thinks (Aggarwal & Welleck, 2025)")
+@register(
+    "shaper",
+    "l1_exact",
+    "L1-Exact: −α·|L − L_T| with L_T from the option or the record's meta.target_length.",
+    "L1: Controlling How Long a Reasoning Model Thinks (Aggarwal & Welleck, 2025)",
+)
 class L1Exact(Shaper):
     Options = L1ExactOptions
 
@@ -198,7 +234,12 @@ class L1Exact(Shaper):
         return l1_exact_penalty(ctx.length, target, self.options.alpha)
 
 
-@register("shaper", "l1_max", "L1-Max: a correct rollout's base reward R becomes R·clip(s(L_T − L) + δ, 0, 1), s = α/2 (authors' code) or α (paper).", "L1: Controlling How Long a Reasoning Model Thinks (Aggarwal & Welleck, 2025)")
+@register(
+    "shaper",
+    "l1_max",
+    "L1-Max: a correct rollout's base reward R becomes R·clip(s(L_T − L) + δ, 0, 1), s = α/2 (authors' code) or α (paper).",
+    "L1: Controlling How Long a Reasoning Model Thinks (Aggarwal & Welleck, 2025)",
+)
 class L1Max(Shaper):
     """Replaces the correctness part of the reward: correct rollouts' base value R becomes
     ``R·clip(α(L_T − L) + δ, 0, 1)``; wrong and unknown ones keep theirs (the paper's R is 0/1,

@@ -23,8 +23,15 @@ from .base import Shaper, ShapingContext
 
 
 # --------------------------------------------------------------------------- cosine
-def cosine_length_reward(length: np.ndarray, correct: np.ndarray, max_len: float, min_value_wrong: float = -1.0, max_value_wrong: float = -0.5,
-                         min_value_correct: float = 0.5, max_value_correct: float = 1.0) -> np.ndarray:
+def cosine_length_reward(
+    length: np.ndarray,
+    correct: np.ndarray,
+    max_len: float,
+    min_value_wrong: float = -1.0,
+    max_value_wrong: float = -0.5,
+    min_value_correct: float = 0.5,
+    max_value_correct: float = 1.0,
+) -> np.ndarray:
     """Cosine length-scaled correctness reward (Yeo et al. 2025, "Demystifying Long Chain-of-Thought
     Reasoning in LLMs", Appendix C.1, Eq. 1).
 
@@ -55,18 +62,30 @@ class CosineOptions(Options):
     exceed_penalty: float | None = Field(
         default=0.0,
         description="reward of a rollout with L >= max_len - exceed_margin; default 0 as the authors' code (exceed_length unset "
-        "-> 0; the paper's runs: -10); None: off, as TRL's and open-r1's cosine reward — the default changed from None")
-    exceed_margin: float = Field(default=16, ge=0, description="the exceed penalty starts exceed_margin before max_len (the paper's code: 16 tokens)")
+        "-> 0; the paper's runs: -10); None: off, as TRL's and open-r1's cosine reward — the default changed from None",
+    )
+    exceed_margin: float = Field(
+        default=16,
+        ge=0,
+        description="the exceed penalty starts exceed_margin before max_len (the paper's code: 16 tokens)",
+    )
 
     @model_validator(mode="after")
-    def _margin_fits(self) -> "CosineOptions":
+    def _margin_fits(self) -> CosineOptions:
         if self.exceed_penalty is not None and self.exceed_margin >= self.max_len:
-            raise ValueError(f"exceed_margin ({self.exceed_margin}) >= max_len ({self.max_len}): every rollout would get exceed_penalty; "
-                             "lower exceed_margin or set exceed_penalty: null")
+            raise ValueError(
+                f"exceed_margin ({self.exceed_margin}) >= max_len ({self.max_len}): every rollout would get exceed_penalty; "
+                "lower exceed_margin or set exceed_penalty: null"
+            )
         return self
 
 
-@register("shaper", "cosine", "Cosine length-scaled correctness reward (replaces the base reward); rollouts within exceed_margin of max_len get exceed_penalty (0).", "Demystifying Long Chain-of-Thought Reasoning in LLMs (Yeo et al., 2025)")
+@register(
+    "shaper",
+    "cosine",
+    "Cosine length-scaled correctness reward (replaces the base reward); rollouts within exceed_margin of max_len get exceed_penalty (0).",
+    "Demystifying Long Chain-of-Thought Reasoning in LLMs (Yeo et al., 2025)",
+)
 class Cosine(Shaper):
     """Replaces the base correctness reward with the cosine reward: ``reward − base + cosine``
     (terms added before it — format, repetition — stay). Rollouts with ``L ≥ max_len −
@@ -81,7 +100,15 @@ class Cosine(Shaper):
 
     def apply(self, ctx: ShapingContext) -> tuple[np.ndarray, np.ndarray]:
         o = self.options
-        value = cosine_length_reward(ctx.length, ctx.is_correct, o.max_len, o.min_value_wrong, o.max_value_wrong, o.min_value_correct, o.max_value_correct)
+        value = cosine_length_reward(
+            ctx.length,
+            ctx.is_correct,
+            o.max_len,
+            o.min_value_wrong,
+            o.max_value_wrong,
+            o.min_value_correct,
+            o.max_value_correct,
+        )
         if o.exceed_penalty is not None:
             value = np.where(ctx.length >= o.max_len - o.exceed_margin, o.exceed_penalty, value)
         value = np.where(np.isnan(ctx.correct), ctx.base, value) + 0.0
@@ -110,13 +137,18 @@ class DapoOverlongOptions(Options):
     factor: float = Field(default=1.0, ge=0, description="weight of the penalty")
 
     @model_validator(mode="after")
-    def _buffer_fits(self) -> "DapoOverlongOptions":
+    def _buffer_fits(self) -> DapoOverlongOptions:
         if self.buffer > self.max_len:
             raise ValueError(f"buffer ({self.buffer}) must not exceed max_len ({self.max_len})")
         return self
 
 
-@register("shaper", "dapo_overlong", "DAPO soft overlong punishment: 0 until max_len − buffer, a linear ramp to −1 at max_len, −1 beyond.", "DAPO (Yu et al., 2025)")
+@register(
+    "shaper",
+    "dapo_overlong",
+    "DAPO soft overlong punishment: 0 until max_len − buffer, a linear ramp to −1 at max_len, −1 beyond.",
+    "DAPO (Yu et al., 2025)",
+)
 class DapoOverlong(Shaper):
     Options = DapoOverlongOptions
     example_options = {"max_len": 300, "buffer": 100}
@@ -127,8 +159,15 @@ class DapoOverlong(Shaper):
 
 
 # --------------------------------------------------------------------------- truncation
-def truncation_reward(reward: np.ndarray, length: np.ndarray, truncated: np.ndarray, max_len: float, value: float, no_eos_coef: float | None = None,
-                      grade_cut_text: bool = False) -> np.ndarray:
+def truncation_reward(
+    reward: np.ndarray,
+    length: np.ndarray,
+    truncated: np.ndarray,
+    max_len: float,
+    value: float,
+    no_eos_coef: float | None = None,
+    grade_cut_text: bool = False,
+) -> np.ndarray:
     """Hard length budget (ThinkPrune, Hou et al. 2025, §3; DLER, Liu et al. 2025, §3).
 
     Rollouts longer than ``max_len`` score ``value`` (the wrong-answer reward). Rollouts marked
@@ -155,21 +194,35 @@ def truncation_reward(reward: np.ndarray, length: np.ndarray, truncated: np.ndar
 
 class TruncationOptions(Options):
     max_len: float = Field(..., gt=0, description="the length budget L_T (DLER: 4000 tokens)")
-    value: float | None = Field(default=None, description="reward of a rollout over the budget; None: the spec's base.wrong")
-    no_eos_coef: float | None = Field(default=None, ge=0, description="if set, truncated rollouts within the budget get reward·no_eos_coef instead of value (DLER: 0.1)")
+    value: float | None = Field(
+        default=None, description="reward of a rollout over the budget; None: the spec's base.wrong"
+    )
+    no_eos_coef: float | None = Field(
+        default=None,
+        ge=0,
+        description="if set, truncated rollouts within the budget get reward·no_eos_coef instead of value (DLER: 0.1)",
+    )
     grade_cut_text: bool = Field(
         default=False,
         description="ThinkPrune: truncated rollouts within the budget keep the reward their (cut) text earned; "
-        "default false as DLER's code (no-EOS rollouts score like wrong ones)")
+        "default false as DLER's code (no-EOS rollouts score like wrong ones)",
+    )
 
     @model_validator(mode="after")
-    def _one_rule_for_cut_rollouts(self) -> "TruncationOptions":
+    def _one_rule_for_cut_rollouts(self) -> TruncationOptions:
         if self.grade_cut_text and self.no_eos_coef is not None:
-            raise ValueError("grade_cut_text (ThinkPrune) and no_eos_coef (DLER) are two rules for the same cut rollouts; choose one")
+            raise ValueError(
+                "grade_cut_text (ThinkPrune) and no_eos_coef (DLER) are two rules for the same cut rollouts; choose one"
+            )
         return self
 
 
-@register("shaper", "truncation", "Hard budget: rollouts over max_len (or truncated) score like a wrong answer; optional DLER no-EOS factor.", "ThinkPrune (Hou et al., 2025); DLER (Liu et al., 2025)")
+@register(
+    "shaper",
+    "truncation",
+    "Hard budget: rollouts over max_len (or truncated) score like a wrong answer; optional DLER no-EOS factor.",
+    "ThinkPrune (Hou et al., 2025); DLER (Liu et al., 2025)",
+)
 class Truncation(Shaper):
     """Replaces the whole reward of rollouts over the budget; the component is the new reward.
 
@@ -183,6 +236,7 @@ class Truncation(Shaper):
     def apply(self, ctx: ShapingContext) -> tuple[np.ndarray, np.ndarray]:
         o = self.options
         value = ctx.base_values.wrong if o.value is None else o.value
-        new = truncation_reward(ctx.reward, ctx.length, ctx.truncated, o.max_len, value, o.no_eos_coef, o.grade_cut_text)
+        new = truncation_reward(
+            ctx.reward, ctx.length, ctx.truncated, o.max_len, value, o.no_eos_coef, o.grade_cut_text
+        )
         return new, new.copy()
-

@@ -17,7 +17,8 @@ every run of CJK characters into overlapping character bigrams (see :func:`cjk_b
 from __future__ import annotations
 
 import re
-from typing import Callable, Literal, Sequence
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -54,7 +55,7 @@ def cjk_bigram_units(text: str) -> list[str]:
     units: list[str] = []
     for run in _CJK_RUN_OR_WORD.findall(text):
         if _IS_CJK.match(run):
-            units.extend([run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)])
+            units.extend([run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)])
         else:
             units.append(run)
     return units
@@ -64,8 +65,9 @@ def _jieba_units() -> Callable[[str], list[str]]:
     try:
         import jieba
     except ImportError:
-        raise ValueError("segmenter 'jieba' needs the jieba package (pip install 'rewardsmith[cjk]'); "
-                         "'cjk_bigrams' needs nothing") from None
+        raise ValueError(
+            "segmenter 'jieba' needs the jieba package (pip install 'rewardsmith[cjk]'); 'cjk_bigrams' needs nothing"
+        ) from None
     import logging
 
     jieba.setLogLevel(logging.WARNING)
@@ -75,21 +77,32 @@ def _jieba_units() -> Callable[[str], list[str]]:
 class RepetitionOptions(Options):
     ngram: int = Field(default=3, ge=1)
     max_penalty: float = Field(default=-1.0, le=0.0, description="penalty of a completion that is one n-gram repeated")
-    unit: Literal["words", "tokens"] = Field(default="words", description="'tokens' uses meta.token_ids / completion_ids, words where absent")
-    lowercase: bool = Field(default=True, description="lower-case words before comparing (open-r1); a change from earlier versions, which were case-sensitive")
+    unit: Literal["words", "tokens"] = Field(
+        default="words", description="'tokens' uses meta.token_ids / completion_ids, words where absent"
+    )
+    lowercase: bool = Field(
+        default=True,
+        description="lower-case words before comparing (open-r1); a change from earlier versions, which were case-sensitive",
+    )
     segmenter: Segmenter = Field(
         default="whitespace",
         description="how words are cut: whitespace; jieba (Chinese word segmenter, the cjk extra; open-r1's zh); "
-        "cjk_bigrams (CJK runs as overlapping character bigrams, no dependency)")
+        "cjk_bigrams (CJK runs as overlapping character bigrams, no dependency)",
+    )
 
     @model_validator(mode="after")
-    def _segmenter_available(self) -> "RepetitionOptions":
+    def _segmenter_available(self) -> RepetitionOptions:
         if self.segmenter == "jieba":
             _jieba_units()  # fail at spec load, not mid-run
         return self
 
 
-@register("shaper", "repetition", "N-gram repetition penalty: max_penalty x (1 - distinct/total n-grams); lower-cased words, optional CJK segmenter.", "Demystifying Long CoT (Yeo et al., 2025)")
+@register(
+    "shaper",
+    "repetition",
+    "N-gram repetition penalty: max_penalty x (1 - distinct/total n-grams); lower-cased words, optional CJK segmenter.",
+    "Demystifying Long CoT (Yeo et al., 2025)",
+)
 class Repetition(Shaper):
     """Checked against open-r1's ``get_repetition_penalty_reward`` (huggingface/open-r1@1416fa0,
     ``src/open_r1/rewards.py``: lower-cased white-space words, jieba for Chinese) and TRL's
@@ -102,7 +115,8 @@ class Repetition(Shaper):
         super().__init__(options, **kwargs)
         seg = self.options.segmenter
         self._split: Callable[[str], list[str]] = (
-            _jieba_units() if seg == "jieba" else cjk_bigram_units if seg == "cjk_bigrams" else _WORD.findall)
+            _jieba_units() if seg == "jieba" else cjk_bigram_units if seg == "cjk_bigrams" else _WORD.findall
+        )
 
     def words(self, text: str) -> list[str]:
         return self._split(text.lower() if self.options.lowercase else text)

@@ -87,8 +87,12 @@ def welford_update(state: dict[str, Any], values: np.ndarray) -> tuple[float, fl
 
 
 class RMOptions(Options):
-    score_key: str | None = Field(default=None, description="meta key of the reward-model score; None: the reward so far")
-    length_penalty: float = Field(default=0.0, ge=0.0, description="coef of r -= coef·max(0, L − valid_length) (paper: 0.01)")
+    score_key: str | None = Field(
+        default=None, description="meta key of the reward-model score; None: the reward so far"
+    )
+    length_penalty: float = Field(
+        default=0.0, ge=0.0, description="coef of r -= coef·max(0, L − valid_length) (paper: 0.01)"
+    )
     valid_length: float = Field(default=400.0, ge=0.0, description="L_valid of the length penalty (paper: 300–550)")
 
 
@@ -124,7 +128,9 @@ class _RefShaper(_RMShaper):
             raw = meta.get(self.options.ref_key)
             values = raw if isinstance(raw, list) else [raw]
             if not values or raw is None:
-                raise ValueError(f"{self.name}: record {i} has no meta.{self.options.ref_key} (reference responses' RM scores)")
+                raise ValueError(
+                    f"{self.name}: record {i} has no meta.{self.options.ref_key} (reference responses' RM scores)"
+                )
             out.append(np.array([_number(v, self.options.ref_key, i) for v in values]))
         return out
 
@@ -135,25 +141,45 @@ def _number(value: Any, key: str, i: int) -> float:
     return float(value)
 
 
-@register("shaper", "par", "PAR: mean sigmoid(r − r_ref) over reference responses' RM scores; bounded, centred.", "PAR (Fu et al., 2025)")
+@register(
+    "shaper",
+    "par",
+    "PAR: mean sigmoid(r − r_ref) over reference responses' RM scores; bounded, centred.",
+    "PAR (Fu et al., 2025)",
+)
 class PAR(_RefShaper):
     def shaped(self, r: np.ndarray, ctx: ShapingContext) -> np.ndarray:
         return par_reward(r, self.refs(ctx))
 
 
-@register("shaper", "lsc", "Log-sigmoid centring: log sigmoid(r − r85), r85 = 85th percentile of N(mean, sample std) of the references.", "PAR (Fu et al., 2025), LSC baseline")
+@register(
+    "shaper",
+    "lsc",
+    "Log-sigmoid centring: log sigmoid(r − r85), r85 = 85th percentile of N(mean, sample std) of the references.",
+    "PAR (Fu et al., 2025), LSC baseline",
+)
 class LSC(_RefShaper):
     def shaped(self, r: np.ndarray, ctx: ShapingContext) -> np.ndarray:
         return lsc_reward(r, self.refs(ctx))
 
 
-@register("shaper", "centered", "Centred RM reward: mean (r − r_ref) over reference responses.", "PAR (Fu et al., 2025), baseline")
+@register(
+    "shaper",
+    "centered",
+    "Centred RM reward: mean (r − r_ref) over reference responses.",
+    "PAR (Fu et al., 2025), baseline",
+)
 class Centered(_RefShaper):
     def shaped(self, r: np.ndarray, ctx: ShapingContext) -> np.ndarray:
         return centered_reward(r, self.refs(ctx))
 
 
-@register("shaper", "meanstd", "Running mean/std normalisation (Welford, updated before normalising; var floor 1e-8; stateful).", "PAR (Fu et al., 2025), baseline")
+@register(
+    "shaper",
+    "meanstd",
+    "Running mean/std normalisation (Welford, updated before normalising; var floor 1e-8; stateful).",
+    "PAR (Fu et al., 2025), baseline",
+)
 class MeanStd(_RMShaper):
     Options = RMOptions
     stateful = True
@@ -166,7 +192,12 @@ class MeanStd(_RMShaper):
         return (r - mean) / np.sqrt(max(var, VAR_FLOOR))
 
 
-@register("shaper", "clip", "Clip the RM reward to [μ − σ, μ + σ] of running statistics (stateful).", "PAR (Fu et al., 2025), baseline")
+@register(
+    "shaper",
+    "clip",
+    "Clip the RM reward to [μ − σ, μ + σ] of running statistics (stateful).",
+    "PAR (Fu et al., 2025), baseline",
+)
 class Clip(_RMShaper):
     Options = RMOptions
     stateful = True
@@ -180,7 +211,12 @@ class Clip(_RMShaper):
         return np.clip(r, mean - sd, mean + sd)
 
 
-@register("shaper", "minmax", "Min-max scaling by the running min and max of the RM reward (stateful); 0 while they are equal.", "PAR (Fu et al., 2025), baseline")
+@register(
+    "shaper",
+    "minmax",
+    "Min-max scaling by the running min and max of the RM reward (stateful); 0 while they are equal.",
+    "PAR (Fu et al., 2025), baseline",
+)
 class MinMax(_RMShaper):
     Options = RMOptions
     stateful = True

@@ -27,7 +27,9 @@ from .base import Shaper, ShapingContext
 TieBreak = Literal["first", "random", "include", "exclude"]
 
 
-def select_top_groups(ratio: np.ndarray, top_fraction: float, tie_break: TieBreak = "first", rng: np.random.Generator | None = None) -> np.ndarray:
+def select_top_groups(
+    ratio: np.ndarray, top_fraction: float, tie_break: TieBreak = "first", rng: np.random.Generator | None = None
+) -> np.ndarray:
     """Boolean mask of the groups in the top ``top_fraction`` (⌈top_fraction·G⌉ groups) by ``ratio``.
 
     Ties at the cut-off: ``first`` — earlier groups in the batch win; ``random`` — a random order
@@ -60,17 +62,33 @@ def select_top_groups(ratio: np.ndarray, top_fraction: float, tie_break: TieBrea
 
 
 class GrpoLambdaOptions(Options):
-    top_fraction: float = Field(default=0.5, ge=0, le=1, description="share of groups (by correctness ratio) that get the length penalty [unverified]")
-    penalty: str | dict[str, Any] = Field(default_factory=lambda: {"name": "kimi"}, description="the length shaper applied to the chosen groups, as in shaping:")
+    top_fraction: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="share of groups (by correctness ratio) that get the length penalty [unverified]",
+    )
+    penalty: str | dict[str, Any] = Field(
+        default_factory=lambda: {"name": "kimi"},
+        description="the length shaper applied to the chosen groups, as in shaping:",
+    )
     tie_break: TieBreak = Field(default="first", description="ties at the cut-off: first | random | include | exclude")
-    seed: int = Field(default=0, description="seed of tie_break: random (mixed with the step, so runs are reproducible)")
+    seed: int = Field(
+        default=0, description="seed of tie_break: random (mixed with the step, so runs are reproducible)"
+    )
 
 
-@register("shaper", "grpo_lambda", "GRPO-λ: the top fraction of groups by correctness ratio get a length shaper (Kimi by default), the rest plain correctness [unverified].", "GRPO-λ [unverified]")
+@register(
+    "shaper",
+    "grpo_lambda",
+    "GRPO-λ: the top fraction of groups by correctness ratio get a length shaper (Kimi by default), the rest plain correctness [unverified].",
+    "GRPO-λ [unverified]",
+)
 class GrpoLambda(Shaper):
     """The component is the change the penalty shaper makes on the chosen groups (0 elsewhere).
     A stateful penalty shaper keeps its state under this component's ``penalty`` key and sees the
     whole batch (e.g. HAPO's history is updated from every group)."""
+
     group_aware = True
 
     Options = GrpoLambdaOptions

@@ -47,7 +47,14 @@ def has_think_block(completion: str) -> bool:
     return start >= 0 and completion.find("</think>", start + 7) >= 0
 
 
-def format_length_reward(soft_format: np.ndarray, answer_format: np.ndarray, length: np.ndarray, max_len: float, peak: float = 0.5, with_length: bool = True) -> np.ndarray:
+def format_length_reward(
+    soft_format: np.ndarray,
+    answer_format: np.ndarray,
+    length: np.ndarray,
+    max_len: float,
+    peak: float = 0.5,
+    with_length: bool = True,
+) -> np.ndarray:
     """Format-Length: ``0.5·(soft + answer) + ℓ`` when an answer was found, else ``min(0, ℓ)``
     alone — a completion without an answer gets no format credit (a reasoning block alone
     earns nothing) and can only lose by length. ``with_length=False`` gives the Format-Only
@@ -68,12 +75,24 @@ def format_length_reward(soft_format: np.ndarray, answer_format: np.ndarray, len
 class FormatLengthOptions(Options):
     max_len: float = Field(default=3072, gt=0, description="length at which ℓ reaches −1")
     peak: float = Field(default=0.5, gt=0, lt=1, description="x = L/max_len at which ℓ peaks at 1")
-    answer_from: AnswerSource = Field(default="boxed", description="how answer_format is decided: an extraction rule, or 'verifier' (the spec's verifier found an answer; needs references)")
-    variant: Literal["format_length", "format_only"] = Field(default="format_length", description="format_only drops the length term")
-    mode: Literal["replace", "add"] = Field(default="replace", description="replace the reward (label-free training) or add to it")
+    answer_from: AnswerSource = Field(
+        default="boxed",
+        description="how answer_format is decided: an extraction rule, or 'verifier' (the spec's verifier found an answer; needs references)",
+    )
+    variant: Literal["format_length", "format_only"] = Field(
+        default="format_length", description="format_only drops the length term"
+    )
+    mode: Literal["replace", "add"] = Field(
+        default="replace", description="replace the reward (label-free training) or add to it"
+    )
 
 
-@register("shaper", "format_length", "Label-free surrogate: 0.5·(think block + answer) + a length term peaking at peak·max_len; no answer: min(0, length term).", "Surrogate Signals from Format and Length (Xin et al., 2025)")
+@register(
+    "shaper",
+    "format_length",
+    "Label-free surrogate: 0.5·(think block + answer) + a length term peaking at peak·max_len; no answer: min(0, length term).",
+    "Surrogate Signals from Format and Length (Xin et al., 2025)",
+)
 class FormatLength(Shaper):
     """The component is the surrogate reward. ``answer_from: boxed`` (default) counts a non-empty
     ``\\boxed{}`` as an answer — the paper also requires it to parse as math, which needs
@@ -90,6 +109,8 @@ class FormatLength(Shaper):
             answer = ctx.answered.astype(np.float64)
         else:
             rules = (o.answer_from,)
-            answer = np.fromiter((extract_answer(t, rules) is not None for t in texts), dtype=np.float64, count=len(texts))
+            answer = np.fromiter(
+                (extract_answer(t, rules) is not None for t in texts), dtype=np.float64, count=len(texts)
+            )
         value = format_length_reward(soft, answer, ctx.length, o.max_len, o.peak, o.variant == "format_length")
         return (value.copy() if o.mode == "replace" else ctx.reward + value), value

@@ -57,6 +57,7 @@ def split_sentences(text: str) -> list[str]:
 def bmas(pred: np.ndarray, ref: np.ndarray) -> float:
     """½(mean_i max_j S_ij + mean_j max_i S_ij) for the cosine matrix of the rows of ``pred``
     and ``ref`` (rows need not be normalised; an all-zero row has cosine 0 with everything)."""
+
     def unit(m: np.ndarray) -> np.ndarray:
         norms = np.linalg.norm(m, axis=1, keepdims=True)
         return np.divide(m, norms, out=np.zeros_like(m, dtype=np.float64), where=norms > 0)
@@ -73,7 +74,7 @@ def bow_embeddings(pred: list[str], ref: list[str]) -> tuple[np.ndarray, np.ndar
     for row, ts in enumerate(tokens):
         for w in ts:
             m[row, vocab[w]] += 1.0
-    return m[: len(pred)], m[len(pred):]
+    return m[: len(pred)], m[len(pred) :]
 
 
 @functools.lru_cache(maxsize=2)
@@ -89,17 +90,28 @@ def _minilm(device: str) -> Any:
 
 
 def minilm_embeddings(pred: list[str], ref: list[str], device: str) -> tuple[np.ndarray, np.ndarray]:
-    emb = np.asarray(_minilm(device).encode(pred + ref, normalize_embeddings=True, show_progress_bar=False), dtype=np.float64)
-    return emb[: len(pred)], emb[len(pred):]
+    emb = np.asarray(
+        _minilm(device).encode(pred + ref, normalize_embeddings=True, show_progress_bar=False), dtype=np.float64
+    )
+    return emb[: len(pred)], emb[len(pred) :]
 
 
 class BmasOptions(Options):
-    embedding: Literal["minilm", "bow"] = Field(default="minilm", description="minilm (needs the 'embed' extra) or bow (bag of words, no model)")
+    embedding: Literal["minilm", "bow"] = Field(
+        default="minilm", description="minilm (needs the 'embed' extra) or bow (bag of words, no model)"
+    )
     device: str = Field(default="cpu", description="torch device for minilm")
-    max_sentences: int = Field(default=256, ge=1, description="sentences kept per side (the first ones), bounding the work")
+    max_sentences: int = Field(
+        default=256, ge=1, description="sentences kept per side (the first ones), bounding the work"
+    )
 
 
-@register("verifier", "bmas", "Mixed-R1 BMAS: bidirectional max-average cosine similarity of sentence embeddings (MiniLM or bag of words).", "Mixed-R1 (Xu et al., 2025)")
+@register(
+    "verifier",
+    "bmas",
+    "Mixed-R1 BMAS: bidirectional max-average cosine similarity of sentence embeddings (MiniLM or bag of words).",
+    "Mixed-R1 (Xu et al., 2025)",
+)
 class BmasVerifier(Verifier):
     needs_model = True
     Options = BmasOptions
@@ -132,4 +144,6 @@ class BmasVerifier(Verifier):
             return Verdict(0.0, NO_ANSWER, "empty prediction")
         p, r = bow_embeddings(pred, ref) if o.embedding == "bow" else minilm_embeddings(pred, ref, o.device)
         value = bmas(p, r)
-        return Verdict(min(1.0, max(0.0, value)), OK, f"bmas={value:.6g} ({len(pred)}x{len(ref)} sentences, {o.embedding})")
+        return Verdict(
+            min(1.0, max(0.0, value)), OK, f"bmas={value:.6g} ({len(pred)}x{len(ref)} sentences, {o.embedding})"
+        )

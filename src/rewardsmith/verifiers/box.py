@@ -35,7 +35,8 @@ record's ``answer``; the image size is ``meta.width``/``meta.height`` or
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pydantic import Field, model_validator
 
@@ -96,7 +97,11 @@ def box_size_constraint(pred: Box, gold: Box, width: float, height: float) -> fl
 
 def image_size(meta: dict[str, Any]) -> tuple[float, float] | None:
     size = meta.get("image_size")
-    w, h = (size[0], size[1]) if isinstance(size, (list, tuple)) and len(size) == 2 else (meta.get("width"), meta.get("height"))
+    w, h = (
+        (size[0], size[1])
+        if isinstance(size, (list, tuple)) and len(size) == 2
+        else (meta.get("width"), meta.get("height"))
+    )
     if isinstance(w, (int, float)) and isinstance(h, (int, float)) and w > 0 and h > 0:
         return float(w), float(h)
     return None
@@ -105,16 +110,23 @@ def image_size(meta: dict[str, Any]) -> tuple[float, float] | None:
 class BoxOptions(Options):
     hit_weight: float = Field(default=1.0, ge=0.0, description="weight of the centre-hit term (GUI-G1: 1)")
     iou_weight: float = Field(default=0.25, ge=0.0, description="weight of IoU (GUI-G1: 0.25)")
-    size_weight: float = Field(default=0.125, ge=0.0, description="weight of the box-size constraint (GUI-G1: 0.125); needs the image size")
+    size_weight: float = Field(
+        default=0.125, ge=0.0, description="weight of the box-size constraint (GUI-G1: 0.125); needs the image size"
+    )
 
     @model_validator(mode="after")
-    def _some_weight(self) -> "BoxOptions":
+    def _some_weight(self) -> BoxOptions:
         if self.hit_weight + self.iou_weight + self.size_weight <= 0:
             raise ValueError("at least one of hit_weight, iou_weight, size_weight must be > 0")
         return self
 
 
-@register("verifier", "box", "GUI-G1 grounding reward: centre hit + 0.25·IoU + 0.125·box-size constraint, normalised to [0, 1].", "GUI-G1 (Zhou et al., 2025)")
+@register(
+    "verifier",
+    "box",
+    "GUI-G1 grounding reward: centre hit + 0.25·IoU + 0.125·box-size constraint, normalised to [0, 1].",
+    "GUI-G1 (Zhou et al., 2025)",
+)
 class BoxVerifier(Verifier):
     Options = BoxOptions
     isolate = False  # one linear regex scan and arithmetic
@@ -129,7 +141,11 @@ class BoxVerifier(Verifier):
         gold = meta.get("box", meta.get("bbox", reference))
         gold_box = as_box(gold)
         size = image_size(meta)
-        payload = {"gold": None if gold_box is None else list(gold_box), "size": None if size is None else list(size), "given": gold is not None}
+        payload = {
+            "gold": None if gold_box is None else list(gold_box),
+            "size": None if size is None else list(size),
+            "given": gold is not None,
+        }
         return Job(self.extract(completion) or "", None if gold is None else str(gold), payload)
 
     def check(self, job: Job) -> Verdict:
@@ -142,7 +158,11 @@ class BoxVerifier(Verifier):
         if not well_formed(gold) or (gold[2] - gold[0]) * (gold[3] - gold[1]) <= 0:
             return Verdict(float("nan"), BAD_REFERENCE, f"gold box has no area: {list(gold)}")
         if o.size_weight > 0 and meta.get("size") is None:
-            return Verdict(float("nan"), BAD_REFERENCE, "the box-size term needs meta.width/height or meta.image_size (or set size_weight: 0)")
+            return Verdict(
+                float("nan"),
+                BAD_REFERENCE,
+                "the box-size term needs meta.width/height or meta.image_size (or set size_weight: 0)",
+            )
         pred = find_box(job.prediction)
         if pred is None:
             return Verdict(0.0, NO_ANSWER, "no [x1, y1, x2, y2] box found")

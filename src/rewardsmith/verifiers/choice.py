@@ -31,11 +31,15 @@ from .extract import Delimiters, answer_region, find_answers, reasoning_delimite
 
 HEDGE = "hedge:"  # prefix of the prediction when the text names several options
 _MARKERS = ("boxed", "answer_tag", "answer_colon", "answer_is")
-_NEGATION = re.compile(r"(?:\bnot|n't|\bnor|\bneither|\brather\s+than|\binstead\s+of|\bexcept|\bexclud\w*|\bwithout"
-                       r"|\brule\s+out)"
-                       r"(?:\s+(?:option|choice|answer))?\s*$", re.IGNORECASE)
-_NEGATED_AFTER = re.compile(r"^\s*(?:is|are|was|seems?)\s+(?:not|wrong|incorrect|false|impossible|ruled\s+out)\b",
-                            re.IGNORECASE)
+_NEGATION = re.compile(
+    r"(?:\bnot|n't|\bnor|\bneither|\brather\s+than|\binstead\s+of|\bexcept|\bexclud\w*|\bwithout"
+    r"|\brule\s+out)"
+    r"(?:\s+(?:option|choice|answer))?\s*$",
+    re.IGNORECASE,
+)
+_NEGATED_AFTER = re.compile(
+    r"^\s*(?:is|are|was|seems?)\s+(?:not|wrong|incorrect|false|impossible|ruled\s+out)\b", re.IGNORECASE
+)
 
 
 @lru_cache(maxsize=32)
@@ -43,11 +47,16 @@ def _patterns(up: str) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str
     """(a marked value, an option named in prose, any standalone option) for the letters ``up``."""
     both = up + up.lower()
     # a marked value: the option first, decorated, then nothing that continues a word
-    value = re.compile(rf"[\s*_]*(?:\(\s*([{both}])\s*\)|\[([{both}])\]|([{both}])(?:\s*[).:]|(?=[\s*,;!/|&]|$)))"
-                       rf"(?![A-Za-z0-9])[\s*_.,;:!]*(.*)", re.DOTALL)
+    value = re.compile(
+        rf"[\s*_]*(?:\(\s*([{both}])\s*\)|\[([{both}])\]|([{both}])(?:\s*[).:]|(?=[\s*,;!/|&]|$)))"
+        rf"(?![A-Za-z0-9])[\s*_.,;:!]*(.*)",
+        re.DOTALL,
+    )
     # an option named in prose: "(B)", "(b)", "B.", "B)", "option B"; never inside a word or number
-    named = re.compile(rf"\(([{both}])\)|(?<![A-Za-z0-9(])([{up}])(?:[.)]|:(?!\w))(?!\w)|"
-                       rf"\b(?i:option|choice)\s+\(?([{both}])\b\)?")
+    named = re.compile(
+        rf"\(([{both}])\)|(?<![A-Za-z0-9(])([{up}])(?:[.)]|:(?!\w))(?!\w)|"
+        rf"\b(?i:option|choice)\s+\(?([{both}])\b\)?"
+    )
     any_option = re.compile(rf"(?<![A-Za-z0-9])\(?([{up}])\)?(?![A-Za-z0-9])")
     return value, named, any_option
 
@@ -70,7 +79,11 @@ class ChoiceOptions(Options):
         return v.upper()
 
 
-@register("verifier", "choice", "Multiple-choice option the text commits to (boxed, 'Answer: (B)', final '(B)'); hedges and negations unpaid.")
+@register(
+    "verifier",
+    "choice",
+    "Multiple-choice option the text commits to (boxed, 'Answer: (B)', final '(B)'); hedges and negations unpaid.",
+)
 class ChoiceVerifier(Verifier):
     Options = ChoiceOptions
     isolate = False
@@ -95,9 +108,13 @@ class ChoiceVerifier(Verifier):
         first = next(g for g in m.groups()[:3] if g).upper()
         rest = m.group(4).strip()
         # "A or C", "A/C", "A, C", "(A) (C)": another option right after the first one, not negated
-        other = re.match(rf"(?:(?:or|and|and/or|&|/|\||,)\s*(?:(?:maybe|perhaps|possibly|even|also)\s+)?)?"
-                         rf"\(?([{self.options.letters}])\)?(?![A-Za-z0-9])", rest, re.IGNORECASE)
-        if other and other.group(1).upper() != first and not _NEGATED_AFTER.match(rest[other.end():]):
+        other = re.match(
+            rf"(?:(?:or|and|and/or|&|/|\||,)\s*(?:(?:maybe|perhaps|possibly|even|also)\s+)?)?"
+            rf"\(?([{self.options.letters}])\)?(?![A-Za-z0-9])",
+            rest,
+            re.IGNORECASE,
+        )
+        if other and other.group(1).upper() != first and not _NEGATED_AFTER.match(rest[other.end() :]):
             return HEDGE + ",".join(sorted({first, other.group(1).upper()}))
         return first
 
@@ -107,10 +124,12 @@ class ChoiceVerifier(Verifier):
         last: tuple[str, int, int] | None = None
         for m in named.finditer(text):
             letter = next(g for g in m.groups() if g).upper()
-            if _NEGATION.search(text[max(0, m.start() - 25):m.start()]) or _NEGATED_AFTER.match(text[m.end():m.end() + 30]):
+            if _NEGATION.search(text[max(0, m.start() - 25) : m.start()]) or _NEGATED_AFTER.match(
+                text[m.end() : m.end() + 30]
+            ):
                 continue
             if last is not None:
-                between = text[last[2]:m.start()]
+                between = text[last[2] : m.start()]
                 if letter != last[0] and re.fullmatch(r"\s*(?:,?\s*or|/|\|)\s*", between, re.IGNORECASE):
                     return HEDGE + ",".join(sorted({last[0], letter}))
             last = (letter, m.start(), m.end())
@@ -125,15 +144,19 @@ class ChoiceVerifier(Verifier):
         # an option alone on its line is a committed answer too: with another answer it is a hedge
         picks += [m.upper() for m in _bare_lines(self.options.letters).findall(text)]
         if picks:
-            distinct = sorted({p for p in picks if not p.startswith(HEDGE)} | {x for p in picks if p.startswith(HEDGE)
-                                                                             for x in p[len(HEDGE):].split(",")})
+            distinct = sorted(
+                {p for p in picks if not p.startswith(HEDGE)}
+                | {x for p in picks if p.startswith(HEDGE) for x in p[len(HEDGE) :].split(",")}
+            )
             return picks[-1] if len(distinct) == 1 else HEDGE + ",".join(distinct)
         return self._named(text)
 
     def check(self, job: Job) -> Verdict:
         ref = self.letter(str(job.reference or ""))
         if ref is None:
-            return Verdict(float("nan"), BAD_REFERENCE, f"reference is not one of {self.options.letters}: {job.reference!r}")
+            return Verdict(
+                float("nan"), BAD_REFERENCE, f"reference is not one of {self.options.letters}: {job.reference!r}"
+            )
         if job.prediction.startswith(HEDGE):
-            return Verdict(0.0, OK, f"hedge: several options ({job.prediction[len(HEDGE):]})")
+            return Verdict(0.0, OK, f"hedge: several options ({job.prediction[len(HEDGE) :]})")
         return Verdict(1.0 if job.prediction == ref else 0.0, OK)

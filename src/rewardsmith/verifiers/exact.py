@@ -27,15 +27,22 @@ from pydantic import Field
 
 from ..registry import Options, register
 from .base import BAD_REFERENCE, OK, Job, Verdict, Verifier
-from .extract import (READING_RULES, Delimiters, answer_region, distinct, read_answers, reasoning_delimiters_field,
-                      visible_text)
+from .extract import (
+    READING_RULES,
+    Delimiters,
+    answer_region,
+    distinct,
+    read_answers,
+    reasoning_delimiters_field,
+    visible_text,
+)
 
 _NUMBER = re.compile(r"^[-+]?(\d{1,3}(,\d{3})+|\d+)?(\.\d+)?(e[-+]?\d+)?%?$", re.IGNORECASE)
 _SPACED_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?: \d{3})+(?:\.\d+)?%?")
 _TEXT_WRAP = re.compile(r"\\text\{([^{}]*)\}")
 # Sentence punctuation and Markdown emphasis only: brackets, signs, primes and a leading "." carry meaning.
-_TRAILING = ".,;:!?\"`*\u3002\uff0c\uff1a"
-_LEADING = ",;:!?\"`*\uff1a"
+_TRAILING = '.,;:!?"`*\u3002\uff0c\uff1a'
+_LEADING = ',;:!?"`*\uff1a'
 
 
 def as_number(text: str) -> float | None:
@@ -52,11 +59,15 @@ def as_number(text: str) -> float | None:
 
 class ExactOptions(Options):
     extract: list[Literal["boxed", "answer_tag", "hash", "answer_colon", "answer_is", "whole"]] = Field(
-        default=[*READING_RULES, "whole"], min_length=1,
+        default=[*READING_RULES, "whole"],
+        min_length=1,
         description="answer markers read; 'whole' uses the whole text after the reasoning block when no marker "
-                    "is found")
+        "is found",
+    )
     case_sensitive: bool = False
-    strip_punctuation: bool = Field(default=True, description="strip punctuation at the ends of both answers (never inside)")
+    strip_punctuation: bool = Field(
+        default=True, description="strip punctuation at the ends of both answers (never inside)"
+    )
     reasoning_delimiters: Delimiters = reasoning_delimiters_field()
     rel_tol: float = Field(default=0.0, ge=0.0, description="relative tolerance when both sides are numbers")
     abs_tol: float = Field(default=0.0, ge=0.0, description="absolute tolerance when both sides are numbers")

@@ -28,8 +28,9 @@ in ``order`` that finds one.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Callable, Sequence
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
@@ -46,21 +47,55 @@ _HASH = re.compile(r"####[ \t]*([^\n]+)")
 _ANSWER_COLON = re.compile(
     r"(?:(?:^|[.!?}$\]>])[ \t*#>-]*(?:the\s+)?(?:final\s+)?answer|final\s+answer)"
     r"(?:\s+is)?[ \t*]*[:：][ \t*]*([^\n]+)",
-    re.IGNORECASE | re.MULTILINE)
-_ANSWER_IS = re.compile(r"\b(?:the\s+)?(?:final\s+|correct\s+)?answer\s+(?:is|would\s+be|will\s+be|should\s+be|must\s+be)\b"
-                        r"(?![ \t]*[:：])[ \t*]*([^\n]+)", re.IGNORECASE)
+    re.IGNORECASE | re.MULTILINE,
+)
+_ANSWER_IS = re.compile(
+    r"\b(?:the\s+)?(?:final\s+|correct\s+)?answer\s+(?:is|would\s+be|will\s+be|should\s+be|must\s+be)\b"
+    r"(?![ \t]*[:：])[ \t*]*([^\n]+)",
+    re.IGNORECASE,
+)
 _LEADING_PHRASE = re.compile(r"^(?:the\s+)?(?:final\s+|correct\s+)?answer\s+is\s*:?\s*", re.IGNORECASE)
 # "the answer is" in prose: the value must look like an answer, not like "the answer is clear".
 _VALUE_START = re.compile(r"[-+−$\\(\[{\d.]|[A-Za-z](?![A-Za-z])|[A-Za-z][\w-]*[ \t]*(?:[.!,;]|$)")
-_NOT_ANSWERS = frozenset({"correct", "right", "wrong", "incorrect", "clear", "obvious", "unclear", "above", "below",
-                          "simple", "easy", "not", "no", "yes", "that", "this", "it", "as", "therefore", "thus", "so"})
-_SENTENCE_END = re.compile(r"[.!?;](?=\s|$)|,\s+(?=(?!or\b)[A-Za-z]{2})|\s+(?:since|because|but|which|as|not|so|and\s+not)\s")
+_NOT_ANSWERS = frozenset(
+    {
+        "correct",
+        "right",
+        "wrong",
+        "incorrect",
+        "clear",
+        "obvious",
+        "unclear",
+        "above",
+        "below",
+        "simple",
+        "easy",
+        "not",
+        "no",
+        "yes",
+        "that",
+        "this",
+        "it",
+        "as",
+        "therefore",
+        "thus",
+        "so",
+    }
+)
+_SENTENCE_END = re.compile(
+    r"[.!?;](?=\s|$)|,\s+(?=(?!or\b)[A-Za-z]{2})|\s+(?:since|because|but|which|as|not|so|and\s+not)\s"
+)
 _MATH_OPEN = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
 
 # A box the text itself takes back ("\boxed{42} is wrong", "is not \boxed{42}") is not an answer.
-_RETRACTED_AFTER = re.compile(r"\s*(?:\$|\\\)|\\\])?\s*,?\s*(?:which\s+|that\s+)?(?:is|was|seems|looks)\s+(?:not\s+(?:correct|right|the\s+answer)|wrong|"
-                              r"incorrect|false|a\s+mistake)\b", re.IGNORECASE)
-_NEGATED_BEFORE = re.compile(r"(?:\bnot|n't|\bnever)(?:\s+(?:equal\s+to|be))?[\s$]*(?:\\\(|\\\[)?[\s$]*$", re.IGNORECASE)
+_RETRACTED_AFTER = re.compile(
+    r"\s*(?:\$|\\\)|\\\])?\s*,?\s*(?:which\s+|that\s+)?(?:is|was|seems|looks)\s+(?:not\s+(?:correct|right|the\s+answer)|wrong|"
+    r"incorrect|false|a\s+mistake)\b",
+    re.IGNORECASE,
+)
+_NEGATED_BEFORE = re.compile(
+    r"(?:\bnot|n't|\bnever)(?:\s+(?:equal\s+to|be))?[\s$]*(?:\\\(|\\\[)?[\s$]*$", re.IGNORECASE
+)
 _NEGATED_VALUE = re.compile(r"(?:\bnot|n't)(?:\s+(?:equal\s+to|be))?\s+(?:\$[^$]*\$|\S+)", re.IGNORECASE)
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 _IFFALSE = re.compile(r"\\iffalse\b.*?(?:\\fi\b|\Z)", re.DOTALL)
@@ -79,8 +114,10 @@ Delimiters = Annotated[tuple[str, str] | None, AfterValidator(check_delimiters)]
 
 
 def reasoning_delimiters_field() -> Any:
-    return Field(default=DEFAULT_REASONING,
-                 description="opening and closing tag of the reasoning block, never graded; null: no reasoning block")
+    return Field(
+        default=DEFAULT_REASONING,
+        description="opening and closing tag of the reasoning block, never graded; null: no reasoning block",
+    )
 
 
 def answer_region(text: str, delimiters: Sequence[str] | None = DEFAULT_REASONING) -> str | None:
@@ -91,7 +128,7 @@ def answer_region(text: str, delimiters: Sequence[str] | None = DEFAULT_REASONIN
     end = text.rfind(closing)
     if end < 0:
         return None if opening in text else text
-    after = text[end + len(closing):]
+    after = text[end + len(closing) :]
     return None if opening in after else after
 
 
@@ -116,7 +153,7 @@ def _drop_latex_comments(text: str) -> str:
         if i < pos:
             continue
         backslashes = len(text[:i]) - len(text[:i].rstrip("\\"))
-        if backslashes % 2 or _PERCENT_AFTER_NUMBER.search(text[max(0, i - 20):i]):
+        if backslashes % 2 or _PERCENT_AFTER_NUMBER.search(text[max(0, i - 20) : i]):
             continue  # "\%" or "20 %": a percent sign, not a comment
         end = text.find("\n", i)
         end = len(text) if end < 0 else end
@@ -134,7 +171,7 @@ def visible_text(text: str) -> str:
         for m in _PHANTOM.finditer(t):
             if m.start() < pos:
                 continue
-            parts.append(t[pos:m.start()])
+            parts.append(t[pos : m.start()])
             end = _skip_braced(t, m.end())
             pos = len(t) if end < 0 else end
         t = "".join(parts) + t[pos:]
@@ -152,7 +189,7 @@ def _boxes(text: str) -> list[tuple[int, int, str | None]]:
             i += 1
         if i < len(text) and text[i] == "{":
             end = _skip_braced(text, i)
-            found.append((m.start(), len(text) if end < 0 else end, None if end < 0 else text[i + 1:end - 1]))
+            found.append((m.start(), len(text) if end < 0 else end, None if end < 0 else text[i + 1 : end - 1]))
             pos = len(text) if end < 0 else end
         else:  # "\boxed 5" form: up to whitespace or "$"
             v = re.match(r"[^\s$]+", text[i:])
@@ -170,7 +207,7 @@ def last_boxed(text: str) -> str | None:
 
 def retracted(text: str, start: int, end: int) -> bool:
     """True when the text takes back the answer at ``text[start:end]`` ("… is wrong", "not …")."""
-    return bool(_RETRACTED_AFTER.match(text, end) or _NEGATED_BEFORE.search(text[max(0, start - 30):start]))
+    return bool(_RETRACTED_AFTER.match(text, end) or _NEGATED_BEFORE.search(text[max(0, start - 30) : start]))
 
 
 def unmarked(text: str) -> str:
@@ -191,10 +228,10 @@ def read_value(text: str) -> str:
         if t.startswith(opening):
             end = t.find(closing, len(opening))
             if end >= 0:
-                return t[len(opening):end]
+                return t[len(opening) : end]
             break
     m = _SENTENCE_END.search(t)
-    return t[:m.start()] if m else t
+    return t[: m.start()] if m else t
 
 
 @dataclass(frozen=True)
@@ -272,8 +309,9 @@ def find_answers(text: str, order: Sequence[str] = READING_RULES) -> list[Answer
     return out
 
 
-def read_answers(completion: str, order: Sequence[str] = READING_RULES,
-                 delimiters: Sequence[str] | None = DEFAULT_REASONING) -> list[Answer] | None:
+def read_answers(
+    completion: str, order: Sequence[str] = READING_RULES, delimiters: Sequence[str] | None = DEFAULT_REASONING
+) -> list[Answer] | None:
     """The final answers of ``completion`` after the reasoning block; None when the reasoning block never closes."""
     region = answer_region(completion, delimiters)
     if region is None:

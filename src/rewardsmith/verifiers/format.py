@@ -32,10 +32,16 @@ class ThinkAnswerOptions(Options):
     think_in_prompt: bool = False
     allow_empty: bool = False
     reasoning_delimiters: Annotated[tuple[str, str], AfterValidator(check_delimiters)] = Field(
-        default=DEFAULT_REASONING, description="opening and closing tag of the reasoning block")
+        default=DEFAULT_REASONING, description="opening and closing tag of the reasoning block"
+    )
 
 
-@register("format", "think_answer", "R1-style format: one <think>...</think> block followed by an answer (optionally <answer> tags).", "DeepSeek-R1 (2025)")
+@register(
+    "format",
+    "think_answer",
+    "R1-style format: one <think>...</think> block followed by an answer (optionally <answer> tags).",
+    "DeepSeek-R1 (2025)",
+)
 class ThinkAnswerFormat(Component):
     Options = ThinkAnswerOptions
 

@@ -20,14 +20,17 @@ passes. A conversational completion is scored per assistant message and averaged
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pydantic import Field, field_validator
 
 from ..registry import Component, Options, register
 
 
-def score_format(component: Any, text: str, turns: Sequence[str] | None = None, meta: dict[str, Any] | None = None) -> float:
+def score_format(
+    component: Any, text: str, turns: Sequence[str] | None = None, meta: dict[str, Any] | None = None
+) -> float:
     """A format component's score of one completion: the mean over its assistant messages when
     it is conversational with more than one (every turn must keep the format to pass a gate),
     else of ``text``. Peers (TRL, open-r1) score only the first message, so a later malformed
@@ -45,7 +48,12 @@ class TagCountOptions(Options):
     answer_tag: str = Field(default="answer", min_length=1, description="name of the answer tag")
 
 
-@register("format", "tag_count", "Partial format credit: 0.25 for each of <think>\\n, \\n</think>\\n, \\n<answer>\\n, \\n</answer> present exactly once.", "open-r1 (Hugging Face, 2025)")
+@register(
+    "format",
+    "tag_count",
+    "Partial format credit: 0.25 for each of <think>\\n, \\n</think>\\n, \\n<answer>\\n, \\n</answer> present exactly once.",
+    "open-r1 (Hugging Face, 2025)",
+)
 class TagCount(Component):
     """open-r1's ``tag_count_reward``: 0.25 for each of the four newline-delimited tags that
     occurs exactly once (a repeated tag earns nothing, so padding with tags does not pay).
@@ -68,11 +76,21 @@ _STEP = re.compile(r"Step \d+:|^\d+\.|\n-|\n\*|First,|Second,|Next,|Finally,", r
 
 
 class ReasoningStepsOptions(Options):
-    min_steps: int = Field(default=3, ge=1, description="markers for full credit (open-r1: 3); fewer give count/min_steps")
-    distinct: bool = Field(default=False, description="count each distinct marker text once ('Step 1:' repeated counts once); open-r1 counts every match")
+    min_steps: int = Field(
+        default=3, ge=1, description="markers for full credit (open-r1: 3); fewer give count/min_steps"
+    )
+    distinct: bool = Field(
+        default=False,
+        description="count each distinct marker text once ('Step 1:' repeated counts once); open-r1 counts every match",
+    )
 
 
-@register("format", "reasoning_steps", "Step-by-step markers (Step n:, numbered lines, bullets, First/Second/Next/Finally,): min(1, count/min_steps).", "open-r1 (Hugging Face, 2025)")
+@register(
+    "format",
+    "reasoning_steps",
+    "Step-by-step markers (Step n:, numbered lines, bullets, First/Second/Next/Finally,): min(1, count/min_steps).",
+    "open-r1 (Hugging Face, 2025)",
+)
 class ReasoningSteps(Component):
     """open-r1's ``reasoning_steps_reward``: ``min(1, #markers / 3)``. Markers: ``Step n:``, a
     numbered line ``n.``, a line starting with ``-`` or ``*``, and ``First,``, ``Second,``,
@@ -92,7 +110,9 @@ class ReasoningSteps(Component):
 
 # --------------------------------------------------------------------------- code_format
 class CodeFormatOptions(Options):
-    language: str = Field(default="python", min_length=1, description="required fence language; a record's meta.language overrides it")
+    language: str = Field(
+        default="python", min_length=1, description="required fence language; a record's meta.language overrides it"
+    )
     think_tag: str = Field(default="think", min_length=1)
     answer_tag: str = Field(default="answer", min_length=1)
 
@@ -104,7 +124,12 @@ class CodeFormatOptions(Options):
         return value
 
 
-@register("format", "code_format", "Code answer layout: <think>\\n...\\n</think>\\n<answer>\\n...```<language> code```...\\n</answer> (option language).", "open-r1 (Hugging Face, 2025)")
+@register(
+    "format",
+    "code_format",
+    "Code answer layout: <think>\\n...\\n</think>\\n<answer>\\n...```<language> code```...\\n</answer> (option language).",
+    "open-r1 (Hugging Face, 2025)",
+)
 class CodeFormat(Component):
     """open-r1's ``code_format_reward``: the whole completion is ``<think>\\n…\\n</think>\\n<answer>\\n…
     ```<language> … ``` …\\n</answer>``, 1.0 or 0.0. Stricter than open-r1 in two ways that close
@@ -123,7 +148,8 @@ class CodeFormat(Component):
         if language not in self._patterns:
             t, a, lang = re.escape(self.options.think_tag), re.escape(self.options.answer_tag), re.escape(language)
             self._patterns[language] = re.compile(
-                rf"<{t}>\n.*?\n</{t}>\n<{a}>\n.*?```{lang}(?![\w+#.-]).*?```.*?\n</{a}>", re.DOTALL)
+                rf"<{t}>\n.*?\n</{t}>\n<{a}>\n.*?```{lang}(?![\w+#.-]).*?```.*?\n</{a}>", re.DOTALL
+            )
         return self._patterns[language]
 
     def score(self, completion: str) -> float:

@@ -39,10 +39,19 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from .base import BAD_REFERENCE, NO_ANSWER, OK, TIMEOUT, Job, Verdict, Verifier
-from .extract import (READING_RULES, Delimiters, answer_region, distinct, find_answers, read_answers,
-                      reasoning_delimiters_field, unmarked, visible_text)
 from ..registry import Options, register
+from .base import BAD_REFERENCE, NO_ANSWER, OK, TIMEOUT, Job, Verdict, Verifier
+from .extract import (
+    READING_RULES,
+    Delimiters,
+    answer_region,
+    distinct,
+    find_answers,
+    read_answers,
+    reasoning_delimiters_field,
+    unmarked,
+    visible_text,
+)
 
 Rule = Literal["boxed", "answer_tag", "hash", "answer_colon", "answer_is"]
 
@@ -55,8 +64,9 @@ _HUGE_LOG10 = 1000.0  # numbers with more digits than this never reach sympy
 _EXACT_DIGITS = 200_000  # integers up to this many digits are compared exactly
 _TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox)\{([^{}]*)\}")
 _WORD = re.compile(r"[A-Za-z]{2,}(?:[ '\-][A-Za-z]+)*")
-_MATH_WORDS = frozenset({"pi", "inf", "infty", "infinity", "oo", "nan", "sqrt", "ln", "log", "sin", "cos", "tan", "exp",
-                         "emptyset"})
+_MATH_WORDS = frozenset(
+    {"pi", "inf", "infty", "infinity", "oo", "nan", "sqrt", "ln", "log", "sin", "cos", "tan", "exp", "emptyset"}
+)
 _PROSE = re.compile(r"[A-Za-z]{3,}\s+[A-Za-z]{3,}")
 _LIST_COMMA = re.compile(r",\s")  # "32, 349" is a list; "32,349" and "32,\! 349" are one number
 UNKNOWN = float("nan")
@@ -102,7 +112,7 @@ def power_tower(text: str) -> list[str] | None:
         if not m:
             return None
         parts.append(m.group(0))
-        rest = t[m.end():]
+        rest = t[m.end() :]
         if not rest:
             return parts
         if not rest.startswith("^"):
@@ -124,7 +134,7 @@ def tower_log10(parts: list[str]) -> float:
     if len(parts) == 1:
         return base
     exponent_log10 = tower_log10(parts[1:])
-    exponent = 10.0 ** exponent_log10 if exponent_log10 < 300 else math.inf
+    exponent = 10.0**exponent_log10 if exponent_log10 < 300 else math.inf
     if base == 0.0 or exponent == 0.0:
         return 0.0
     return exponent * base
@@ -144,7 +154,7 @@ def tower_value(parts: list[str]) -> int | None:
     for base in map(int, reversed(parts[:-1])):
         if base > 1 and value * math.log10(base) > _EXACT_DIGITS:
             return None
-        value = base ** value
+        value = base**value
     return value
 
 
@@ -279,18 +289,36 @@ def _reraise_thread_error(exc: Exception) -> None:
 
 
 class MathOptions(Options):
-    extract: list[Rule] = Field(default=list(READING_RULES), min_length=1, description="answer markers read (every final answer they find counts)")
+    extract: list[Rule] = Field(
+        default=list(READING_RULES),
+        min_length=1,
+        description="answer markers read (every final answer they find counts)",
+    )
     reasoning_delimiters: Delimiters = reasoning_delimiters_field()
-    fallback_chars: int = Field(default=300, ge=0, le=20_000, description="with no marker, math-verify's own extraction reads this many characters "
-                                "at the end of the answer (0: off)")
+    fallback_chars: int = Field(
+        default=300,
+        ge=0,
+        le=20_000,
+        description="with no marker, math-verify's own extraction reads this many characters "
+        "at the end of the answer (0: off)",
+    )
     float_rounding: int = Field(default=6, ge=0, le=15, description="decimal places compared for floats")
     numeric_precision: int = Field(default=15, ge=1, le=50)
     strict: bool = Field(default=True, description="math-verify strict mode (variables must match)")
-    inner_timeout_s: int = Field(default=1, ge=1, description="math-verify's own (signal) timeout inside the worker; ordinary checks take "
-                                 "~5 ms; firing gives status timeout")
+    inner_timeout_s: int = Field(
+        default=1,
+        ge=1,
+        description="math-verify's own (signal) timeout inside the worker; ordinary checks take "
+        "~5 ms; firing gives status timeout",
+    )
 
 
-@register("verifier", "math", "Symbolic math equivalence via math-verify (reference first); reasoning skipped, hedges unpaid.", "Math-Verify (HuggingFace, 2025)")
+@register(
+    "verifier",
+    "math",
+    "Symbolic math equivalence via math-verify (reference first); reasoning skipped, hedges unpaid.",
+    "Math-Verify (HuggingFace, 2025)",
+)
 class MathVerifier(Verifier):
     Options = MathOptions
 
@@ -307,11 +335,13 @@ class MathVerifier(Verifier):
         if not texts:
             if not o.fallback_chars:
                 return None
-            tail = unmarked(visible_text(answer_region(completion, o.reasoning_delimiters) or ""))[-o.fallback_chars:]
+            tail = unmarked(visible_text(answer_region(completion, o.reasoning_delimiters) or ""))[-o.fallback_chars :]
             return Job(tail, reference, {"fallback": True}) if tail.strip() else None
         if len(texts) == 1:
             return Job(texts[0], reference)
-        return Job(texts[-1], reference, {"answers": texts, "boxed": distinct([a for a in answers if a.rule == "boxed"])})
+        return Job(
+            texts[-1], reference, {"answers": texts, "boxed": distinct([a for a in answers if a.rule == "boxed"])}
+        )
 
     # ------------------------------------------------------------------ checking (worker)
     def warm_up(self) -> None:
@@ -346,7 +376,11 @@ class MathVerifier(Verifier):
                     return Verdict(1.0, OK, "compared as words")
                 return Verdict(0.0, NO_ANSWER, "a word reference needs a marked answer (box, Answer:, ...)")
             right = [same_words(word, a) for a in answers]
-            return Verdict(1.0 if all(right) else 0.0, OK, "compared as words" + ("" if len(right) == 1 else f"; {len(right)} answers"))
+            return Verdict(
+                1.0 if all(right) else 0.0,
+                OK,
+                "compared as words" + ("" if len(right) == 1 else f"; {len(right)} answers"),
+            )
         try:
             return self._check_math(reference, job.prediction, meta, answers)
         except MathTimeout as exc:
@@ -372,8 +406,15 @@ class MathVerifier(Verifier):
         for g in gold:
             for p in pred:
                 try:
-                    if verify(g, p, float_rounding=o.float_rounding, numeric_precision=o.numeric_precision, strict=o.strict,
-                              timeout_seconds=o.inner_timeout_s, raise_on_error=True):
+                    if verify(
+                        g,
+                        p,
+                        float_rounding=o.float_rounding,
+                        numeric_precision=o.numeric_precision,
+                        strict=o.strict,
+                        timeout_seconds=o.inner_timeout_s,
+                        raise_on_error=True,
+                    ):
                         return True
                 except TimeoutException:
                     timed_out = True
@@ -419,9 +460,13 @@ class MathVerifier(Verifier):
         if parsed and not readable():
             return Verdict(UNKNOWN, BAD_REFERENCE, f"reference not parseable: {reference[:80]!r}")
         if len(results) == 1:
-            return Verdict(results[0][0], OK, results[0][1]) if not undecided else Verdict(UNKNOWN, TIMEOUT, undecided[0])
+            return (
+                Verdict(results[0][0], OK, results[0][1]) if not undecided else Verdict(UNKNOWN, TIMEOUT, undecided[0])
+            )
         boxes = meta.get("boxed", [])
-        if self._parts_make_reference(reference, boxes, gold, equal) and all(s == 1.0 or a in boxes for a, (s, _) in zip(answers, results)):
+        if self._parts_make_reference(reference, boxes, gold, equal) and all(
+            s == 1.0 or a in boxes for a, (s, _) in zip(answers, results)
+        ):
             return Verdict(1.0, OK, f"{len(boxes)} boxed parts together equal the reference")
         if undecided:
             return Verdict(UNKNOWN, TIMEOUT, undecided[0])

@@ -26,10 +26,17 @@ from .extract import extract_answer
 
 class ReasoningGymOptions(Options):
     dataset: str | None = Field(default=None, description="dataset name; default: the entry's metadata.source_dataset")
-    extract: list[Literal["answer_tag", "boxed", "hash", "answer_colon"]] = Field(default=["answer_tag", "boxed", "answer_colon"], min_length=1)
+    extract: list[Literal["answer_tag", "boxed", "hash", "answer_colon"]] = Field(
+        default=["answer_tag", "boxed", "answer_colon"], min_length=1
+    )
 
 
-@register("verifier", "reasoning_gym", "Delegates to reasoning-gym's score_answer for the entry in meta (partial credit).", "reasoning-gym (Stojanovski et al., 2025)")
+@register(
+    "verifier",
+    "reasoning_gym",
+    "Delegates to reasoning-gym's score_answer for the entry in meta (partial credit).",
+    "reasoning-gym (Stojanovski et al., 2025)",
+)
 class ReasoningGymVerifier(Verifier):
     Options = ReasoningGymOptions
 
@@ -56,7 +63,9 @@ class ReasoningGymVerifier(Verifier):
         entry = job.meta or {}
         name = self.options.dataset or (entry.get("metadata") or {}).get("source_dataset")
         if not name:
-            return Verdict(float("nan"), BAD_REFERENCE, "no dataset: set the option 'dataset' or meta.metadata.source_dataset")
+            return Verdict(
+                float("nan"), BAD_REFERENCE, "no dataset: set the option 'dataset' or meta.metadata.source_dataset"
+            )
         try:
             score_fn = reasoning_gym.get_score_answer_fn(name)
         except Exception as exc:

@@ -44,10 +44,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 STOPWORDS = frozenset(
-    "a an the and or but if of to in on at by for with from as into onto over under about than then "
-    "is are was were be been being am do does did has have had it its this that these those there "
-    "which who whom whose what when where how so such not no nor can could may might must shall "
-    "should will would also very just".split()
+    ["a", "an", "the", "and", "or", "but", "if", "of", "to", "in", "on", "at", "by", "for", "with", "from", "as", "into", "onto", "over", "under", "about", "than", "then", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "has", "have", "had", "it", "its", "this", "that", "these", "those", "there", "which", "who", "whom", "whose", "what", "when", "where", "how", "so", "such", "not", "no", "nor", "can", "could", "may", "might", "must", "shall", "should", "will", "would", "also", "very", "just"]
 )
 
 
@@ -80,18 +77,27 @@ def nugget_reward(labels: list[float], weights: list[float]) -> float:
 
 class RubricOptions(Options):
     support_threshold: float = Field(default=0.8, gt=0.0, le=1.0, description="coverage for 'supported' [unverified]")
-    partial_threshold: float = Field(default=0.5, gt=0.0, le=1.0, description="coverage for 'partially supported' [unverified]")
-    window: int = Field(default=2, ge=0, description="sentences per window a nugget must be found in; 0 = whole response [unverified]")
+    partial_threshold: float = Field(
+        default=0.5, gt=0.0, le=1.0, description="coverage for 'partially supported' [unverified]"
+    )
+    window: int = Field(
+        default=2, ge=0, description="sentences per window a nugget must be found in; 0 = whole response [unverified]"
+    )
     stem: bool = Field(default=True, description="strip a plural 's' from tokens")
 
     @model_validator(mode="after")
-    def _order(self) -> "RubricOptions":
+    def _order(self) -> RubricOptions:
         if self.partial_threshold > self.support_threshold:
             raise ValueError("partial_threshold must not exceed support_threshold")
         return self
 
 
-@register("verifier", "rubric", "Nugget-as-rubric reward (#supported + 0.5·#partial)/#nuggets with a lexical support rule.", "Search-Gen-V: a rubric-based generative verifier for search-augmented LLMs (2025)")
+@register(
+    "verifier",
+    "rubric",
+    "Nugget-as-rubric reward (#supported + 0.5·#partial)/#nuggets with a lexical support rule.",
+    "Search-Gen-V: a rubric-based generative verifier for search-augmented LLMs (2025)",
+)
 class RubricVerifier(Verifier):
     Options = RubricOptions
     isolate = False  # linear tokenising and set arithmetic
@@ -111,7 +117,9 @@ class RubricVerifier(Verifier):
             return Verdict(float("nan"), BAD_REFERENCE, "meta.nuggets must be a non-empty list")
         nuggets: list[tuple[set[str], float]] = []
         for item in raw:
-            text, weight = (item.get("text", ""), float(item.get("weight", 1.0))) if isinstance(item, dict) else (str(item), 1.0)
+            text, weight = (
+                (item.get("text", ""), float(item.get("weight", 1.0))) if isinstance(item, dict) else (str(item), 1.0)
+            )
             tokens = set(content_tokens(str(text), o.stem))
             if tokens and weight > 0:
                 nuggets.append((tokens, weight))
@@ -124,11 +132,13 @@ class RubricVerifier(Verifier):
             windows = [set(content_tokens(job.prediction, o.stem))]
         else:
             per = [set(content_tokens(s, o.stem)) for s in sents]
-            windows = [set().union(*per[i:i + o.window]) for i in range(len(per) - o.window + 1)]
+            windows = [set().union(*per[i : i + o.window]) for i in range(len(per) - o.window + 1)]
         labels = []
         for tokens, _ in nuggets:
             c = nugget_coverage(tokens, windows)
             labels.append(1.0 if c >= o.support_threshold else 0.5 if c >= o.partial_threshold else 0.0)
         n_sup, n_part = labels.count(1.0), labels.count(0.5)
-        detail = f"supported {n_sup}, partial {n_part}, unsupported {len(labels) - n_sup - n_part} of {len(labels)} nuggets"
+        detail = (
+            f"supported {n_sup}, partial {n_part}, unsupported {len(labels) - n_sup - n_part} of {len(labels)} nuggets"
+        )
         return Verdict(nugget_reward(labels, [w for _, w in nuggets]), OK, detail)

@@ -53,8 +53,15 @@ _ANY_BLOCK = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 # Strings, quoted identifiers, comments, words, numbers, operators: a SQL tokeniser for the
 # order check and the partial rewards (never for execution).
-_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|\[[^\]]*\]|--[^\n]*|/\*.*?\*/|\w+|<=|>=|<>|!=|\|\||\S", re.DOTALL)
-_READ_ONLY = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, getattr(sqlite3, "SQLITE_RECURSIVE", 33)}
+_TOKEN = re.compile(
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|\[[^\]]*\]|--[^\n]*|/\*.*?\*/|\w+|<=|>=|<>|!=|\|\||\S", re.DOTALL
+)
+_READ_ONLY = {
+    sqlite3.SQLITE_SELECT,
+    sqlite3.SQLITE_READ,
+    sqlite3.SQLITE_FUNCTION,
+    getattr(sqlite3, "SQLITE_RECURSIVE", 33),
+}
 _COMPONENTS = ("execution", "syntax", "schema", "ngram")
 
 
@@ -68,7 +75,7 @@ def sql_tokens(query: str) -> list[str]:
     for tok in _TOKEN.findall(query):
         if tok.startswith(("--", "/*")):
             continue
-        if tok[0] in "\"`[":
+        if tok[0] in '"`[':
             tok = tok[1:-1]
         out.append(tok if tok.startswith("'") else tok.lower())
     return out
@@ -94,7 +101,9 @@ def jaccard(a: set[Any], b: set[Any]) -> float:
 
 
 def ngrams(tokens: list[str], n: int) -> set[tuple[str, ...]]:
-    return {tuple(tokens[i:i + n]) for i in range(max(0, len(tokens) - n + 1))} or ({tuple(tokens)} if tokens else set())
+    return {tuple(tokens[i : i + n]) for i in range(max(0, len(tokens) - n + 1))} or (
+        {tuple(tokens)} if tokens else set()
+    )
 
 
 def build_database(meta: dict[str, Any]) -> sqlite3.Connection:
@@ -131,7 +140,9 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def run_query(conn: sqlite3.Connection, query: str, timeout_s: float, max_rows: int, float_places: int | None) -> list[tuple]:
+def run_query(
+    conn: sqlite3.Connection, query: str, timeout_s: float, max_rows: int, float_places: int | None
+) -> list[tuple]:
     """Rows of ``query`` (floats rounded unless ``float_places`` is None); :class:`QueryError` on
     failure, timeout or too many rows."""
     deadline = time.monotonic() + timeout_s
@@ -166,12 +177,25 @@ def results_match(pred: list[tuple], gold: list[tuple], how: str) -> bool:
 
 
 class SqlOptions(Options):
-    extract: list[Rule] = Field(default=["sql_block", "answer_tag", "any_block"], min_length=1, description="where the query is looked for, in order")
-    compare: Literal["auto", "set", "multiset", "list"] = Field(default="auto", description="auto: list if the reference has a top-level ORDER BY, else multiset")
-    float_places: int | None = Field(default=6, ge=0, le=15, description="decimal places floats are rounded to before comparing; null: no rounding (exact)")
+    extract: list[Rule] = Field(
+        default=["sql_block", "answer_tag", "any_block"],
+        min_length=1,
+        description="where the query is looked for, in order",
+    )
+    compare: Literal["auto", "set", "multiset", "list"] = Field(
+        default="auto", description="auto: list if the reference has a top-level ORDER BY, else multiset"
+    )
+    float_places: int | None = Field(
+        default=6,
+        ge=0,
+        le=15,
+        description="decimal places floats are rounded to before comparing; null: no rounding (exact)",
+    )
     query_timeout_s: float = Field(default=1.0, gt=0, description="wall-clock limit per query (progress handler)")
     max_rows: int = Field(default=100_000, ge=1, description="a query returning more rows fails")
-    weights: dict[str, float] = Field(default={"execution": 1.0}, description="partial rewards [unverified]: execution, syntax, schema, ngram")
+    weights: dict[str, float] = Field(
+        default={"execution": 1.0}, description="partial rewards [unverified]: execution, syntax, schema, ngram"
+    )
     ngram_n: int = Field(default=2, ge=1, description="n of the n-gram reward [unverified]")
 
     @field_validator("weights")
@@ -185,7 +209,12 @@ class SqlOptions(Options):
         return v
 
 
-@register("verifier", "sql", "Text-to-SQL execution match on an in-memory SQLite database (read-only, time-bounded); optional partial rewards.", "Reasoning-SQL (Pourreza et al., 2025)")
+@register(
+    "verifier",
+    "sql",
+    "Text-to-SQL execution match on an in-memory SQLite database (read-only, time-bounded); optional partial rewards.",
+    "Reasoning-SQL (Pourreza et al., 2025)",
+)
 class SqlVerifier(Verifier):
     Options = SqlOptions
 
@@ -229,12 +258,17 @@ class SqlVerifier(Verifier):
             except QueryError as exc:
                 pred, failure = None, f"predicted query failed: {exc}"
             how = o.compare if o.compare != "auto" else ("list" if has_top_level_order_by(gold_query) else "multiset")
-            parts = {"execution": float(pred is not None and results_match(pred, gold, how)), "syntax": float(pred is not None)}
+            parts = {
+                "execution": float(pred is not None and results_match(pred, gold, how)),
+                "syntax": float(pred is not None),
+            }
             if o.weights.get("schema"):
                 names = schema_names(conn)
                 parts["schema"] = jaccard(set(sql_tokens(job.prediction)) & names, set(sql_tokens(gold_query)) & names)
             if o.weights.get("ngram"):
-                parts["ngram"] = jaccard(ngrams(sql_tokens(job.prediction), o.ngram_n), ngrams(sql_tokens(gold_query), o.ngram_n))
+                parts["ngram"] = jaccard(
+                    ngrams(sql_tokens(job.prediction), o.ngram_n), ngrams(sql_tokens(gold_query), o.ngram_n)
+                )
         finally:
             conn.close()
         score = sum(w * parts[k] for k, w in o.weights.items()) / sum(o.weights.values())

@@ -66,7 +66,9 @@ _BLOCK = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 _LAYOUT = {
     (True, False): re.compile(r"<think>.*?</think>\n<tool_call>\n.*?\n</tool_call>", re.DOTALL),
     (False, True): re.compile(r"<think>.*?</think>\n<response>.*?</response>", re.DOTALL),
-    (True, True): re.compile(r"<think>.*?</think>\n<tool_call>\n.*?\n</tool_call>\n<response>.*?</response>", re.DOTALL),
+    (True, True): re.compile(
+        r"<think>.*?</think>\n<tool_call>\n.*?\n</tool_call>\n<response>.*?</response>", re.DOTALL
+    ),
     (False, False): re.compile(r"<think>.*?</think>", re.DOTALL),
 }
 
@@ -205,18 +207,27 @@ def toolrl_format_ok(completion: str, expect_call: bool, expect_response: bool) 
 class ToolCallOptions(Options):
     correct_max: float = Field(default=3.0, description="R_correct on an exact match (ToolRL: 3)")
     correct_min: float = Field(default=-3.0, description="R_correct when the calls cannot be parsed (ToolRL: -3)")
-    format_max: float = Field(default=1.0, ge=0.0, description="R_format for ToolRL's layout (0 turns the format term off)")
+    format_max: float = Field(
+        default=1.0, ge=0.0, description="R_format for ToolRL's layout (0 turns the format term off)"
+    )
     format_min: float = Field(default=0.0, le=0.0, description="R_format for any other layout (ToolRL: 0)")
     schedule_steps: int | None = Field(
-        default=None, ge=1, description="ToolRL's dynamic scaling over this many steps (ToolRL: 150): format bounds "
-        "from ±2 to (format_max >= 1, format_min <= -1 floors), correctness bounds from ±2 to ±3 caps; None: fixed bounds")
+        default=None,
+        ge=1,
+        description="ToolRL's dynamic scaling over this many steps (ToolRL: 150): format bounds "
+        "from ±2 to (format_max >= 1, format_min <= -1 floors), correctness bounds from ±2 to ±3 caps; None: fixed bounds",
+    )
 
     @model_validator(mode="after")
-    def _bounds(self) -> "ToolCallOptions":
+    def _bounds(self) -> ToolCallOptions:
         if self.correct_max <= self.correct_min:
             raise ValueError("correct_max must be greater than correct_min")
-        if self.schedule_steps is not None and not (self.format_max <= 2 and self.format_min >= -2 and self.correct_max >= 2 and self.correct_min <= -2):
-            raise ValueError("schedule_steps moves the bounds from ±2: it needs format_max <= 2, format_min >= -2, correct_max >= 2, correct_min <= -2")
+        if self.schedule_steps is not None and not (
+            self.format_max <= 2 and self.format_min >= -2 and self.correct_max >= 2 and self.correct_min <= -2
+        ):
+            raise ValueError(
+                "schedule_steps moves the bounds from ±2: it needs format_max <= 2, format_min >= -2, correct_max >= 2, correct_min <= -2"
+            )
         return self
 
     def bounds(self, step: float) -> tuple[float, float, float, float]:
@@ -224,8 +235,12 @@ class ToolCallOptions(Options):
         if self.schedule_steps is None:
             return self.format_max, self.format_min, self.correct_max, self.correct_min
         p = max(0.0, step) / self.schedule_steps
-        return (max(1.0, 2 - (2 - self.format_max) * p), min(-1.0, -2 + (2 + self.format_min) * p),
-                min(3.0, 2 + (self.correct_max - 2) * p), max(-3.0, -2 + (self.correct_min + 2) * p))
+        return (
+            max(1.0, 2 - (2 - self.format_max) * p),
+            min(-1.0, -2 + (2 + self.format_min) * p),
+            min(3.0, 2 + (self.correct_max - 2) * p),
+            max(-3.0, -2 + (self.correct_min + 2) * p),
+        )
 
     def envelope(self) -> tuple[float, float]:
         """(lo, hi): the least and greatest raw reward over every step — the [0, 1] map's ends.
@@ -235,14 +250,24 @@ class ToolCallOptions(Options):
             return self.correct_min + self.format_min, self.correct_max + self.format_max
         T = self.schedule_steps
         stops = [0.0]
-        for start, target, stop in ((2, self.format_max, 1.0), (-2, self.format_min, -1.0), (2, self.correct_max, 3.0), (-2, self.correct_min, -3.0)):
+        for start, target, stop in (
+            (2, self.format_max, 1.0),
+            (-2, self.format_min, -1.0),
+            (2, self.correct_max, 3.0),
+            (-2, self.correct_min, -3.0),
+        ):
             if target != start:
                 stops.append(T * (stop - start) / (target - start))
         sums = [(b[0] + b[2], b[1] + b[3]) for b in (self.bounds(t) for t in stops if t >= 0)]
         return min(lo for _, lo in sums), max(hi for hi, _ in sums)
 
 
-@register("verifier", "tool_call", "ToolRL tool-call reward: format (0/1) + name/parameter matching in [-3, 3], mapped to [0, 1].", "ToolRL (Qian et al., 2025)")
+@register(
+    "verifier",
+    "tool_call",
+    "ToolRL tool-call reward: format (0/1) + name/parameter matching in [-3, 3], mapped to [0, 1].",
+    "ToolRL (Qian et al., 2025)",
+)
 class ToolCallVerifier(Verifier):
     """Reads everything from the completion (format and calls), so every record is scored."""
 
