@@ -49,6 +49,16 @@ class SlowLoadingVerifier(HostileVerifier):
         time.sleep(self.load_s)
 
 
+class SometimesSlowLoadingVerifier(SlowLoadingVerifier):
+    """:class:`SlowLoadingVerifier` whose warm-up only jobs predicting ``sym...`` need (as math's
+    ``needs_warm_up``)."""
+
+    name = "sometimes_slow_loading"
+
+    def needs_warm_up(self, job: Job) -> bool:
+        return job.prediction.startswith("sym")
+
+
 class FlakyTimeoutVerifier(HostileVerifier):
     """In-process verifier whose first check runs out of time (a loaded machine), later ones answer."""
 

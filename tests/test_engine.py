@@ -162,6 +162,64 @@ def test_concurrent_threads_share_one_engine(engine):
     assert all(r is not None and all(v.score == 1.0 for v in r) for r in results)
 
 
+def test_a_hanging_call_does_not_hold_up_a_concurrent_call():
+    """Calls share the pool but each borrows its own workers: while one call waits out its hanging
+    items, another call (here: after both workers were taken) is answered, and the pool shrinks back."""
+    eng = VerificationEngine(workers=2, timeout_s=15.0)  # far above a worker's start-up under load
+    v = HostileVerifier()
+    eng.run(v, [Job("a", "a"), Job("b", "b")])  # both workers started and idle
+    out = {}
+    hanging = threading.Thread(target=lambda: out.update(hang=eng.run(v, [Job("hang", "x"), Job("hang", "y")])))
+    hanging.start()
+    deadline = time.monotonic() + 20
+    while sum(bool(w.inflight) for w in eng._workers) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sum(bool(w.inflight) for w in eng._workers) == 2  # both pool workers hold a hanging item
+    quick = eng.run(v, [Job(f"q{i}", f"q{i}") for i in range(5)])
+    assert [x.score for x in quick] == [1.0] * 5
+    assert hanging.is_alive()  # answered while the other call is still waiting on its hanging items
+    hanging.join(timeout=60)
+    assert [x.status for x in out["hang"]] == [TIMEOUT, TIMEOUT]
+    assert len(eng._workers) <= 2 and len(eng._idle) <= 2  # the extra worker stopped when handed back
+    eng.close()
+    assert eng._workers == [] and eng._idle == []
+
+
+def test_workers_are_forked_warm_from_a_template_and_survive_its_loss():
+    """A killed worker's replacement is forked from the warm template (no interpreter start, no
+    imports); if the template dies, spawning falls back to a fresh interpreter and goes on."""
+    from rewardsmith.engine import _ForkedProcess
+
+    eng = VerificationEngine(workers=1, timeout_s=1.0)
+    v = HostileVerifier()
+    assert [o.status for o in eng.run(v, [Job("hang", "x"), Job("a", "a")])] == [TIMEOUT, OK]
+    assert eng.stats.workers_replaced == 1 and all(isinstance(w.process, _ForkedProcess) for w in eng._workers)
+    template = eng._template.process
+    template.kill()
+    template.wait(timeout=10)
+    assert [o.status for o in eng.run(v, [Job("hang", "y"), Job("b", "b")])] == [TIMEOUT, OK]
+    eng.close()
+    assert eng._template is None and eng._workers == []
+
+
+def test_the_template_warms_up_only_once_a_worker_needed_it_and_off_every_item():
+    from hostile import SometimesSlowLoadingVerifier
+    from rewardsmith.engine import _ForkedProcess
+
+    v = SometimesSlowLoadingVerifier()
+    with VerificationEngine(workers=1, timeout_s=0.5) as eng:
+        assert [o.status for o in eng.run(v, [Job("a", "a"), Job("hang", "x"), Job("b", "b")])] == [OK, TIMEOUT, OK]
+        assert eng._template.loaded == {v.cache_key} and eng._template.warmed == set()  # no job needed it
+        out = eng.run(v, [Job("sym1", "sym1"), Job("hang", "y"), Job("sym2", "sym2")])
+        assert [o.status for o in out] == [OK, TIMEOUT, OK] and eng.stats.timeouts == 2
+        assert eng._template.warmed == set() and eng._successor.warmed == {v.cache_key}  # warming up, off any item
+        assert eng._successor.conn.poll(60)  # the successor has warmed up and is ready
+        assert [o.status for o in eng.run(v, [Job("hang", "z"), Job("sym3", "sym3")])] == [TIMEOUT, OK]
+        assert eng._successor is None and eng._template.warmed == {v.cache_key}  # it took over
+        assert isinstance(eng._workers[0].process, _ForkedProcess) and eng._workers[0].loaded == {v.cache_key}
+        assert eng.stats.slowest_s < v.load_s  # no warm-up counted against an item
+
+
 def test_engine_is_picklable_as_settings():
     import pickle
 

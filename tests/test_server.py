@@ -95,6 +95,7 @@ def test_openrlhf_get_reward(server):
         "correct_known": [1.0] * 4,
         "timeout": [0.0] * 4,
         "error": [0.0] * 4,
+        "judge_failed": [0.0] * 4,
     }
 
 

@@ -1,6 +1,5 @@
 """The server under attack, over real HTTP on loopback: token before body, slow bodies cut off,
-strict validation with no state change on failure. (Requests verified together so a hanging item
-delays only its own request needs the concurrent engine: branch safety-hardening-engine-wip.)"""
+strict validation with no state change on failure, and requests verified together."""
 
 import json
 import os
@@ -17,7 +16,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 
 from rewardsmith.integrations.server import create_app  # noqa: E402
-from test_server import free_port, running, wait_until_up  # noqa: E402
+from test_server import TOWER, free_port, running, wait_until_up  # noqa: E402
 
 TOKEN = "tok-9f3a"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -161,6 +160,32 @@ def test_bad_requests_get_422_and_change_no_state(tmp_path):
         states[name] = json.loads(state.read_text())
     assert rewards["attacked"] == rewards["twin"] and states["attacked"] == states["twin"]  # identical next rewards
     assert states["twin"]["step"] == 2
+
+
+def test_a_hanging_item_delays_only_its_own_request():
+    """Three requests each hold an item that hangs (more than the 2 verifier processes); a normal
+    request sent after them is answered while they still wait out their own timeout."""
+    spec = {
+        "verifier": {"name": "math", "extract": ["boxed"], "inner_timeout_s": 60},
+        "timeout_s": 15,
+        "workers": 2,
+        "length_unit": "words",
+    }
+    with running(create_app(spec, token=TOKEN, max_concurrency=8)) as url:
+
+        def post(query: list[str], labels: list[str]) -> httpx.Response:
+            return httpx.post(f"{url}/get_reward", json={"query": query, "labels": labels}, headers=AUTH, timeout=120)
+
+        assert post(["\\boxed{1}", "\\boxed{2}"], ["1", "2"]).json()["rewards"] == [1.0, 1.0]
+        hanging = [threading.Thread(target=post, args=([TOWER, f"\\boxed{{{k}}}"], ["1", str(k)])) for k in range(3)]
+        for t in hanging:
+            t.start()
+        time.sleep(1.0)  # the towers are being verified now
+        other = post(["\\boxed{7}"], ["7"])
+        assert other.json()["rewards"] == [1.0]
+        assert all(t.is_alive() for t in hanging)  # answered before any hanging request's own timeout ran out
+        for t in hanging:
+            t.join(timeout=120)
 
 
 def test_serve_refuses_token_on_the_command_line_and_reads_a_token_file(tmp_path):

@@ -96,24 +96,27 @@ def _cmd_score(args: argparse.Namespace) -> int:
     summary = scores.summary()
     summary["skipped_invalid"] = report.n_skipped
     summary["seconds"] = time.perf_counter() - t0
-    rows = [
-        (k, summary[k])
-        for k in (
-            "records",
-            "groups",
-            "zero_variance_groups",
-            "mean_reward",
-            "accuracy",
-            "unknown_correct",
-            "mean_length",
-            "unit",
-            "timeouts",
-            "errors",
-            "skipped_invalid",
-            "seconds",
-        )
-        if k in summary
-    ]
+    for source, verifier in pipe.verifiers.items():  # model-judged verifiers: requests, cache, tokens, cost
+        if hasattr(verifier, "usage"):
+            prefix = "judge_" if source == "default" else f"judge_{source}_"
+            summary.update({prefix + k: v for k, v in verifier.usage().items()})
+    keys = (
+        "records",
+        "groups",
+        "zero_variance_groups",
+        "mean_reward",
+        "accuracy",
+        "unknown_correct",
+        "mean_length",
+        "unit",
+        "timeouts",
+        "errors",
+        "judge_failed",
+        "skipped_invalid",
+        "seconds",
+    )
+    rows = [(k, summary[k]) for k in keys if k in summary]
+    rows += [(k, v) for k, v in summary.items() if k.startswith("judge_") and k != "judge_failed"]
     print_table(rows, title=f"scored {len(scored)} rollouts -> {out}")
     for line in report.skipped[:10]:
         print(f"  skipped: {line}", file=sys.stderr)
@@ -205,11 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_list)
 
     from .analysis import cli as analysis_cli
+    from .analysis import judge_cli
     from .integrations import server_cli
     from .lab import cli as lab_cli
     from .probe import cli as probe_cli
 
-    for module in (lab_cli, server_cli, analysis_cli, probe_cli):
+    for module in (lab_cli, server_cli, analysis_cli, probe_cli, judge_cli):
         module.register_cli(sub)
     return parser
 

@@ -12,6 +12,11 @@
 5. **gate**: a row that failed a gating format check is paid ``no_answer``, whatever came before
    (format failures are never shaped); then **advantages** over the final reward.
 
+An unknown *model* judgement (status ``judge_failed``: the judge failed, refused, was
+unparseable or over budget) goes further than other unknown verdicts: shapers see it at
+``wrong``, but its reward and components end NaN (``null`` in records) and the advantage
+estimator runs over the known rows only (the unknown row's advantage is 0).
+
 The components contract (the one place it is defined): ``Scores.components`` — the output
 records' ``components`` — are the stages' contributions to the reward, and on every row they sum
 exactly to ``reward``: ``correctness`` (the base value above), ``format`` (``weight·f`` in add
@@ -45,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from .advantages.base import AdvantageContext, AdvantageEstimator
+from .advantages.base import AdvantageContext, AdvantageEstimator, known_advantages
 from .advantages.dynamic_sampling import dynamic_sampling_report
 from .batch import Batch
 from .components import build
@@ -56,7 +61,7 @@ from .shaping.dominance import wrong_beats_correct
 from .signals import Scorer, Signals, required_signals
 from .spec import Spec, parse_spec
 from .state import State
-from .types import ERROR, NO_ANSWER, OK, TIMEOUT, Job
+from .types import ERROR, JUDGE_FAILED, NO_ANSWER, OK, TIMEOUT, Job
 from .verifiers.base import Verifier
 from .verifiers.format_rewards import score_format
 
@@ -88,13 +93,13 @@ class Scores:
         """The fields scoring adds to record ``i``: reward, correct, components (and format_ok, status, advantage)."""
         c = self.correct[i]
         out: dict[str, Any] = {
-            "reward": float(self.total[i]),
+            "reward": None if math.isnan(self.total[i]) else float(self.total[i]),
             "correct": None if math.isnan(c) else bool(c == 1.0),
-            "components": {k: float(v[i]) for k, v in self.components.items()},
+            "components": {k: None if math.isnan(v[i]) else float(v[i]) for k, v in self.components.items()},
         }
         if "format" in self.values:
             out["format_ok"] = bool(self.values["format"][i] >= 1.0)
-        if self.status[i] in (TIMEOUT, ERROR):
+        if self.status[i] in (TIMEOUT, ERROR, JUDGE_FAILED):
             out["status"] = self.status[i]
         if self.advantages is not None:
             out["advantage"] = float(self.advantages[i])
@@ -117,13 +122,14 @@ class Scores:
         flat = dynamic_sampling_report(self.total, self.group, n_groups)
         return {
             "records": len(self),
-            "mean_reward": float(np.mean(self.total)) if len(self) else float("nan"),
+            "mean_reward": float(np.nanmean(self.total)) if (~np.isnan(self.total)).any() else float("nan"),
             "accuracy": float(np.mean(self.correct[known])) if known.any() else float("nan"),
             "unknown_correct": int((~known).sum()),
             "mean_length": float(np.mean(self.length)) if len(self) else float("nan"),
             "unit": self.unit,
             "timeouts": int(sum(s == TIMEOUT for s in self.status)),
             "errors": int(sum(s == ERROR for s in self.status)),
+            "judge_failed": int(sum(s == JUDGE_FAILED for s in self.status)),  # reward null, no advantage
             "groups": n_groups,
             "zero_variance_groups": flat["zero_variance_groups"],  # no GRPO signal: DAPO/DLER drop them
             "single_rollout_groups": flat["single_rollout_groups"],
@@ -225,6 +231,7 @@ class Pipeline:
             self._gate(st)
             self._advance_state(step, save)
         advantages = self._advantages(st)
+        self._unknown_judgements(st)
         return Scores(
             st.reward,
             st.correct,
@@ -309,6 +316,7 @@ class Pipeline:
 
     def _shape(self, st: _Stages, step: int) -> None:
         """Stage 4: each shaper in spec order; its contribution is how much it moved the reward."""
+        unknown = np.array([s == JUDGE_FAILED for s in st.status], dtype=bool)
         for key, shaper in self.shapers:
             ctx = ShapingContext(
                 st.batch,
@@ -324,6 +332,7 @@ class Pipeline:
                 self.state.for_component(key),
                 st.signals,
                 st.dense,
+                unknown,
             )
             new, value = shaper.apply(ctx)
             st.values[key] = np.asarray(value, dtype=np.float64)
@@ -364,9 +373,16 @@ class Pipeline:
         """Stage 6: the advantage estimator over the final reward."""
         if self.advantage is None:
             return None
-        return self.advantage.compute(
-            AdvantageContext(st.reward, st.batch.group, st.batch.n_groups, st.length, st.correct)
-        )
+        known = np.array([s != JUDGE_FAILED for s in st.status], dtype=bool)
+        ctx = AdvantageContext(st.reward, st.batch.group, st.batch.n_groups, st.length, st.correct)
+        return known_advantages(self.advantage, ctx, known)
+
+    def _unknown_judgements(self, st: _Stages) -> None:
+        """After the advantages: an unknown judgement's reward and contributions are NaN (null), never a score."""
+        unknown = np.array([s == JUDGE_FAILED for s in st.status], dtype=bool)
+        if unknown.any():
+            st.reward = np.where(unknown, np.nan, st.reward)
+            st.components = {k: np.where(unknown, np.nan, v) for k, v in st.components.items()}
 
     def score_records(
         self, records: Sequence[dict[str, Any]], step: int | None = None, progress: Callable[[int], None] | None = None
@@ -420,6 +436,8 @@ class Pipeline:
                     continue
                 if verdict is not None:
                     scores[i], status[i], details[i] = verdict.score, verdict.status, verdict.detail
+                    if getattr(verdict, "meta_update", None):  # e.g. a reward model's scores of reference responses
+                        batch.metas[i] = {**batch.metas[i], **verdict.meta_update}
                 else:  # no answer found: wrong whatever the reference (a missing one included)
                     scores[i], status[i] = 0.0, NO_ANSWER
         return scores, status, details

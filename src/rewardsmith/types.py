@@ -21,6 +21,9 @@ OK, NO_ANSWER, BAD_REFERENCE, TIMEOUT, ERROR = (
     "timeout",
     "error",
 )
+# A model-judged verdict that is unknown (failed request, refusal, unparseable reply, over budget):
+# the pipeline leaves its reward null and out of the advantages.
+JUDGE_FAILED = "judge_failed"
 MAX_STEP = 10**12  # a training step beyond this is a corrupt or hostile value, not a run
 
 

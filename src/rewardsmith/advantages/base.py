@@ -30,3 +30,15 @@ class AdvantageEstimator(Component):
 
     def compute(self, ctx: AdvantageContext) -> np.ndarray:
         raise NotImplementedError
+
+
+def known_advantages(estimator: AdvantageEstimator, ctx: AdvantageContext, known: np.ndarray) -> np.ndarray:
+    """Advantages computed over the ``known`` rows only (their groups' statistics exclude the rest);
+    unknown rows get advantage 0, i.e. no gradient from a reward nobody measured."""
+    if known.all():
+        return estimator.compute(ctx)
+    out = np.zeros(len(ctx.reward))
+    if known.any():
+        sub = AdvantageContext(ctx.reward[known], ctx.group[known], ctx.n_groups, ctx.length[known], ctx.correct[known])
+        out[known] = estimator.compute(sub)
+    return out

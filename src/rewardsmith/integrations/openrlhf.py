@@ -6,10 +6,14 @@ the spec in ``$REWARDSMITH_SPEC``), which calls :func:`reward_func`.
 
 - A query is the prompt followed by the response; the completion is the query minus its prompt.
   Rollouts sharing a prompt form a group.
-- ``rewards``: the spec's reward (what the advantage is computed from).
+- ``rewards``: the spec's reward (what the advantage is computed from). An unknown model judgement
+  (status ``judge_failed``: the judge or reward model failed) is ``null`` over HTTP, never a silent 0,
+  so a rewardsmith ``reward_model`` client of this server reads it back as unknown. OpenRLHF itself
+  needs floats: its HTTP client refuses ``null`` (a loud failure rather than training on a made-up
+  0); its Python-file reward (:func:`reward_func`, tensors) gets 0 there, flagged ``judge_failed`` = 1.
 - ``scores``: correctness in [0, 1] (unknown counts as 0) when the spec has a verifier — OpenRLHF
   filters groups on it (dynamic filtering) — else the reward.
-- ``extra_logs``: one list per component plus ``correct_known``, ``timeout`` and ``error``: the same
+- ``extra_logs``: one list per component plus ``correct_known``, ``timeout``, ``error`` and ``judge_failed``: the same
   keys in every answer (OpenRLHF merges answers by the first one's keys) and finite numbers only
   (NaN, i.e. unknown, becomes 0 with ``correct_known`` = 0 beside it).
 """
@@ -26,7 +30,7 @@ from typing import Any
 # Absolute imports: OpenRLHF loads this file by its path, outside the package.
 from rewardsmith.integrations.grouping import check_whole_groups, group_aware_shapers
 from rewardsmith.pipeline import Pipeline, Scores, load_spec
-from rewardsmith.verifiers.base import ERROR, TIMEOUT
+from rewardsmith.verifiers.base import ERROR, JUDGE_FAILED, TIMEOUT
 
 SPEC_ENV = "REWARDSMITH_SPEC"
 
@@ -70,12 +74,13 @@ def _finite(value: float) -> float:
 
 
 def to_response(pipeline: Pipeline, scores: Scores) -> dict[str, Any]:
-    rewards = [float(v) for v in scores.total]
+    rewards = [None if math.isnan(v) else float(v) for v in scores.total]  # an unknown judgement: null
     known = [not math.isnan(c) for c in scores.correct]
     logs = {name: [_finite(v) for v in scores.values.get(name, [])] for name in component_names(pipeline)}
     logs["correct_known"] = [float(k) for k in known]
     logs["timeout"] = [float(s == TIMEOUT) for s in scores.status]
     logs["error"] = [float(s == ERROR) for s in scores.status]
+    logs["judge_failed"] = [float(s == JUDGE_FAILED) for s in scores.status]
     correct = [_finite(c) for c in scores.correct]
     return {"rewards": rewards, "scores": correct if pipeline.verifiers else rewards, "extra_logs": logs}
 
@@ -109,7 +114,8 @@ def _env_pipeline(path: str) -> Pipeline:
 def reward_func(
     queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any] | None = None, **kwargs: Any
 ) -> dict[str, Any]:
-    """OpenRLHF's Python-file reward: the same answer as ``/get_reward``, as tensors."""
+    """OpenRLHF's Python-file reward: the same answer as ``/get_reward``, as tensors (an unknown
+    judgement's reward, ``null`` there, is 0 here with ``extra_logs.judge_failed`` = 1: tensors hold floats)."""
     import torch
 
     path = os.environ.get(SPEC_ENV)
@@ -117,7 +123,7 @@ def reward_func(
         raise RuntimeError(f"set {SPEC_ENV}=/path/to/spec.yaml for rewardsmith's OpenRLHF reward_func")
     out = score_openrlhf(_env_pipeline(path), queries, prompts, labels)
     return {
-        "rewards": torch.tensor(out["rewards"]),
+        "rewards": torch.tensor([0.0 if r is None else r for r in out["rewards"]]),
         "scores": torch.tensor(out["scores"]),
         "extra_logs": {k: torch.tensor(v) for k, v in out["extra_logs"].items()},
     }

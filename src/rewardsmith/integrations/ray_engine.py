@@ -24,6 +24,7 @@ Point it at a cluster with ``address="auto"`` (inside a cluster node) or
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -103,8 +104,19 @@ class RayVerificationEngine(VerificationEngine):
         self._remote = ray.remote(num_cpus=1, scheduling_strategy="SPREAD")(_VerifyActor)
         self._actors: list[Any] = []
         self.node_items: Counter[str] = Counter()  # items verified per Ray node id
+        self._actors_lock = threading.Lock()
 
     def _run_isolated(
+        self,
+        verifier: Verifier,
+        unique: list[tuple[str, Job]],
+        deliver: Callable[[str, Verdict], None],
+    ) -> None:
+        # Calls from several threads take turns on the actors (the local engine's calls share its pool instead).
+        with self._actors_lock:
+            self._run_on_actors(verifier, unique, deliver)
+
+    def _run_on_actors(
         self,
         verifier: Verifier,
         unique: list[tuple[str, Job]],

@@ -25,9 +25,9 @@ The pipeline (and its state) lives for the server's lifetime: saved every ``save
 on shutdown. Each request is one step for schedules and state unless it carries ``step``
 (``/score`` records may carry their own). Scoring runs in worker threads, off the event loop,
 at most ``max_concurrency`` requests at a time; the rest queue (no 503) — OpenRLHF's client waits
-180 s and retries, so size ``max_concurrency`` and the rollout batch accordingly. A hung verifier
-costs at most the spec's ``timeout_s`` per unique item (the engine kills and replaces the worker);
-verification itself goes through the engine, which takes one request at a time.
+180 s and retries, so size ``max_concurrency`` and the rollout batch accordingly. Requests in
+flight verify together on the engine's shared worker pool: a hung verifier costs its own request
+at most the spec's ``timeout_s`` (the engine kills and replaces the worker) and delays no other.
 """
 
 # No "from __future__ import annotations": FastAPI reads the route signatures at runtime.

@@ -50,11 +50,11 @@ from typing import Any
 from ..pipeline import Pipeline, Scores, load_spec
 from ..records import completion_text, prompt_text
 from ..spec import Spec
-from ..verifiers.base import BAD_REFERENCE, ERROR, TIMEOUT
+from ..verifiers.base import BAD_REFERENCE, ERROR, JUDGE_FAILED, TIMEOUT
 from .grouping import check_whole_groups, group_aware_shapers
 
 _TRL_KEYS = {"prompts", "completions", "completion_ids", "trainer_state", "log_metric", "log_extra", "environments"}
-_UNKNOWN = (TIMEOUT, ERROR, BAD_REFERENCE)
+_UNKNOWN = (TIMEOUT, ERROR, BAD_REFERENCE, JUDGE_FAILED)
 
 
 def _jsonable(value: Any) -> bool:

@@ -65,7 +65,7 @@ def _as_dicts(scores: Scores) -> list[dict[str, float]]:
     """One dict per rollout; unknown values (NaN) become 0 with ``correct_known`` = 0 beside them."""
     out = []
     for i in range(len(scores)):
-        row = {"score": float(scores.total[i]), "acc": _finite(scores.correct[i])}
+        row = {"score": _finite(scores.total[i]), "acc": _finite(scores.correct[i])}
         row.update({name: _finite(v[i]) for name, v in scores.values.items()})
         row["correct_known"] = float(not math.isnan(scores.correct[i]))
         row["timeout"] = float(scores.status[i] == TIMEOUT)

@@ -46,6 +46,7 @@ class ShapingContext:
     state: dict[str, Any] = field(default_factory=dict)  # this component's own persistent state
     signals: Signals | None = None  # the batch's model signals (components with ``needs_signals``)
     dense: dict[str, Dense] = field(default_factory=dict)  # per-unit outputs, written by components with ``dense_unit``
+    unknown: np.ndarray | None = None  # bool: the row's reward is unknown (a model failed); None: none is
 
     @property
     def truncated(self) -> np.ndarray:

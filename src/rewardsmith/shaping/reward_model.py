@@ -122,9 +122,23 @@ class _RMShaper(Shaper):
 class _RefShaper(_RMShaper):
     Options = RefOptions
 
-    def refs(self, ctx: ShapingContext) -> list[np.ndarray]:
+    def apply(self, ctx: ShapingContext) -> tuple[np.ndarray, np.ndarray]:
+        """A row whose reward is unknown (its reward model failed, so it has no reference scores)
+        keeps its reward unchanged here; the pipeline reports it unknown."""
+        skip = ctx.unknown
+        if skip is None or not skip.any():
+            return super().apply(ctx)
+        value = ctx.reward.astype(np.float64).copy()
+        keep = ~skip
+        if keep.any():
+            value[keep] = self.shaped(self.rm_score(ctx)[keep], ctx, keep)
+        return value, value
+
+    def refs(self, ctx: ShapingContext, rows: np.ndarray | None = None) -> list[np.ndarray]:
         out = []
         for i, meta in enumerate(ctx.batch.metas):
+            if rows is not None and not rows[i]:
+                continue
             raw = meta.get(self.options.ref_key)
             values = raw if isinstance(raw, list) else [raw]
             if not values or raw is None:
@@ -148,8 +162,8 @@ def _number(value: Any, key: str, i: int) -> float:
     "PAR (Fu et al., 2025)",
 )
 class PAR(_RefShaper):
-    def shaped(self, r: np.ndarray, ctx: ShapingContext) -> np.ndarray:
-        return par_reward(r, self.refs(ctx))
+    def shaped(self, r: np.ndarray, ctx: ShapingContext, rows: np.ndarray | None = None) -> np.ndarray:
+        return par_reward(r, self.refs(ctx, rows))
 
 
 @register(
@@ -159,8 +173,8 @@ class PAR(_RefShaper):
     "PAR (Fu et al., 2025), LSC baseline",
 )
 class LSC(_RefShaper):
-    def shaped(self, r: np.ndarray, ctx: ShapingContext) -> np.ndarray:
-        return lsc_reward(r, self.refs(ctx))
+    def shaped(self, r: np.ndarray, ctx: ShapingContext, rows: np.ndarray | None = None) -> np.ndarray:
+        return lsc_reward(r, self.refs(ctx, rows))
 
 
 @register(
@@ -170,8 +184,8 @@ class LSC(_RefShaper):
     "PAR (Fu et al., 2025), baseline",
 )
 class Centered(_RefShaper):
-    def shaped(self, r: np.ndarray, ctx: ShapingContext) -> np.ndarray:
-        return centered_reward(r, self.refs(ctx))
+    def shaped(self, r: np.ndarray, ctx: ShapingContext, rows: np.ndarray | None = None) -> np.ndarray:
+        return centered_reward(r, self.refs(ctx, rows))
 
 
 @register(

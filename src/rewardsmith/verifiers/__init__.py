@@ -1,6 +1,22 @@
 """Verifiers (correctness) and format rewards; importing this registers them."""
 
-from . import bmas, box, choice, code, exact, format, format_rewards, math, reasoning_gym, rubric, sql, tool_call  # noqa: F401
+# ruff: noqa: F401  (the verifier modules are imported for their registrations)
+from . import (
+    bmas,
+    box,
+    choice,
+    code,
+    exact,
+    format,
+    format_rewards,
+    judge,
+    math,
+    reasoning_gym,
+    reward_model,
+    rubric,
+    sql,
+    tool_call,
+)
 from .base import Job, Verdict, Verifier
 
 __all__ = ["Job", "Verdict", "Verifier"]

@@ -14,9 +14,9 @@ import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..registry import Component
-from ..types import BAD_REFERENCE, ERROR, NO_ANSWER, OK, TIMEOUT, Job, Verdict
+from ..types import BAD_REFERENCE, ERROR, JUDGE_FAILED, NO_ANSWER, OK, TIMEOUT, Job, Verdict
 
-__all__ = ["BAD_REFERENCE", "ERROR", "NO_ANSWER", "OK", "TIMEOUT", "Job", "Verdict", "Verifier"]
+__all__ = ["BAD_REFERENCE", "ERROR", "JUDGE_FAILED", "NO_ANSWER", "OK", "TIMEOUT", "Job", "Verdict", "Verifier"]
 
 if TYPE_CHECKING:
     from ..batch import Batch
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 class Verifier(Component):
     kind = "verifier"
     isolate: ClassVar[bool] = True  # run ``check`` in a worker process with a hard timeout
+    reads_prompt: ClassVar[bool] = False  # True: :meth:`job_for` puts the record's prompt in ``meta.prompt``
 
     def extract(self, completion: str) -> str | None:
         """The answer found in ``completion``, or None when there is none."""
@@ -37,8 +38,10 @@ class Verifier(Component):
 
     def job_for(self, batch: Batch, i: int) -> Job | None:
         """The job for row ``i`` of ``batch``; verifiers that read more of the record than
-        (completion, answer, meta) override this."""
-        return self.job(batch.completions[i], batch.answers[i], batch.metas[i])
+        (completion, answer, meta) override this. A verifier with ``reads_prompt`` (the model-backed
+        scorers) gets the record's prompt in ``meta.prompt``."""
+        meta = {**batch.metas[i], "prompt": batch.prompts[i]} if self.reads_prompt else batch.metas[i]
+        return self.job(batch.completions[i], batch.answers[i], meta)
 
     def check(self, job: Job) -> Verdict:
         raise NotImplementedError
