@@ -253,3 +253,14 @@ def test_a_real_hang_still_times_out_after_a_slow_load():
     with VerificationEngine(workers=1, timeout_s=0.5) as eng:
         out = eng.run(SlowLoadingVerifier(), [Job("a", "a"), Job("hang", "x"), Job("b", "b")])
     assert [v.status for v in out] == [OK, TIMEOUT, OK]
+
+
+def test_workers_started_early_are_the_ones_a_run_uses(engine):
+    engine.start()  # what `rewardsmith score` does while it reads the input
+    started = {w.process.pid for w in engine._workers}
+    assert len(started) == 2
+    out = engine.run(HostileVerifier(), [Job(str(i), str(i)) for i in range(10)] + [Job("hang", "x")])
+    assert [v.status for v in out] == [OK] * 10 + [TIMEOUT]
+    assert all(v.score == 1.0 for v in out[:10])
+    assert engine.stats.workers_replaced == 1  # only the hung one: the started workers served the run
+    assert len(engine._workers) <= 2

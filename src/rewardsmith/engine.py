@@ -334,9 +334,11 @@ class VerificationEngine:
         """Start the worker processes now (they start on demand otherwise), so that their start-up
         overlaps with whatever the caller does next, such as reading the input."""
         with self._lock:
-            if os.getpid() == self._pid:
-                while len(self._workers) < self.n_workers:
-                    self._workers.append(self._spawn())
+            if os.getpid() != self._pid:
+                return
+            fresh = [self._spawn() for _ in range(self.n_workers - len(self._workers) - self._starting)]
+            self._workers.extend(fresh)
+            self._idle.extend(fresh)  # leased like any idle worker (ready ones first)
 
     def close(self) -> None:
         """Stop the idle workers and the template (workers of calls in flight stop when their call ends)."""
