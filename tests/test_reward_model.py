@@ -5,9 +5,7 @@
 from __future__ import annotations
 
 import math
-import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -173,31 +171,12 @@ def test_remote_rm_served_by_rewardsmith_serve(rm_dir, tmp_path):
     /get_reward and matches local scoring; killing the server leaves unknown rewards and a finished run."""
     import json
 
-    from test_server import free_port, wait_until_up
+    from test_server import start_serve
 
     served = tmp_path / "served.json"
     served.write_text(json.dumps({"verifier": local(rm_dir), "length_unit": "words"}))
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rewardsmith",
-            "serve",
-            "--spec",
-            str(served),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    proc, url = start_serve(str(served))
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_up(url)
         remote = load_spec(
             {
                 "verifier": {"name": "reward_model", "url": f"{url}/get_reward"},

@@ -49,6 +49,28 @@ def wait_until_up(url: str, deadline_s: float = 60) -> None:
         time.sleep(0.1)
 
 
+def start_serve(spec, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """``rewardsmith serve --spec SPEC ARGS`` as a real process on a free loopback port, returned with
+    its URL once /healthz answers (killed if it never does). ``env``: the whole environment (default:
+    this one, unbuffered)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rewardsmith", "serve", "--spec", str(spec), "--port", str(port), *args]
+        + ["--log-level", "warning"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env if env is not None else {**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc, url
+
+
 @contextlib.contextmanager
 def running(app):
     port = free_port()
@@ -254,27 +276,8 @@ def test_cli_serve_process_saves_state_on_shutdown(tmp_path):
     spec.write_text(
         json.dumps({"verifier": {"name": "exact", "extract": ["hash"]}, "length_unit": "words", "state": str(state)})
     )
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rewardsmith",
-            "serve",
-            "--spec",
-            str(spec),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "REWARDSMITH_TOKEN": TOKEN},
-    )
+    proc, url = start_serve(str(spec), env={**os.environ, "PYTHONUNBUFFERED": "1", "REWARDSMITH_TOKEN": TOKEN})
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_up(url)
         r = httpx.post(
             f"{url}/get_reward", json={"query": ["####2"], "prompts": [""], "labels": ["2"]}, headers=AUTH, timeout=30
         )

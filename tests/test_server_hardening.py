@@ -16,7 +16,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 
 from rewardsmith.integrations.server import create_app  # noqa: E402
-from test_server import TOWER, free_port, running, wait_until_up  # noqa: E402
+from test_server import TOWER, running, start_serve  # noqa: E402
 
 TOKEN = "tok-9f3a"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -212,31 +212,10 @@ def test_serve_refuses_token_on_the_command_line_and_reads_a_token_file(tmp_path
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     token_file.chmod(0o600)
-    port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("REWARDSMITH_TOKEN", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rewardsmith",
-            "serve",
-            "--spec",
-            str(spec),
-            "--port",
-            str(port),
-            "--token-file",
-            str(token_file),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
+    proc, url = start_serve(str(spec), "--token-file", str(token_file), env=env)
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_up(url)
         assert (
             httpx.post(f"{url}/get_reward", json={"query": ["####2"], "labels": ["2"]}, timeout=10).status_code == 401
         )

@@ -522,30 +522,11 @@ def test_score_command(files, tmp_path):
 def test_serve_over_http(files):
     httpx = pytest.importorskip("httpx")
     pytest.importorskip("uvicorn")
-    from test_server import free_port, wait_until_up
+    from test_server import start_serve
 
     _, spec = files
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rewardsmith",
-            "serve",
-            "--spec",
-            str(spec),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": PYTHONPATH, "PYTHONUNBUFFERED": "1"},
-    )
+    proc, url = start_serve(str(spec), env={**os.environ, "PYTHONPATH": PYTHONPATH, "PYTHONUNBUFFERED": "1"})
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_up(url)
         r = httpx.post(f"{url}/score", json={"records": HASH_RECORDS}, timeout=60)
         assert r.status_code == 200, r.text
         assert [row["reward"] for row in r.json()["records"]] == HASH_REWARDS
