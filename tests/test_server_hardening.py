@@ -125,7 +125,7 @@ def test_bad_requests_get_422_and_change_no_state(tmp_path):
     rewards = {}
     for name, send_bad in (("attacked", True), ("twin", False)):
         state = tmp_path / f"{name}.json"
-        app = create_app({**STATEFUL, "state": str(state)}, token=TOKEN, save_every_s=3600)
+        app = create_app({**STATEFUL, "state": str(state)}, token=TOKEN, save_every_s=3600, group_size=2)
         with running(app) as url:
             scored = [
                 httpx.post(

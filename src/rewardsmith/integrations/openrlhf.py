@@ -41,21 +41,21 @@ def response_text(query: str, prompt: str) -> str:
 
 
 def to_records(
-    queries: Sequence[str], prompts: Sequence[str] | None, labels: Sequence[Any] | None
+    queries: Sequence[str],
+    prompts: Sequence[str] | None,
+    labels: Sequence[Any] | None,
+    group_ids: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
+    """Rollout records; ``prompt_id`` (the group) is the client's group id where given, else the prompt's hash."""
     n = len(queries)
     prompts = prompts if prompts is not None else [""] * n
     labels = labels if labels is not None else [None] * n
     if len(prompts) != n or len(labels) != n:
         raise ValueError(f"'prompts' has {len(prompts)} items and 'labels' {len(labels)}, but 'query' has {n}")
+    ids = group_ids if group_ids is not None else [hashlib.sha1(p.encode()).hexdigest()[:16] for p in prompts]
     return [
-        {
-            "prompt_id": hashlib.sha1(p.encode()).hexdigest()[:16],
-            "prompt": p,
-            "completion": response_text(q, p),
-            "answer": a,
-        }
-        for q, p, a in zip(queries, prompts, labels)
+        {"prompt_id": i, "prompt": p, "completion": response_text(q, p), "answer": a}
+        for q, p, a, i in zip(queries, prompts, labels, ids)
     ]
 
 
@@ -83,6 +83,15 @@ def to_response(pipeline: Pipeline, scores: Scores) -> dict[str, Any]:
     logs["judge_failed"] = [float(s == JUDGE_FAILED) for s in scores.status]
     correct = [_finite(c) for c in scores.correct]
     return {"rewards": rewards, "scores": correct if pipeline.verifiers else rewards, "extra_logs": logs}
+
+
+def response_rows(response: dict[str, Any]) -> list[dict[str, Any]]:
+    """One answer per rollout, each shaped like a one-rollout request's (lists of one)."""
+    logs = response["extra_logs"]
+    return [
+        {"rewards": [r], "scores": [s], "extra_logs": {k: [v[i]] for k, v in logs.items()}}
+        for i, (r, s) in enumerate(zip(response["rewards"], response["scores"]))
+    ]
 
 
 def component_names(pipeline: Pipeline) -> list[str]:

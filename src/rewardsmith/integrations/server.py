@@ -4,12 +4,15 @@ Routes:
 
 - ``POST /get_reward`` — OpenRLHF: ``{"query": [...], "prompts": [...], "labels": [...]}``
   (query = prompt + response) → ``{"rewards": [...], "scores": [...], "extra_logs": {component: [...]}}``
-  (see :mod:`rewardsmith.integrations.openrlhf` for what each holds). Rollouts sharing a prompt form
-  a group; with ``group_size`` (``--num-generations``) a request holding part of a group gets 422,
-  and a spec with group-aware shapers refuses requests whose groups have unequal sizes.
+  (see :mod:`rewardsmith.integrations.openrlhf` for what each holds). Rollouts sharing a prompt (or
+  a ``group_ids`` entry) form a group; with ``group_size`` (``--num-generations``) a request holding
+  several rollouts but part of a group gets 422. A request of one rollout, as OpenRLHF's client
+  sends them, waits in the group barrier (:mod:`rewardsmith.integrations.group_barrier`) when the
+  spec has group-aware, stateful or step-scheduled shapers; a group-aware spec without
+  ``group_size`` is refused at start-up.
 - ``POST /score`` — rollout records (``{"records": [...]}``, the schema in docs/architecture.md) → the records
   with ``reward``/``correct``/``components`` added, plus the summary.
-- ``GET /healthz`` — liveness and the pipeline's step; no token needed.
+- ``GET /healthz`` — liveness, the pipeline's step and the group barrier's counters; no token needed.
 
 Every POST passes :class:`Guard` first: with a token configured, ``Authorization: Bearer <token>``
 is checked (constant-time) *before* a byte of the body is read — an unauthenticated client gets
@@ -41,9 +44,11 @@ from typing import Any
 
 from ..pipeline import Pipeline, load_spec
 from ..records import RecordError, parse_line, validate_record
+from ..registry import SpecError
 from ..types import MAX_STEP
-from .grouping import PartialGroupError
-from .openrlhf import check_groups, to_records, to_response
+from .group_barrier import BarrierClosed, ClientGone, GroupBarrier
+from .grouping import PartialGroupError, group_aware_shapers, per_sample_blockers
+from .openrlhf import check_groups, response_rows, to_records, to_response
 
 
 class Guard:
@@ -125,17 +130,26 @@ def create_app(
     save_every_s: float = 60.0,
     group_size: int | None = None,
     body_timeout_s: float = 30.0,
+    group_timeout_s: float = 120.0,
+    groups_per_call: int = 1,
 ) -> Any:
     """The FastAPI application for ``spec`` (path, dict, Spec or Pipeline).
 
     ``group_size``: rollouts per prompt (OpenRLHF's ``n_samples_per_prompt``); /get_reward then
-    refuses requests that hold part of a group. ``body_timeout_s``: the longest a client may
-    take to send its whole body.
+    refuses multi-rollout requests that hold part of a group, and holds one-rollout requests in the
+    group barrier for at most ``group_timeout_s``, scoring ``groups_per_call`` complete groups per
+    call (one step). ``body_timeout_s``: the longest a client may take to send its whole body.
     """
-    from fastapi import FastAPI, HTTPException, Request
+    from fastapi import FastAPI, HTTPException, Request, Response
     from pydantic import BaseModel, Field, ValidationError, model_validator
 
     pipeline = spec if isinstance(spec, Pipeline) else load_spec(spec)
+    if group_size is None and group_aware_shapers(pipeline):
+        raise SpecError(
+            f"the spec's group-aware shapers ({', '.join(group_aware_shapers(pipeline))}) need whole groups, and "
+            "rollouts sent one per request (OpenRLHF's client) can only be grouped with a known group size: "
+            "give --num-generations (OpenRLHF's --n_samples_per_prompt)"
+        )
     limiter = asyncio.Semaphore(max_concurrency)
     scorers = ThreadPoolExecutor(max_concurrency, thread_name_prefix="rewardsmith-score")
     Step = Field(default=None, ge=0, le=MAX_STEP, strict=True)  # the training step: an integer, never 1e20 or "3"
@@ -145,10 +159,11 @@ def create_app(
         prompts: list[str] | None = None
         labels: list[Any] | None = None
         step: int | None = Step  # not part of OpenRLHF's protocol: the training step, for clients that know it
+        group_ids: list[str] | None = None  # not OpenRLHF's either: each rollout's group, instead of its prompt
 
         @model_validator(mode="after")
         def _same_length(self):
-            for name in ("prompts", "labels"):
+            for name in ("prompts", "labels", "group_ids"):
                 values = getattr(self, name)
                 if values is not None and len(values) != len(self.query):
                     raise ValueError(f"'{name}' has {len(values)} items but 'query' has {len(self.query)}")
@@ -183,6 +198,33 @@ def create_app(
             except (RecordError, ValueError) as exc:  # bad input found while scoring; the state is restored
                 raise HTTPException(status_code=422, detail=str(exc)[:1000]) from None
 
+    async def score_rows(records: list[dict[str, Any]], step: int | None) -> list[dict[str, Any]]:
+        return response_rows(to_response(pipeline, await score(records, step)))
+
+    barrier = (
+        GroupBarrier(score_rows, group_size, group_timeout_s, groups_per_call)
+        if group_size is not None and group_size > 1 and per_sample_blockers(pipeline)
+        else None
+    )
+
+    async def wait_for_group(request: Request, record: dict[str, Any], step: int | None) -> Any:
+        """A one-rollout request: its answer once its group is scored (the barrier's rules)."""
+        try:
+            validate_record(record)
+        except RecordError as exc:
+            raise HTTPException(status_code=422, detail=f"query[0]: {exc}") from None
+
+        async def disconnected() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+
+        try:
+            return await barrier.submit(record, step, disconnected)
+        except BarrierClosed as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from None
+        except ClientGone:
+            return Response(status_code=499)  # nobody is left to read it
+
     async def save_periodically() -> None:
         while True:
             await asyncio.sleep(save_every_s)
@@ -195,6 +237,8 @@ def create_app(
             yield
         finally:
             saver.cancel()
+            if barrier is not None:
+                await barrier.close()
             scorers.shutdown(wait=True)
             pipeline.save_state()
             pipeline.close()
@@ -204,12 +248,25 @@ def create_app(
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "step": pipeline.state.step, "spec": pipeline.spec.fingerprint()}
+        return {
+            "status": "ok",
+            "step": pipeline.state.step,
+            "spec": pipeline.spec.fingerprint(),
+            "group_barrier": barrier.metrics() if barrier is not None else None,
+        }
 
     @app.post("/get_reward")
     async def get_reward(request: Request) -> dict[str, Any]:
         req = await parse(request, RewardRequest)
-        records = to_records(req.query, req.prompts, req.labels)
+        records = to_records(req.query, req.prompts, req.labels, req.group_ids)
+        if barrier is not None and len(records) == 1:
+            if not ((req.group_ids and req.group_ids[0]) or (req.prompts and req.prompts[0])):
+                raise HTTPException(
+                    status_code=422,
+                    detail="a one-rollout request needs its prompt ('prompts') or a 'group_ids' entry: "
+                    "the server groups rollouts by it",
+                )
+            return await wait_for_group(request, records[0], req.step)
         try:
             check_groups(pipeline, records, group_size)
         except PartialGroupError as exc:
@@ -229,4 +286,5 @@ def create_app(
         }
 
     app.state.pipeline = pipeline
+    app.state.barrier = barrier
     return app

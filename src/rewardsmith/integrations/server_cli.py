@@ -12,6 +12,7 @@ import argparse
 import os
 import stat
 import sys
+from typing import Any
 
 from ..cli_args import port, positive_float, positive_int
 
@@ -74,12 +75,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         save_every_s=args.save_every_s,
         group_size=args.num_generations,
         body_timeout_s=args.body_timeout_s,
+        group_timeout_s=args.group_timeout_s,
+        groups_per_call=args.groups_per_step,
     )
     print(
         f"rewardsmith serve: POST http://{args.host}:{args.port}/get_reward (OpenRLHF --remote_rm_url), /score, GET /healthz",
         flush=True,
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
@@ -87,7 +90,31 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         limit_concurrency=args.max_connections,
         timeout_keep_alive=5,
     )
-    return 0
+    server = _server_class()(config, app.state.barrier)
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it handled, after its clean shutdown
+        pass
+    return 0 if server.started else 1
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class BarrierFirstServer(uvicorn.Server):
+        """On shutdown, score the rollouts waiting in the group barrier first, so their requests are
+        answered before uvicorn waits for open requests to finish (instead of after their timeout)."""
+
+        def __init__(self, config: uvicorn.Config, barrier: Any) -> None:
+            super().__init__(config)
+            self.barrier = barrier
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            if self.barrier is not None:
+                await self.barrier.close()
+            await super().shutdown(sockets)
+
+    return BarrierFirstServer
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -138,8 +165,24 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "--num-generations",
         type=positive_int,
         default=None,
-        help="rollouts per prompt (OpenRLHF --n_samples_per_prompt); requests holding part of a group get 422 "
-        "(default: any group size, equal sizes when the spec has group-aware shapers)",
+        help="rollouts per prompt (OpenRLHF --n_samples_per_prompt): one-rollout requests wait for their group "
+        "(see --group-timeout-s), requests of several rollouts holding part of a group get 422; required by "
+        "specs with group-aware shapers (default: any group size, no waiting)",
+    )
+    p.add_argument(
+        "--group-timeout-s",
+        type=positive_float,
+        default=120.0,
+        help="with --num-generations and a group-aware, stateful or step-scheduled spec, a one-rollout request "
+        "waits for the rest of its group at most this long from the group's first rollout; then the group is "
+        "scored as it is, with a warning (default: %(default)s s, under OpenRLHF's 180 s client timeout)",
+    )
+    p.add_argument(
+        "--groups-per-step",
+        type=positive_int,
+        default=1,
+        help="complete groups scored together as one step (OpenRLHF --rollout_batch_size: stateful shapers "
+        "then see one call per training step, as `rewardsmith score` on the batch) (default: %(default)s)",
     )
     p.add_argument(
         "--save-every-s",
