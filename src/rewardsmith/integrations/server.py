@@ -207,8 +207,14 @@ def create_app(
         else None
     )
 
-    async def wait_for_group(request: Request, record: dict[str, Any], step: int | None) -> Any:
+    async def wait_for_group(request: Request, req: Any, record: dict[str, Any]) -> Any:
         """A one-rollout request: its answer once its group is scored (the barrier's rules)."""
+        if not ((req.group_ids and req.group_ids[0]) or (req.prompts and req.prompts[0])):
+            raise HTTPException(
+                status_code=422,
+                detail="a one-rollout request needs its prompt ('prompts') or a 'group_ids' entry: "
+                "the server groups rollouts by it",
+            )
         try:
             validate_record(record)
         except RecordError as exc:
@@ -219,7 +225,7 @@ def create_app(
                 pass
 
         try:
-            return await barrier.submit(record, step, disconnected)
+            return await barrier.submit(record, req.step, disconnected)
         except BarrierClosed as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from None
         except ClientGone:
@@ -259,18 +265,13 @@ def create_app(
     async def get_reward(request: Request) -> dict[str, Any]:
         req = await parse(request, RewardRequest)
         records = to_records(req.query, req.prompts, req.labels, req.group_ids)
-        if barrier is not None and len(records) == 1:
-            if not ((req.group_ids and req.group_ids[0]) or (req.prompts and req.prompts[0])):
-                raise HTTPException(
-                    status_code=422,
-                    detail="a one-rollout request needs its prompt ('prompts') or a 'group_ids' entry: "
-                    "the server groups rollouts by it",
-                )
-            return await wait_for_group(request, records[0], req.step)
-        try:
-            check_groups(pipeline, records, group_size)
-        except PartialGroupError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from None
+        if len(records) == 1 and barrier is not None:
+            return await wait_for_group(request, req, records[0])
+        if len(records) > 1:  # a lone rollout without a barrier: no shaper of the spec looks beyond it
+            try:
+                check_groups(pipeline, records, group_size)
+            except PartialGroupError as exc:
+                raise HTTPException(status_code=422, detail=str(exc)) from None
         return to_response(pipeline, await score(records, req.step))
 
     @app.post("/score")
