@@ -160,6 +160,22 @@ def test_a_group_aware_spec_without_a_group_size_is_refused_at_start_up(tmp_path
     spec = tmp_path / "kimi.json"
     spec.write_text(json.dumps(SPECS["kimi"]))
     assert cli_main(["serve", "--spec", str(spec), "--port", "1"]) == 2
+    waits = ["--num-generations", "8", "--groups-per-step", "256", "--max-connections", "1024"]
+    assert cli_main(["serve", "--spec", str(spec), "--port", "1", *waits]) == 2  # 2048 waiting requests
+
+
+def test_the_python_file_reward_refuses_one_rollout_calls_for_a_group_aware_spec():
+    """OpenRLHF calls a Python-file reward one rollout at a time: kimi would see groups of one."""
+    from rewardsmith import load_spec
+    from rewardsmith.integrations.grouping import PartialGroupError
+    from rewardsmith.integrations.openrlhf import score_openrlhf
+
+    pipeline = load_spec(SPECS["kimi"])
+    with pytest.raises(PartialGroupError, match="one rollout at a time.*rewardsmith serve --num-generations"):
+        score_openrlhf(pipeline, ["P a ####3"], ["P "], ["3"])
+    whole = score_openrlhf(pipeline, ["P a ####3", "P ####3"], ["P ", "P "], ["3", "3"])
+    assert whole["extra_logs"]["kimi"] == [-0.5, 0.5]
+    assert score_openrlhf(load_spec(EXACT), ["P ####3"], ["P "], ["3"])["rewards"] == [1.0]
 
 
 def test_a_spec_without_group_aware_shapers_answers_at_once():

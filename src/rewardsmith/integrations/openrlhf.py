@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any
 
 # Absolute imports: OpenRLHF loads this file by its path, outside the package.
-from rewardsmith.integrations.grouping import check_whole_groups, group_aware_shapers
+from rewardsmith.integrations.grouping import PartialGroupError, check_whole_groups, group_aware_shapers
 from rewardsmith.pipeline import Pipeline, Scores, load_spec
 from rewardsmith.verifiers.base import ERROR, JUDGE_FAILED, TIMEOUT
 
@@ -112,6 +112,13 @@ def score_openrlhf(
     """Score one OpenRLHF request; lists in, lists out."""
     records = to_records(queries, prompts, labels)
     check_groups(pipeline, records, group_size)
+    if records and group_aware_shapers(pipeline) and len({r["prompt_id"] for r in records}) == len(records):
+        raise PartialGroupError(
+            f"every prompt of this call has one rollout, so the spec's group-aware shapers "
+            f"({', '.join(group_aware_shapers(pipeline))}) would change nothing: OpenRLHF's current client calls "
+            "a Python-file reward one rollout at a time. Use `rewardsmith serve --num-generations N` (it waits for "
+            "whole groups) and --remote_rm_url http://HOST:PORT/get_reward."
+        )
     return to_response(pipeline, pipeline.score(records))
 
 

@@ -67,6 +67,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             "anyone who can reach it can score",
             flush=True,
         )
+    waiting = args.groups_per_step * (args.num_generations or 1)
+    if waiting > args.max_connections:
+        print(
+            f"rewardsmith serve: error: --groups-per-step {args.groups_per_step} × --num-generations "
+            f"{args.num_generations} = {waiting} one-rollout requests wait at once, each on its own connection, "
+            f"but --max-connections is {args.max_connections}: raise it (and `ulimit -n`)",
+            file=sys.stderr,
+        )
+        return 2
     app = create_app(
         args.spec,
         token=token,
