@@ -151,7 +151,7 @@ def test_shutdown_answers_the_waiting_requests_at_once(tmp_path):
         answers = [f.result() for f in futures]
     assert time.monotonic() - t0 < 30  # not the 300 s group timeout
     assert [a.json()["rewards"] for a in answers] == [[r] for r in score_cli(spec, records, tmp_path, "flushed")]
-    assert "had 2 of 4 rollouts" in output
+    assert "had 2 of 4 rollouts at shutdown" in output
 
 
 def test_a_group_aware_spec_without_a_group_size_is_refused_at_start_up(tmp_path):

@@ -138,19 +138,19 @@ class GroupBarrier:
         if len(ready) >= self.groups_per_call or self.closed:
             self._flush(group.key[0])
 
-    def _expire(self, group: _Group) -> None:
-        """``group``'s time is up: score it as what arrived, with the groups held beside it."""
+    def _expire(self, group: _Group, when: str = "") -> None:
+        """``group``'s time is up (or the server stops): score it as what arrived, with the groups held beside it."""
         step, prompt_id = group.key
         if group.state == "open":
             self._close_open(group)
             self.counters["partial_groups"] += 1
             log.warning(
-                "group barrier: prompt %s (step %s) had %d of %d rollouts after %gs; scored as they are",
+                "group barrier: prompt %s (step %s) had %d of %d rollouts %s; scored as they are",
                 prompt_id,
                 "auto" if step is None else step,
                 len(group.slots),
                 self.group_size,
-                self.timeout_s,
+                when or f"after {self.timeout_s:g}s",
             )
             self._hold(group)
         if group.state == "ready":
@@ -189,7 +189,7 @@ class GroupBarrier:
         scoring in flight; later requests get :class:`BarrierClosed`."""
         self.closed = True
         for group in [g for groups in self._open.values() for g in groups]:
-            self._expire(group)
+            self._expire(group, "at shutdown")
         for step in list(self._ready):
             self._flush(step)
         while self._scoring:
