@@ -4,11 +4,13 @@ all at once, in any order. The group barrier must give each the reward `rewardsm
 the same rollouts scored as whole groups."""
 
 import asyncio
+import hashlib
 import json
 import random
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +26,7 @@ from test_server import start_serve  # noqa: E402
 N = 4  # rollouts per prompt
 PROMPTS = ["P0: 2+1? ", "P1: 3+3? ", "P2: 9-4? "]
 ANSWERS = ["3", "6", "5"]
+PROMPT_IDS = {p: hashlib.sha1(p.encode()).hexdigest()[:16] for p in PROMPTS}  # the server's keys (HAPO's history)
 EXACT = {"verifier": {"name": "exact", "extract": ["hash"]}, "length_unit": "words", "workers": 1}
 LASER_BASE = {"correct": 1.0, "wrong": -0.5, "no_answer": -1.0}
 SPECS = {
@@ -48,7 +51,12 @@ def batch(seed: int) -> list[dict]:
             said = answer if rng.random() < 0.65 else str(int(answer) + rng.randint(1, 3))
             words = " ".join(rng.choice(["so", "then", "thus", "add", "carry"]) for _ in range(rng.randint(1, 10)))
             records.append(
-                {"prompt_id": prompt, "prompt": prompt, "completion": f"{words} ####{said}", "answer": answer}
+                {
+                    "prompt_id": PROMPT_IDS[prompt],
+                    "prompt": prompt,
+                    "completion": f"{words} ####{said}",
+                    "answer": answer,
+                }
             )
     return records
 
@@ -91,14 +99,15 @@ def stop(proc) -> str:
     return output
 
 
-@pytest.mark.slow  # a server process and four `score` runs per spec
-@pytest.mark.parametrize("name", sorted(SPECS))
-def test_one_rollout_per_request_equals_score(tmp_path, name):
-    """Two batches in sequence (state carried, as `score` carries it in its state file). kimi and hapo
-    are scored group by group (the default); laser_d, whose targets come from the whole batch, with
-    --groups-per-step 3: one call per batch, as `score` sees it."""
-    per_step = ["--groups-per-step", str(len(PROMPTS))] if name == "laser_d" else []
-    proc, url = start_serve(write_spec(tmp_path, f"{name}-serve", SPECS[name]), "--num-generations", str(N), *per_step)
+@pytest.mark.slow  # a server process and four `score` runs per case
+@pytest.mark.parametrize("name, groups_per_step", [("kimi", 1), ("kimi", 3), ("hapo", 1), ("hapo", 3), ("laser_d", 3)])
+def test_one_rollout_per_request_equals_score(tmp_path, name, groups_per_step):
+    """Two batches of 3 prompts × 4 rollouts in sequence, state carried (as `score` carries it in its
+    state file). Group by group (the default) or one call per batch (--groups-per-step 3, as `score`
+    sees a batch): kimi and hapo give the same rewards either way; laser_d, whose targets come from
+    the whole batch, needs the latter."""
+    serve_spec = write_spec(tmp_path, f"{name}-serve", SPECS[name])
+    proc, url = start_serve(serve_spec, "--num-generations", str(N), "--groups-per-step", str(groups_per_step))
     reference_spec = write_spec(tmp_path, f"{name}-score", SPECS[name])
     degraded_spec = write_spec(tmp_path, f"{name}-alone", SPECS[name])
     served, expected, alone = [], [], []
@@ -111,11 +120,14 @@ def test_one_rollout_per_request_equals_score(tmp_path, name):
             alone += score_cli(degraded_spec, singles, tmp_path, f"{name}-alone-{step}")
         barrier = httpx.get(f"{url}/healthz", timeout=10).json()["group_barrier"]
     finally:
-        stop(proc)
+        stop(proc)  # saves the server's state
     assert served == expected
     assert alone != expected  # scored as groups of one (what serve did before), the shaper changes the rewards
     assert barrier["partial_groups"] == 0 and barrier["waiting_rollouts"] == 0 and barrier["released"] == 0
-    assert barrier["groups_scored"] == 2 * len(PROMPTS)
+    assert barrier["groups_scored"] == 2 * len(PROMPTS) and barrier["short_calls"] == 0
+    if groups_per_step == len(PROMPTS):  # one call per batch: the very state `score` keeps, step counter included
+        saved = [json.loads(Path(json.loads(p.read_text())["state"]).read_text()) for p in (serve_spec, reference_spec)]
+        assert saved[0]["components"] == saved[1]["components"] and saved[0]["step"] == saved[1]["step"] == 2
 
 
 @pytest.mark.slow  # waits out a group timeout in a server process
@@ -136,6 +148,7 @@ def test_partial_group_is_scored_after_the_timeout_with_a_warning_and_a_count(tm
     assert f"had {N - 1} of {N} rollouts after 2s; scored as they are" in output
 
 
+@pytest.mark.slow  # a server process and a `score` run
 def test_shutdown_answers_the_waiting_requests_at_once(tmp_path):
     spec = write_spec(tmp_path, "kimi", SPECS["kimi"])
     proc, url = start_serve(spec, "--num-generations", str(N), "--group-timeout-s", "300")
@@ -194,7 +207,7 @@ def test_a_disconnected_client_gives_its_place_back():
     from test_server import running
 
     app = create_app(SPECS["kimi"], group_size=2, group_timeout_s=300)
-    records = [r for r in batch(9) if r["prompt_id"] == PROMPTS[0]][:2]
+    records = [r for r in batch(9) if r["prompt"] == PROMPTS[0]][:2]
     with running(app) as url:
         with pytest.raises(httpx.ReadTimeout):
             post_one(url, records[0], timeout=0.5)
