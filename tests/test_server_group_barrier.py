@@ -336,3 +336,27 @@ def test_scoring_failures_reach_every_waiting_request_and_close_refuses_new_ones
 
     results, flushed = asyncio.run(main())
     assert all(isinstance(r, ValueError) for r in results + flushed)  # the held one was scored at close, and failed
+
+
+def test_a_client_leaving_while_its_group_is_scored_changes_nothing_for_the_others():
+    started, finish = asyncio.Event(), asyncio.Event()
+
+    async def slow(records, step):
+        started.set()
+        await finish.wait()
+        return [r["completion"] for r in records]
+
+    async def main():
+        barrier = GroupBarrier(slow, 2, 30)
+        left = asyncio.Event()
+        leaving = asyncio.ensure_future(barrier.submit(rec("p", "a"), None, left.wait))
+        staying = asyncio.ensure_future(barrier.submit(rec("p", "b"), None, never))
+        await started.wait()
+        left.set()
+        with pytest.raises(ClientGone):
+            await leaving
+        finish.set()
+        return await staying, barrier.counters
+
+    answer, counters = asyncio.run(main())
+    assert answer == "b" and counters["released"] == 0 and counters["groups_scored"] == 1

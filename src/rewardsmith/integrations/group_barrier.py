@@ -106,7 +106,7 @@ class GroupBarrier:
             gone.cancel()
             if not future.done():  # the client left (or this handler was cancelled) before scoring began
                 self._release(group, future)
-        if future.cancelled():
+        if not future.done() or future.cancelled():  # gone while waiting, or while its group was scored
             raise ClientGone("the client disconnected while its group waited")
         return future.result()
 
@@ -173,13 +173,15 @@ class GroupBarrier:
     async def _score(self, slots: list[tuple[dict[str, Any], asyncio.Future]], step: int | None) -> None:
         try:
             rows = await self.score_rows([record for record, _ in slots], step)
-        except BaseException as exc:  # every waiting request gets the failure (a 422 is a 422 for all)
+        except Exception as exc:  # every waiting request gets the failure (a 422 is a 422 for all)
             for _, future in slots:
                 if not future.done():
                     future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
             return
+        except BaseException:  # cancelled: nobody gets an answer
+            for _, future in slots:
+                future.cancel()
+            raise
         for (_, future), row in zip(slots, rows):
             if not future.done():
                 future.set_result(row)
