@@ -148,7 +148,7 @@ def create_app(
         raise SpecError(
             f"the spec's group-aware shapers ({', '.join(group_aware_shapers(pipeline))}) need whole groups, and "
             "rollouts sent one per request (OpenRLHF's client) can only be grouped with a known group size: "
-            "give --num-generations (OpenRLHF's --n_samples_per_prompt)"
+            "give --num-generations (OpenRLHF's --n_samples_per_prompt; create_app's group_size)"
         )
     limiter = asyncio.Semaphore(max_concurrency)
     scorers = ThreadPoolExecutor(max_concurrency, thread_name_prefix="rewardsmith-score")

@@ -71,7 +71,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if waiting > args.max_connections:
         print(
             f"rewardsmith serve: error: --groups-per-step {args.groups_per_step} × --num-generations "
-            f"{args.num_generations} = {waiting} one-rollout requests wait at once, each on its own connection, "
+            f"{args.num_generations or 1} = {waiting} one-rollout requests wait at once, each on its own connection, "
             f"but --max-connections is {args.max_connections}: raise it (and `ulimit -n`)",
             file=sys.stderr,
         )
