@@ -7,7 +7,11 @@ import asyncio
 import hashlib
 import json
 import random
+import re
+import shlex
 import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -360,3 +364,30 @@ def test_a_client_leaving_while_its_group_is_scored_changes_nothing_for_the_othe
 
     answer, counters = asyncio.run(main())
     assert answer == "b" and counters["released"] == 0 and counters["groups_scored"] == 1
+
+
+@pytest.mark.slow  # a server process (math verifier)
+def test_the_docs_example_runs_as_written(tmp_path):
+    """The group barrier example of docs/integrations.md: its shell lines, its Python, the printed rewards."""
+    doc = (Path(__file__).parents[1] / "docs" / "integrations.md").read_text()
+    section = doc[doc.index("### One rollout per request: the group barrier") :]
+    shell = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1).splitlines()
+    program = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    expected = re.search(r"print\(.*\)  # (\[.*\])", program).group(1)
+    subprocess.run(shell[0], shell=True, cwd=tmp_path, check=True)
+    serve = shlex.split(shell[1].rstrip(" &"))
+    assert serve[:2] == ["rewardsmith", "serve"]
+    options = dict(zip(serve[2::2], serve[3::2]))  # every flag there takes a value
+    spec, _ = options.pop("--spec"), options.pop("--port")
+    proc, url = start_serve(tmp_path / spec, *(x for option in options.items() for x in option))
+    try:
+        run = subprocess.run(
+            [sys.executable, "-c", program.replace("http://127.0.0.1:8000", url)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        stop(proc)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == expected
