@@ -112,15 +112,18 @@ def _column_free_batch(prompt_ids: list[str], length: np.ndarray, truncated: np.
 
 def _text_readers(pipeline: Pipeline) -> list[str]:
     """The spec's shapers that read a rollout's text or meta: each run once on a small synthetic
-    batch (a scratch state, nothing saved) whose text columns raise when read."""
-    batch = _column_free_batch(["a", "a", "b", "b"], np.array([10.0, 20.0, 15.0, 30.0]), np.zeros(4, bool))
-    correct = np.array([1.0, 0.0, 1.0, 1.0])
-    base = np.where(correct == 1.0, pipeline.base_values.correct, pipeline.base_values.wrong)
+    batch (a scratch state, nothing saved) whose text columns raise when read. Its rows cover
+    correct, wrong (one far longer than any target), unanswered and truncated rollouts."""
+    length = np.array([10.0, 20.0, 15.0, 1e7, 30.0])
+    batch = _column_free_batch(["a", "a", "b", "b", "b"], length, np.array([False, False, False, True, False]))
+    correct = np.array([1.0, 0.0, 1.0, 0.0, 0.0])
+    answered = np.array([True, True, True, True, False])
+    bv = pipeline.base_values
+    base = np.where(answered, np.where(correct == 1.0, bv.correct, bv.wrong), bv.no_answer)
     readers = []
     for key, shaper in pipeline.shapers:
         ctx = ShapingContext(
-            batch, base.copy(), base, correct, batch.num_tokens, "tokens", np.ones(4, bool), np.ones(4, bool), 0,
-            pipeline.base_values, {},
+            batch, base.copy(), base, correct, length, "tokens", answered, np.ones(5, bool), 0, bv, {}
         )  # fmt: skip
         try:
             shaper.apply(ctx)
