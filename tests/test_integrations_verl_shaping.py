@@ -305,3 +305,103 @@ def test_failed_step_leaves_state_unchanged(tmp_path, verl_env, fresh_estimator,
     expected = load_spec(ref_path).score(reference_records(tok, rows, enc, data.batch["responses"].shape[1]))
     assert_step_equal(data, enc, estimator, expected)
     assert state_of(tmp_path / "ours_state.json") == state_of(tmp_path / "ref_state.json")
+
+
+def direct_step(estimator, spec_path, rows, width=12):
+    """Codes from the per-sample function, placed as verl places rewards; the estimator called as
+    ``compute_advantage`` calls it. ``rows``: (group, completion, answer, length)."""
+    fn = rk_verl.make_compute_score(spec_path, advantage_step=True)
+    tlr, mask = torch.zeros(len(rows), width), torch.zeros(len(rows), width)
+    for i, (_, completion, answer, length) in enumerate(rows):
+        tlr[i, length - 1] = fn("toy", completion, answer, {"index": i})["score"]
+        mask[i, :length] = 1
+    uid = np.array([g for g, *_ in rows], dtype=object)
+    return estimator(token_level_rewards=tlr, response_mask=mask, index=uid, config={"rewardsmith_spec": spec_path})
+
+
+def test_format_scores_travel_exactly(tmp_path, fresh_estimator):
+    """tag_count's quarter scores in add mode, and a gate, reach the step exactly."""
+    think = "<think>\nx\n</think>\n<answer>\n####3\n</answer>"
+    rows = [
+        ("p", think, "3", 9),
+        ("p", "<think>\nx\n</think>\n####3", "3", 5),
+        ("p", "####4", "3", 2),
+        ("q", "####3", "3", 4),
+    ]
+    for fmt in ({"name": "tag_count", "mode": "add", "weight": 0.5}, {"name": "think_answer", "mode": "gate"}):
+        spec = {**spec_for({"name": "kimi", "coef": 0.5}, tmp_path / "s.json"), "format": fmt, "state": None}
+        spec_path = write(tmp_path / "spec.yaml", spec)
+        estimator = fresh_estimator()
+        adv, _ = direct_step(estimator, spec_path, rows)
+        expected = load_spec(spec_path).score(
+            [{"prompt_id": g, "completion": c, "answer": a, "num_tokens": n} for g, c, a, n in rows]
+        )
+        np.testing.assert_allclose(estimator.last_scores.total, expected.total, atol=1e-12)
+        np.testing.assert_allclose(adv[:, 0].numpy(), expected.advantages, atol=1e-6)
+        assert len(set(expected.values["format"].tolist())) > 1  # the rows' format scores differ
+
+
+def test_per_sample_compute_score_refuses_alone_and_verifies_for_the_advantage_step(tmp_path, monkeypatch):
+    spec_path = write(tmp_path / "spec.yaml", spec_for(SHAPERS["hapo"], tmp_path / "s.json"))
+    monkeypatch.setenv(rk_verl.SPEC_ENV, str(spec_path))
+    monkeypatch.delenv(vs.ADVANTAGE_ENV, raising=False)
+    with pytest.raises(ValueError, match=r"one rollout at a time.*REWARDSMITH_VERL_ADVANTAGE=1.*rewardsmith_spec"):
+        rk_verl.compute_score("toy", "####3", "3", {"index": 0})
+    with pytest.raises(ValueError, match="REWARDSMITH_VERL_ADVANTAGE=1"):
+        rk_verl.make_compute_score(spec_path)
+    monkeypatch.setenv(vs.ADVANTAGE_ENV, "1")
+    out = rk_verl.compute_score("toy", "####3", "3", {"index": 7})
+    assert vs.CODE_BASE <= out["score"] < vs.CODE_END and out["acc"] == 1.0 and out["correct_known"] == 1.0
+    assert out == rk_verl.compute_score("toy", "####3", "3", {"index": 7})  # verifying changes no state
+    assert not (tmp_path / "s.json").exists()
+    # hapo remembers prompts across steps: without a stable dataset index it must refuse, not key by row
+    for extra in (None, {"index": "abc"}, {"index": -1}, {"index": vs.max_prompt_key(load_spec(spec_path)) + 1}):
+        with pytest.raises(ValueError, match=r"extra_info\['index'\]"):
+            rk_verl.compute_score("toy", "####3", "3", extra)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"advantage": None}, "no advantage estimator"),
+        ({"length_unit": "words"}, "length_unit"),
+        ({"shaping": [{"name": "repetition"}]}, r"\['repetition'\] read the completion"),
+        ({"shaping": [{"name": "laser_de", "lower": 4, "upper": 24, "interval": 4}]}, r"\['laser_de'\] read"),
+        ({"shaping": [{"name": "l1_exact", "target": 10}]}, r"\['l1_exact'\] read"),
+    ],
+)
+def test_advantage_step_refuses_what_it_cannot_run(change, message, tmp_path):
+    spec = {**spec_for(SHAPERS["kimi"], tmp_path / "s.json"), **change}
+    with pytest.raises(ValueError, match=message):
+        rk_verl.make_compute_score({k: v for k, v in spec.items() if v is not None}, advantage_step=True)
+
+
+def test_partial_scores_off_the_grid_are_refused_not_rounded(tmp_path):
+    spec = {**spec_for(SHAPERS["kimi"], tmp_path / "s.json"), "format": {"name": "reasoning_steps", "mode": "add"}}
+    fn = rk_verl.make_compute_score(spec, advantage_step=True)
+    assert fn("toy", "Step 1: a\nStep 2: b\nStep 3: c\n####3", "3")["format"] == 1.0
+    with pytest.raises(ValueError, match="format score 0.333.*cannot travel"):
+        fn("toy", "Step 1: a\n####3", "3")  # 1/3 of the way to full credit
+
+
+def test_codes_and_plain_rewards_never_mix(tmp_path, fresh_estimator):
+    from verl.trainer.ppo.core_algos import get_adv_estimator_fn
+
+    rk_verl.register_advantages()
+    spec_path = write(tmp_path / "spec.yaml", {**spec_for(SHAPERS["kimi"], tmp_path / "s.json"), "state": None})
+    fn = rk_verl.make_compute_score(spec_path, advantage_step=True)
+    codes = torch.zeros(2, 4)
+    codes[:, 1] = torch.tensor([fn("toy", "####3", "3")["score"], fn("toy", "####4", "3")["score"]])
+    mask, uid = torch.ones(2, 4), np.array(["a", "a"], dtype=object)
+    with pytest.raises(ValueError, match="verification codes.*rewardsmith_spec"):
+        get_adv_estimator_fn("rewardsmith_grpo")(token_level_rewards=codes, response_mask=mask, index=uid)
+    estimator = fresh_estimator()
+    config = {"rewardsmith_spec": str(spec_path)}
+    plain = torch.zeros(2, 4)
+    plain[:, 1] = torch.tensor([1.0, 0.0])  # another reward function's 0/1 rewards
+    with pytest.raises(ValueError, match="not a rewardsmith verification code"):
+        estimator(token_level_rewards=plain, response_mask=mask, index=uid, config=config)
+    with pytest.raises(ValueError, match="use_kl_in_reward"):
+        estimator(token_level_rewards=codes, response_mask=mask, index=uid, config={**config, "use_kl_in_reward": True})
+    with pytest.raises(ValueError, match="uid"):
+        estimator(token_level_rewards=codes, response_mask=mask, index=None, config=config)
