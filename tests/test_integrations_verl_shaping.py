@@ -405,3 +405,12 @@ def test_codes_and_plain_rewards_never_mix(tmp_path, fresh_estimator):
         estimator(token_level_rewards=codes, response_mask=mask, index=uid, config={**config, "use_kl_in_reward": True})
     with pytest.raises(ValueError, match="uid"):
         estimator(token_level_rewards=codes, response_mask=mask, index=None, config=config)
+
+
+def test_a_batch_of_padding_only_gets_zero_advantages(tmp_path):
+    estimator = vs.SpecAdvantage(spec_for(SHAPERS["hapo"], tmp_path / "s.json"))
+    adv, returns = estimator(
+        token_level_rewards=torch.zeros(2, 3), response_mask=torch.zeros(2, 3), index=np.array(["a", "a"], dtype=object)
+    )
+    assert (adv == 0).all() and (returns == 0).all()
+    assert state_of(tmp_path / "s.json") == (1, {"hapo": {"history": {}}})

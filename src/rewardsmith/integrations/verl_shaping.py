@@ -78,7 +78,8 @@ class _Unavailable(Sequence):
         )
 
     def __iter__(self) -> Iterator[Any]:
-        return self[0] if self.n else iter(())
+        for i in range(self.n):
+            yield self[i]
 
 
 def advantage_step_enabled() -> bool:
@@ -185,6 +186,8 @@ def _verdict_code(verdict: float, status: str, row: int) -> int:
     if status == JUDGE_FAILED:
         return JUDGE_FAILED_CODE
     if status == NO_ANSWER:
+        if verdict != 0.0:  # the pipeline pays it no_answer but reads its verdict as correctness
+            raise ValueError(f"rollout {row}: a no-answer verdict must score 0, got {verdict!r}")
         return NO_ANSWER_CODE
     if math.isnan(verdict):
         return NO_VERIFIER_CODE if status == OK else UNKNOWN_CODE
