@@ -8,6 +8,8 @@ with its own state file, step by step, the estimator rebuilt (state reloaded) be
 
 import asyncio
 import json
+import subprocess
+import sys
 import uuid
 
 import numpy as np
@@ -201,19 +203,41 @@ def assert_step_equal(data, enc, estimator, expected):
         np.testing.assert_allclose(got.components[key], expected.components[key], atol=1e-12)
 
 
+def cli_score(spec_path, records, tmp_path):
+    """``rewardsmith score`` as a user runs it: (rewards, advantages) of the scored records."""
+    rollouts_path, out = tmp_path / "rollouts.jsonl", tmp_path / "scored.jsonl"
+    rollouts_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    proc = subprocess.run(
+        [sys.executable, "-m", "rewardsmith", "score", str(rollouts_path), "--spec", str(spec_path), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scored = [json.loads(line) for line in out.read_text().splitlines()]
+    return [r["reward"] for r in scored], [r["advantage"] for r in scored]
+
+
 @pytest.mark.parametrize("name", ["kimi", "laser_d", "hapo"])
 def test_two_steps_state_reloaded_equal_rewardsmith_score(name, tmp_path, verl_env, fresh_estimator):
     tok = tokenizer()
     ours = write(tmp_path / "ours.yaml", spec_for(SHAPERS[name], tmp_path / "ours_state.json"))
     ref_path = write(tmp_path / "ref.yaml", spec_for(SHAPERS[name], tmp_path / "ref_state.json"))
+    cli_path = write(tmp_path / "cli.yaml", spec_for(SHAPERS[name], tmp_path / "cli_state.json"))
     verl_env(ours)
     for step in (1, 2):
         estimator = fresh_estimator()  # a new estimator and pipeline each step: state only from the file
         rows = rollouts(step)
         data, enc = verl_batch(tok, rows)
         data = advantage_step(reward_step(tok, data), ours)
-        expected = load_spec(ref_path).score(reference_records(tok, rows, enc, data.batch["responses"].shape[1]))
+        records = reference_records(tok, rows, enc, data.batch["responses"].shape[1])
+        expected = load_spec(ref_path).score(records)
         assert_step_equal(data, enc, estimator, expected)
+        if name == "hapo":  # the CLI too, its own state file carried between the two runs
+            rewards, advantages = cli_score(cli_path, records, tmp_path)
+            np.testing.assert_allclose(estimator.last_scores.total, rewards, atol=1e-12)
+            np.testing.assert_allclose(data.batch["advantages"][:, 0].numpy(), advantages, atol=1e-6)  # first token
+            assert state_of(tmp_path / "cli_state.json") == state_of(tmp_path / "ours_state.json")
         moved = np.any(expected.components[name] != 0)
         if name != "kimi":
             assert state_of(tmp_path / "ours_state.json") == state_of(tmp_path / "ref_state.json")
