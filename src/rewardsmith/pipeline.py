@@ -138,6 +138,22 @@ class Scores:
 
 
 @dataclass
+class Verified:
+    """What :meth:`Pipeline.verify` measured, per rollout: lengths, verdicts, statuses and format scores.
+
+    Built by an adapter whose framework verifies one rollout at a time and shapes whole groups
+    elsewhere (verl's advantage step): ``verdict`` in [0, 1] or NaN, ``format`` None without a check."""
+
+    batch: Batch
+    length: np.ndarray
+    unit: str
+    verdict: np.ndarray
+    status: list[str]
+    details: list[str]
+    format: np.ndarray | None = None
+
+
+@dataclass
 class _Stages:
     """What the stages of one ``score`` call pass along."""
 
@@ -217,16 +233,35 @@ class Pipeline:
         has one and ``save``. A call that raises leaves the state as it was (``rewardsmith score``
         passes ``save=False`` and saves only after its output is written)."""
         t0 = time.perf_counter()
+        return self.score_verified(self.verify(batch, progress, step), step, save, t0)
+
+    def verify(
+        self,
+        batch: Batch | Iterable[dict[str, Any]],
+        progress: Callable[[int], None] | None = None,
+        step: int | None = None,
+    ) -> Verified:
+        """What ``score`` measures one rollout at a time, touching no state: lengths, the verdicts
+        (stage 1) and the format scores (stage 3's measurement)."""
         if not isinstance(batch, Batch):
             batch = Batch.from_records(batch)
         length, unit = batch.lengths(self.spec.length_unit, self.tokenizer)
         verdict, status, details = self._verify(batch, progress, step)
-        st = _Stages(batch, length, unit, verdict, status, details)
+        return Verified(batch, length, unit, verdict, status, details, self._format_scores(batch))
+
+    def score_verified(
+        self, verified: Verified, step: int | None = None, save: bool = True, t0: float | None = None
+    ) -> Scores:
+        """The stages after verification (``score`` is ``verify`` then this): signals, correctness,
+        format, shaping, gate and advantages over whole groups; state as in ``score``."""
+        t0 = time.perf_counter() if t0 is None else t0
+        v = verified
+        st = _Stages(v.batch, v.length, v.unit, v.verdict, v.status, v.details)
         self._signals(st)
         self._correctness(st)
-        self._format(st)
-        with self._lock, self._restored_on_error():
-            step = self._step(batch, step)
+        self._format(st, v.format)
+        with self._lock, self.restored_on_error():
+            step = self._step(v.batch, step)
             self._shape(st, step)
             self._gate(st)
             self._advance_state(step, save)
@@ -236,15 +271,15 @@ class Pipeline:
             st.reward,
             st.correct,
             st.components,
-            status,
-            length,
-            unit,
+            v.status,
+            v.length,
+            v.unit,
             step,
-            group=batch.group,
+            group=v.batch.group,
             advantages=advantages,
             seconds=time.perf_counter() - t0,
             values=st.values,
-            details=details,
+            details=v.details,
             dense=_dense(st),
         )
 
@@ -290,15 +325,20 @@ class Pipeline:
             st.base = np.zeros(len(st.batch))
         st.reward = st.base.copy()
 
-    def _format(self, st: _Stages) -> None:
+    def _format_scores(self, batch: Batch) -> np.ndarray | None:
+        """Each row's format score (None without a format check)."""
+        if self.format is None:
+            return None
+        return np.array(
+            [score_format(self.format, c, t, m) for c, t, m in zip(batch.completions, batch.turns, batch.metas)],
+            dtype=np.float64,
+        )
+
+    def _format(self, st: _Stages, fmt: np.ndarray | None) -> None:
         """Stage 3: the format score; added with its weight in ``add`` mode, a pass/fail gate in ``gate`` mode."""
         st.format_ok = np.ones(len(st.batch), dtype=bool)
-        if self.format is None:
+        if fmt is None:
             return
-        b = st.batch
-        fmt = np.array(
-            [score_format(self.format, c, t, m) for c, t, m in zip(b.completions, b.turns, b.metas)], dtype=np.float64
-        )
         st.values["format"] = fmt
         st.format_ok = fmt >= 1.0
         if self.spec.format.mode == "add":  # type: ignore[union-attr]
@@ -360,7 +400,7 @@ class Pipeline:
             self.state.save(self.spec.state)
 
     @contextlib.contextmanager
-    def _restored_on_error(self) -> Iterator[None]:
+    def restored_on_error(self) -> Iterator[None]:
         """Put the state back as it was if the block raises (a failed batch changes nothing)."""
         before = (self.state.step, copy.deepcopy(self.state.components))
         try:

@@ -10,7 +10,10 @@ are migrated by verl.) ``compute_score`` has verl's per-sample signature. verl 0
 rewards one rollout at a time (its reward loop streams each finished rollout to a reward
 worker), so a per-sample call cannot see a group, a training step or a consistent state:
 specs with group-aware (kimi, laser_d, hapo, ...), stateful or step-scheduled shapers are refused
-there with a message. ``compute_score_batch`` has the signature of the ``batch`` reward manager
+there with a message — unless ``REWARDSMITH_VERL_ADVANTAGE=1`` moves their shaping into verl's
+advantage step, which holds whole groups once per step: ``compute_score`` then only verifies and
+the ``rewardsmith_spec`` estimator shapes (:mod:`rewardsmith.integrations.verl_shaping`).
+``compute_score_batch`` has the signature of the ``batch`` reward manager
 (``verl.workers.reward_manager.batch``, the pre-reward-loop trainers): rollouts sharing
 ``extra_info["index"]`` form a group and every shaper runs. Both return
 ``{"score": reward, "acc": 0/1, <component>: value, ..., "correct_known", "timeout", "error"}``,
@@ -19,7 +22,8 @@ all finite and with the same keys for every rollout, so verl logs each of them.
 Advantages: ``register_advantages()`` adds every rewardsmith estimator to verl's registry as
 ``rewardsmith_<name>`` (``algorithm.adv_estimator=rewardsmith_rloo``); the scalar reward of a rollout is
 the sum of its token-level rewards, its length the number of response tokens and its group verl's
-``uid``. Importing :mod:`rewardsmith.integrations.verl_plugin` registers them, which verl does in each
+``uid``; ``rewardsmith_spec`` runs the whole spec after verification (above). Importing
+:mod:`rewardsmith.integrations.verl_plugin` registers them, which verl does in each
 of its processes when ``VERL_USE_EXTERNAL_MODULES=rewardsmith.integrations.verl_plugin`` is set.
 """
 
@@ -37,6 +41,16 @@ import numpy as np
 from rewardsmith.advantages.base import AdvantageContext
 from rewardsmith.components import build, entries
 from rewardsmith.integrations.grouping import per_sample_blockers
+from rewardsmith.integrations.verl_shaping import (
+    ADVANTAGE_ENV,
+    CODE_BASE,
+    CODE_END,
+    ESTIMATOR,
+    advantage_step_enabled,
+    check_advantage_step,
+    register_spec_advantage,
+    verification_rows,
+)
 from rewardsmith.pipeline import Pipeline, Scores, load_spec
 from rewardsmith.verifiers.base import ERROR, TIMEOUT
 
@@ -129,20 +143,45 @@ def _refuse_per_sample(pipeline: Pipeline) -> None:
     if names:
         raise ValueError(
             f"verl's per-sample compute_score sees one rollout at a time, but shapers {names} need whole groups, "
-            "a training step or one shared state; use them with verl's batch reward manager (compute_score_batch), "
-            "TRL (rewardsmith.integrations.trl) or the HTTP server (rewardsmith serve)"
+            "a training step or one shared state. Run them in verl's advantage step, where verl holds whole "
+            f"groups: set {ADVANTAGE_ENV}=1 (compute_score then only verifies), "
+            "VERL_USE_EXTERNAL_MODULES=rewardsmith.integrations.verl_plugin and "
+            f"algorithm.adv_estimator={ESTIMATOR}, with an `advantage:` in the spec (docs/integrations.md, verl). "
+            "Or use verl's batch reward manager (compute_score_batch), TRL or `rewardsmith serve`"
         )
 
 
-def make_compute_score(spec: Any) -> Callable[..., dict[str, float]]:
-    """A per-sample ``compute_score`` bound to ``spec`` (for Python-side set-ups)."""
-    pipeline = spec if isinstance(spec, Pipeline) else load_spec(spec)
+@lru_cache(maxsize=8)
+def _checked_for_advantage_step(pipeline: Pipeline) -> Pipeline:
+    check_advantage_step(pipeline)
+    return pipeline
+
+
+def _score_one(
+    pipeline: Pipeline, advantage_step: bool, data_source: Any, solution_str: str, ground_truth: Any, extra_info: Any
+) -> dict[str, float]:
+    records = _records([data_source], [solution_str], [ground_truth], [extra_info])
+    if advantage_step:
+        return verification_rows(_checked_for_advantage_step(pipeline), records)[0]
     _refuse_per_sample(pipeline)
+    return _as_dicts(pipeline.score(records))[0]
+
+
+def make_compute_score(spec: Any, advantage_step: bool | None = None) -> Callable[..., dict[str, float]]:
+    """A per-sample ``compute_score`` bound to ``spec`` (for Python-side set-ups). With
+    ``advantage_step`` (default: ``$REWARDSMITH_VERL_ADVANTAGE``) it returns verification codes
+    for the ``rewardsmith_spec`` estimator (:mod:`rewardsmith.integrations.verl_shaping`)."""
+    pipeline = spec if isinstance(spec, Pipeline) else load_spec(spec)
+    advantage_step = advantage_step_enabled() if advantage_step is None else advantage_step
+    if advantage_step:
+        _checked_for_advantage_step(pipeline)
+    else:
+        _refuse_per_sample(pipeline)
 
     def compute_score(
         data_source: Any, solution_str: str, ground_truth: Any, extra_info: Any = None, **kwargs: Any
     ) -> dict[str, float]:
-        return score_batch(pipeline, [data_source], [solution_str], [ground_truth], [extra_info])[0]
+        return _score_one(pipeline, advantage_step, data_source, solution_str, ground_truth, extra_info)
 
     return compute_score
 
@@ -150,10 +189,11 @@ def make_compute_score(spec: Any) -> Callable[..., dict[str, float]]:
 def compute_score(
     data_source: Any, solution_str: str, ground_truth: Any, extra_info: Any = None, **kwargs: Any
 ) -> dict[str, float]:
-    """verl's per-sample signature; the spec comes from ``$REWARDSMITH_SPEC``."""
+    """verl's per-sample signature; the spec comes from ``$REWARDSMITH_SPEC``. With
+    ``$REWARDSMITH_VERL_ADVANTAGE=1`` it only verifies and returns a verification code for the
+    ``rewardsmith_spec`` advantage estimator, which shapes whole groups."""
     pipeline = _env_pipeline()
-    _refuse_per_sample(pipeline)
-    return score_batch(pipeline, [data_source], [solution_str], [ground_truth], [extra_info])[0]
+    return _score_one(pipeline, advantage_step_enabled(), data_source, solution_str, ground_truth, extra_info)
 
 
 class VerlAdvantage:
@@ -170,6 +210,11 @@ class VerlAdvantage:
         import torch
 
         reward = token_level_rewards.sum(dim=-1).detach().cpu().double().numpy()
+        if len(reward) and ((reward >= CODE_BASE) & (reward < CODE_END)).all():
+            raise ValueError(
+                f"{self.__name__}: the rewards are rewardsmith verification codes ({ADVANTAGE_ENV}=1); "
+                f"use algorithm.adv_estimator={ESTIMATOR}"
+            )
         length = response_mask.sum(dim=-1).detach().cpu().double().numpy()
         keys = list(index) if index is not None else list(range(len(reward)))
         ids: dict[Any, int] = {}
@@ -183,7 +228,8 @@ class VerlAdvantage:
 
 
 def register_advantages() -> list[str]:
-    """Register every rewardsmith advantage estimator in verl's registry (idempotent); returns the names."""
+    """Register every rewardsmith advantage estimator in verl's registry, and ``rewardsmith_spec`` (the
+    spec's shaping and advantage over whole groups), idempotently; returns the names."""
     from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
 
     names = []
@@ -192,4 +238,4 @@ def register_advantages() -> list[str]:
         if name not in ADV_ESTIMATOR_REGISTRY:
             register_adv_est(name)(VerlAdvantage(entry.name))
         names.append(name)
-    return names
+    return [*names, register_spec_advantage()]

@@ -1,4 +1,5 @@
-"""Importing this module registers rewardsmith's advantage estimators in verl (``rewardsmith_grpo``, ...)
+"""Importing this module registers rewardsmith's advantage estimators in verl (``rewardsmith_grpo``, ...,
+and ``rewardsmith_spec``, the spec's shaping over whole groups)
 and DRPO (policy loss ``drpo`` with its label estimator ``drpo_labels``; see :mod:`rewardsmith.integrations.verl_drpo`).
 
 verl imports the modules named in ``VERL_USE_EXTERNAL_MODULES`` (and the ``verl.plugins`` entry
