@@ -2,7 +2,11 @@
 
 The record schema is a contract (docs/architecture.md): ``prompt_id`` and ``completion`` are required;
 ``prompt``, ``num_tokens``, ``answer``, ``truncated``, ``data_source``, ``step`` and ``meta``
-are optional, and any other field is carried through untouched. A malformed record is an error
+are optional, and any other field is carried through untouched. A *trajectory* (multi-turn,
+docs/multiturn.md) carries ``messages`` instead: a list of ``system|user|assistant|tool`` messages
+with ``content``, the assistant's ``tool_calls``, the tools' results and optional per-message
+``num_tokens`` and ``logprobs``; its ``completion`` and ``prompt`` are then optional and derived (the
+last assistant turn, the last user turn) — by the batch, never written into the record. A malformed record is an error
 naming the file and line; with ``skip_invalid`` it is skipped and counted, never lost silently.
 A line that is not UTF-8, a non-finite number (``NaN``, ``Infinity``, ``1e999``) and an
 out-of-range count are malformed records like any other.
@@ -84,12 +88,16 @@ def validate_record(obj: Any) -> dict[str, Any]:
     """Check one record against the schema and return it (unchanged fields, normalised types)."""
     if not isinstance(obj, dict):
         raise RecordError(f"a record must be a JSON object, got {type(obj).__name__}")
-    for required in ("prompt_id", "completion"):
+    trajectory = obj.get("messages") is not None
+    for required in ("prompt_id",) if trajectory else ("prompt_id", "completion"):
         if required not in obj or obj[required] is None:
             raise RecordError(f"missing required field {required!r}")
     if not isinstance(obj["prompt_id"], (str, int)) or isinstance(obj["prompt_id"], bool):
         raise RecordError(f"'prompt_id' must be a string or integer, got {type(obj['prompt_id']).__name__}")
-    completion_text(obj["completion"])
+    if trajectory:
+        validate_messages(obj["messages"])
+    if obj.get("completion") is not None:
+        completion_text(obj["completion"])
     if "prompt" in obj and obj["prompt"] is not None and not isinstance(obj["prompt"], (str, list)):
         raise RecordError(f"'prompt' must be a string or a list of messages, got {type(obj['prompt']).__name__}")
     nt = obj.get("num_tokens")
@@ -105,6 +113,114 @@ def validate_record(obj: Any) -> dict[str, Any]:
     if obj.get("meta") is not None and not isinstance(obj["meta"], dict):
         raise RecordError(f"'meta' must be an object, got {type(obj['meta']).__name__}")
     return obj
+
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
+def validate_messages(messages: Any) -> None:
+    """Check a trajectory's ``messages`` (module docstring); the error names the field
+    (``messages[3].role``). A tool result must answer an earlier assistant tool call (by
+    ``tool_call_id`` when the call has an ``id``); there is at least one assistant turn."""
+    if not isinstance(messages, list):
+        raise RecordError(f"'messages' must be a list of messages, got {type(messages).__name__}")
+    pending: list[str | None] = []  # ids (None: no id) of the calls not answered yet
+    for k, msg in enumerate(messages):
+        where = f"messages[{k}]"
+        if not isinstance(msg, dict):
+            raise RecordError(f"{where} must be an object with 'role' and 'content', got {type(msg).__name__}")
+        role = msg.get("role")
+        if role not in ROLES:
+            raise RecordError(f"{where}.role must be one of {', '.join(ROLES)}; got {role!r}"[:200])
+        if msg.get("content") is not None and not isinstance(msg["content"], str):
+            raise RecordError(f"{where}.content must be a string or null, got {type(msg['content']).__name__}")
+        calls = msg.get("tool_calls")
+        if calls is not None:
+            if role != "assistant":
+                raise RecordError(f"{where}.tool_calls: only an assistant message makes tool calls (role {role!r})")
+            if not isinstance(calls, list):
+                raise RecordError(f"{where}.tool_calls must be a list of calls, got {type(calls).__name__}")
+            for j, call in enumerate(calls):
+                pending.append(_call_id(call, f"{where}.tool_calls[{j}]"))
+        if role == "tool":
+            _answer_call(pending, msg.get("tool_call_id"), where)
+        nt = msg.get("num_tokens")
+        if nt is not None and not _is_count(nt, MAX_NUM_TOKENS):
+            raise RecordError(f"{where}.num_tokens must be an integer in [0, {MAX_NUM_TOKENS}], got {nt!r}"[:200])
+        lps = msg.get("logprobs")
+        if lps is not None:
+            ok = isinstance(lps, list) and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x <= 1e-6 for x in lps
+            )
+            if not ok:
+                raise RecordError(f"{where}.logprobs must be a list of finite log-probabilities (<= 0)")
+            if nt is not None and len(lps) != nt:
+                raise RecordError(f"{where}: {len(lps)} logprobs for num_tokens {nt}")
+    if not any(m["role"] == "assistant" for m in messages):
+        raise RecordError("'messages' has no assistant turn (a trajectory needs at least one)")
+
+
+def _call_id(call: Any, where: str) -> str | None:
+    """The id of one tool call (None when it has none); its name must be a string."""
+    if not isinstance(call, dict):
+        raise RecordError(f"{where} must be an object, got {type(call).__name__}")
+    fn = call.get("function") if isinstance(call.get("function"), dict) else call
+    if not isinstance(fn.get("name"), str):
+        raise RecordError(f"{where} needs a string 'name' (or 'function.name')")
+    args = fn.get("arguments", fn.get("parameters"))
+    if args is not None and not isinstance(args, (str, dict)):
+        raise RecordError(f"{where}.arguments must be an object or JSON text, got {type(args).__name__}")
+    cid = call.get("id")
+    return None if cid is None else str(cid)
+
+
+def _answer_call(pending: list[str | None], call_id: Any, where: str) -> None:
+    """Mark the call a tool result answers as answered; RecordError when there is none to answer."""
+    if not pending:
+        raise RecordError(f"{where}: a tool result with no earlier tool call to answer")
+    if call_id is None:
+        pending.pop(0)
+    elif str(call_id) in pending:
+        pending.remove(str(call_id))
+    else:
+        raise RecordError(f"{where}.tool_call_id {str(call_id)[:80]!r} answers no earlier unanswered tool call")
+
+
+def message_text(msg: dict[str, Any]) -> str:
+    """A message's content as text ("" for none)."""
+    content = msg.get("content")
+    return "" if content is None else str(content)
+
+
+def derived_fields(messages: list[dict[str, Any]]) -> tuple[str, str]:
+    """``(prompt, completion)`` of a trajectory: the last user turn and the last assistant turn."""
+    user = [message_text(m) for m in messages if m.get("role") == "user"]
+    assistant = [message_text(m) for m in messages if m.get("role") == "assistant"]
+    return (user[-1] if user else ""), (assistant[-1] if assistant else "")
+
+
+def _drop_arrow_nulls(messages: Any) -> Any:
+    """Messages read from Parquet or ``datasets``: Arrow stores every message (and tool call) with every
+    key any of them has, null where absent; drop those nulls so the messages read back as written.
+    (An explicit ``null`` and an absent key are therefore the same in these formats.)"""
+    if not isinstance(messages, list):
+        return messages
+    return [_strip_nulls(m, depth=0) for m in messages]
+
+
+def _strip_nulls(value: Any, depth: int) -> Any:
+    if isinstance(value, dict) and depth < 4:  # message -> tool_calls[] -> call -> function -> arguments
+        return {k: _strip_nulls(v, depth + 1) for k, v in value.items() if v is not None}
+    if isinstance(value, list) and depth < 4:
+        return [_strip_nulls(v, depth) for v in value]
+    return value
+
+
+def _from_arrow(row: dict[str, Any]) -> dict[str, Any]:
+    """A row read from Parquet/``datasets``: a trajectory's messages without Arrow's filled-in nulls."""
+    if row.get("messages") is not None:
+        row["messages"] = _drop_arrow_nulls(row["messages"])
+    return row
 
 
 def _is_count(value: Any, hi: int) -> bool:
@@ -182,7 +298,7 @@ def read_records(source: Any, skip_invalid: bool = False) -> ReadReport:
             import pyarrow.parquet as pq
 
             for i, row in enumerate(pq.read_table(path).to_pylist(), 1):
-                accept(row, f"{path}:row {i}")
+                accept(_from_arrow(row), f"{path}:row {i}")
             return report
         for where, obj in iter_jsonl(path):
             if isinstance(obj, RecordError):
@@ -193,7 +309,7 @@ def read_records(source: Any, skip_invalid: bool = False) -> ReadReport:
             accept(obj, where)
         return report
     if hasattr(source, "to_list") and hasattr(source, "column_names"):  # datasets.Dataset
-        source = source.to_list()
+        source = [_from_arrow(row) for row in source.to_list()]
     for i, obj in enumerate(source):
         accept(obj, f"record {i}")
     return report
@@ -239,7 +355,7 @@ def check_serialisable(records: Sequence[dict[str, Any]], dest: str | os.PathLik
         import pyarrow as pa
 
         try:
-            pa.Table.from_pylist(list(records))
+            _arrow_table(records)
             return
         except (pa.ArrowException, TypeError, ValueError, OverflowError):
             pass
@@ -261,14 +377,22 @@ def check_serialisable(records: Sequence[dict[str, Any]], dest: str | os.PathLik
                 ) from None
 
 
+def _arrow_table(records: Sequence[dict[str, Any]]) -> Any:
+    """An Arrow table with every column any record has (``Table.from_pylist`` takes the first record's
+    columns only and drops the rest), each column's type inferred over all rows."""
+    import pyarrow as pa
+
+    columns = dict.fromkeys(k for rec in records for k in rec)
+    return pa.table({c: pa.array([rec.get(c) for rec in records]) for c in columns})
+
+
 def stage_records(records: Iterable[dict[str, Any]], dest: str | os.PathLike) -> tuple[Path, Path]:
     """Write records beside ``dest`` without replacing it: ``(temporary, dest)`` for :func:`commit_files`."""
     records = list(records)
     if Path(dest).suffix == ".parquet":
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_pylist(records)
+        table = _arrow_table(records)
         return stage_file(dest, lambda fh: pq.write_table(table, fh)), Path(dest)
     return stage_file(dest, lambda fh: fh.writelines(_json_line(rec) for rec in records)), Path(dest)
 
