@@ -12,7 +12,7 @@ from rewardsmith.advantages.reinforce import reinforce_baseline_advantage
 from rewardsmith.components import build, entries
 from rewardsmith.registry import SpecError
 
-NAMES = ["batch_std", "canon", "dr_grpo", "grpo", "passk", "reinforce_baseline", "rloo"]
+NAMES = ["batch_std", "canon", "dr_grpo", "grpo", "passk", "reinforce_baseline", "rloo", "turn_grpo"]
 EPS = 1e-6
 
 

@@ -154,7 +154,8 @@ def test_group_aware_tags_match_behaviour(tmp_path_factory):
                 "meta": {
                     "target_length": 160,
                     "ref_scores": [0.2, 0.6],
-                    "step_rewards": [0.3, 0.8],  # signal shapers:
+                    "step_rewards": [0.3, 0.8],
+                    "turn_progress": [0.5],  # carl: one turn  # signal shapers:
                     "token_logprobs": [-0.1 * n, -1.0],
                     "ref_token_logprobs": [-1.0, -0.5],
                 },

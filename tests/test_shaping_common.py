@@ -17,7 +17,7 @@ EXTRA = {
 }  # options worth covering beyond the example
 OPTIONS = {e.name: {**e.cls.example_options, **EXTRA.get(e.name, {})} for e in entries("shaper")}
 # what the reference-based and target-length shapers read from a record
-META = {"target_length": 200, "ref_scores": [0.2, 0.6], "rm": 0.5, "step_rewards": [0.2, 0.9]}
+META = {"target_length": 200, "ref_scores": [0.2, 0.6], "rm": 0.5, "step_rewards": [0.2, 0.9], "turn_progress": [0.5]}
 
 
 def test_every_shaper_is_described_and_its_example_builds():

@@ -379,3 +379,23 @@ def test_left_padding_matches_unpadded_forward_passes_with_attention():
         rows = range(len(c) - 1, len(c) - 1 + len(y))
         assert lp.tolist() == pytest.approx([logp[r, t].item() for r, t in zip(rows, y)], abs=1e-5)
         assert ent.tolist() == pytest.approx([-(logp[r].exp() * logp[r]).sum().item() for r in rows], abs=1e-5)
+
+
+def test_igpo_trajectory_history_includes_tool_results(paths):
+    """After turn t the history runs to the next assistant turn, so a search turn's gain includes
+    its result: user "a"; assistant "b" calling a tool; the tool answers "a"; assistant "b". The
+    bigram model scores "c" after the last token: histories end a, a (the tool's), b."""
+    calc = {"type": "function", "function": {"name": "calc", "arguments": "{}"}}
+    msgs = [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b", "tool_calls": [calc]},
+        {"role": "tool", "content": "a"},
+        {"role": "assistant", "content": "b"},
+    ]
+    out = load_spec(spec(paths, {"name": "igpo", "answer_prefix": " "})).score(
+        [{"prompt_id": "q", "messages": msgs, "answer": "c"}]
+    )
+    lp_a, lp_b = logprob(TABLE, "a", "c"), logprob(TABLE, "b", "c")
+    assert out.dense.unit == "turn"
+    assert out.dense.rewards[0][0] == pytest.approx(0.0, abs=1e-5)  # the tool gave "a" back: no gain
+    assert out.components["igpo"][0] == pytest.approx(lp_b - lp_a, abs=1e-5)

@@ -35,7 +35,7 @@ LENGTH_UNITS = ("tokens", "words", "chars")
 _WORD = re.compile(r"\S+")
 
 
-ASSISTANT = ROLES.index("assistant")
+ASSISTANT, TOOL = ROLES.index("assistant"), ROLES.index("tool")
 
 
 @dataclass

@@ -212,6 +212,13 @@ class Pipeline:
             raise SpecError(
                 f"shaping: at most one component with per-unit (dense) output per spec; got {', '.join(dense)}"
             )
+        if getattr(self.advantage, "turn_level", False) and any(
+            s.dense_unit not in (None, "turn") for _, s in self.shapers
+        ):
+            raise SpecError(
+                f"advantage: {self.advantage.name} gives per-turn advantages; the spec's dense component is per "
+                f"{next(s.dense_unit for _, s in self.shapers if s.dense_unit)}, not per turn"
+            )
         self.engine = (
             engine if engine is not None else VerificationEngine(spec.workers, spec.timeout_s, spec.cache_size)
         )
@@ -265,7 +272,7 @@ class Pipeline:
             self._shape(st, step)
             self._gate(st)
             self._advance_state(step, save)
-        advantages = self._advantages(st)
+        advantages, turn_advantages = self._advantages(st)
         self._unknown_judgements(st)
         return Scores(
             st.reward,
@@ -280,7 +287,7 @@ class Pipeline:
             seconds=time.perf_counter() - t0,
             values=st.values,
             details=v.details,
-            dense=_dense(st),
+            dense=_dense(st, turn_advantages),
         )
 
     def _signals(self, st: _Stages) -> None:
@@ -409,13 +416,17 @@ class Pipeline:
             self.state.step, self.state.components = before
             raise
 
-    def _advantages(self, st: _Stages) -> np.ndarray | None:
-        """Stage 6: the advantage estimator over the final reward."""
+    def _advantages(self, st: _Stages) -> tuple[np.ndarray | None, list[list[float]] | None]:
+        """Stage 6: the advantage estimator over the final reward (a turn-level one over the turn
+        rewards too: the dense turn rewards, else the reward on each row's last turn)."""
         if self.advantage is None:
-            return None
+            return None, None
         known = np.array([s != JUDGE_FAILED for s in st.status], dtype=bool)
-        ctx = AdvantageContext(st.reward, st.batch.group, st.batch.n_groups, st.length, st.correct)
-        return known_advantages(self.advantage, ctx, known)
+        turns = None
+        if getattr(self.advantage, "turn_level", False):
+            turns = [np.array(r, dtype=np.float64) for r in _dense(st, sparse_turns=True).rewards]  # type: ignore[union-attr]
+        ctx = AdvantageContext(st.reward, st.batch.group, st.batch.n_groups, st.length, st.correct, turns)
+        return known_advantages(self.advantage, ctx, known), ctx.turn_advantages
 
     def _unknown_judgements(self, st: _Stages) -> None:
         """After the advantages: an unknown judgement's reward and contributions are NaN (null), never a score."""
@@ -460,11 +471,9 @@ class Pipeline:
             jobs: list[Job | None] = []
             for i in rows:
                 try:
-                    if verifier.step_scheduled:  # the step the shapers will see, in meta.step
-                        meta = {**batch.metas[i], "step": self._step(batch, step)}
-                        jobs.append(verifier.job(batch.completions[i], batch.answers[i], meta))
-                    else:
-                        jobs.append(verifier.job_for(batch, i))
+                    # a step-scheduled verifier gets the step the shapers will see, in meta.step
+                    extra = {"step": self._step(batch, step)} if verifier.step_scheduled else None
+                    jobs.append(verifier.job_for(batch, i, extra))
                 except Exception as exc:  # extraction must never take the run down
                     jobs.append(None)
                     status[i], details[i] = ERROR, f"extraction failed: {type(exc).__name__}: {exc}"
@@ -539,11 +548,18 @@ def _warn_if_wrong_beats_correct(pipe: Pipeline) -> None:
         )
 
 
-def _dense(st: _Stages) -> Dense | None:
+def _dense(st: _Stages, turn_advantages: list[list[float]] | None = None, sparse_turns: bool = False) -> Dense | None:
     """The dense component's output, each row's last unit also carrying the rest of the reward
-    (rows sum to ``reward``)."""
+    (rows sum to ``reward``), with a turn-level estimator's ``turn_advantages``. Without a dense
+    component, turn advantages (or ``sparse_turns``) come with the sparse turn rewards: 0 on each
+    assistant turn but the last, which carries the reward (a record without messages is one turn)."""
     if not st.dense:
-        return None
+        if turn_advantages is None and not sparse_turns:
+            return None
+        t = st.batch.trajectories
+        sizes = [max(1, len(t.assistant(i))) if t is not None else 1 for i in range(len(st.batch))]
+        rows = [[0.0] * (n - 1) + [float(st.reward[i])] for i, n in enumerate(sizes)]
+        return Dense("turn", rows, turn_advantages)
     (d,) = st.dense.values()
     rewards = []
     for i, row in enumerate(d.rewards):
@@ -551,7 +567,7 @@ def _dense(st: _Stages) -> Dense | None:
         if row:
             row[-1] += float(st.reward[i]) - sum(row)
         rewards.append(row)
-    return Dense(d.unit, rewards, d.advantages)
+    return Dense(d.unit, rewards, turn_advantages if turn_advantages is not None else d.advantages)
 
 
 def _load_tokenizer(path: str) -> Callable[[str], Sequence[int]]:

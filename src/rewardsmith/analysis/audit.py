@@ -13,6 +13,10 @@ choices rather than values from a paper):
 - ``truncation``: share of rollouts that hit the generation limit.
 - ``repetition``: share of rollouts whose repeated word n-gram rate is high (degenerate loops).
 - ``reward_without_accuracy``: over steps, mean reward rises while accuracy does not.
+- ``tool_call_spam`` (trajectories only): share of trajectories that make the same tool call (same
+  name and arguments) ``repeated_call`` times or more.
+- ``repeated_turns`` (trajectories only): share of trajectories with an assistant turn (its text and
+  calls) repeated verbatim.
 
     >>> spearman([1, 2, 3, 4], [10, 20, 30, 25])
     0.8
@@ -20,7 +24,9 @@ choices rather than values from a paper):
 
 from __future__ import annotations
 
+import json
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -28,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..advantages import dynamic_sampling
-from ..batch import group_reduce
+from ..batch import Batch, group_reduce
 from ..shaping.repetition import repetition_penalty
 from .scored import BREAKDOWN_KEYS, ScoredRollouts, sorted_labels
 
@@ -50,6 +56,9 @@ class AuditThresholds:
     repetitive_share: float = 0.1  # share of repetitive rollouts
     reward_rise: float = 0.25  # rise of mean reward over steps, in units of the reward's std
     accuracy_rise: float = 0.01  # accuracy must rise by more than this for a reward rise to be "explained"
+    repeated_call: int = 3  # a trajectory making one call (name and arguments) this many times spams it
+    tool_spam_share: float = 0.05  # share of trajectories spamming a call
+    repeated_turn_share: float = 0.05  # share of trajectories repeating an assistant turn verbatim
 
     def __post_init__(self) -> None:
         for name, (low, high) in _THRESHOLD_RANGES.items():
@@ -72,6 +81,9 @@ _THRESHOLD_RANGES: dict[str, tuple[float, float]] = {
     "repetitive_share": (0.0, 1.0),
     "reward_rise": (0.0, float("inf")),
     "accuracy_rise": (0.0, 1.0),
+    "repeated_call": (2, float("inf")),
+    "tool_spam_share": (0.0, 1.0),
+    "repeated_turn_share": (0.0, 1.0),
 }
 
 
@@ -120,6 +132,42 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
 def repeated_ngram_rate(text: str, ngram: int = 3) -> float:
     """1 − distinct/total word n-grams (Yeo et al. 2025's repetition measure); 0 for short texts."""
     return repetition_penalty(_WORD.findall(text), ngram, 1.0)
+
+
+def trajectory_repeats(batch: Batch, i: int) -> tuple[int, int]:
+    """(most repeats of one tool call, most repeats of one non-empty assistant turn) in row ``i``."""
+    t = batch.trajectories
+    assert t is not None
+    turns = t.assistant(i)
+    calls = Counter(json.dumps(c, sort_keys=True, default=str) for k in turns for c in t.tool_calls[k])
+    said = Counter(
+        json.dumps([t.text[k].strip(), t.tool_calls[k]], sort_keys=True, default=str)
+        for k in turns
+        if t.text[k].strip() or t.tool_calls[k]
+    )
+    return max(calls.values(), default=0), max(said.values(), default=0)
+
+
+def trajectory_checks(run: ScoredRollouts, t: AuditThresholds) -> dict[str, Any] | None:
+    """Tool-call spam and repeated turns over the run's trajectories (None when it has none)."""
+    rows = np.flatnonzero(run.batch.is_trajectory)
+    if not len(rows):
+        return None
+    traj = run.batch.trajectories
+    assert traj is not None
+    repeats = np.array([trajectory_repeats(run.batch, int(i)) for i in rows]).reshape(-1, 2)
+    n_calls = np.array([int(traj.n_tool_calls[traj.rows(int(i))].sum()) for i in rows])
+    out: dict[str, Any] = {"trajectories": int(len(rows)), "mean_tool_calls": float(n_calls.mean())}
+    for name, flagged in (("tool_call_spam", repeats[:, 0] >= t.repeated_call), ("repeated_turns", repeats[:, 1] >= 2)):
+        out[name] = {
+            "count": int(flagged.sum()),
+            "share": float(flagged.mean()),
+            "max_repeats": int(repeats[:, 0 if name == "tool_call_spam" else 1].max()),
+            "mean_reward_flagged": _mean(run.reward[rows[flagged]]),
+            "mean_reward_other": _mean(run.reward[rows[~flagged]]),
+            "prompt_ids": [run.batch.prompt_ids[int(i)] for i in rows[flagged][:5]],
+        }
+    return out
 
 
 def fitted_change(x: np.ndarray, y: np.ndarray) -> float | None:
@@ -285,6 +333,9 @@ def audit(run: ScoredRollouts, by: str = "step", thresholds: AuditThresholds | N
         },
         "changes_over_steps": {k: v for k, v in changes.items() if not k.startswith("component:")},
     }
+    trajectories = trajectory_checks(run, t)
+    if trajectories is not None:
+        metrics["trajectories"] = trajectories
     tr, rp = metrics["truncation"], metrics["repetition"]
     flags = [
         _length_flag(corr, run.correct, t),
@@ -335,6 +386,8 @@ def audit(run: ScoredRollouts, by: str = "step", thresholds: AuditThresholds | N
         ),
         _reward_rise_flag(changes["mean_reward"], changes["accuracy"], run.reward, t),
     ]
+    if trajectories is not None:
+        flags += _trajectory_flags(trajectories, t)
     return {
         "rollouts": len(run),
         "groups": run.n_groups,
@@ -349,6 +402,42 @@ def audit(run: ScoredRollouts, by: str = "step", thresholds: AuditThresholds | N
         "flags": [asdict(f) for f in flags],
         "buckets": rows,
     }
+
+
+def _trajectory_flags(m: dict[str, Any], t: AuditThresholds) -> list[Flag]:
+    spam, rep = m["tool_call_spam"], m["repeated_turns"]
+
+    def paid(d: dict[str, Any]) -> str:
+        return (
+            f"mean reward {d['mean_reward_flagged']:.3g} vs {d['mean_reward_other']:.3g} for the rest"
+            if (d["mean_reward_flagged"] is not None and d["mean_reward_other"] is not None)
+            else "no reward comparison"
+        )
+
+    return [
+        _threshold_flag(
+            "tool_call_spam",
+            spam["share"],
+            t.tool_spam_share,
+            "no trajectories",
+            lambda v: (
+                f"{spam['count']} of {m['trajectories']} trajectories ({100 * v:.1f}%) make one tool call "
+                f"{t.repeated_call}+ times (up to {spam['max_repeats']}; {paid(spam)})"
+            ),
+            "calls are being repeated; check that the reward does not pay for them (per-call tool rewards)",
+        ),
+        _threshold_flag(
+            "repeated_turns",
+            rep["share"],
+            t.repeated_turn_share,
+            "no trajectories",
+            lambda v: (
+                f"{rep['count']} of {m['trajectories']} trajectories ({100 * v:.1f}%) repeat an assistant turn "
+                f"verbatim (up to {rep['max_repeats']} times; {paid(rep)})"
+            ),
+            "the policy loops; a per-turn reward may be paying each repetition",
+        ),
+    ]
 
 
 def _gap(a: float | None, b: float | None) -> float | None:

@@ -34,6 +34,8 @@ FLAG_THRESHOLDS = {
     "truncation": "truncation_rate",
     "repetition": "repetitive_share",
     "reward_without_accuracy": "reward_rise",
+    "tool_call_spam": "tool_spam_share",
+    "repeated_turns": "repeated_turn_share",
 }
 
 
@@ -268,6 +270,12 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             + ", ".join(
                 f"{k} {fmt(v['mean'])}; {fmt(v['change_over_steps'], '+.3f')}" for k, v in m["components"].items()
             )
+        )
+    if "trajectories" in m:
+        tj = m["trajectories"]
+        print(
+            f"trajectories: {tj['trajectories']}, mean tool calls {fmt(tj['mean_tool_calls'], '.2f')}; "
+            f"tool-call spam {tj['tool_call_spam']['count']}, repeated turns {tj['repeated_turns']['count']}"
         )
     print("\nflags")
     for flag in result["flags"]:

@@ -9,6 +9,7 @@ user's rollouts, scored next to honest answers inside GRPO groups (see docs/prob
 from ..shaping.dominance import Dominance, wrong_beats_correct
 from .exploits import CLASSES, Exploit, Reading, Task, generate
 from .run import Finding, ProbeReport, probe
+from .trajectories import TRAJECTORY_CLASSES
 
 __all__ = [
     "CLASSES",
@@ -17,6 +18,7 @@ __all__ = [
     "Finding",
     "ProbeReport",
     "Reading",
+    "TRAJECTORY_CLASSES",
     "Task",
     "generate",
     "probe",

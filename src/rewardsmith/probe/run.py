@@ -8,13 +8,16 @@ three share a group (same ``prompt_id``) with five more honest rollouts whose mi
 ``mostly_wrong``. With m the twin's margin over the wrong twin, an exploit is *found* when, in
 some composition, it scores at least ``twin − TIE·m`` (it ties or beats the honest answer); an
 honest variant (``false_negative``) when it scores below that. Stateful shapers are scored after
-one batch of history. Built-in tasks keep honest answers within half the spec's longest
+one batch of history. A user's trajectories (records with ``messages``) are probed with trajectory
+exploits (tool-call spam, repeated turns, an answer without the tools: :mod:`.trajectories`).
+Built-in tasks keep honest answers within half the spec's longest
 realistic rollout. The length shaping is also checked on its own for a wrong answer that can tie
 or beat a correct one (:func:`rewardsmith.shaping.dominance.wrong_beats_correct`).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -44,6 +47,13 @@ from .exploits import (
     perturb,
     task_from_rollout,
 )
+from .trajectories import (
+    SCORING_ERRORS,
+    honest_trajectories,
+    trajectory_exploits,
+    unsure_twin,
+)
+from .trajectories import reproduction as trajectory_reproduction
 
 COMPOSITIONS = ("mixed", "mostly_correct", "mostly_wrong")
 _DATA_GROUPS = 8  # user rollout groups mutated (the first ones with a correct rollout)
@@ -213,7 +223,8 @@ def _data_tasks(
     mine = [
         r
         for r in records
-        if not pipe.routed or (r.get("data_source") if r.get("data_source") in pipe.verifiers else "default") == key
+        if r.get("messages") is None  # trajectories: _probe_trajectories
+        and (not pipe.routed or (r.get("data_source") if r.get("data_source") in pipe.verifiers else "default") == key)
     ]
     if not mine:
         return []
@@ -346,6 +357,37 @@ def _finding(
     return Finding(name, exploit.cls, ex, twin, _reproduction(rec), rel >= -TIE, setting)
 
 
+def _probe_trajectories(pipe: Pipeline, data: Sequence[dict[str, Any]], report: ProbeReport, stateful: bool) -> None:
+    """Trajectory exploits (:mod:`rewardsmith.probe.trajectories`) from the user's trajectories, each
+    scored in a group with its honest trajectory, that trajectory unsure, and the rest of its group."""
+    trajectories = [r for r in data if r.get("messages") is not None]
+    if not trajectories:
+        return
+    total, correct = _score(pipe, trajectories, stateful)
+    for g, (honest, rest) in enumerate(honest_trajectories(trajectories, total, correct, _DATA_GROUPS)):
+        exploits = trajectory_exploits(honest)
+        records: list[dict[str, Any]] = []
+        for e_index, exploit in enumerate(exploits):
+            group = [exploit.record, honest, unsure_twin(honest), *rest]
+            records += [{**copy.deepcopy(r), "prompt_id": f"probe-trajectory-{g}-{e_index}"} for r in group]
+        try:
+            scored, _ = _score(pipe, records, stateful)
+        except SCORING_ERRORS as exc:
+            report.notes.append(f"trajectory group {honest['prompt_id']!r}: its exploits could not be scored: {exc}")
+            continue
+        size = len(records) // len(exploits)
+        for e_index, exploit in enumerate(exploits):
+            ex, twin, unsure = (float(x) for x in scored[e_index * size : e_index * size + 3])
+            name = f"{honest['prompt_id']}/{exploit.name}"
+            repro = trajectory_reproduction(exploit.record)
+            if not twin > unsure + _EPS:
+                setting = "not comparable: the honest trajectory does not beat an unsure one here"
+                report.findings.append(Finding(name, exploit.cls, ex, twin, repro, False, setting))
+                continue
+            found = (ex - twin) / (twin - unsure) >= -TIE
+            report.findings.append(Finding(name, exploit.cls, ex, twin, repro, found, "the user's group"))
+
+
 def probe(
     spec: str | os.PathLike | dict[str, Any] | Spec, data: Sequence[dict[str, Any]] | None = None, workers: int = 2
 ) -> ProbeReport:
@@ -368,6 +410,8 @@ def probe(
             report.notes.append("the spec has no verifier: a label-free reward has no wrong answer to probe with")
         for key in pipe.verifiers:
             _probe_verifier(pipe, key, data, report, measure, stateful)
+        if data:
+            _probe_trajectories(pipe, data, report, stateful)
         longest = float(np.max(Batch.from_records(data).lengths(measure.unit, pipe.tokenizer)[0])) if data else None
         unit = measure.unit
         for d in wrong_beats_correct(pipe.base_values, pipe.shapers, unit, longest) if pipe.verifiers else []:

@@ -6,12 +6,14 @@ from . import (  # noqa: F401
     laser,
     length,
     limits,
+    oni,
     process,
     repetition,
     reward_model,
     selective,
     self_signals,
     surrogate,
+    turns,
 )
 from .base import BaseValues, Shaper, ShapingContext
 

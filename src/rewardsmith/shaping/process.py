@@ -8,11 +8,12 @@ unit, so a row's dense rewards sum to its reward. Step rewards come from ``meta.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
+from ..batch import Batch
 from ..registry import Options, register
 from ..signals import SignalError, token_mean
 from .base import Dense, Shaper, ShapingContext
@@ -99,14 +100,24 @@ class ImplicitPRM(Shaper):
         return np.array([r.sum() for r in rewards])
 
 
-def step_rewards(ctx: ShapingContext, who: str) -> list[np.ndarray]:
-    """Each record's ``meta.step_rewards`` (finite floats); a clear error where one is missing."""
+def step_rewards(ctx: ShapingContext, who: str, key: str = "step_rewards") -> list[np.ndarray]:
+    """Each record's ``meta.step_rewards`` (or ``key``: finite floats); a clear error where one is missing.
+    ``meta.turn_rewards`` of a trajectory must have one score per assistant turn."""
     out = []
+    t = ctx.batch.trajectories
     for i, m in enumerate(ctx.batch.metas):
-        value = m.get("step_rewards")
-        arr = np.asarray(value if value is not None else [], dtype=np.float64)
+        value = m.get(key)
+        try:
+            arr = np.asarray(value if value is not None else [], dtype=np.float64)
+        except (TypeError, ValueError):
+            arr = np.full((1, 1), np.nan)
         if value is None or arr.ndim != 1 or not np.isfinite(arr).all():
-            raise SignalError(f"{who}: record {i} needs meta.step_rewards, a list of finite per-step PRM scores")
+            unit = key.split("_")[0]
+            raise SignalError(f"{who}: record {i} needs meta.{key}, a list of finite per-{unit} process scores")
+        if key == "turn_rewards" and t is not None and t.has_messages(i) and len(arr) != len(t.assistant(i)):
+            raise SignalError(
+                f"{who}: record {i} has {len(arr)} meta.turn_rewards for {len(t.assistant(i))} assistant turns"
+            )
         out.append(arr)
     return out
 
@@ -130,8 +141,10 @@ class _StepShaper(Shaper):
         raise NotImplementedError
 
     def term(self, ctx: ShapingContext) -> np.ndarray:
-        shaped = [self.options.alpha * self.steps(r, ctx, i) for i, r in enumerate(step_rewards(ctx, self.name))]
-        ctx.dense[self.name] = Dense("step", [s.tolist() for s in shaped])
+        unit = self.dense_unit or "step"
+        scores = step_rewards(ctx, self.name, f"{unit}_rewards")
+        shaped = [self.options.alpha * self.steps(r, ctx, i) for i, r in enumerate(scores)]
+        ctx.dense[self.name] = Dense(unit, [s.tolist() for s in shaped])
         return np.array([s.sum() for s in shaped])
 
 
@@ -178,6 +191,10 @@ class PRMDelta(_StepShaper):
 
 class ReNormOptions(Options):
     alpha: float = 1.0
+    unit: Literal["step", "turn"] = Field(
+        default="step",
+        description="step: meta.step_rewards (PRM steps); turn: meta.turn_rewards (one per assistant turn)",
+    )
 
 
 @register(
@@ -188,9 +205,14 @@ class ReNormOptions(Options):
 )
 class ReNorm(_StepShaper):
     """r̂_k = α·(r_p(k) + r_o − 1), r_o = 1 if correct else 0 (unknown as 0), step scores in [0, 1]
-    [U: methods.md §3]."""
+    [U: methods.md §3]. With ``unit: turn`` the process scores are a trajectory's per-turn scores
+    (``meta.turn_rewards``, one per assistant turn) and the dense output is per turn."""
 
     Options = ReNormOptions
+
+    @property
+    def dense_unit(self) -> str:  # type: ignore[override]
+        return self.options.unit
 
     def steps(self, r: np.ndarray, ctx: ShapingContext, i: int) -> np.ndarray:
         return r + (1.0 if ctx.correct[i] == 1.0 else 0.0) - 1.0
@@ -214,7 +236,9 @@ class InformationGain(Shaper):
     """IG_t = b_t − b_{t−1}, b_t = token-mean log P(answer | prompt, turns ≤ t) under ``signals.model`` (IGPO Eq. 4).
 
     Turns are the assistant messages of a conversational completion (joined by newlines); a
-    plain completion is one turn. Dense output per turn: IG_t (the last turn also carries the rest of
+    plain completion is one turn. In a trajectory (``messages``) the history after turn t is every
+    message up to the next assistant turn — the turn's tool calls *and their results*, which is where
+    a search turn's information comes from (IGPO §3.2) — contents joined by newlines. Dense output per turn: IG_t (the last turn also carries the rest of
     the reward, the outcome), and IGPO's advantages: rewards z-scored jointly over the group's IG
     and outcome rewards (ε 1e-6; whole groups of the scored batch), then discounted returns over
     turns. A record without a reference answer gets no information gain (0).
@@ -232,7 +256,7 @@ class InformationGain(Shaper):
             if b.answers[i] is None:
                 gains.append(np.zeros(len(turns)))
                 continue
-            histories = [prompt + "\n".join(turns[:t]) for t in range(len(turns) + 1)]
+            histories = igpo_histories(b, i, prompt, turns)
             lps = ctx.require_signals().continuation_logprobs([(h + o.answer_prefix, b.answers[i]) for h in histories])
             belief = np.array([token_mean(lp) for lp in lps])
             gains.append(np.diff(belief))
@@ -243,6 +267,14 @@ class InformationGain(Shaper):
             "turn", [r.tolist() for r in rewards], igpo_advantages(rewards, outcome, ctx.group, o.gamma)
         )
         return o.coef * ig
+
+
+def igpo_histories(batch: Batch, i: int, prompt: str, turns: list[str]) -> list[str]:
+    """The T + 1 histories IGPO scores the answer after: before any turn, then after each turn."""
+    t = batch.trajectories
+    if t is not None and t.has_messages(i):
+        return ["\n".join(m["content"] for m in t.history(i, upto)) for upto in range(len(turns) + 1)]
+    return [prompt + "\n".join(turns[:k]) for k in range(len(turns) + 1)]
 
 
 def igpo_advantages(

@@ -36,11 +36,14 @@ class Verifier(Component):
         pred = self.extract(completion)
         return None if pred is None else Job(pred, reference)
 
-    def job_for(self, batch: Batch, i: int) -> Job | None:
-        """The job for row ``i`` of ``batch``; verifiers that read more of the record than
-        (completion, answer, meta) override this. A verifier with ``reads_prompt`` (the model-backed
-        scorers) gets the record's prompt in ``meta.prompt``."""
+    def job_for(self, batch: Batch, i: int, extra: dict[str, Any] | None = None) -> Job | None:
+        """The job for row ``i`` of ``batch`` (``extra`` added to its meta: the pipeline's step for a
+        step-scheduled verifier); verifiers that read more of the record than (completion, answer,
+        meta) override this. A verifier with ``reads_prompt`` (the model-backed scorers) gets the
+        record's prompt in ``meta.prompt``."""
         meta = {**batch.metas[i], "prompt": batch.prompts[i]} if self.reads_prompt else batch.metas[i]
+        if extra:
+            meta = {**meta, **extra}
         return self.job(batch.completions[i], batch.answers[i], meta)
 
     def check(self, job: Job) -> Verdict:

@@ -93,8 +93,8 @@ class RewardFunctionVerifier(Verifier):
         columns["answer"] = reference
         return Job(completion, reference, columns)
 
-    def job_for(self, batch: Batch, i: int) -> Job:
-        job = self.job(batch.completions[i], batch.answers[i], batch.metas[i])
+    def job_for(self, batch: Batch, i: int, extra: dict[str, Any] | None = None) -> Job:
+        job = self.job(batch.completions[i], batch.answers[i], {**batch.metas[i], **(extra or {})})
         if batch.turns[i] is not None:
             job.meta[_TURNS] = batch.turns[i]
         num_tokens, step = batch.num_tokens[i], int(batch.steps[i])

@@ -38,6 +38,18 @@ is unwrapped. The reference is ``meta.tool_calls`` (a list, an object or such JS
 else the record's ``answer`` (the same JSON, or a ToolRL target text with ``<tool_call>``
 blocks, whose ``<response>`` block also makes a response part of the expected format).
 
+In a trajectory (a record with ``messages``) the calls are scored **per call**: every call the
+assistant turns make (their ``tool_calls``, then any ``<tool_call>`` blocks in their content, in
+order) is matched with the reference call at the same position, R_k = R_correct([gold_k], [pred_k])
+(ToolRL's formula on one call; an unparseable call, a call past the reference's end, and a
+reference call never made each get ``correct_min``). The calls' rewards are aggregated by
+``aggregate``: ``mean`` (default) or ``min`` over the max(#made, #reference) positions, mapped to
+[0, 1] by (R − correct_min)/(correct_max − correct_min); ``sum`` maps Σ_k R_k by the reference's
+count, (Σ − n·correct_min)/(n·(correct_max − correct_min)), clipped, so each call beyond the
+reference costs. A trajectory that needs no call (empty reference) and makes none scores 1. The
+per-call rewards are in ``detail`` (``per_call=[…]``); the layout (format) of each turn is the
+spec's ``format`` component's job. ``correct`` is true only when every call matches exactly.
+
     >>> from rewardsmith.verifiers.tool_call import ToolCallVerifier
     >>> v = ToolCallVerifier()
     >>> gold = '[{"name": "weather", "parameters": {"city": "Paris"}}]'
@@ -54,12 +66,15 @@ import ast
 import json
 import re
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
 from ..registry import Options, register
 from .base import BAD_REFERENCE, OK, Job, Verdict, Verifier
+
+if TYPE_CHECKING:
+    from ..batch import Batch
 
 _BLOCK = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 # ToolRL's layouts (the whole stripped completion), chosen by what the reference contains.
@@ -204,7 +219,48 @@ def toolrl_format_ok(completion: str, expect_call: bool, expect_response: bool) 
     return _LAYOUT[(expect_call, expect_response)].fullmatch(text) is not None
 
 
+def trajectory_calls(batch: Batch, i: int) -> list[Call | None]:
+    """Every call of row ``i``'s assistant turns, in order (structured ``tool_calls``, then the content's
+    ``<tool_call>`` blocks); None for a call that cannot be read."""
+    t = batch.trajectories
+    assert t is not None
+    out: list[Call | None] = []
+    for k in t.assistant(i):
+        for call in t.tool_calls[k]:
+            try:
+                out.append(normalise_call(call))
+            except ToolCallError:
+                out.append(None)
+        for block in _BLOCK.findall(t.text[k]):
+            try:
+                out.extend(parse_calls_json(block))
+            except ToolCallError:
+                out.append(None)
+    return out
+
+
+def per_call_verdict(gold: list[Call], pred: list[Any], lo: float, hi: float, aggregate: str) -> Verdict:
+    """The per-call score of a trajectory (module docstring)."""
+    n = max(len(gold), len(pred))
+    if n == 0:
+        return Verdict(1.0, OK, "per_call=[] (no call expected, none made)")
+    values = [
+        toolrl_correctness([gold[k]], [pred[k]], lo, hi) if k < len(gold) and k < len(pred) and pred[k] else lo
+        for k in range(n)
+    ]
+    if aggregate == "sum":
+        m = max(1, len(gold))
+        score = (sum(values) - m * lo) / (m * (hi - lo))
+    else:
+        score = ((min(values) if aggregate == "min" else sum(values) / n) - lo) / (hi - lo)
+    detail = f"per_call=[{', '.join(f'{v:.6g}' for v in values)}] ({aggregate})"
+    return Verdict(min(1.0, max(0.0, score)), OK, detail)
+
+
 class ToolCallOptions(Options):
+    aggregate: Literal["mean", "min", "sum"] = Field(
+        default="mean", description="how a trajectory's per-call rewards combine (module docstring)"
+    )
     correct_max: float = Field(default=3.0, description="R_correct on an exact match (ToolRL: 3)")
     correct_min: float = Field(default=-3.0, description="R_correct when the calls cannot be parsed (ToolRL: -3)")
     format_max: float = Field(
@@ -278,6 +334,13 @@ class ToolCallVerifier(Verifier):
     def step_scheduled(self) -> bool:  # the pipeline passes the training step in meta.step
         return self.options.schedule_steps is not None
 
+    def job_for(self, batch: Batch, i: int, extra: dict[str, Any] | None = None) -> Job | None:
+        job = super().job_for(batch, i, extra)
+        t = batch.trajectories
+        if job is None or t is None or not t.has_messages(i):
+            return job
+        return Job(job.prediction, job.reference, {**job.meta, "trajectory_calls": trajectory_calls(batch, i)})
+
     def job(self, completion: str, reference: str | None, meta: dict[str, Any]) -> Job | None:
         gold = meta.get("tool_calls", reference)
         if gold is not None and not isinstance(gold, str):
@@ -300,6 +363,8 @@ class ToolCallVerifier(Verifier):
             pred, why = None, f": predicted calls not parseable: {exc}"
         expect_response = bool((job.meta or {}).get("expect_response"))
         f_max, f_min, c_max, c_min = o.bounds(float((job.meta or {}).get("step", 0)))
+        if "trajectory_calls" in (job.meta or {}):
+            return per_call_verdict(gold, job.meta["trajectory_calls"], c_min, c_max, o.aggregate)
         r_format = f_max if toolrl_format_ok(job.prediction, bool(gold), expect_response) else f_min
         r_correct = toolrl_correctness(gold, pred, c_min, c_max)
         reward = r_format + r_correct
