@@ -3,8 +3,6 @@ tools; an outcome-only reward accepts them, per-call tool rewards refuse the spa
 
 import json
 
-import pytest
-
 from rewardsmith.cli import main
 from rewardsmith.probe import probe
 from rewardsmith.probe.trajectories import SPAM, trajectory_exploits, unsure_twin
