@@ -49,6 +49,34 @@ def test_parquet_round_trip_keeps_every_field(tmp_path):
     assert read_records(out).records == recs
 
 
+def test_parquet_and_datasets_keep_object_arguments_with_different_keys(tmp_path):
+    """Arrow merges the calls' argument objects into one struct (every key, null where absent); reading
+    drops those nulls, so each call's arguments come back as written."""
+    calls = [
+        {"id": "a", "function": {"name": "calc", "arguments": {"expr": "2+3"}}},
+        {"id": "b", "function": {"name": "lookup", "arguments": {"key": "x", "limit": 3}}},
+    ]
+    msgs = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "", "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "a", "content": "5"},
+        {"role": "tool", "tool_call_id": "b", "content": "y"},
+        {"role": "assistant", "content": "5"},
+    ]
+    recs = [_traj(messages=msgs)]
+    assert read_records(write_records(recs, tmp_path / "a.parquet")).records == recs
+    datasets = pytest.importorskip("datasets")
+    assert read_records(datasets.Dataset.from_list(recs)).records == recs
+
+
+def test_parquet_refuses_arguments_of_mixed_types_by_column(tmp_path):
+    msgs = [dict(m) for m in TRAJ["messages"]]
+    msgs[2] = {**msgs[2], "tool_calls": [{"id": "c1", "function": {"name": "calc", "arguments": {"expr": "2+3"}}}]}
+    with pytest.raises(RecordError, match="column 'messages' cannot be written to Parquet"):
+        write_records([TRAJ, _traj(messages=msgs)], tmp_path / "m.parquet")
+    assert not (tmp_path / "m.parquet").exists()
+
+
 def test_parquet_mixed_single_turn_and_trajectories(tmp_path):
     out = write_records([SINGLE, TRAJ], tmp_path / "m.parquet")
     back = read_records(out).records

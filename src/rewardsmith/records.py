@@ -390,9 +390,14 @@ def stage_records(records: Iterable[dict[str, Any]], dest: str | os.PathLike) ->
     """Write records beside ``dest`` without replacing it: ``(temporary, dest)`` for :func:`commit_files`."""
     records = list(records)
     if Path(dest).suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = _arrow_table(records)
+        try:
+            table = _arrow_table(records)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            check_serialisable(records, dest)  # names the column
+            raise
         return stage_file(dest, lambda fh: pq.write_table(table, fh)), Path(dest)
     return stage_file(dest, lambda fh: fh.writelines(_json_line(rec) for rec in records)), Path(dest)
 
