@@ -319,3 +319,16 @@ def test_truncated_trajectory_ending_in_a_tool_result():
         [rec]
     )
     assert s.total.tolist() == [0.0 + 0.5] and s.dense.rewards == [[0.5]]
+
+
+def test_turn_advantages_leave_unknown_rows_out():
+    from rewardsmith.advantages.base import AdvantageContext, known_advantages
+    from rewardsmith.components import build
+
+    est = build("advantage", "turn_grpo", field="advantage")
+    turns = [np.array([0.0, 1.0]), np.array([0.0, 0.0]), np.array([5.0])]
+    ctx = AdvantageContext(np.array([1.0, 0.0, 5.0]), np.zeros(3, dtype=np.int64), 1, np.ones(3), np.ones(3), turns)
+    adv = known_advantages(est, ctx, np.array([True, True, False]))
+    a = 0.5 / (0.5**0.5 + 1e-6)  # returns [1, 0] at turn 0 (the unknown row left out): ±0.5 over Bessel std √0.5
+    assert adv.tolist() == pytest.approx([a, -a, 0.0])
+    assert ctx.turn_advantages[2] == [0.0] and len(ctx.turn_advantages[0]) == 2
