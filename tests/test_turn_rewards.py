@@ -58,10 +58,15 @@ def test_carl_progress_times_soft_penalties_by_hand():
 
 
 def test_carl_terminating_infraction_ends_the_reward():
-    pipe = load_spec({"shaping": [{"name": "carl", "terminal_penalty": -1.0}], "length_unit": "words"})
-    s = pipe.score([carl_rec([0.2, 0.3, 0.5], infraction=1), carl_rec([0.5], infraction=0)])
+    """CaRL's defaults: terminal reward 0, and 1 subtracted for a hinted infraction (a collision)."""
+    pipe = load_spec({"shaping": ["carl"], "length_unit": "words"})
+    hinted = carl_rec([0.2, 0.3, 0.5], infraction=1)
+    hinted["meta"]["infraction_hint"] = True
+    s = pipe.score([hinted, carl_rec([0.2, 0.3, 0.5], infraction=1), carl_rec([0.5], infraction=0)])
     assert s.dense.rewards[0] == pytest.approx([0.2, 0.3 - 1.0, 0.0])
-    assert s.total.tolist() == pytest.approx([-0.5, -0.5])
+    assert s.total.tolist() == pytest.approx([-0.5, 0.5, 0.5])
+    custom = load_spec({"shaping": [{"name": "carl", "terminal_reward": -2.0}], "length_unit": "words"})
+    assert custom.score([carl_rec([0.5], infraction=0)]).total.tolist() == pytest.approx([-1.5])
 
 
 def test_carl_all_zero_progress_and_a_single_turn_record():

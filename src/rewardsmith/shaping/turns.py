@@ -49,8 +49,11 @@ def _unit_interval(x: Any, where: str) -> float:
 # --------------------------------------------------------------------------- carl
 class CarlOptions(Options):
     coef: float = Field(default=1.0, description="weight of Σ_t r_t in the scalar reward")
-    terminal_penalty: float = Field(
-        default=0.0, le=0.0, description="added on the turn of a terminating infraction (CaRL: none [unverified])"
+    terminal_reward: float = Field(default=0.0, description="added on the turn of a terminating infraction (CaRL: 0)")
+    terminal_hint: float = Field(
+        default=1.0,
+        ge=0.0,
+        description="subtracted too when the infraction is a hinted one, e.g. a collision (CaRL: 1)",
     )
     progress_key: str = Field(default="turn_progress", description="meta key: progress made at each turn (>= 0)")
     penalties_key: str = Field(
@@ -59,6 +62,9 @@ class CarlOptions(Options):
     )
     infraction_key: str = Field(
         default="infraction_turn", description="meta key: index of the turn with a terminating infraction (or null)"
+    )
+    hint_key: str = Field(
+        default="infraction_hint", description="meta key: true when that infraction gets the termination hint"
     )
 
 
@@ -69,18 +75,21 @@ class CarlOptions(Options):
     "CaRL: Learning Scalable Planning Policies with Simple Rewards (Jaeger et al. 2025)",
 )
 class Carl(Shaper):
-    """r_t = progress_t · Π_k p_{k,t} (CaRL §3: route-completion progress times multiplicative soft
-    penalties, each in [0, 1]); a hard infraction at turn k terminates the episode: turn k is paid its
-    r_k + ``terminal_penalty``, later turns nothing. Adds coef·Σ_t r_t; dense per turn.
+    """r_t = progress_t · Π_k p_{k,t} (CaRL §3; official code autonomousvision/CaRL@5abef66
+    ``team_code_roach/reward/simple_reward.py`` with ``rl_config.py``: route-completion progress times
+    the soft penalty factors, each in [0, 1]). A terminating infraction at turn k ends the episode:
+    turn k also gets ``terminal_reward`` (0), minus ``terminal_hint`` (1) when the environment marks
+    it hinted (CaRL: collisions and red lights), and later turns nothing. Adds coef·Σ_t r_t; dense
+    per turn.
 
     The environment supplies, per assistant turn, ``meta.turn_progress`` (progress increments, e.g.
     subgoals or tests newly passed as a fraction of all), ``meta.turn_penalties`` (a factor or
-    ``{name: factor}``; 1 = no penalty; optional) and ``meta.infraction_turn`` (optional).
+    ``{name: factor}``; 1 = no penalty; optional), and optionally ``meta.infraction_turn`` and
+    ``meta.infraction_hint``.
     """
 
     Options = CarlOptions
     dense_unit: ClassVar[str | None] = "turn"
-    example_options: ClassVar[dict[str, Any]] = {}
 
     def turn_rewards(self, ctx: ShapingContext, i: int) -> np.ndarray:
         o = self.options
@@ -102,7 +111,7 @@ class Carl(Shaper):
             if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < len(r):
                 raise RecordError(f"carl: record {i} meta.{o.infraction_key} must be a turn index in [0, {len(r)})")
             r[k + 1 :] = 0.0
-            r[k] += o.terminal_penalty
+            r[k] += o.terminal_reward - (o.terminal_hint if ctx.batch.metas[i].get(o.hint_key) else 0.0)
         return r
 
     def term(self, ctx: ShapingContext) -> np.ndarray:
