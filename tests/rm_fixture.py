@@ -16,18 +16,20 @@ HIDDEN = 8
 
 
 def build_rm(path: Path, scores: dict[str, float] | None = None) -> Path:
-    """Save the RM under ``path`` (tokenizer in ``path/tokenizer``); ``scores`` overrides WORD_SCORES."""
+    """Save the RM under ``path`` (tokenizer in ``path/tokenizer``); ``scores`` overrides WORD_SCORES
+    and adds tokens (e.g. punctuation, which the tokenizer splits off words) to the vocabulary."""
     scores = {**WORD_SCORES, **(scores or {})}
+    vocab = [*VOCAB, *(t for t in scores if t not in VOCAB)]
     import torch
     from tokenizers import Tokenizer, pre_tokenizers
     from tokenizers.models import WordLevel
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForSequenceClassification
 
-    core = Tokenizer(WordLevel({t: i for i, t in enumerate(VOCAB)}, unk_token="<unk>"))
+    core = Tokenizer(WordLevel({t: i for i, t in enumerate(vocab)}, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.Whitespace()
     tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
     cfg = Qwen2Config(
-        vocab_size=len(VOCAB),
+        vocab_size=len(vocab),
         hidden_size=HIDDEN,
         intermediate_size=16,
         num_hidden_layers=1,
@@ -46,8 +48,8 @@ def build_rm(path: Path, scores: dict[str, float] | None = None) -> Path:
         for layer in model.model.layers:
             layer.self_attn.o_proj.weight.zero_()
             layer.mlp.down_proj.weight.zero_()
-        emb = torch.zeros(len(VOCAB), HIDDEN)
-        for i, tok_str in enumerate(VOCAB):
+        emb = torch.zeros(len(vocab), HIDDEN)
+        for i, tok_str in enumerate(vocab):
             theta = math.acos(scores.get(tok_str, 0.0))
             emb[i, 0], emb[i, 1] = math.cos(theta), math.sin(theta)
         model.model.embed_tokens.weight.copy_(emb)

@@ -151,6 +151,7 @@ class Verified:
     status: list[str]
     details: list[str]
     format: np.ndarray | None = None
+    dense: Dense | None = None  # per-unit rewards from the verdicts (``Verifier.dense_unit``)
 
 
 @dataclass
@@ -208,16 +209,17 @@ class Pipeline:
         self.scorers: dict[str, Scorer] = {}
         self._load_lock = threading.Lock()  # apart from _lock: continuations are scored while shaping holds it
         dense = [key for key, s in self.shapers if s.dense_unit]
+        dense += [f"verifier {v.name}" for v in self.verifiers.values() if v.dense_unit][:1]
         if len(dense) > 1:
             raise SpecError(
                 f"shaping: at most one component with per-unit (dense) output per spec; got {', '.join(dense)}"
             )
-        if getattr(self.advantage, "turn_level", False) and any(
-            s.dense_unit not in (None, "turn") for _, s in self.shapers
-        ):
+        units = [s.dense_unit for _, s in self.shapers if s.dense_unit]
+        units += [v.dense_unit for v in self.verifiers.values() if v.dense_unit]
+        if getattr(self.advantage, "turn_level", False) and any(u != "turn" for u in units):
             raise SpecError(
                 f"advantage: {self.advantage.name} gives per-turn advantages; the spec's dense component is per "
-                f"{next(s.dense_unit for _, s in self.shapers if s.dense_unit)}, not per turn"
+                f"{next(u for u in units if u != 'turn')}, not per turn"
             )
         self.engine = (
             engine if engine is not None else VerificationEngine(spec.workers, spec.timeout_s, spec.cache_size)
@@ -253,8 +255,8 @@ class Pipeline:
         if not isinstance(batch, Batch):
             batch = Batch.from_records(batch)
         length, unit = batch.lengths(self.spec.length_unit, self.tokenizer)
-        verdict, status, details = self._verify(batch, progress, step)
-        return Verified(batch, length, unit, verdict, status, details, self._format_scores(batch))
+        verdict, status, details, verdict_dense = self._verify(batch, progress, step)
+        return Verified(batch, length, unit, verdict, status, details, self._format_scores(batch), verdict_dense)
 
     def score_verified(
         self, verified: Verified, step: int | None = None, save: bool = True, t0: float | None = None
@@ -264,6 +266,8 @@ class Pipeline:
         t0 = time.perf_counter() if t0 is None else t0
         v = verified
         st = _Stages(v.batch, v.length, v.unit, v.verdict, v.status, v.details)
+        if v.dense is not None:  # a verifier's per-unit rewards (a segment-level reward model)
+            st.dense["correctness"] = v.dense
         self._signals(st)
         self._correctness(st)
         self._format(st, v.format)
@@ -443,17 +447,20 @@ class Pipeline:
 
     def _verify(
         self, batch: Batch, progress: Callable[[int], None] | None, step: int | None = None
-    ) -> tuple[np.ndarray, list[str], list[str]]:
-        """Stage 1: extract each answer here, check it in the engine; (scores, statuses, details).
-        A step-scheduled verifier gets the step the shapers will see as ``meta.step``."""
+    ) -> tuple[np.ndarray, list[str], list[str], Dense | None]:
+        """Stage 1: extract each answer here, check it in the engine; (scores, statuses, details, dense).
+        A step-scheduled verifier gets the step the shapers will see as ``meta.step``; a verifier with
+        ``dense_unit`` gives per-unit rewards in its verdicts (rows it did not score: none)."""
         n = len(batch)
         scores = np.full(n, np.nan)
         status = [OK] * n
         details = [""] * n
+        units = {v.dense_unit for v in self.verifiers.values() if v.dense_unit}
+        dense = Dense(units.pop(), [[] for _ in range(n)]) if units else None
         if not self.verifiers:
             if progress:
                 progress(n)
-            return scores, status, details
+            return scores, status, details, dense
         by_verifier: dict[str, list[int]] = {}
         for i, source in enumerate(batch.data_sources):
             key = source if self.routed and source in self.verifiers else DEFAULT_SOURCE
@@ -487,9 +494,11 @@ class Pipeline:
                     scores[i], status[i], details[i] = verdict.score, verdict.status, verdict.detail
                     if getattr(verdict, "meta_update", None):  # e.g. a reward model's scores of reference responses
                         batch.metas[i] = {**batch.metas[i], **verdict.meta_update}
+                    if dense is not None and getattr(verdict, "dense", None) is not None:
+                        dense.rewards[i] = list(verdict.dense)
                 else:  # no answer found: wrong whatever the reference (a missing one included)
                     scores[i], status[i] = 0.0, NO_ANSWER
-        return scores, status, details
+        return scores, status, details, dense
 
     def component_names(self) -> list[str]:
         """The names of ``Scores.components`` for this spec, in stage order."""

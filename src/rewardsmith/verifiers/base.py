@@ -26,6 +26,8 @@ class Verifier(Component):
     kind = "verifier"
     isolate: ClassVar[bool] = True  # run ``check`` in a worker process with a hard timeout
     reads_prompt: ClassVar[bool] = False  # True: :meth:`job_for` puts the record's prompt in ``meta.prompt``
+    # set (e.g. "segment") by a verifier whose verdicts carry per-unit rewards in ``verdict.dense``
+    dense_unit: str | None = None
 
     def extract(self, completion: str) -> str | None:
         """The answer found in ``completion``, or None when there is none."""

@@ -17,6 +17,9 @@ one-label ``AutoModelForSequenceClassification``), used as the verdict's score: 
   Coste et al. 2024, "Reward Model Ensembles Help Mitigate Overoptimization"); ``mean_minus_std``,
   mean − k·std (population std across members), an uncertainty penalty — Coste et al.'s UWO
   penalises the variance instead; the std keeps k in the reward's units.
+- **fine-grained** (``segments: sentence | subsentence``; Wu et al. 2023, Fine-Grained Human Feedback):
+  per-segment rewards from one or several RMs, summed per segment (:meth:`RewardModel.segment_rewards`),
+  the sum as the score and the segments in the output's ``dense`` field (``unit: segment``).
 - **PAR references** (Fu et al. 2025): the responses in ``meta.reference_responses`` are scored
   by the same model(s) and written to ``meta.ref_scores`` (``ref_scores_key``) for the shapers
   that read reference scores (``par``, ``lsc``, ``centered``).
@@ -46,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..registry import Options, SpecError, register
 from .base import JUDGE_FAILED, OK, Job, Verdict, Verifier
+from .segments import segment
 
 
 class ModelSource(BaseModel):
@@ -56,12 +60,33 @@ class ModelSource(BaseModel):
     url: str | None = Field(default=None, description="remote RM endpoint (the full URL, e.g. .../get_reward)")
     protocol: Literal["openrlhf", "vllm_pooling"] = "openrlhf"
     model: str | None = Field(default=None, description="vllm_pooling: the served model name")
+    segments: Literal["sentence", "subsentence", "response"] | None = Field(
+        default=None, description="fine-grained: this RM's unit (default: the verifier's segments)"
+    )
+    weight: float = Field(default=1.0, description="fine-grained: a segment's reward is weight·(r − center)")
+    center: float = Field(default=0.0, description="fine-grained: subtracted from r before weighting")
+    positive_reward: float | None = Field(default=None, description="fine-grained: a segment's reward when r > 0")
+    negative_reward: float | None = Field(default=None, description="fine-grained: a segment's reward when r ≤ 0")
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSource:
         if (self.path is None) == (self.url is None):
             raise ValueError("a reward model needs exactly one of path (local) or url (remote)")
+        if (self.positive_reward is None) != (self.negative_reward is None):
+            raise ValueError("give both positive_reward and negative_reward, or neither")
+        if self.positive_reward is not None and (self.weight != 1.0 or self.center != 0.0):
+            raise ValueError("positive_reward/negative_reward replace weight and center: give one or the other")
         return self
+
+    def segment_reward(self, r: float) -> float:
+        """A segment's reward from the RM's score r: ±reward by the sign of r (FineGrainedRLHF's
+        classifier decision), else weight·(r − center)."""
+        if self.positive_reward is not None:
+            return self.positive_reward if r > 0 else self.negative_reward  # type: ignore[return-value]
+        return self.weight * (r - self.center)
+
+    def fine_grained(self) -> bool:
+        return self.segments is not None or self.positive_reward is not None or self.weight != 1.0 or self.center != 0.0
 
 
 class RewardModelOptions(Options):
@@ -82,6 +107,9 @@ class RewardModelOptions(Options):
     timeout_s: float = Field(default=60.0, gt=0, description="remote: per-request timeout")
     reference_key: str = Field(default="reference_responses", description="meta key of PAR's reference responses")
     ref_scores_key: str = Field(default="ref_scores", description="meta key the references' scores are written to")
+    segments: Literal["sentence", "subsentence"] | None = Field(
+        default=None, description="fine-grained rewards per sentence/sub-sentence (Wu et al. 2023); null: off"
+    )
 
     @model_validator(mode="after")
     def _sources(self) -> RewardModelOptions:
@@ -91,6 +119,10 @@ class RewardModelOptions(Options):
             raise ValueError("a reward model needs exactly one of path (local) or url (remote)")
         if not (self.path or self.url or self.models):
             raise ValueError("reward_model needs path (local), url (remote) or models (an ensemble)")
+        if self.segments is None and any(m.fine_grained() for m in self.models):
+            raise ValueError("segments/weight/center/positive_reward of a model need the verifier's segments option")
+        if self.segments is not None and (self.ensemble != "mean" or self.k != 1.0):
+            raise ValueError("segments: the models' segment rewards are summed; ensemble and k do not apply")
         return self
 
     def sources(self) -> list[ModelSource]:
@@ -111,9 +143,11 @@ def combine(scores: np.ndarray, how: str, k: float = 1.0) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ModelVerdict(Verdict):
-    """A verdict that also carries values for the record's meta (the references' RM scores)."""
+    """A verdict that also carries values for the record's meta (the references' RM scores) and,
+    for fine-grained rewards, the per-segment rewards (``dense``)."""
 
     meta_update: dict[str, Any] = field(default_factory=dict)
+    dense: tuple[float, ...] | None = None
 
 
 class LocalRM:
@@ -208,8 +242,8 @@ def _last_token_value(pooled: Any) -> Any:
     "verifier",
     "reward_model",
     "Sequence-classification reward model(s), local or remote (OpenRLHF /get_reward, vLLM pooling); "
-    "ensembles (mean, min, mean − k·std); scores PAR's reference responses.",
-    "PAR (Fu et al., 2025); Coste et al. 2024 (RM ensembles)",
+    "ensembles (mean, min, mean − k·std); segment-level rewards; scores PAR's reference responses.",
+    "PAR (Fu et al., 2025); Coste et al. 2024 (RM ensembles); Wu et al. 2023 (fine-grained RLHF)",
 )
 class RewardModel(Verifier):
     Options = RewardModelOptions
@@ -224,6 +258,7 @@ class RewardModel(Verifier):
         self._cache: list[dict[tuple[str, str], float]] = []
         self._lock = threading.Lock()
         self.scored_pairs = 0  # pairs sent to the model(s), cache misses only
+        self.dense_unit = "segment" if self.options.segments else None
 
     def members(self) -> list[Any]:
         if self._members is None:
@@ -241,20 +276,53 @@ class RewardModel(Verifier):
     def check(self, job: Job) -> Verdict:
         return self.check_batch([job])[0]
 
-    def score_pairs(self, pairs: list[tuple[str, str]]) -> np.ndarray:
-        """Ensemble scores of ``pairs``, each unique pair scored once per model (cached)."""
+    def member_scores(self, pairs: list[tuple[str, str]], members: Sequence[int] | None = None) -> np.ndarray:
+        """Scores ``(members, rows)`` of ``pairs`` by each model (all, or the indices in ``members``);
+        each unique pair is scored once per model (cached); NaN where a model gave no score."""
         with self._lock:
-            members = self.members()
-            per_member = []
-            for member, cache in zip(members, self._cache):
+            models = self.members()
+            out = []
+            for m in range(len(models)) if members is None else members:
+                cache = self._cache[m]
                 todo = list(dict.fromkeys(p for p in pairs if p not in cache))
                 if todo:
                     self.scored_pairs += len(todo)
-                    for pair, value in zip(todo, member.score(todo)):
+                    for pair, value in zip(todo, models[m].score(todo)):
                         if np.isfinite(value):  # an unknown score is not remembered: a retry may succeed
                             cache[pair] = float(value)
-                per_member.append([cache.get(p, math.nan) for p in pairs])
-            return combine(np.array(per_member, dtype=np.float64), self.options.ensemble, self.options.k)
+                out.append([cache.get(p, math.nan) for p in pairs])
+            return np.array(out, dtype=np.float64).reshape(len(out), len(pairs))
+
+    def score_pairs(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        """Ensemble scores of ``pairs``, each unique pair scored once per model (cached)."""
+        return combine(self.member_scores(pairs), self.options.ensemble, self.options.k)
+
+    def segment_rewards(self, texts: list[tuple[str, str]]) -> list[np.ndarray]:
+        """Fine-grained rewards (Wu et al. 2023, §2.2; allenai/FineGrainedRLHF ``FineGrainedReward``): per
+        (prompt, response), one reward per segment of the finest partition of the models' segments.
+
+        A model at ``sentence``/``subsentence`` scores, for each of its segments, the prompt with the response
+        up to that segment's end (the segment in the context before it: what a causal sequence classifier sees
+        at the segment's last token, where the authors place the reward); a ``response`` model scores the whole
+        response and rewards the last segment (the authors' holistic completeness RM). Each model's segment
+        rewards (:meth:`ModelSource.segment_reward`) are summed per segment. An empty response has one empty
+        segment holding only the ``response`` models' rewards. NaN anywhere makes the row's rewards NaN."""
+        sources = self.options.sources()
+        grains = [s.segments or self.options.segments for s in sources]
+        ends_of = [{g: [end for _, end in segment(text, g)] for g in set(grains) - {"response"}} for _, text in texts]
+        partitions = [sorted({e for ends in by_grain.values() for e in ends}) or [0] for by_grain in ends_of]
+        rows = [np.zeros(len(p)) for p in partitions]
+        for m, (source, grain) in enumerate(zip(sources, grains)):
+            wanted = []  # (row, segment index, the text the model scores)
+            for i, ((prompt, text), part) in enumerate(zip(texts, partitions)):
+                if grain == "response":
+                    wanted.append((i, len(part) - 1, (prompt, text)))
+                else:
+                    wanted.extend((i, part.index(end), (prompt, text[:end])) for end in ends_of[i][grain])
+            scores = self.member_scores([pair for _, _, pair in wanted], [m])[0]
+            for (i, k, _), r in zip(wanted, scores):
+                rows[i][k] += source.segment_reward(r) if np.isfinite(r) else math.nan
+        return [row if np.isfinite(row).all() else np.full(len(row), math.nan) for row in rows]
 
     def check_batch(self, jobs: Sequence[Job]) -> list[Verdict]:
         pairs, spans = [], []
@@ -264,7 +332,11 @@ class RewardModel(Verifier):
             pairs.append((prompt, job.prediction))
             pairs.extend((prompt, ref) for ref in job.meta["refs"])
             spans.append((start, len(pairs)))
-        scores = self.score_pairs(pairs)
+        if self.options.segments:
+            rows = self.segment_rewards(pairs)
+            scores = np.array([row.sum() for row in rows])
+        else:
+            scores = self.score_pairs(pairs)
         out: list[Verdict] = []
         for job, (start, end) in zip(jobs, spans):
             values = scores[start:end]
@@ -272,5 +344,6 @@ class RewardModel(Verifier):
                 out.append(Verdict(math.nan, JUDGE_FAILED, "reward model gave no score (failed call or non-finite)"))
                 continue
             update = {self.options.ref_scores_key: values[1:].tolist()} if job.meta["refs"] else {}
-            out.append(ModelVerdict(float(values[0]), OK, "", update))
+            dense = tuple(rows[start].tolist()) if self.options.segments else None
+            out.append(ModelVerdict(float(values[0]), OK, "", update, dense))
         return out
