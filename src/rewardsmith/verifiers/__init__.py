@@ -12,6 +12,7 @@ from . import (
     judge,
     math,
     reasoning_gym,
+    relevance,
     reward_model,
     rubric,
     sql,
