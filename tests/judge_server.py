@@ -22,7 +22,9 @@ CHATML = (
 )
 
 
-def build_tiny_chat_model(path: Path, seed: int = 0, merges: tuple[tuple[str, str], ...] = ()) -> Path:
+def build_tiny_chat_model(
+    path: Path, seed: int = 0, merges: tuple[tuple[str, str], ...] = (), chat_template: str = CHATML
+) -> Path:
     """Save a ~0.1M-parameter chat model and its tokenizer to ``path``; returns ``path``.
     ``merges``: byte-level BPE merges added to the tokenizer (e.g. ``("[", "[")`` makes "[[" one token)."""
     import torch
@@ -39,7 +41,7 @@ def build_tiny_chat_model(path: Path, seed: int = 0, merges: tuple[tuple[str, st
     tok = PreTrainedTokenizerFast(
         tokenizer_object=core, pad_token="<pad>", eos_token="<|im_end|>", additional_special_tokens=specials[1:]
     )
-    tok.chat_template = CHATML
+    tok.chat_template = chat_template
     torch.manual_seed(seed)
     cfg = Qwen2Config(
         vocab_size=len(tok),
@@ -116,7 +118,13 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.wait(timeout=30)
 
 
-def build_scripted_chat_model(path: Path, reply: str, merges: tuple[tuple[str, str], ...] = ()) -> Path:
+def build_scripted_chat_model(
+    path: Path,
+    reply: str,
+    merges: tuple[tuple[str, str], ...] = (),
+    branches: dict[str, str] | None = None,
+    chat_template: str = CHATML,
+) -> Path:
     """A chat model whose greedy reply to any conversation is ``reply``, built from a config.
 
     The transformer's layers are switched off (their output projections are zero), so the
@@ -124,18 +132,27 @@ def build_scripted_chat_model(path: Path, reply: str, merges: tuple[tuple[str, s
     head maps each token of the chat template's last character and of ``reply`` to the next one
     (the last to the end-of-turn token). A first-order chain can only spell a reply whose
     byte-level tokens are all different, which is checked.
+
+    ``branches`` ``{last character: reply}``: other replies, for conversations whose generation prompt
+    ``chat_template`` ends with that character instead of the newline (a template can branch on the
+    messages, e.g. prefill the assistant turn after a given tool observation); all chains together
+    must use distinct tokens.
     """
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    build_tiny_chat_model(path, merges=merges)
+    build_tiny_chat_model(path, merges=merges, chat_template=chat_template)
     tok = AutoTokenizer.from_pretrained(path)
-    chain = [tok.convert_tokens_to_ids(t) for t in tok.tokenize(reply)]
-    if len(set(chain)) != len(chain):
-        raise ValueError(f"reply {reply!r} repeats a token; a first-order chain cannot spell it")
-    start = tok.convert_tokens_to_ids(tok.tokenize("\n")[0])  # the template ends "<|im_start|>assistant\n"
-    if start in chain:
-        raise ValueError("reply must not contain a newline")
+    starts, chains = [], []
+    for start_text, text in {"\n": reply, **(branches or {})}.items():  # CHATML's prompt ends "assistant\n"
+        starts.append(tok.convert_tokens_to_ids(tok.tokenize(start_text)[-1]))
+        chains.append([tok.convert_tokens_to_ids(t) for t in tok.tokenize(text)])
+    used = starts + [t for chain in chains for t in chain]
+    if len(set(used)) != len(used):
+        raise ValueError(
+            f"replies {[reply, *(branches or {}).values()]!r} or their start characters share a token; "
+            "first-order chains cannot spell them"
+        )
     n = len(tok)
     hidden = n + n % 2  # rotary embeddings need an even head size
     cfg = Qwen2Config(
@@ -157,8 +174,9 @@ def build_scripted_chat_model(path: Path, reply: str, merges: tuple[tuple[str, s
             layer.self_attn.o_proj.weight.zero_()
             layer.mlp.down_proj.weight.zero_()
         head = torch.zeros(n, hidden)
-        for here, nxt in zip([start, *chain], [*chain, tok.eos_token_id]):
-            head[nxt, here] = 1.0
+        for start, chain in zip(starts, chains):
+            for here, nxt in zip([start, *chain], [*chain, tok.eos_token_id]):
+                head[nxt, here] = 1.0
         model.lm_head.weight.copy_(head)
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id

@@ -21,6 +21,7 @@ pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 
 from judge_server import (  # noqa: E402
+    CHATML,
     build_scripted_chat_model,
     build_tiny_chat_model,
     free_port,
@@ -185,6 +186,59 @@ def test_score_cli_trl_and_serve_carry_unknowns_as_null(server, tmp_path):
     assert r.json()["rewards"] == [None] * 4  # unknown, never a silent 0 (a rewardsmith RM client reads null)
     logs = r.json()["extra_logs"]
     assert logs["correct_known"] == [0.0] * 4 and logs["judge_failed"] == [1.0] * 4
+
+
+def tool_judge_template(observation: str) -> str:
+    """ChatML, except that after a user turn reading ``observation`` the assistant turn starts with a
+    sentence (a prefill): the judge model "reads" the tool's result and continues from it."""
+    return CHATML.replace(
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}",
+        "{% if add_generation_prompt %}<|im_start|>assistant\n"
+        f"{{% if messages[-1]['content'].strip() == {observation!r} %}}The tool result checks out.{{% endif %}}"
+        "{% endif %}",
+    )
+
+
+@pytest.mark.parametrize(
+    "tool_call", ['{"tool" :"calculator", "input":"2+3"}', '{"tool":"python", "input" :"print(2+3)"}']
+)
+def test_themis_tool_loop_end_to_end(server, tmp_path, tool_call):
+    """Themis through the real server: the judge model's first greedy reply asks for a tool; rewardsmith
+    runs it (the calculator in-process, python in the bubblewrap sandbox) and sends "Observation: 5";
+    the model's chat template reads that observation and prefills the next assistant turn, from which
+    the model replies "SCORE: 9". The same model told to expect another result keeps asking for the
+    tool until ``max_tool_calls`` runs out; with no tool calls allowed a tool request is unknown."""
+    url, _ = server
+    if "python" in tool_call:
+        from rewardsmith.verifiers.sandbox import probe_bwrap
+
+        if probe_bwrap()[0] is None:
+            pytest.skip("no bubblewrap sandbox for the python tool")
+
+    def judge(name: str, expects: str, **extra):
+        model = build_scripted_chat_model(
+            tmp_path / name,
+            tool_call,
+            merges_spelling(tool_call),
+            branches={".": "SCORE: 9"},
+            chat_template=tool_judge_template(expects),
+        )
+        spec = judge_spec(url, str(model), template="themis", max_tokens=32, **extra)
+        with load_spec(spec) as pipe:
+            scores = pipe.score(RECORDS[:1])
+            return scores, pipe.verifiers["default"].usage()
+
+    scores, usage = judge("reads-5", "Observation: 5", max_tool_calls=2)
+    assert scores.status == ["ok"] and scores.details == ["score 9/10"], scores.details
+    assert scores.total.tolist() == pytest.approx([8 / 9])
+    assert usage["requests"] == 2  # the tool request, then the judgement
+
+    scores, usage = judge("expects-6", "Observation: 6", max_tool_calls=2)  # 5 never satisfies it
+    assert scores.status == [JUDGE_FAILED] and scores.details == ["no judgement after 2 tool calls"]
+    assert usage["requests"] == 3
+
+    scores, usage = judge("no-tools", "Observation: 5", max_tool_calls=0)
+    assert scores.status == [JUDGE_FAILED] and usage["requests"] == 1
 
 
 def test_pairwise_and_autorule_commands_against_the_server(server, tmp_path):
