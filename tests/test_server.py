@@ -269,6 +269,37 @@ def test_python_file_mode_equals_http(monkeypatch, tmp_path):
     )
 
 
+def test_an_unknown_judgement_is_null_over_http_and_zero_flagged_in_the_python_file(monkeypatch, tmp_path):
+    """A model-backed spec whose reward model is down: ``/get_reward`` answers ``null`` with
+    ``judge_failed`` = 1, which OpenRLHF's HTTP client cannot turn into its reward tensor (a loud failure,
+    never a made-up 0); the Python-file reward gives 0 with the same flag."""
+    torch = pytest.importorskip("torch")
+    from fastapi.testclient import TestClient
+
+    dead = f"http://127.0.0.1:{free_port()}/get_reward"
+    spec = {"verifier": {"name": "reward_model", "url": dead, "timeout_s": 5}, "length_unit": "words"}
+    body = {"query": ["Q a", "Q b"], "prompts": ["Q ", "Q "]}
+    with TestClient(create_app(spec)) as client:
+        r = client.post("/get_reward", json=body)
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert data["rewards"] == [None, None]
+    assert data["extra_logs"]["judge_failed"] == [1.0, 1.0] and data["extra_logs"]["correct_known"] == [0.0, 0.0]
+    # OpenRLHF (3c3be62, samples_generator._process_response_into_experience) stores a reply's reward as
+    # torch.tensor([reward]): a null stops the run there
+    with pytest.raises(RuntimeError, match="NoneType"):
+        torch.tensor([data["rewards"][:1]])
+
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(json.dumps(spec))
+    monkeypatch.setenv(openrlhf.SPEC_ENV, str(spec_path))
+    loader = importlib.util.spec_from_file_location("reward_func", openrlhf.__file__)
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    out = module.reward_func(body["query"], body["prompts"])
+    assert out["rewards"].tolist() == [0.0, 0.0] and out["extra_logs"]["judge_failed"].tolist() == [1.0, 1.0]
+
+
 @pytest.mark.slow  # starts a server process
 def test_cli_serve_process_saves_state_on_shutdown(tmp_path):
     state = tmp_path / "state.json"
