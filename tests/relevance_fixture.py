@@ -21,13 +21,11 @@ VOCAB = ["<pad>", "<unk>", *WORD_VECTORS]
 def build_encoder(path: Path) -> Path:
     """Save the encoder under ``path`` (tokenizer in ``path/tokenizer``)."""
     import torch
-    from tokenizers import Tokenizer, pre_tokenizers
-    from tokenizers.models import WordLevel
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+    from transformers import BertConfig, BertModel
 
-    core = Tokenizer(WordLevel({t: i for i, t in enumerate(VOCAB)}, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", unk_token="<unk>", model_max_length=64)
+    from rm_fixture import word_tokenizer
+
+    tok = word_tokenizer(VOCAB, model_max_length=64)
     cfg = BertConfig(
         vocab_size=len(VOCAB),
         hidden_size=4,

@@ -9,10 +9,22 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 WORD_SCORES = {"good": 0.8, "great": 0.6, "ok": 0.1, "bad": -0.5, "awful": -0.9, "q": 0.0, "so": 0.3}
 VOCAB = ["<pad>", "<eos>", "<unk>", *WORD_SCORES]
 HIDDEN = 8
+
+
+def word_tokenizer(vocab: list[str], **kwargs: Any):
+    """A word-level tokenizer over ``vocab`` (whitespace and punctuation split words; "<unk>" otherwise)."""
+    from tokenizers import Tokenizer, pre_tokenizers
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(WordLevel({t: i for i, t in enumerate(vocab)}, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", unk_token="<unk>", **kwargs)
 
 
 def build_rm(path: Path, scores: dict[str, float] | None = None) -> Path:
@@ -21,13 +33,9 @@ def build_rm(path: Path, scores: dict[str, float] | None = None) -> Path:
     scores = {**WORD_SCORES, **(scores or {})}
     vocab = [*VOCAB, *(t for t in scores if t not in VOCAB)]
     import torch
-    from tokenizers import Tokenizer, pre_tokenizers
-    from tokenizers.models import WordLevel
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForSequenceClassification
+    from transformers import Qwen2Config, Qwen2ForSequenceClassification
 
-    core = Tokenizer(WordLevel({t: i for i, t in enumerate(vocab)}, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
+    tok = word_tokenizer(vocab, eos_token="<eos>")
     cfg = Qwen2Config(
         vocab_size=len(vocab),
         hidden_size=HIDDEN,
