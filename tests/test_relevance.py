@@ -42,6 +42,16 @@ def test_stop_strings_cut_the_response():
     assert cut("ASSISTANT: x", []) == "ASSISTANT: x"
 
 
+def test_a_retriever_is_needed_only_for_relevance():
+    from rewardsmith.registry import SpecError
+    from rewardsmith.verifiers.relevance import RelevanceVerifier
+
+    v = RelevanceVerifier(relevance_scaling=False)  # LI·RP only: no model loaded
+    assert v.check(v.job("a b c a b c", None, {"prompt": "q", "qtype": None})).score == pytest.approx(0.06 * 0.75)
+    with pytest.raises(SpecError, match="path"):
+        RelevanceVerifier()
+
+
 def test_interpolation_maps_0_to_3_5_onto_the_length_range():
     assert interpolate(0.0, 512) == 0.0
     assert interpolate(3.5, 512) == pytest.approx(5.12)

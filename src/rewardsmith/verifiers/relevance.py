@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..registry import Options, register
 from .base import BAD_REFERENCE, OK, Job, Verdict, Verifier
@@ -99,7 +99,9 @@ class Encoder:
 
 
 class RelevanceOptions(Options):
-    path: str = Field(description="local directory of the retriever (a transformers encoder, e.g. Contriever)")
+    path: str | None = Field(
+        default=None, description="local directory of the retriever (a transformers encoder, e.g. Contriever)"
+    )
     tokenizer: str | None = Field(default=None, description="tokenizer directory (default: the model's)")
     device: str = Field(default="cpu", description="torch device")
     batch_size: int = Field(default=8, ge=1, description="(query, response) pairs per forward pass")
@@ -114,6 +116,12 @@ class RelevanceOptions(Options):
         default_factory=lambda: ["\n\n\n\n", "\n\n--", "\n\n____"],
         description="LI and RP count the response up to the first of these (add your chat roles, e.g. 'USER:')",
     )
+
+    @model_validator(mode="after")
+    def _retriever(self) -> RelevanceOptions:
+        if self.relevance_scaling and self.path is None:
+            raise ValueError("path (a local retriever) is needed unless relevance_scaling is false")
+        return self
 
 
 @register(
@@ -139,7 +147,7 @@ class RelevanceVerifier(Verifier):
         with self._lock:
             if self._encoder is None:
                 o = self.options
-                self._encoder = Encoder(o.path, o.tokenizer, o.device, o.max_length)
+                self._encoder = Encoder(o.path, o.tokenizer, o.device, o.max_length)  # type: ignore[arg-type]
             return self._encoder
 
     def job(self, completion: str, reference: str | None, meta: dict[str, Any]) -> Job | None:
