@@ -235,3 +235,5 @@ def test_bad_options_are_refused(rm_a):
                 "shaping": [{"name": "prm_clip", "eta": 0.1}],
             }
         )
+    with pytest.raises(SpecError, match="not per turn"):  # per-turn advantages beside per-segment rewards
+        load_spec({"verifier": {**base, "segments": "sentence", "path": str(rm_a)}, "advantage": {"name": "turn_grpo"}})
