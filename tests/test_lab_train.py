@@ -26,7 +26,8 @@ def test_rl_prompts_replay_a_pool_without_repeats_inside_a_step():
 def test_rl_dataset_columns():
     tok = build_tokenizer()
     ds = rl_dataset([make_problem([1, 2]), make_problem([3, 4, 5])], tok)
-    assert ds.column_names == ["prompt", "answer", "prompt_id", "difficulty", "necessary_tokens"]
+    assert ds.column_names == ["prompt", "answer", "prompt_id", "difficulty", "necessary_tokens", "reference_responses"]
+    assert ds["reference_responses"] == [["<think>1+2=3;</think>####3"], ["<think>3+4=7;7+5=2;</think>####2"]]
     assert ds["necessary_tokens"] == [11, 17] and ds["answer"] == ["3", "2"] and ds["prompt_id"] == ["12", "345"]
 
 
@@ -85,3 +86,42 @@ def test_train_spec_runs_drpo():
     policy, curve = train_spec(base, tok, read_spec_file(DRPO_SPEC), generate_problems(40, seed=0), config, seed=0)
     assert len(curve) == 2 and all("accuracy" in row and "mean_tokens" in row for row in curve)
     assert policy is not base
+
+
+def test_correct_negative_share_on_a_grpo_group_with_a_length_reward():
+    from rewardsmith.lab.train import correct_negative_share
+
+    # one group: correct short (1.0), correct long (0.2: length-penalised), correct mid (0.9), wrong (0)
+    rewards = [1.0, 0.2, 0.9, 0.0]
+    mean = sum(rewards) / 4  # 0.525
+    advantages = [r - mean for r in rewards]  # 0.475, -0.325, 0.375, -0.525 (std scaling keeps the signs)
+    assert correct_negative_share([True, True, True, False], advantages) == (pytest.approx(1 / 3), 3)
+    assert correct_negative_share([False, False, False, True], advantages) == (1.0, 1)
+    assert correct_negative_share([False] * 4, advantages) == (0.0, 0)  # no correct rollout
+    assert correct_negative_share([], []) == (0.0, 0)
+    with pytest.raises(ValueError):
+        correct_negative_share([True], [0.1, 0.2])
+
+
+def test_drpo_weights_on_correct_rollouts_are_the_length_softmax_and_never_negative():
+    import math
+
+    torch = pytest.importorskip("torch")
+    from rewardsmith.lab.train import correct_negative_share, drpo_correct_weights
+    from rewardsmith.objectives.drpo import CORRECT, NEITHER, WRONG, DRPOConfig
+
+    groups = torch.tensor([0, 0, 0, 1, 1, 2])
+    labels = torch.tensor([CORRECT, CORRECT, WRONG, CORRECT, CORRECT, NEITHER])
+    lengths = torch.tensor([10.0, 30.0, 5.0, 8.0, 8.0, 3.0])
+    w = drpo_correct_weights(lengths, groups, labels, DRPOConfig(lam=0.1), max_length=40.0)
+    # group 0: softmax((1 - L/40)/0.1) over L = 10, 30 -> softmax(7.5, 2.5); group 1 has no wrong rollout: dropped
+    e = math.exp(-5.0)
+    assert w[0].item() == pytest.approx(1 / (1 + e)) and w[1].item() == pytest.approx(e / (1 + e))
+    assert w[3].item() == 0.0 and w[4].item() == 0.0
+    assert math.isnan(w[2].item()) and math.isnan(w[5].item())
+    correct = (labels == CORRECT).tolist()
+    assert correct_negative_share(correct, w.tolist()) == (0.0, 4)
+    # the same group under GRPO with a length reward gives the long correct rollout a negative advantage
+    rewards = [1 - 10 / 40, 1 - 30 / 40, 0.0]
+    mean = sum(rewards) / 3
+    assert correct_negative_share(correct[:3], [r - mean for r in rewards]) == (0.5, 2)

@@ -23,9 +23,11 @@ from .tasks import train_test_split
 def validate_specs(specs: Sequence[NamedSpec]) -> None:
     """Load every spec once (unknown names and bad options fail here, before any training)."""
     from ..pipeline import load_spec
+    from .reward_models import lab_rm_kinds
     from .train import split_objective
 
     for s in specs:
+        lab_rm_kinds(s.spec)
         load_spec(split_objective(s.spec)[1]).close()
 
 
@@ -96,6 +98,8 @@ def run_lab(
             device=device,
             on_step=lambda: bar.update(1),
             reward_funcs_factory=reward_funcs_factory,
+            cache_dir=cache_dir,
+            log=bar.write,
         )
         train_seconds = time.perf_counter() - t_spec
         result = evaluate_policy(

@@ -4,6 +4,12 @@ All use the task's verifier (``exact`` on the answer after ``####``) and count l
 tokens (TRL's ``completion_ids``, EOS included). Targets and budgets are in tokens of this task:
 the necessary steps of a k-term chain take 6k − 1 tokens (11 for k = 2, 41 for k = 7), the
 verbose base policy writes about twice that.
+
+Beyond the length rewards: ``drpo`` (DRPO's objective with its built-in length preference),
+``pear`` and ``sar`` (rewards from the policy's own signals: ``signals: {model: policy}`` is the
+policy being trained, see :mod:`rewardsmith.lab.train`), and the reward-model specs ``rm_concise``,
+``rm_biased_raw``, ``rm_biased_par`` (``path: lab-rm:<kind>``: an RM the lab trains, see
+:mod:`rewardsmith.lab.reward_models`).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .evaluate import TASK_VERIFIER
+from .reward_models import LAB_RM_PREFIX
+from .train import POLICY_SIGNALS
 
 BASELINE = "correctness"
 
@@ -27,6 +35,12 @@ class NamedSpec:
 
 def _spec(name: str, *shaping: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"name": name, "verifier": dict(TASK_VERIFIER), "length_unit": "tokens", "shaping": list(shaping), **extra}
+
+
+def _rm_spec(name: str, kind: str, *shaping: dict[str, Any]) -> dict[str, Any]:
+    """A spec whose reward is the lab RM ``kind``'s score (no rule verifier)."""
+    verifier = {"name": "reward_model", "path": LAB_RM_PREFIX + kind}
+    return {"name": name, "verifier": verifier, "length_unit": "tokens", "shaping": list(shaping)}
 
 
 BUILTIN_SPECS: dict[str, dict[str, Any]] = {
@@ -45,6 +59,16 @@ BUILTIN_SPECS: dict[str, dict[str, Any]] = {
         "length_unit": "tokens",
         "shaping": [{"name": "format_length", "max_len": 64, "answer_from": "hash"}],
     },
+    # DRPO (Li et al. 2025): correctness, trained with DRPO's objective, whose length preference is its
+    # weights softmax((1 - L/L_max)/lam) over a group's correct rollouts (L_max = max_completion_length).
+    "drpo": _spec("drpo", objective={"name": "drpo", "lam": 0.1, "tau": 10.0, "delta": 1e-4, "beta": 1000.0}),
+    # PEAR: correctness minus 0.1 x the mean thinking-phase entropy of the policy (formula unverified).
+    "pear": _spec("pear", {"name": "pear", "think_coef": 0.1}, signals={"model": POLICY_SIGNALS}),
+    # SAR (Han et al. 2025): correctness + 0.2 x self-aligned reward (the authors' GRPO scripts' factor).
+    "sar": _spec("sar", {"name": "sar", "coef": 0.2}, signals={"model": POLICY_SIGNALS}),
+    "rm_concise": _rm_spec("rm_concise", "concise"),
+    "rm_biased_raw": _rm_spec("rm_biased_raw", "biased"),
+    "rm_biased_par": _rm_spec("rm_biased_par", "biased", {"name": "par"}),
 }
 BUILTIN_NAMES = tuple(BUILTIN_SPECS)
 
