@@ -48,16 +48,18 @@ if TYPE_CHECKING:
 KINDS = ("concise", "biased")
 LAB_RM_PREFIX = "lab-rm:"
 RM_CACHE_VERSION = 1  # bump when the pair construction or the training loop changes
+# candidates already sampled in this process, shared by the RM kinds (key: base weights, config, seed)
+_SAMPLED: dict[str, list[list[Candidate]]] = {}
 
 
 @dataclass(frozen=True)
 class RMConfig:
-    prompts: int = 96  # training problems whose candidates make the pairs
-    samples: int = 8  # base-policy completions per prompt
-    max_new_tokens: int = 96
-    pairs_per_prompt: int = 12
-    steps: int = 150
-    batch_size: int = 32  # pairs per step
+    prompts: int = 40  # training problems whose candidates make the pairs
+    samples: int = 4  # base-policy completions per prompt
+    max_new_tokens: int = 128  # the lab sets it to the RL budget (max_completion_length)
+    pairs_per_prompt: int = 10
+    steps: int = 40
+    batch_size: int = 16  # pairs per step
     lr: float = 1e-3
     held_out: float = 0.2  # share of prompts whose pairs only measure accuracy
 
@@ -227,7 +229,8 @@ def load_or_train_rm(
     if kind not in KINDS:
         raise ValueError(f"unknown lab RM kind {kind!r}; choose from {list(KINDS)}")
     payload = {"kind": kind, "config": config.to_dict(), "seed": seed, "version": RM_CACHE_VERSION}
-    key = hashlib.sha256(json.dumps({**payload, "base": _weights_digest(policy)}, sort_keys=True).encode()).hexdigest()
+    base = _weights_digest(policy)
+    key = hashlib.sha256(json.dumps({**payload, "base": base}, sort_keys=True).encode()).hexdigest()
     path = (cache_dir or cache_root()) / "rm" / key[:16]
     meta_file = path / "rm_meta.json"
     if meta_file.exists():
@@ -237,8 +240,11 @@ def load_or_train_rm(
     t0 = time.perf_counter()
     rng = random.Random(seed)
     chosen = rng.sample(list(problems), min(config.prompts, len(problems)))
-    torch.manual_seed(seed)
-    cands = candidates(policy, tokenizer, chosen, config.samples, config.max_new_tokens)
+    sampled = json.dumps([base, config.to_dict(), seed, RM_CACHE_VERSION])
+    if sampled not in _SAMPLED:
+        torch.manual_seed(seed)
+        _SAMPLED[sampled] = candidates(policy, tokenizer, chosen, config.samples, config.max_new_tokens)
+    cands = _SAMPLED[sampled]
     per_prompt = [preference_pairs(p.prompt, c, kind, config.pairs_per_prompt, rng) for p, c in zip(chosen, cands)]
     train, test = split_pairs(per_prompt, config.held_out, seed)
     rm = reward_model_from_policy(policy, seed)

@@ -321,10 +321,12 @@ def train_spec(
     from transformers import PrinterCallback, set_seed
     from trl import GRPOConfig
 
-    from .reward_models import load_or_train_rm, resolve_lab_models
+    from .reward_models import RMConfig, load_or_train_rm, resolve_lab_models
 
+    rm_config = RMConfig(max_new_tokens=config.max_completion_length)
     spec = resolve_lab_models(
-        spec, lambda kind: load_or_train_rm(kind, base_model, tokenizer, problems, seed, cache_dir=cache_dir, log=log)
+        spec,
+        lambda kind: load_or_train_rm(kind, base_model, tokenizer, problems, seed, rm_config, cache_dir, log),
     )
     drpo, spec = split_objective(spec)
     set_seed(seed)
