@@ -73,7 +73,7 @@ def test_lab_rm_placeholder_is_resolved_to_the_trained_directory():
         lab_rm_kinds({"verifier": {"name": "reward_model", "path": "lab-rm:shiny"}})
 
 
-@pytest.mark.slow  # samples a tiny policy and trains two tiny reward models (~30 s on 2 cores)
+@pytest.mark.slow  # samples a tiny policy and trains two tiny reward models (156 s on a loaded 2-core machine)
 def test_rm_learns_its_pairs_and_scores_through_the_reward_model_verifier(tmp_path):
     torch = pytest.importorskip("torch")
     from rewardsmith import load_spec

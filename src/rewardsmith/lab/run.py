@@ -99,7 +99,7 @@ def run_lab(
             on_step=lambda: bar.update(1),
             reward_funcs_factory=reward_funcs_factory,
             cache_dir=cache_dir,
-            log=bar.write,
+            log=lambda m: bar.write(m, file=sys.stderr),
         )
         train_seconds = time.perf_counter() - t_spec
         result = evaluate_policy(
