@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from rewardsmith.lab.model import build_tokenizer
+from rewardsmith.lab.specs import BUILTIN_SPECS
 from rewardsmith.lab.tasks import generate_problems, make_problem
 from rewardsmith.lab.train import TaskProbe, rl_dataset, rl_prompts
 
@@ -70,8 +71,9 @@ def test_drpo_objective_is_split_off_the_reward_spec():
             split_objective({**reward, "objective": bad})
 
 
-@pytest.mark.slow  # trains the lab's policy for two DRPO steps
-def test_train_spec_runs_drpo():
+@pytest.mark.slow  # trains the lab's policy for two steps under each spec
+@pytest.mark.parametrize("name", ["drpo", "pear", "sar"])
+def test_train_spec_runs_the_objective_and_policy_signal_specs(name):
     torch = pytest.importorskip("torch")
     from rewardsmith.lab.model import ModelConfig, build_model
     from rewardsmith.lab.train import RLConfig, train_spec
@@ -83,8 +85,10 @@ def test_train_spec_runs_drpo():
     config = RLConfig(
         steps=2, prompts_per_step=4, num_generations=4, prompt_pool=8, max_completion_length=16, bf16=False
     )
-    policy, curve = train_spec(base, tok, read_spec_file(DRPO_SPEC), generate_problems(40, seed=0), config, seed=0)
-    assert len(curve) == 2 and all("accuracy" in row and "mean_tokens" in row for row in curve)
+    spec = read_spec_file(DRPO_SPEC) if name == "drpo" else BUILTIN_SPECS[name]
+    policy, curve = train_spec(base, tok, spec, generate_problems(40, seed=0), config, seed=0)
+    assert len(curve) == 2
+    assert all({"accuracy", "mean_tokens", "correct_neg_adv_share", "correct_rollouts"} <= set(row) for row in curve)
     assert policy is not base
 
 
