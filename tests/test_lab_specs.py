@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from rewardsmith import load_spec
-from rewardsmith.lab.specs import BASELINE, BUILTIN_NAMES, BUILTIN_SPECS, select_specs
+from rewardsmith.lab.specs import BASELINE, BUILTIN_NAMES, BUILTIN_SPECS, DEFAULT_NAMES, EXTRA_NAMES, select_specs
 from rewardsmith.lab.train import split_objective
 from rewardsmith.spec import read_spec_file
 
@@ -47,7 +47,9 @@ def test_builtins_use_tokens_and_the_task_verifier():
 
 
 def test_select_specs():
-    assert [s.name for s in select_specs([], [])] == list(BUILTIN_NAMES)
+    assert [s.name for s in select_specs([], [])] == list(DEFAULT_NAMES)
+    assert not set(DEFAULT_NAMES) & set(EXTRA_NAMES) and set(DEFAULT_NAMES) | set(EXTRA_NAMES) == set(BUILTIN_NAMES)
+    assert [s.name for s in select_specs(["rm_biased_par", "sar"], [])] == ["correctness", "sar", "rm_biased_par"]
     assert [s.name for s in select_specs(["kimi"], [])] == ["correctness", "kimi"]
     user = [
         ("mine", {"verifier": "exact"}, "a.yaml"),

@@ -71,15 +71,19 @@ BUILTIN_SPECS: dict[str, dict[str, Any]] = {
     "rm_biased_par": _rm_spec("rm_biased_par", "biased", {"name": "par"}),
 }
 BUILTIN_NAMES = tuple(BUILTIN_SPECS)
+# run only when named (--only, or a preset's list): RL objectives, policy signals and lab-trained RMs
+EXTRA_NAMES = ("drpo", "pear", "sar", "rm_concise", "rm_biased_raw", "rm_biased_par")
+DEFAULT_NAMES = tuple(n for n in BUILTIN_NAMES if n not in EXTRA_NAMES)
 
 
 def select_specs(only: Sequence[str], user: Sequence[tuple[str, dict[str, Any], str]]):
-    """The built-in specs (all, or those in ``only`` plus the baseline) followed by the user's
-    ``(default_name, spec_dict, path)`` specs; names made unique with a numeric suffix."""
+    """The built-in specs (those in ``only`` plus the baseline; without ``only`` the length comparison,
+    :data:`DEFAULT_NAMES`) followed by the user's ``(default_name, spec_dict, path)`` specs; names made unique
+    with a numeric suffix."""
     unknown = [n for n in only if n not in BUILTIN_SPECS]
     if unknown:
         raise ValueError(f"unknown built-in spec(s) {unknown}; choose from {list(BUILTIN_NAMES)}")
-    chosen = [n for n in BUILTIN_NAMES if not only or n in only or n == BASELINE]
+    chosen = [n for n in BUILTIN_NAMES if n in (only or DEFAULT_NAMES) or n == BASELINE]
     out = [NamedSpec(n, copy.deepcopy(BUILTIN_SPECS[n]), "built-in") for n in chosen]
     taken = set(chosen)
     for default_name, spec, path in user:
