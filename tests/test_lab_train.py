@@ -129,3 +129,25 @@ def test_drpo_weights_on_correct_rollouts_are_the_length_softmax_and_never_negat
     rewards = [1 - 10 / 40, 1 - 30 / 40, 0.0]
     mean = sum(rewards) / 3
     assert correct_negative_share(correct[:3], [r - mean for r in rewards]) == (0.5, 2)
+
+
+def test_policy_signal_specs_get_the_policy_as_their_signals_model_and_trainer():
+    pytest.importorskip("torch")
+    from rewardsmith.integrations.trl_drpo import DRPOTrainer
+    from rewardsmith.integrations.trl_signals import PolicySignalsGRPOTrainer
+    from rewardsmith.lab.model import ModelConfig, build_model
+    from rewardsmith.lab.train import POLICY_SIGNALS, _lab_trainer, _spec_reward_funcs
+
+    tok = build_tokenizer()
+    policy = build_model(ModelConfig(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32), tok, seed=0)
+    needs = {}
+    for name in ("pear", "sar", "kimi"):
+        funcs, needs[name], pipeline = _spec_reward_funcs(BUILTIN_SPECS[name], policy, tok, 4, 16, "cpu")
+        assert len(funcs) == 1
+        if name != "kimi":  # the trained policy itself is the spec's signals model
+            assert pipeline.scorers[POLICY_SIGNALS].model is policy and policy.training
+        pipeline.close()
+    assert needs == {"pear": True, "sar": False, "kimi": False}  # pear reads the policy's entropies from the rollouts
+    assert issubclass(_lab_trainer(False, True), PolicySignalsGRPOTrainer)
+    both = _lab_trainer(True, True)
+    assert issubclass(both, DRPOTrainer) and issubclass(both, PolicySignalsGRPOTrainer)
