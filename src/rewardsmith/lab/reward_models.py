@@ -164,7 +164,8 @@ def reward_model_from_policy(policy: PreTrainedModel, seed: int):
     torch.manual_seed(seed)
     rm = AutoModelForSequenceClassification.from_config(cfg)
     missing, _ = rm.load_state_dict(policy.state_dict(), strict=False)
-    assert all(k.startswith("score.") for k in missing), missing  # only the head is new
+    if any(not k.startswith("score.") for k in missing):  # only the head may be new
+        raise ValueError(f"the policy's weights do not fit a sequence classifier of its config: missing {missing}")
     return rm
 
 
