@@ -9,10 +9,9 @@ oa = pytest.importorskip("nemo_gym.openai_utils")
 math_server = pytest.importorskip("resources_servers.math_with_judge.app")
 agent = pytest.importorskip("responses_api_agents.simple_agent.app")
 
-from test_server import running  # noqa: E402
-
 from rewardsmith.integrations import nemo_gym  # noqa: E402
 from rewardsmith.integrations.server import create_app  # noqa: E402
+from test_server import running  # noqa: E402
 
 SPEC = {"verifier": {"name": "math", "extract": ["boxed"]}, "timeout_s": 2, "workers": 1, "length_unit": "words"}
 TOWER = "\\boxed{\\sqrt[\\sqrt[\\sqrt[9]{9}]{9}]{9}^{9^{9^{9}}}}"  # sympy works on this far beyond 2 s
