@@ -9,8 +9,10 @@ oa = pytest.importorskip("nemo_gym.openai_utils")
 math_server = pytest.importorskip("resources_servers.math_with_judge.app")
 agent = pytest.importorskip("responses_api_agents.simple_agent.app")
 
+from rewardsmith.batch import Batch  # noqa: E402
 from rewardsmith.integrations import nemo_gym  # noqa: E402
 from rewardsmith.integrations.server import create_app  # noqa: E402
+from rewardsmith.records import validate_record  # noqa: E402
 from test_server import running  # noqa: E402
 
 SPEC = {"verifier": {"name": "math", "extract": ["boxed"]}, "timeout_s": 2, "workers": 1, "length_unit": "words"}
@@ -144,8 +146,9 @@ def test_record_from_a_request_keeps_turns_calls_and_training_tokens():
         {"role": "tool", "content": "8", "tool_call_id": "c1"},
         {"role": "assistant", "content": "\\boxed{8}", "num_tokens": 3, "logprobs": [-0.1, -0.2, -0.3]},
     ]
-    assert rec["prompt_id"] == "3" and rec["answer"] == "8" and rec["num_tokens"] == 4 and rec["truncated"] is True
-    assert rec["prompt"] == "What is 3+5?" and rec["completion"] == "\\boxed{8}"
+    assert rec["prompt_id"] == "3" and rec["answer"] == "8" and rec["truncated"] is True
+    batch = Batch.from_records([validate_record(rec)])  # the completion and prompt are derived from the turns
+    assert batch.completions == ["\\boxed{8}"] and batch.prompts == ["What is 3+5?"]
     assert rec["meta"] == {"question": "What is 3+5?"}  # the reference is never in meta
 
 

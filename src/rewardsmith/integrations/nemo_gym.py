@@ -12,8 +12,8 @@ reward is not a valid measurement (nemo_gym/base_resources_server.py, nemo-gym 0
 
 :func:`to_record` turns one request into a rewardsmith trajectory record: ``messages`` in chat
 form (system/user/assistant/tool; a ``function_call`` becomes a ``tool_calls`` entry of the
-assistant turn it follows, a ``function_call_output`` a ``tool`` turn), ``prompt``/``completion``
-the last user and last assistant turns, ``answer`` from the first present field of
+assistant turn it follows, a ``function_call_output`` a ``tool`` turn; the batch derives the
+completion, the last assistant turn, from them), ``answer`` from the first present field of
 ``answer_fields``, ``truncated`` when the response stopped at ``max_output_tokens``, per-turn
 ``num_tokens``/``logprobs`` from the token ids NeMo Gym's training models attach
 (``generation_token_ids``, ``generation_log_probs``), and the row's other fields in ``meta``.
@@ -124,10 +124,8 @@ def to_record(body: dict[str, Any], answer_fields: tuple[str, ...] = ANSWER_FIEL
         raise RecordError("'responses_create_params' and 'response' must be objects")
     messages = to_messages(params, response)
     assistant = [m for m in messages if m["role"] == "assistant"]
-    users = [m for m in messages if m["role"] == "user"]
     if not assistant:
         raise RecordError("the response holds no assistant turn")
-    prompt = users[-1]["content"] if users else ""
     task = body.get("_ng_task_index")
     record: dict[str, Any] = {
         "prompt_id": str(task)
@@ -136,13 +134,9 @@ def to_record(body: dict[str, Any], answer_fields: tuple[str, ...] = ANSWER_FIEL
             :16
         ],
         "messages": messages,
-        "prompt": prompt,
-        "completion": assistant[-1]["content"],
     }
     reason = (response.get("incomplete_details") or {}).get("reason")
     record["truncated"] = response.get("status") == "incomplete" and reason == "max_output_tokens"
-    if all("num_tokens" in m for m in assistant):
-        record["num_tokens"] = sum(m["num_tokens"] for m in assistant)
     for name in answer_fields:
         if body.get(name) is not None:
             record["answer"] = body[name]
