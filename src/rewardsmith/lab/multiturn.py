@@ -587,3 +587,22 @@ def write_multiturn_report(results: dict[str, Any], out: Path) -> Path:
     path = out / "multiturn.md"
     path.write_text(report_section(results))
     return path
+
+
+def cli_main(args: Any) -> int:
+    """``rewardsmith lab --multiturn [--preset tiny|quick] [--out DIR] [--seed N] [--threads N]``."""
+    import sys
+
+    if args.preset not in MULTITURN_PRESETS:
+        print(f"rewardsmith lab --multiturn: presets are {', '.join(MULTITURN_PRESETS)}", file=sys.stderr)
+        return 2
+    if args.spec or args.only:
+        print("rewardsmith lab --multiturn: compares its own two rewards; --spec/--only do not apply", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else Path("runs") / "lab" / time.strftime("multiturn-%Y%m%d-%H%M%S")
+    results = run_multiturn(MULTITURN_PRESETS[args.preset], seed=args.seed, device=args.device or "cpu",
+                            threads=args.threads)  # fmt: skip
+    path = write_multiturn_report(results, out)
+    print(report_section(results))
+    print(f"{results['seconds']:.0f} s; report: {path}; results: {out / 'multiturn.json'}")
+    return 0
