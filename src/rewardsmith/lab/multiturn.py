@@ -141,6 +141,7 @@ class MultiTurnPreset:
     num_generations: int = 4
     prompt_pool: int = 64
     learning_rate: float = 5e-5
+    temperature: float = 1.0  # sampling, and the trainer's log-probs (GRPOConfig.temperature)
     max_completion_length: int = 80
     max_calls: int = 12
     n_test: int = 200
@@ -170,7 +171,8 @@ MULTITURN_PRESETS = {
         prompts_per_step=8,
         num_generations=8,
         prompt_pool=96,
-        learning_rate=1e-4,
+        learning_rate=2e-4,
+        temperature=0.7,
         n_test=200,
     ),
 }
@@ -242,22 +244,19 @@ def rollout(
                 torch.stack(out.scores, dim=1).float().log_softmax(-1) if not greedy else None
             )  # (B, T, V): sampling log-probs after temperature
             for i, t in enumerate(active):
-                _extend(t, new[i], scores[i] if scores is not None else None, tokenizer, eq, eos)
+                remaining = max_completion_length - len(t.completion_ids)
+                _extend(t, new[i], scores[i] if scores is not None else None, tokenizer, eq, eos, remaining)
                 _step_environment(t, tokenizer, max_completion_length, max_calls)
     finally:
         model.train(was_training)
     return trajs
 
 
-def _extend(t: Trajectory, new: list[int], scores: Any, tokenizer: Any, eq: int, eos: int) -> None:
-    """Append one sampled assistant turn (cut after its first ``=`` or EOS; padding dropped)."""
-    turn: list[int] = []
-    for tok in new:
-        if tok == tokenizer.pad_token_id and tok not in (eq, eos):
-            break
-        turn.append(tok)
-        if tok in (eq, eos):
-            break
+def _extend(t: Trajectory, new: list[int], scores: Any, tokenizer: Any, eq: int, eos: int, budget: int) -> None:
+    """Append one sampled assistant turn: cut after its first ``=`` or EOS (generate pads past them) and to the
+    trajectory's own remaining ``budget`` (the batch sampled up to the largest one)."""
+    stops = [k for k, tok in enumerate(new) if tok in (eq, eos)]
+    turn = new[: min(stops[0] + 1 if stops else len(new), budget)]
     lps = [float(scores[k, tok]) for k, tok in enumerate(turn)] if scores is not None else [0.0] * len(turn)
     t.completion_ids += turn
     t.env_mask += [1] * len(turn)
@@ -291,14 +290,14 @@ def _step_environment(t: Trajectory, tokenizer: Any, max_completion_length: int,
     t.done = len(t.completion_ids) >= max_completion_length
 
 
-def make_rollout_func(preset: MultiTurnPreset, temperature: float = 1.0) -> Callable[[list, Any], dict[str, list]]:
+def make_rollout_func(preset: MultiTurnPreset) -> Callable[[list, Any], dict[str, list]]:
     """TRL's ``rollout_func``: one trajectory per prompt the trainer passes (its prompts already repeat each
     problem ``num_generations`` times), with ``env_mask`` and the turns as ``completion_messages``."""
 
     def rollout_func(prompts: list, trainer: Any) -> dict[str, list]:
         model = trainer.accelerator.unwrap_model(trainer.model)
         trajs = rollout(
-            model, trainer.processing_class, prompts, preset.max_completion_length, preset.max_calls, temperature
+            model, trainer.processing_class, prompts, preset.max_completion_length, preset.max_calls, preset.temperature
         )
         return {
             "prompt_ids": [t.prompt_ids for t in trajs],
@@ -438,6 +437,7 @@ def train_arm(
             num_generations=preset.num_generations,
             learning_rate=preset.learning_rate,
             lr_scheduler_type="constant",
+            temperature=preset.temperature,
             max_completion_length=preset.max_completion_length,
             beta=0.0,
             loss_type="dapo",
