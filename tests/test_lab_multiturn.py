@@ -98,8 +98,9 @@ def test_multiturn_grpo_end_to_end(tmp_path, monkeypatch):
     for arm in ("outcome", "per_call"):
         curve = results["arms"][arm]["curve"]
         assert [row["step"] for row in curve] == [1, 2]  # TRL logged each GRPO step's reward
-        e = results["arms"][arm]["eval"]
-        assert 0.0 <= e["accuracy"] <= 1.0 and 0.0 <= e["per_call_score"] <= 1.0 and e["policy_tokens"] > 0
+        for mode in ("eval", "eval_sampled"):
+            e = results["arms"][arm][mode]
+            assert 0.0 <= e["accuracy"] <= 1.0 and 0.0 <= e["per_call_score"] <= 1.0 and e["policy_tokens"] > 0
     report = mt.write_multiturn_report(results, tmp_path / "out").read_text()
     assert "| per_call |" in report and "| outcome |" in report
 

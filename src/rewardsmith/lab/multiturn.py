@@ -166,13 +166,13 @@ MULTITURN_PRESETS = {
         name="quick",
         model=ModelConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=192),
         sft_examples=4000,
-        sft_steps=250,
+        sft_steps=600,
         rl_steps=60,
         prompts_per_step=8,
         num_generations=8,
         prompt_pool=96,
-        learning_rate=2e-4,
-        temperature=0.7,
+        learning_rate=3e-4,
+        temperature=1.0,
         n_test=200,
     ),
 }
@@ -495,13 +495,20 @@ def call_habits(record: dict[str, Any], problem: Problem) -> dict[str, int]:
 
 
 def evaluate(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, problems: Sequence[Problem], preset: MultiTurnPreset
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerFast,
+    problems: Sequence[Problem],
+    preset: MultiTurnPreset,
+    greedy: bool = True,
 ) -> dict[str, float]:
-    """Greedy multi-turn rollouts on ``problems``, scored by the outcome and per-call specs."""
+    """Multi-turn rollouts on ``problems`` (greedy, or sampled at the preset's temperature), scored by the
+    outcome and per-call specs."""
     from ..pipeline import load_spec
 
-    trajs = rollout(model, tokenizer, [p.prompt for p in problems], preset.max_completion_length, preset.max_calls,
-                    greedy=True)  # fmt: skip
+    prompts = [p.prompt for p in problems]
+    trajs = rollout(
+        model, tokenizer, prompts, preset.max_completion_length, preset.max_calls, preset.temperature, greedy
+    )
     records = trajectory_records(trajs, problems)
     outcome = load_spec({**OUTCOME_SPEC, "workers": 1})
     per_call = load_spec({**PER_CALL_SPEC, "workers": 1})
@@ -524,6 +531,16 @@ def evaluate(
     }
 
 
+def _evaluations(model: Any, tokenizer: Any, test: Sequence[Problem], preset: MultiTurnPreset, seed: int) -> dict:
+    import torch
+
+    torch.manual_seed(seed)  # the same sampling noise for every policy
+    return {
+        "eval": evaluate(model, tokenizer, test, preset),
+        "eval_sampled": evaluate(model, tokenizer, test, preset, greedy=False),
+    }
+
+
 def run_multiturn(preset: MultiTurnPreset, seed: int = 0, device: str = "cpu", threads: int = 2) -> dict[str, Any]:
     """SFT the tool-using policy, then GRPO under each arm from the same start; held-out greedy metrics."""
     import torch
@@ -538,13 +555,13 @@ def run_multiturn(preset: MultiTurnPreset, seed: int = 0, device: str = "cpu", t
         "preset": preset.to_dict(),
         "seed": seed,
         "sft": {"seconds": sft_info["seconds"], "cached": sft_info["cached"]},
-        "arms": {"base": {"eval": evaluate(base, tokenizer, test, preset)}},
+        "arms": {"base": _evaluations(base, tokenizer, test, preset, seed)},
     }
     for arm in ARMS:
         a0 = time.perf_counter()
         policy, curve = train_arm(base, tokenizer, arm, train, preset, seed, device)
         results["arms"][arm] = {
-            "eval": evaluate(policy, tokenizer, test, preset),
+            **_evaluations(policy, tokenizer, test, preset, seed),
             "curve": curve,
             "seconds": time.perf_counter() - a0,
         }
@@ -560,17 +577,18 @@ def report_section(results: dict[str, Any]) -> str:
         "",
         f"Preset `{p['name']}`, seed {results['seed']}: {p['rl_steps']} GRPO steps of {p['prompts_per_step']} prompts × "
         f"{p['num_generations']} trajectories through TRL's `GRPOTrainer` (`rollout_func`, tool turns masked); "
-        f"{p['n_test']} held-out problems ({p['min_terms']}–{p['max_terms']} terms), greedy.",
+        f"{p['n_test']} held-out problems ({p['min_terms']}–{p['max_terms']} terms), greedy and sampled.",
         "",
         "| policy | accuracy | per-call score | calls | check calls | slip share | no-call share | policy tokens |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name, arm in results["arms"].items():
-        e = arm["eval"]
-        lines.append(
-            f"| {name} | {e['accuracy']:.3f} | {e['per_call_score']:.3f} | {e['calls']:.2f} | {e['check_calls']:.2f} "
-            f"| {e['slip_share']:.3f} | {e['no_call_share']:.3f} | {e['policy_tokens']:.1f} |"
-        )
+    for mode, label in (("eval", "greedy"), ("eval_sampled", f"sampled at T={p['temperature']}")):
+        for name, arm in results["arms"].items():
+            e = arm[mode]
+            lines.append(
+                f"| {name} ({label}) | {e['accuracy']:.3f} | {e['per_call_score']:.3f} | {e['calls']:.2f} "
+                f"| {e['check_calls']:.2f} | {e['slip_share']:.3f} | {e['no_call_share']:.3f} | {e['policy_tokens']:.1f} |"
+            )
     lines += [
         "",
         "`outcome`: `exact` on the final turn. `per_call`: the same plus `tool_call`'s per-call score (each call "
