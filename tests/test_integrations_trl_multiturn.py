@@ -1,6 +1,8 @@
 """TRL's multi-turn paths through ``reward_funcs``: the tool-calling loop's message completions and a
 ``rollout_func``'s ``completion_messages`` become trajectory records (the GRPO run itself: test_lab_multiturn)."""
 
+import pytest
+
 from rewardsmith.integrations.trl import reward_funcs, trajectory
 
 EXACT = {"verifier": {"name": "exact", "extract": ["hash"]}, "length_unit": "words"}
@@ -71,3 +73,33 @@ def test_batches_differing_only_in_tool_calls_are_scored_apart():
     first = fn(prompts=[PROMPT], completions=[a], tool_calls=[GOLD])
     second = fn(prompts=[PROMPT], completions=[b], tool_calls=[GOLD])
     assert first == [1.0] and second[0] < 1.0
+
+
+def test_messages_parsed_by_trls_own_response_parser():
+    """The assistant turns as TRL's tool loop builds them: ``parse_response`` on the generated ids (Qwen3's chat
+    template and TRL's response schema on a byte-level tokenizer built here), the tool result as TRL appends it."""
+    pytest.importorskip("jmespath")  # transformers < 5.13 parses with the legacy schema, which needs it
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+    from trl.chat_template_utils import add_response_schema, parse_response, qwen3_chat_template
+
+    core = Tokenizer(
+        models.BPE(vocab={c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}, merges=[])
+    )
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<tool_call>", "</tool_call>"]})
+    tok.chat_template = qwen3_chat_template
+    add_response_schema(tok)
+
+    def generated(text):
+        return parse_response(tok, tok(text + "<|im_end|>", add_special_tokens=False)["input_ids"])
+
+    calling = generated('<tool_call>\n{"name": "calculator", "arguments": {"expression": "3+5"}}\n</tool_call>')
+    assert calling["tool_calls"][0]["function"]["arguments"] == {"expression": "3+5"}
+    completion = [calling, tool("8"), generated("Answer: 8")]
+    (outcome,) = reward_funcs({"verifier": "exact", "length_unit": "words"})
+    (per_call,) = reward_funcs(PER_CALL)
+    assert outcome(prompts=[PROMPT], completions=[completion], answer=["8"]) == [1.0]
+    assert per_call(prompts=[PROMPT], completions=[completion], tool_calls=[GOLD]) == [1.0]
