@@ -324,12 +324,20 @@ def sft_policy(
     payload = {"sft": {k: preset.to_dict()[k] for k in sft_fields}, "seed": seed, "version": CACHE_VERSION}
     key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
     path = (cache_dir or cache_root()) / f"multiturn-{key}"
-    if (path / "sft_meta.json").exists():
-        model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
-        tokenizer.padding_side = "left"
-        configure_generation(model, tokenizer)
-        return model, tokenizer, {**json.loads((path / "sft_meta.json").read_text()), "cached": True}
+    cached = (path / "sft_meta.json").exists()
+    if not cached:
+        _train_sft(preset, train, seed, device, path)
+    # always loaded from disk: the trainer leaves its wrappers on the trained object (an instance ``forward``
+    # bound to it), so a deep copy of that object would still run — and train — the original's weights
+    model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
+    tokenizer.padding_side = "left"
+    configure_generation(model, tokenizer)
+    return model, tokenizer, {**json.loads((path / "sft_meta.json").read_text()), "cached": cached}
+
+
+def _train_sft(preset: MultiTurnPreset, train: Sequence[Problem], seed: int, device: str, path: Path) -> None:
+    """Train the base policy with TRL's ``SFTTrainer`` and save it (model, tokenizer, meta) at ``path``."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -363,21 +371,18 @@ def sft_policy(
         trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
         trainer.train()
         losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
-    model.eval()
-    configure_generation(model, tokenizer)
     meta = {"seconds": time.perf_counter() - t0, "losses": losses}
     tmp_path = path.with_name(path.name + f".tmp{os.getpid()}")
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     (tmp_path / "sft_meta.json").write_text(json.dumps(meta))
-    if path.exists():
+    if path.exists():  # another process finished first; keep theirs
         import shutil
 
         shutil.rmtree(tmp_path, ignore_errors=True)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp_path, path)
-    return model, tokenizer, {**meta, "cached": False}
 
 
 def rl_dataset(problems: Sequence[Problem]):
