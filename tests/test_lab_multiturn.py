@@ -110,7 +110,7 @@ def test_multiturn_grpo_end_to_end(tmp_path, monkeypatch):
             e = results["arms"][arm][mode]
             assert 0.0 <= e["accuracy"] <= 1.0 and 0.0 <= e["per_call_score"] <= 1.0 and e["policy_tokens"] > 0
     report = mt.write_multiturn_report(results, tmp_path / "out").read_text()
-    assert "| per_call |" in report and "| outcome |" in report
+    assert "| per_call (greedy) |" in report and "| outcome (sampled at T=1.0) |" in report
 
 
 def test_rollout_func_output_is_aligned():
