@@ -157,3 +157,11 @@ def test_rollouts_of_one_task_share_a_group_without_a_task_index():
     b = nemo_gym.to_record(request(response(say("\\boxed{9}"))))
     c = nemo_gym.to_record(request(response(say("x")), question="What is 2+2?"))
     assert a["prompt_id"] == b["prompt_id"] != c["prompt_id"]
+
+
+def test_verify_refuses_a_spec_that_needs_groups():
+    """One rollout per call: kimi would see a group of one and shape nothing, so the spec is refused."""
+    spec = {**SPEC, "shaping": [{"name": "kimi", "coef": 0.3}]}
+    with running(create_app(spec, group_size=4)) as u:  # /get_reward would hold groups; /verify cannot
+        r = httpx.post(f"{u}/verify", json=request(TOOL_TRAJECTORY), timeout=30)
+    assert r.status_code == 422 and "one rollout at a time" in r.text and "kimi" in r.text
