@@ -66,10 +66,20 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         help="seed of the base policy, prompts and sampling (default: %(default)s)",
     )
     p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default: %(default)s)")
+    p.add_argument(
+        "--multiturn",
+        action="store_true",
+        help="the multi-turn lab instead: a calculator tool-use task, outcome-only vs per-call credit "
+        "(presets tiny and quick; docs/lab.md)",
+    )
     p.set_defaults(func=_cmd_lab)
 
 
 def _cmd_lab(args: argparse.Namespace) -> int:
+    if args.multiturn:
+        from .multiturn import cli_main
+
+        return cli_main(args)
     from ..spec import read_spec_file
     from .presets import PRESETS
     from .specs import select_specs
