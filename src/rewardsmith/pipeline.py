@@ -626,10 +626,18 @@ def _build_verifiers(spec: Spec) -> dict[str, Verifier]:
     if routes is not None:
         if not routes:
             raise SpecError("verifier: an empty data_source map; give at least one data_source or 'default'")
-        return {source: build("verifier", cfg, field=f"verifier.{source}") for source, cfg in routes.items()}  # type: ignore[misc]
+        return {source: _build_verifier(cfg, field=f"verifier.{source}") for source, cfg in routes.items()}
     if spec.verifier is not None:
-        return {DEFAULT_SOURCE: build("verifier", spec.verifier, field="verifier")}  # type: ignore[dict-item]
+        return {DEFAULT_SOURCE: _build_verifier(spec.verifier, field="verifier")}
     return {}
+
+
+def _build_verifier(config: Any, field: str) -> Verifier:
+    """A verifier; a ``per_turn`` one gets its ``inner`` verifier built (any name, import path or plugin)."""
+    verifier: Verifier = build("verifier", config, field=field)  # type: ignore[assignment]
+    if isinstance(verifier, PerTurnVerifier):
+        verifier.bind(build("verifier", verifier.options.inner, field=f"{field}.inner"))  # type: ignore[attr-defined,arg-type]
+    return verifier
 
 
 def _build_shapers(spec: Spec) -> list[tuple[str, Shaper]]:
