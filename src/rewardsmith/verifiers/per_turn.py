@@ -24,7 +24,8 @@ turns, ``aggregate`` makes the correctness reward and the per-turn (``dense``, `
 
 Unchecked turns get 0. Each reference is checked against its one turn, so repeating a right answer in
 other turns earns nothing more. The row's verdict (``correct``, ``values.correctness``) aggregates the
-turn scores the same way (``sum``: their mean; a turn without an answer scores 0); it is unknown when
+turn scores the same way (``sum``: their mean; a turn without an answer scores 0; with one checked
+turn it is that turn's verdict as it is); it is unknown when
 any checked turn's verdict is, and the row's status is then that turn's (``judge_failed`` first, then
 ``timeout``, ``error``, ``bad_reference``). The ``dense`` output's ``verdicts`` has each turn's score
 (null: unchecked or unknown). A malformed ``turn_references`` (not a list, or not one entry per
