@@ -11,6 +11,7 @@ from . import (
     format_rewards,
     judge,
     math,
+    per_turn,
     reasoning_gym,
     relevance,
     reward_model,
