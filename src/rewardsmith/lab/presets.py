@@ -1,9 +1,12 @@
 """Lab presets: how big the policy is, how long SFT and RL run, and how much is evaluated.
 
-- ``tiny``: a smoke run (about 30 s on 2 CPU cores); checks that the pipeline runs. Its policy does not
-  learn the task (greedy accuracy 0), so its numbers say nothing about the specs.
-- ``quick``: the whole comparison in about 5 minutes on 2 CPU cores, 3 with the base policy cached (``make demo``).
+- ``tiny``: a smoke test (``smoke=True``): checks that the pipeline runs; its report names no best spec.
+  Its policy does not learn the task (greedy accuracy 0), so its numbers say nothing about the specs.
+- ``quick``: the whole comparison on one seed (``make demo``).
+- ``study``: the comparison on several seeds, with 95% intervals over seeds.
 - ``full``: a larger policy and longer RL for a stronger result; meant for ``--device cuda``.
+
+Measured wall times are in :data:`PRESET_TIMES` (also shown by ``rewardsmith lab --help`` and docs/lab.md).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ class Preset:
     max_new_tokens: int  # evaluation budget
     sample_temperature: float = 1.0  # also evaluate one sampled completion per problem (0: greedy only)
     device: str = "cpu"
+    seeds: tuple[int, ...] = (0,)  # one base policy and comparison per seed; ≥ 2 give intervals over seeds
+    smoke: bool = False  # a smoke test: its report names no best spec, front or recommendation
 
 
 PRESETS: dict[str, Preset] = {
@@ -40,6 +45,7 @@ PRESETS: dict[str, Preset] = {
         rl=RLConfig(steps=2, prompts_per_step=4, num_generations=4, prompt_pool=8, max_completion_length=64),
         n_test=48,
         max_new_tokens=64,
+        smoke=True,
     ),
     "quick": Preset(
         name="quick",
@@ -47,6 +53,14 @@ PRESETS: dict[str, Preset] = {
         rl=RLConfig(steps=30, prompts_per_step=8, num_generations=8, learning_rate=3e-5),
         n_test=300,
         max_new_tokens=128,
+    ),
+    "study": Preset(
+        name="study",
+        sft=SFTConfig(steps=800),
+        rl=RLConfig(steps=30, prompts_per_step=8, num_generations=8, learning_rate=3e-5),
+        n_test=300,
+        max_new_tokens=128,
+        seeds=(0, 1, 2),
     ),
     "full": Preset(
         name="full",
@@ -63,4 +77,12 @@ PRESETS: dict[str, Preset] = {
         max_new_tokens=128,
         device="cuda",
     ),
+}
+
+# Wall time on a 2-core CPU machine with a cold cache, measured (docs/lab.md states the same).
+PRESET_TIMES = {
+    "tiny": "41 s measured (under a minute)",
+    "quick": "about 5 min (measured 271–366 s)",
+    "study": "not yet measured",
+    "full": "not timed here",
 }
