@@ -1,8 +1,6 @@
 """One seed's lab report on hand-made results: conclusion logic and tables (the study over seeds is in
 test_lab_study.py)."""
 
-import json
-
 import pytest
 
 from rewardsmith.lab.report import (

@@ -6,8 +6,8 @@ import json
 import math
 
 import pytest
-from _lab_results import PROFILES, combined, seed_run
 
+from _lab_results import PROFILES, combined, seed_run
 from rewardsmith.lab.intervals import ONE_SEED, mean_interval, wilson
 from rewardsmith.lab.report import study_markdown, terminal_table, write_report
 from rewardsmith.lab.study import (
@@ -261,7 +261,7 @@ def _check_figure(fig):
         assert min(xs) >= x0 - tol and max(xs) <= x1 + tol, ax.get_title()
         assert min(ys) >= y0 - tol and max(ys) <= y1 + tol, ax.get_title()
         if "accuracy" in ax.get_ylabel() or ax.get_ylabel() == "share":
-            assert 0.0 <= y0 and y1 <= 1.0, (ax.get_title(), y0, y1)
+            assert y0 >= 0.0 and y1 <= 1.0, (ax.get_title(), y0, y1)
         if "tokens" in ax.get_ylabel() or "tokens" in ax.get_xlabel():
             assert (y0 if "tokens" in ax.get_ylabel() else x0) >= 0.0
         # no overlapping free text: names live in legends only
@@ -277,7 +277,7 @@ def test_plots_stay_in_range_with_no_empty_panels(seeds):
     r = combined(seeds=seeds)
     figs = figures(r)
     assert set(figs) >= {"accuracy_vs_tokens.png", "by_difficulty.png", "length_accuracy.png", "curves.png"}
-    for name, fig in figs.items():
+    for fig in figs.values():
         _check_figure(fig)
         plt.close(fig)
 
