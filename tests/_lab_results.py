@@ -93,16 +93,15 @@ def seed_run(seed, profiles=PROFILES, steps=6, neg_adv=None, fail=()):
     }
 
 
-def combined(seeds=(0, 1, 2), smoke=False, preset="study", **kw):
+def combine_runs(runs, names, smoke=False, preset="study"):
+    """``rewardsmith.lab.study.combine`` with fixed metadata."""
     from rewardsmith.lab.study import combine
 
+    meta = {"smoke": smoke, "seconds": 9.0, "device": "cpu", "threads": 2, "cpu_count": 2}
+    config = next(r["config"] for r in runs.values() if "config" in r)
+    return combine(runs, preset=preset, baseline="correctness", spec_names=list(names), config=config, meta=meta)
+
+
+def combined(seeds=(0, 1, 2), smoke=False, preset="study", **kw):
     runs = {str(s): seed_run(s, **kw) for s in seeds}
-    names = list(kw.get("profiles", PROFILES))
-    return combine(
-        runs,
-        preset=preset,
-        baseline="correctness",
-        spec_names=names,
-        config=runs[str(seeds[0])]["config"],
-        meta={"smoke": smoke, "seconds": 9.0, "device": "cpu", "threads": 2, "cpu_count": 2},
-    )
+    return combine_runs(runs, kw.get("profiles", PROFILES), smoke, preset)

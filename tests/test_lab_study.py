@@ -7,13 +7,12 @@ import math
 
 import pytest
 
-from _lab_results import PROFILES, combined, seed_run
+from _lab_results import PROFILES, combine_runs, combined, seed_run
 from rewardsmith.lab.intervals import ONE_SEED, mean_interval, wilson
 from rewardsmith.lab.report import study_markdown, terminal_table, write_report
 from rewardsmith.lab.study import (
     KEEP_MARGIN,
     WITHIN_SEED,
-    combine,
     family,
     length_accuracy,
     length_bins,
@@ -78,28 +77,14 @@ def test_a_failed_spec_is_recorded_and_left_out():
             "failures": [{"spec": n, "stage": "sft", "error": "OSError: disk", "traceback": ""} for n in PROFILES],
         },
     }
-    r = combine(
-        runs,
-        "study",
-        "correctness",
-        list(PROFILES),
-        runs["0"]["config"],
-        {"seconds": 1.0, "device": "cpu", "threads": 2, "cpu_count": 2},
-    )
+    r = combine_runs(runs, PROFILES)
     assert r["specs"]["kimi"]["n_seeds"] == 1 and r["specs"]["laser_d"]["n_seeds"] == 2
     assert {(f["seed"], f["spec"]) for f in r["failures"]} >= {(1, "kimi"), (2, "correctness")}
     md = study_markdown(r)
     assert "failed run(s)" in md and "seed 1, kimi (rl): RuntimeError: boom" in md
     # a spec whose baseline failed on every paired seed has no paired change
     runs["1"] = seed_run(1, fail=("correctness",))
-    r = combine(
-        runs,
-        "study",
-        "correctness",
-        list(PROFILES),
-        runs["0"]["config"],
-        {"seconds": 1.0, "device": "cpu", "threads": 2, "cpu_count": 2},
-    )
+    r = combine_runs(runs, PROFILES)
     assert r["specs"]["laser_d"]["vs_baseline"]["accuracy"]["note"] == WITHIN_SEED  # only seed 0 pairs
 
 
@@ -177,14 +162,7 @@ def test_drpo_section_reports_the_share_or_not_measured():
     runs = {str(s): seed_run(s, profiles=profiles, neg_adv={"drpo": 0.0, "kimi": 0.3}) for s in (0, 1, 2)}
     for run in runs.values():
         run["specs"]["drpo"]["spec"] = {**BUILTIN_SPECS["kimi"], "objective": {"name": "drpo"}}
-    r = combine(
-        runs,
-        "study",
-        "correctness",
-        list(profiles),
-        runs["0"]["config"],
-        {"seconds": 1.0, "device": "cpu", "threads": 2, "cpu_count": 2},
-    )
+    r = combine_runs(runs, profiles)
     d = r["study"]["drpo"]
     assert d["drpo_specs"] == ["drpo"] and d["correct_neg_adv_share"]["kimi"]["value"] == pytest.approx(0.3, abs=0.01)
     assert d["correct_neg_adv_share"]["correctness"] is None

@@ -15,10 +15,11 @@ from .intervals import Estimate
 from .study import NEG_ADV_KEY, curve_bands, difficulty_order, pareto_points
 
 MARKERS = "os^Dv<>pPXh*"
+COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9")  # C7 (gray) is the base policy's
 
 
 def _style(i: int) -> dict[str, Any]:
-    return {"color": f"C{i % 10}", "marker": MARKERS[i % len(MARKERS)]}
+    return {"color": COLORS[i % len(COLORS)], "marker": MARKERS[i % len(MARKERS)]}
 
 
 def _limits(lo: float, hi: float, pad: float = 0.05, floor: float | None = None, ceil: float | None = None):
