@@ -348,3 +348,26 @@ def test_run_lab_resumes_and_records_failures(tmp_path, monkeypatch):
 
     run_mod.run_lab(replace(preset, n_test=preset.n_test + 6), specs, "cpu", (0,), out, threads=None, log=log.append)
     assert len(trained) == 3
+
+
+def test_every_seed_failing_still_writes_a_report(tmp_path):
+    failed = {
+        "seed": 0,
+        "specs": {},
+        "failures": [{"spec": n, "stage": "sft", "error": "OSError: disk full", "traceback": ""} for n in PROFILES],
+    }
+    runs = {"0": failed, "1": {**failed, "seed": 1}}
+    from rewardsmith.lab.study import combine
+
+    r = combine(
+        runs,
+        "study",
+        "correctness",
+        list(PROFILES),
+        {"n_test": 1},
+        {"seconds": 1.0, "device": "cpu", "threads": 2, "cpu_count": 2},
+    )
+    assert r["specs"] == {} and len(r["failures"]) == 2 * len(PROFILES) and r["study"]["recommended"] == []
+    report = write_report(r, tmp_path).read_text()
+    assert "No seed produced a base policy" in report and "OSError: disk full" in report
+    assert not list(tmp_path.glob("*.png"))

@@ -123,6 +123,9 @@ def plot_accuracy_vs_tokens(results: dict[str, Any]):
     fig, axes = _figure(1, len(modes), (6.5 * len(modes) + 2, 4.8))
     drawn = [_acc_tokens_panel(ax, results, m, bool(results.get("smoke"))) for ax, m in zip(axes[0], modes)]
     if not any(drawn):
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
         return None
     for ax, ok in zip(axes[0], drawn):
         if not ok:
