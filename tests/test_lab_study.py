@@ -371,3 +371,20 @@ def test_every_seed_failing_still_writes_a_report(tmp_path):
     report = write_report(r, tmp_path).read_text()
     assert "No seed produced a base policy" in report and "OSError: disk full" in report
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_legends_sit_outside_the_data():
+    """A legend inside an axes can hide points; every legend is placed to the right of its axes."""
+    import matplotlib.pyplot as plt
+
+    from rewardsmith.lab.report import figures
+
+    for name, fig in figures(combined()).items():
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            if legend is None:
+                continue
+            assert legend.get_window_extent(renderer).x0 >= ax.get_window_extent(renderer).x1 - 1, name
+        plt.close(fig)

@@ -186,7 +186,14 @@ def plot_by_difficulty(results: dict[str, Any]):
         ax.set_xlim(-0.5, len(levels) - 0.5)
     axes[1, 0].set_xlabel("difficulty")
     _legend_right(fig, axes[0, 0])
-    axes[1, 0].legend(fontsize=8, loc="upper left")
+    if shown:  # the specs are named in the upper legend; this one names the reference only
+        axes[1, 0].legend(
+            handles=[axes[1, 0].collections[-1]],
+            fontsize=8,
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+            borderaxespad=0,
+        )
     fig.tight_layout()
     return fig
 
@@ -227,7 +234,7 @@ def plot_length_accuracy(study: dict[str, Any]):
         ax.set_ylabel("accuracy")
     for ax in flat[len(per) :]:
         fig.delaxes(ax)
-    flat[0].legend(fontsize=7, loc="lower left")
+    _legend_right(fig, flat[ncols - 1])
     fig.suptitle(f"accuracy against length per difficulty — {study['spec']}, {study['mode']} completions", fontsize=10)
     fig.tight_layout()
     return fig
