@@ -23,7 +23,7 @@ def _preset_help() -> str:
     from .presets import PRESET_TIMES as T
 
     return (
-        f"tiny: a smoke test, {T['tiny']} on 2 CPU cores; its policy does not learn the task, so its numbers say "
+        f"tiny: a smoke test, {T['tiny']}; its policy does not learn the task, so its numbers say "
         f"nothing about the specs; quick: the built-in comparison on one seed (make demo), {T['quick']}; "
         f"study: the comparison on several seeds with 95%% intervals ({T['study']}); "
         f"full: a larger policy and longer RL, for a GPU ({T['full']})"

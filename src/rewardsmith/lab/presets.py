@@ -75,7 +75,7 @@ PRESETS["study"] = replace(PRESETS["quick"], name="study", seeds=(0, 1, 2))
 
 # Wall time on a 2-core CPU machine with a cold cache, measured (docs/lab.md states the same).
 PRESET_TIMES = {
-    "tiny": "41 s measured (under a minute)",
+    "tiny": "41 s measured on an idle 2-core machine, cold cache",
     "quick": "about 5 min (measured 271–366 s)",
     "study": "not yet measured",
     "full": "not timed here",
