@@ -341,7 +341,8 @@ def test_run_lab_resumes_and_records_failures(tmp_path, monkeypatch):
     broken.clear()
     r = run_mod.run_lab(preset, specs, "cpu", (0, 1), out, threads=None, log=log.append)
     assert sorted(trained) == [(0, "kimi"), (1, "kimi")] and r["failures"] == []
-    assert r["specs"]["kimi"]["n_seeds"] == 2
+    assert r["specs"]["kimi"]["n_seeds"] == 2 and r["runs"]["1"]["loaded"] == ["correctness", "laser_d"]
+    assert "4 (seed, spec) pairs were loaded, not trained" in study_markdown(r)
     # a changed preset does not reuse the stored pairs
     trained.clear()
     from dataclasses import replace

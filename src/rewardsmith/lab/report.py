@@ -620,7 +620,12 @@ def study_markdown(results: dict[str, Any]) -> str:
         + f" base policy (SFT), training prompts and {results['config']['n_test']} held-out problems; every spec "
         "is GRPO-trained from that seed's base policy. "
         f"Greedy evaluation unless marked sampled. Wall time {results['seconds']:.0f} s ({results['device']}, "
-        f"{results['threads']} torch threads, {results['cpu_count']} CPUs visible).",
+        f"{results['threads']} torch threads, {results['cpu_count']} CPUs visible)"
+        + (
+            f"; this run resumed an earlier one: {n_loaded} (seed, spec) pairs were loaded, not trained."
+            if (n_loaded := sum(len(r.get("loaded", [])) for r in results["runs"].values()))
+            else "."
+        ),
         "",
         f"Intervals: {_interval_kind(results)}.",
         "",

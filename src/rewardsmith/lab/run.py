@@ -160,6 +160,7 @@ def run_seed(
             }
 
     results: dict[str, dict[str, Any]] = {}
+    loaded: list[str] = []  # pairs finished by an earlier run into the same directory
     bar = _bar(preset.rl.steps * len(todo), f"{label}GRPO", "step")
     for s in specs:
         path = seed_dir / f"{s.name}.json"
@@ -167,6 +168,7 @@ def run_seed(
         done = _load_done(path, fp)
         if done is not None:
             results[s.name] = done["result"]
+            loaded.append(s.name)
             log(f"{label}{s.name}: already done ({path})")
             continue
         bar.set_description(f"{label}GRPO {s.name}")
@@ -221,6 +223,7 @@ def run_seed(
         "config": config,
         "specs": results,
         "failures": failures,
+        "loaded": loaded,
     }
 
 
