@@ -6,7 +6,7 @@
 - ``study``: the comparison on several seeds, with 95% intervals over seeds.
 - ``full``: a larger policy and longer RL for a stronger result; meant for ``--device cuda``.
 
-Measured wall times are in :data:`PRESET_TIMES` (also shown by ``rewardsmith lab --help`` and docs/lab.md).
+Measured wall times are in :data:`rewardsmith.lab.cli.PRESET_TIMES` (``--help``; docs/lab.md states the same).
 """
 
 from __future__ import annotations
@@ -72,11 +72,3 @@ PRESETS: dict[str, Preset] = {
 }
 # ``study``: the ``quick`` comparison on several seeds.
 PRESETS["study"] = replace(PRESETS["quick"], name="study", seeds=(0, 1, 2))
-
-# Wall time on a 2-core CPU machine with a cold cache, measured (docs/lab.md states the same).
-PRESET_TIMES = {
-    "tiny": "41 s measured on an idle 2-core machine, cold cache",
-    "quick": "about 5 min (measured 271–366 s)",
-    "study": "not yet measured",
-    "full": "not timed here",
-}
