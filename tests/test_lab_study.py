@@ -156,8 +156,9 @@ def test_drpo_section_reports_the_share_or_not_measured():
 
     profiles = {**PROFILES, "drpo": PROFILES["kimi"]}
     r = combined(profiles=profiles)
-    assert "not measured" in study_markdown(r)
-    assert r["study"]["drpo"]["drpo_specs"] == []
+    assert "| drpo | DRPO | not measured |" in study_markdown(r)  # the metric was not logged
+    assert r["study"]["drpo"]["drpo_specs"] == ["drpo"]  # the built-in drpo spec
+    assert "No DRPO spec was run" in study_markdown(combined())
     # with a DRPO spec and the metric logged
     runs = {str(s): seed_run(s, profiles=profiles, neg_adv={"drpo": 0.0, "kimi": 0.3}) for s in (0, 1, 2)}
     for run in runs.values():
@@ -166,7 +167,7 @@ def test_drpo_section_reports_the_share_or_not_measured():
     d = r["study"]["drpo"]
     assert d["drpo_specs"] == ["drpo"] and d["correct_neg_adv_share"]["kimi"]["value"] == pytest.approx(0.3, abs=0.01)
     assert d["correct_neg_adv_share"]["correctness"] is None
-    assert list(d["pairs"]) == ["drpo vs kimi"]  # same reward, GRPO
+    assert list(d["pairs"]) == ["drpo vs kimi", "drpo vs laser_d"]  # the same reward first, then length specs
     md = study_markdown(r)
     assert "| drpo | DRPO | 0.00" in md and "| correctness | GRPO | not measured |" in md
 

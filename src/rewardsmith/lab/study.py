@@ -402,8 +402,8 @@ def _reward_part(spec: Mapping[str, Any]) -> dict[str, Any]:
 def drpo_study(results: Mapping[str, Any]) -> dict[str, Any]:
     """(d) DRPO against GRPO with a length reward: per spec the mean over training of the share of
     correct rollouts given a negative advantage (``correct_neg_adv_share``; None when not logged),
-    and DRPO − comparator paired differences (the GRPO spec with the same reward when there is one,
-    else every GRPO length spec)."""
+    and DRPO − comparator paired differences against the GRPO spec with the same reward (other than
+    the baseline, which ``vs_baseline`` already covers) and every GRPO length spec."""
     specs = results["specs"]
     neg: dict[str, Any] = {}
     for name in specs:
@@ -416,13 +416,9 @@ def drpo_study(results: Mapping[str, Any]) -> dict[str, Any]:
     drpo = [n for n, a in specs.items() if is_drpo(a["spec"])]
     pairs: dict[str, Any] = {}
     for d in drpo:
-        same = [
-            n
-            for n, a in specs.items()
-            if not is_drpo(a["spec"]) and _reward_part(a["spec"]) == _reward_part(specs[d]["spec"])
-        ]
-        others = same or [n for n, a in specs.items() if not is_drpo(a["spec"]) and family(a["spec"], n)]
-        for o in others:
+        grpo = [n for n, a in specs.items() if not is_drpo(a["spec"]) and n != results["baseline"]]
+        same = [n for n in grpo if _reward_part(specs[n]["spec"]) == _reward_part(specs[d]["spec"])]
+        for o in same + [n for n in grpo if n not in same and family(specs[n]["spec"], n)]:
             pairs[f"{d} vs {o}"] = vs_baseline(_ok_runs(results["runs"]), d, o, results["hardest"])
     return {"drpo_specs": drpo, "correct_neg_adv_share": neg, "pairs": pairs}
 
