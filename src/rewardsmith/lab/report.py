@@ -565,6 +565,7 @@ def _drpo_section(results: dict[str, Any]) -> list[str]:
     for name, e in d["correct_neg_adv_share"].items():
         obj = "DRPO" if name in d["drpo_specs"] else "GRPO"
         lines.append(f"| {name} | {obj} | {'not measured' if e is None else _ci(e)} |")
+    lines.append("")
     for pair, vs in d["pairs"].items():
         if vs:
             lines.append(
