@@ -264,6 +264,8 @@ def plot_curves(results: dict[str, Any], specs: Sequence[str] | None = None, tit
         return None
     ncols = min(3, len(panels))
     nrows = -(-len(panels) // ncols)
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = _figure(nrows, ncols, (4.8 * ncols + 1.5, 3.4 * nrows))
     flat = list(axes.flat)
     order = {n: i for i, n in enumerate(results["specs"])}
@@ -291,6 +293,7 @@ def plot_curves(results: dict[str, Any], specs: Sequence[str] | None = None, tit
         ax.set_xlim(*_limits(min(steps), max(steps), pad=0.02))
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("GRPO step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if share:
             ax.set_ylabel("accuracy" if key == "accuracy" else "share")
     for ax in flat[len(panels) :]:
