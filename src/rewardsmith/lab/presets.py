@@ -1,14 +1,17 @@
 """Lab presets: how big the policy is, how long SFT and RL run, and how much is evaluated.
 
-- ``tiny``: a smoke run (about 30 s on 2 CPU cores); checks that the pipeline runs. Its policy does not
-  learn the task (greedy accuracy 0), so its numbers say nothing about the specs.
-- ``quick``: the whole comparison in about 5 minutes on 2 CPU cores, 3 with the base policy cached (``make demo``).
+- ``tiny``: a smoke test (``smoke=True``): checks that the pipeline runs; its report names no best spec.
+  Its policy does not learn the task (greedy accuracy 0), so its numbers say nothing about the specs.
+- ``quick``: the whole comparison on one seed (``make demo``).
+- ``study``: the comparison on several seeds, with 95% intervals over seeds.
 - ``full``: a larger policy and longer RL for a stronger result; meant for ``--device cuda``.
+
+Measured wall times are in :data:`rewardsmith.lab.cli.PRESET_TIMES` (``--help``; docs/lab.md states the same).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .model import ModelConfig
 from .sft import SFTConfig
@@ -24,6 +27,8 @@ class Preset:
     max_new_tokens: int  # evaluation budget
     sample_temperature: float = 1.0  # also evaluate one sampled completion per problem (0: greedy only)
     device: str = "cpu"
+    seeds: tuple[int, ...] = (0,)  # one base policy and comparison per seed; ≥ 2 give intervals over seeds
+    smoke: bool = False  # a smoke test: its report names no best spec, front or recommendation
 
 
 PRESETS: dict[str, Preset] = {
@@ -40,6 +45,7 @@ PRESETS: dict[str, Preset] = {
         rl=RLConfig(steps=2, prompts_per_step=4, num_generations=4, prompt_pool=8, max_completion_length=64),
         n_test=48,
         max_new_tokens=64,
+        smoke=True,
     ),
     "quick": Preset(
         name="quick",
@@ -64,3 +70,5 @@ PRESETS: dict[str, Preset] = {
         device="cuda",
     ),
 }
+# ``study``: the ``quick`` comparison on several seeds.
+PRESETS["study"] = replace(PRESETS["quick"], name="study", seeds=(0, 1, 2))
