@@ -97,6 +97,11 @@ def _worker_main(fd: int) -> None:
 
     logging.disable(logging.WARNING)  # math-verify logs every timeout/parse failure
     _worker_loop(Connection(fd), {}, os.getppid())
+    # Told to stop: exit now, not through interpreter shutdown (tearing down sympy's modules takes
+    # longer than the engine waits for a graceful stop).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _worker_loop(conn: Connection, warmed: dict[str, bool], engine_pid: int) -> None:
