@@ -66,8 +66,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
             engine.close()
         raise
     try:
-        if any(v.isolate for v in pipe.verifiers.values()) and callable(getattr(pipe.engine, "start", None)):
-            pipe.engine.start()  # workers start while the input is read
+        pipe.start_workers()  # workers start while the input is read
         report = read_records(args.rollouts, skip_invalid=args.skip_invalid)
         records = report.records
         out = Path(args.output) if args.output else Path(args.rollouts).with_suffix(".scored.jsonl")
