@@ -350,7 +350,7 @@ def exact_verdict(gold: str, pred: str) -> float | None:
         same = sa == sb and fa == fb  # two non-empty intervals: equal exactly when their ends and brackets are
     elif infinite:
         if len(fa) != len(fb) or "set" in (sa, sb) or "value" in (sa, sb):
-            return None  # math-verify reads (3,\\infty) as equal to \\{3,\\infty\\}
+            return None  # math-verify reads (3,\infty) as equal to \{3,\infty\}
         same = False  # an unbounded interval is neither a bounded one nor a pair of numbers
     elif sa == sb or (sa != "value" and sb != "value" and "()" not in (sa, sb)):
         same = sa == sb and fa == fb  # tuples and intervals: same brackets, same elements in order
