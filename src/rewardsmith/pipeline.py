@@ -550,6 +550,15 @@ class Pipeline:
             with self._lock:
                 self.state.save(self.spec.state)
 
+    def start_workers(self) -> None:
+        """Start the engine's verification workers now, loading this spec's isolated verifiers, so the
+        first batch does not pay their start-up (a no-op without isolated verifiers or for an engine
+        without ``start``)."""
+        isolated = [v for v in self.verifiers.values() if v.isolate]
+        start = getattr(self.engine, "start", None)
+        if isolated and callable(start):
+            start(isolated)
+
     def close(self) -> None:
         self.engine.close()
 

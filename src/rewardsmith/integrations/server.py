@@ -153,6 +153,7 @@ def create_app(
             "rollouts sent one per request (OpenRLHF's client) can only be grouped with a known group size: "
             "give --num-generations (OpenRLHF's --n_samples_per_prompt; create_app's group_size)"
         )
+    pipeline.start_workers()  # at start-up: the first request does not wait for worker processes
     limiter = asyncio.Semaphore(max_concurrency)
     scorers = ThreadPoolExecutor(max_concurrency, thread_name_prefix="rewardsmith-score")
     Step = Field(default=None, ge=0, le=MAX_STEP, strict=True)  # the training step: an integer, never 1e20 or "3"

@@ -100,6 +100,7 @@ class TRLScorer:
         self._needs_groups = bool(group_aware_shapers(pipeline))
         self._lock = threading.Lock()
         self._last: tuple[str, Scores] | None = None
+        pipeline.start_workers()  # while the trainer sets up: the first step does not wait for worker processes
 
     def records(
         self,
