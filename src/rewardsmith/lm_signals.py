@@ -43,7 +43,12 @@ class CausalLMScorer:
             tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
             model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=_DTYPES[dtype])
         except OSError as exc:
-            raise ValueError(f"signals.model: cannot load a local causal LM from {path!r}: {exc}") from None
+            hint = (
+                " ('policy' names the policy being trained: it only exists inside `rewardsmith lab`)"
+                if path == "policy"
+                else ""
+            )
+            raise ValueError(f"signals.model: cannot load a local causal LM from {path!r}{hint}: {exc}") from None
         return cls(model, tok, device, batch_size)
 
     def encode(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
