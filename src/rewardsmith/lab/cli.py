@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..cli_args import non_negative_int, positive_int
@@ -27,6 +28,7 @@ PRESET_HELP = (
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     from .specs import BUILTIN_NAMES
+    from .tasks import TASKS
 
     p = subparsers.add_parser(
         "lab",
@@ -65,6 +67,13 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         default=0,
         help="seed of the base policy, prompts and sampling (default: %(default)s)",
     )
+    p.add_argument(
+        "--task",
+        choices=TASKS,
+        default=None,
+        help="the task family: carry (systematic slips that checks repair) or chain (every check redundant); "
+        "default: the preset's (carry)",
+    )
     p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default: %(default)s)")
     p.set_defaults(func=_cmd_lab)
 
@@ -75,6 +84,8 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     from .specs import select_specs
 
     preset = PRESETS[args.preset]
+    if args.task and args.task != preset.sft.task:
+        preset = replace(preset, sft=replace(preset.sft, task=args.task, style=None))
     device = args.device or preset.device
     if device == "cuda":
         import torch
@@ -86,7 +97,7 @@ def _cmd_lab(args: argparse.Namespace) -> int:
             )
             return 2
     user = [(Path(f).stem, read_spec_file(f), f) for f in args.spec]
-    specs = select_specs(args.only, user)
+    specs = select_specs(args.only or preset.specs, user)
     out = Path(args.out) if args.out else Path("runs") / "lab" / time.strftime("%Y%m%d-%H%M%S")
 
     from .report import terminal_table, write_report

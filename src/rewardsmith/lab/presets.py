@@ -24,6 +24,7 @@ class Preset:
     max_new_tokens: int  # evaluation budget
     sample_temperature: float = 1.0  # also evaluate one sampled completion per problem (0: greedy only)
     device: str = "cpu"
+    specs: tuple[str, ...] = ()  # the built-in specs it runs (the baseline always); () = all of them
 
 
 PRESETS: dict[str, Preset] = {

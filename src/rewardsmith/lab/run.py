@@ -58,7 +58,8 @@ def run_lab(
     if BASELINE not in names:
         raise ValueError(f"the comparison needs the '{BASELINE}' spec as its baseline")
     validate_specs(specs)
-    train, test = train_test_split(preset.sft.n_train, preset.n_test, seed, preset.sft.min_terms, preset.sft.max_terms)
+    sft = preset.sft
+    train, test = train_test_split(sft.n_train, preset.n_test, seed, sft.min_terms, sft.max_terms, sft.task)
 
     bar = _bar(preset.sft.steps, "SFT base policy", "step")
     model, tokenizer, sft_info = load_or_train(
