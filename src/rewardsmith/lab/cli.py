@@ -51,7 +51,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         choices=BUILTIN_NAMES,
         metavar="NAME",
-        help="run only these built-in specs (repeatable; the correctness baseline always runs): "
+        help="run only these built-in specs (repeatable; the correctness baseline always runs; default: the "
+        "preset's list): "
         f"{', '.join(BUILTIN_NAMES)}",
     )
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default: runs/lab/<timestamp>)")
@@ -97,7 +98,9 @@ def _cmd_lab(args: argparse.Namespace) -> int:
             )
             return 2
     user = [(Path(f).stem, read_spec_file(f), f) for f in args.spec]
-    specs = select_specs(args.only or preset.specs, user)
+    from .specs import BUILTIN_SPECS
+
+    specs = select_specs(args.only or [n for n in preset.specs if n in BUILTIN_SPECS], user)
     out = Path(args.out) if args.out else Path("runs") / "lab" / time.strftime("%Y%m%d-%H%M%S")
 
     from .report import terminal_table, write_report

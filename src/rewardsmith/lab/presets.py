@@ -2,8 +2,19 @@
 
 - ``tiny``: a smoke run (about 30 s on 2 CPU cores); checks that the pipeline runs. Its policy does not
   learn the task (greedy accuracy 0), so its numbers say nothing about the specs.
-- ``quick``: the whole comparison in about 5 minutes on 2 CPU cores, 3 with the base policy cached (``make demo``).
-- ``full``: a larger policy and longer RL for a stronger result; meant for ``--device cuda``.
+- ``quick`` (``make demo``): the carry task's comparison on one seed, with the specs that show its two findings
+  (a length reward cutting redundancy for free; a uniform one over-compressing hard problems).
+- ``study``: every comparison spec on three seeds, for intervals.
+- ``full``: a larger policy and longer RL, every spec, for one large GPU (``bash bench/lab_full_gpu.sh``).
+
+Sizing (2 CPU cores; per-step times measured as in docs/lab.md, where the load average is given):
+
+- SFT: fp32 AdamW steps of 64 traces on the 0.6M-parameter policy, 0.32 s each on idle cores (bf16 autocast
+  0.65 s: fp32 is the default); 600 steps learn the carry task's slip and its checks (≈ 190 s idle).
+- GRPO: a step of 8 prompts × 8 rollouts (≤ 128 tokens), t_rl s; evaluation of 600 held-out problems
+  (greedy and one sample each) t_eval s per spec.
+- ``quick`` = SFT + (1 + len(specs)) evaluations + len(specs) × 30 GRPO steps.
+- ``study`` = 3 × (SFT + base evaluation) + 3 × 15 specs × (30 GRPO steps + evaluation).
 """
 
 from __future__ import annotations
@@ -27,6 +38,28 @@ class Preset:
     specs: tuple[str, ...] = ()  # the built-in specs it runs (the baseline always); () = all of them
 
 
+# The quick comparison: the baseline, two uniform length rewards (kimi: no budget; truncation at 64 tokens) and
+# two difficulty-aware ones (laser_d, hapo).
+QUICK_SPECS = ("correctness", "kimi", "truncation", "laser_d", "hapo")
+# The study's comparison: uniform (kimi, l1_max, truncation), difficulty-aware (laser_d, hapo, grpo_lambda, dler),
+# label-free (format_length), and the signal- and model-based specs where they are built in (others are skipped).
+STUDY_SPECS = (
+    "correctness",
+    "kimi",
+    "l1_max",
+    "truncation",
+    "laser_d",
+    "hapo",
+    "grpo_lambda",
+    "dler",
+    "format_length",
+    "drpo",
+    "pear",
+    "sar",
+    "rm_biased_raw",
+    "rm_biased_par",
+)
+
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         name="tiny",
@@ -44,10 +77,19 @@ PRESETS: dict[str, Preset] = {
     ),
     "quick": Preset(
         name="quick",
-        sft=SFTConfig(steps=800),
-        rl=RLConfig(steps=30, prompts_per_step=8, num_generations=8, learning_rate=3e-5),
-        n_test=300,
+        sft=SFTConfig(steps=600),
+        rl=RLConfig(steps=30, prompts_per_step=8, num_generations=8, learning_rate=1e-4, bf16=False),
+        n_test=600,  # 100 per difficulty: the noise floor on the hardest bucket is 3/100
         max_new_tokens=128,
+        specs=QUICK_SPECS,
+    ),
+    "study": Preset(
+        name="study",
+        sft=SFTConfig(steps=600),
+        rl=RLConfig(steps=30, prompts_per_step=8, num_generations=8, learning_rate=1e-4, bf16=False),
+        n_test=600,
+        max_new_tokens=128,
+        specs=STUDY_SPECS,
     ),
     "full": Preset(
         name="full",
@@ -58,8 +100,9 @@ PRESETS: dict[str, Preset] = {
             batch_size=128,
             lr=2e-3,
             warmup_steps=100,
+            bf16=True,
         ),
-        rl=RLConfig(steps=150, prompts_per_step=16, num_generations=8, prompt_pool=480, learning_rate=5e-5),
+        rl=RLConfig(steps=60, prompts_per_step=16, num_generations=8, prompt_pool=480, learning_rate=1e-4),
         n_test=1200,
         max_new_tokens=128,
         device="cuda",
