@@ -7,14 +7,21 @@
 - ``study``: every comparison spec on three seeds, for intervals.
 - ``full``: a larger policy and longer RL, every spec, for one large GPU (``bash bench/lab_full_gpu.sh``).
 
-Sizing (2 CPU cores; per-step times measured as in docs/lab.md, where the load average is given):
+Sizing on 2 CPU cores. Per-step times: SFT (fp32 AdamW, 64 traces, the 0.6M-parameter policy) 0.32 s on idle
+cores (the prototype's figure; bf16 autocast 0.65 s). Measured here under other jobs' load (load average 2–12):
+fp32 0.89 s vs bf16 1.59 s per step on 1 thread, 1.63 vs 5.58 s on 2 threads — fp32 is the default, and
+under load 1 thread beats 2. A GRPO step of 8 prompts × 8 rollouts (≤ 128 tokens) took 0.6–1.7 s on a
+lightly loaded machine (the chain task's quick runs) and 10.4 s at load 12; evaluating 600 held-out
+problems greedily 18–41 s at load 12. Estimates for idle cores (t_sft = 0.32 s, t_rl ≈ 1.2 s, evaluation
+≈ 20 s per policy, greedy and one sample each):
 
-- SFT: fp32 AdamW steps of 64 traces on the 0.6M-parameter policy, 0.32 s each on idle cores (bf16 autocast
-  0.65 s: fp32 is the default); 600 steps learn the carry task's slip and its checks (≈ 190 s idle).
-- GRPO: a step of 8 prompts × 8 rollouts (≤ 128 tokens), t_rl s; evaluation of 600 held-out problems
-  (greedy and one sample each) t_eval s per spec.
-- ``quick`` = SFT + (1 + len(specs)) evaluations + len(specs) × 30 GRPO steps.
-- ``study`` = 3 × (SFT + base evaluation) + 3 × 15 specs × (30 GRPO steps + evaluation).
+- ``quick`` = 600·t_sft + 6 evaluations + 5 specs × 30·t_rl ≈ 192 + 120 + 180 ≈ 490 s (≤ 10 min).
+- ``study`` = 3 seeds × (600·t_sft + evaluation) + 3 × 14 specs × (30·t_rl + evaluation)
+  ≈ 3 × 212 + 42 × 56 ≈ 636 + 2352 ≈ 50 min, plus the PEAR/SAR signal passes and the two reward models'
+  training (lab-trained RMs) — under the 75-minute bound with ~20 minutes to spare, not measured end to end.
+- ``full`` (one large GPU, not run here): a 3.4M-parameter policy, 2,000 SFT steps of 128 traces and 60 GRPO
+  steps of 16 × 8 rollouts per spec, the study's 14 specs; sized to fit 10 minutes assuming ~30 ms per SFT step
+  and ~0.5 s per GRPO step on the GPU (generation-latency bound at this size).
 """
 
 from __future__ import annotations
@@ -96,7 +103,7 @@ PRESETS: dict[str, Preset] = {
         sft=SFTConfig(
             model=ModelConfig(hidden_size=256, num_layers=4, num_heads=8, intermediate_size=768),
             n_train=50000,
-            steps=3000,
+            steps=2000,
             batch_size=128,
             lr=2e-3,
             warmup_steps=100,
@@ -106,5 +113,6 @@ PRESETS: dict[str, Preset] = {
         n_test=1200,
         max_new_tokens=128,
         device="cuda",
+        specs=STUDY_SPECS,
     ),
 }
