@@ -15,7 +15,7 @@ lightly loaded machine (the chain task's quick runs) and 10.4 s at load 12; eval
 problems greedily 18–41 s at load 12. Estimates for idle cores (t_sft = 0.32 s, t_rl ≈ 1.2 s, evaluation
 ≈ 20 s per policy, greedy and one sample each):
 
-- ``quick`` = 600·t_sft + 6 evaluations + 5 specs × 30·t_rl ≈ 192 + 120 + 180 ≈ 490 s (≤ 10 min).
+- ``quick`` = 600·t_sft + 7 evaluations + 6 specs × 30·t_rl ≈ 192 + 140 + 216 ≈ 550 s (≤ 10 min).
 - ``study`` = 3 seeds × (600·t_sft + evaluation) + 3 × 14 specs × (30·t_rl + evaluation)
   ≈ 3 × 212 + 42 × 56 ≈ 636 + 2352 ≈ 50 min, plus the PEAR/SAR signal passes and the two reward models'
   training (lab-trained RMs) — under the 75-minute bound with ~20 minutes to spare, not measured end to end.
@@ -45,9 +45,9 @@ class Preset:
     specs: tuple[str, ...] = ()  # the built-in specs it runs (the baseline always); () = all of them
 
 
-# The quick comparison: the baseline, two uniform length rewards (kimi: no budget; truncation at 64 tokens) and
+# The quick comparison: the baseline, three uniform length rewards (kimi: no budget; l1_max and truncation at 64) and
 # two difficulty-aware ones (laser_d, hapo).
-QUICK_SPECS = ("correctness", "kimi", "truncation", "laser_d", "hapo")
+QUICK_SPECS = ("correctness", "kimi", "l1_max", "truncation", "laser_d", "hapo")
 # The study's comparison: uniform (kimi, l1_max, truncation), difficulty-aware (laser_d, hapo, grpo_lambda, dler),
 # label-free (format_length), and the signal- and model-based specs where they are built in (others are skipped).
 STUDY_SPECS = (
