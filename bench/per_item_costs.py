@@ -120,7 +120,7 @@ def main() -> None:
 
     import logging
 
-    from rewardsmith.registry import build
+    from rewardsmith.components import build
 
     logging.disable(logging.WARNING)
     print(

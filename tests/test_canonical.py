@@ -17,6 +17,12 @@ EQUAL = [
     (r"\{1,2\}", r"\{2, 1\}"),
     (r"[-3,4)", r"[-3, 4)"),
     (r"(1,2)", r"(1, 2)"),
+    (r"[3,\infty]", r"[3,\infty)"),  # the side at infinity is open, as in sympy
+    (r"(3,\infty)", r"\left(3, +\infty\right)"),
+    (r"(-\infty,\infty)", r"(-\infty,+\infty)"),
+    (r"(-\infty,\frac12]", r"[-\infty,0.5]"),
+    (r"5\text{ cm}", "5"),  # a unit word is dropped, as math-verify drops it
+    (r"44\text{ km}", r"\frac{88}{2}\,\text{km}"),
     ("2", r"\frac{1}{\frac{1}{2}}"),
     ("2", r"\frac{1}{" * 200 + "2" + "}" * 200),  # a 200-deep continued fraction, read without recursion
     (r"\frac12", "0.5"),
@@ -31,16 +37,28 @@ DIFFERENT = [
     (r"[1,5)", r"[1,5]"),
     (r"\{1,2\}", r"[1,2]"),
     (r"5\pi", r"\frac{\pi}{5}"),
+    (r"(3,\infty)", r"[3,\infty)"),
+    (r"[3,6)", r"(3,\infty)"),
+    (r"(3,\infty)", r"(4,\infty)"),
+    (r"(-\infty,3)", r"(-\infty,3]"),
+    (r"(1,5)", r"[1,5)"),  # (1, 5) with 1 < 5 is the open interval for math-verify
+    (r"44\text{ km}", r"45\text{ km}"),
+    (r"44\text{ km}", "88"),
     ("2", r"\frac{1}{" * 201 + "2" + "}" * 201),
 ]
 LEFT_TO_MATH_VERIFY = [
     (r"\frac{\sqrt{2}}{2}", "0.7071"),  # float rounding is math-verify's call
     (r"\{0.5, 1\}", r"\{0.5001, 1\}"),
-    (r"(1,5)", r"[1,5)"),  # "(1, 5)": a tuple or an open interval
+    (r"(5,1)", r"[5,1)"),  # "(5, 1)": a tuple; "[5, 1)": empty
+    (r"[3,3)", r"(3,3]"),  # both empty
+    (r"[3,3]", r"\{3\}"),  # a point
+    (r"(3,\infty)", r"\{3,\infty\}"),  # equal for math-verify
+    (r"(\infty,3)", r"(3,\infty)"),
+    (r"(2,3)", r"(2,3,\infty)"),
+    (r"5\text{ cm}", r"5\text{ m}"),  # different units: math-verify's call
     (r"e^2", r"e \cdot e"),  # e and i are constants for math-verify
     (r"2i", r"i+i"),
     (r"\sin x", r"\sin(x)"),
-    (r"5\text{ cm}", "5"),
     (r"x>1", r"(1,\infty)"),
     ("2", r"\frac{1}{0}"),
     (r"x^{1000}", r"x^{1000}+0"),  # powers past 64 are not expanded here

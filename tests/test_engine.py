@@ -264,3 +264,21 @@ def test_workers_started_early_are_the_ones_a_run_uses(engine):
     assert all(v.score == 1.0 for v in out[:10])
     assert engine.stats.workers_replaced == 1  # only the hung one: the started workers served the run
     assert len(engine._workers) <= 2
+
+
+def test_workers_started_with_a_verifier_load_it_before_the_first_run(engine):
+    from rewardsmith.engine import _read_idle
+
+    verifier = HostileVerifier()
+    engine.start([verifier, lambda: None])  # one that cannot travel is skipped here, refused when run
+    assert engine.started_workers() == 2
+    deadline = time.monotonic() + 120  # a bound on a loaded machine, not a speed check
+    while not all(verifier.cache_key in w.loaded for w in engine._workers):
+        assert time.monotonic() < deadline, "the started workers never loaded the verifier"
+        for w in engine._workers:
+            _read_idle(w)
+        time.sleep(0.05)
+    pids = {w.process.pid for w in engine._workers}
+    out = engine.run(verifier, [Job(str(i), str(i)) for i in range(6)])
+    assert [v.score for v in out] == [1.0] * 6
+    assert {w.process.pid for w in engine._workers} == pids and engine.stats.workers_replaced == 0

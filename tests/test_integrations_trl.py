@@ -306,3 +306,15 @@ def test_grpo_trainer_logs_rewardsmith_rewards(tmp_path):
         assert (
             ours.components["repetition"].min() < 0 and np.abs(ours.components["kimi"]).max() > 0
         )  # non-trivial checks
+
+
+def test_reward_funcs_start_the_workers_before_the_first_call():
+    pipe = load_spec({"verifier": "math", "length_unit": "chars", "workers": 2})
+    try:
+        assert pipe.engine.started_workers() == 0
+        (fn,) = reward_funcs(pipe)
+        assert pipe.engine.started_workers() == 2  # at construction: the first step does not start them
+        assert fn(prompts=["1+1?"], completions=[r"\boxed{2}"], answer=["2"]) == [1.0]
+        assert pipe.engine.started_workers() == 2 and pipe.engine.stats.workers_replaced == 0
+    finally:
+        pipe.close()

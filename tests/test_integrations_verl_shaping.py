@@ -392,6 +392,7 @@ def test_per_sample_compute_score_refuses_alone_and_verifies_for_the_advantage_s
         ({"shaping": [{"name": "repetition"}]}, r"\['repetition'\] read the completion"),
         ({"shaping": [{"name": "laser_de", "lower": 4, "upper": 24, "interval": 4}]}, r"\['laser_de'\] read"),
         ({"shaping": [{"name": "l1_exact", "target": 10}]}, r"\['l1_exact'\] read"),
+        ({"verifier": {"name": "per_turn", "inner": "exact"}}, r"verifiers \['default'\] give per-unit rewards"),
     ],
 )
 def test_advantage_step_refuses_what_it_cannot_run(change, message, tmp_path):

@@ -1,17 +1,14 @@
-"""The lab report on hand-made results: conclusion logic, tables, files."""
-
-import json
+"""One seed's lab report on hand-made results: conclusion logic and tables (the study over seeds is in
+test_lab_study.py)."""
 
 import pytest
 
 from rewardsmith.lab.report import (
     conclusion,
-    markdown,
+    seed_markdown,
     standard_error,
     steps_to_halve_redundancy,
     summary_rows,
-    terminal_table,
-    write_report,
 )
 
 
@@ -127,9 +124,7 @@ def test_summary_and_tables():
     assert [x["name"] for x in rows] == ["(base policy, no RL)", "correctness", "kimi", "greedy", "slow"]
     assert rows[2]["token_reduction"] == pytest.approx(0.5) and rows[2]["steps_to_halve"] == 3
     assert rows[1]["steps_to_halve"] is None
-    table = terminal_table(r)
-    assert "kimi" in table and "-50.0%" in table
-    md = markdown(r)
+    md = seed_markdown(r)
     assert "| kimi | 0.890 |" in md and "(necessary steps only) | 11.0 | 17.0 |" in md
     assert "| kimi | 0.790 | 30.0 | -40.0% | -1.0 | 0.10 | 0.00 |" in md
 
@@ -152,10 +147,10 @@ def test_helpers():
     assert steps_to_halve_redundancy([{"step": 1, "redundant_share": 0.0}, {"step": 2, "redundant_share": 0.0}]) is None
 
 
-def test_write_report(tmp_path):
-    report = write_report(_results(), tmp_path / "out")
-    assert report.read_text().startswith("# Overthinking lab")
-    data = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert data["specs"]["kimi"]["accuracy"] == 0.89
-    for png in ("pareto.png", "by_difficulty.png", "curves.png"):
-        assert (tmp_path / "out" / png).read_bytes()[:4] == b"\x89PNG"
+def test_smoke_seed_report_draws_no_finding():
+    r = {**_results(), "smoke": True}
+    text = "\n".join(conclusion(r))
+    assert "Best AES" not in text and "Pareto" not in text
+    md = seed_markdown(r)
+    assert "Smoke test" in md and "Reading of this seed" not in md and "Best AES" not in md
+    assert "Best AES" in "\n".join(conclusion(_results()))

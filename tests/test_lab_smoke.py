@@ -27,11 +27,13 @@ def test_tiny_preset_end_to_end(tmp_path, monkeypatch, capsys):
     )
     out = tmp_path / "run"
     assert main(["lab", "--preset", "tiny", "--spec", str(user_spec), "--out", str(out)]) == 0
-    for name in ("report.md", "results.json", "pareto.png", "by_difficulty.png", "curves.png"):
+    for name in ("report.md", "results.json", "accuracy_vs_tokens.png", "by_difficulty.png", "curves.png"):
         assert (out / name).stat().st_size > 0, name
+    assert (out / "seeds" / "0" / "report.md").stat().st_size > 0
 
     results = json.loads((out / "results.json").read_text())
-    assert results["preset"] == "tiny" and results["baseline"] == "correctness"
+    assert results["preset"] == "tiny" and results["baseline"] == "correctness" and results["seeds"] == [0]
+    assert results["smoke"] is True and results["study"]["recommended"] == [] and results["failures"] == []
     assert math.isfinite(results["seconds"]) and results["seconds"] > 0
     assert list(results["specs"]) == [*BUILTIN_NAMES, "mine"]
     for name, r in results["specs"].items():
@@ -42,12 +44,13 @@ def test_tiny_preset_end_to_end(tmp_path, monkeypatch, capsys):
             assert 0.0 <= level["accuracy"] <= 1.0 and level["n"] == 8
         for key in ("token_reduction", "accuracy_change", "aes", "redundant_share"):
             assert math.isfinite(r[key]), (name, key)
-        assert len(r["curve"]) == 2 and all(math.isfinite(c["reward"]) and 0 <= c["accuracy"] <= 1 for c in r["curve"])
+        curve = results["runs"]["0"]["specs"][name]["curve"]
+        assert len(curve) == 2 and all(math.isfinite(c["reward"]) and 0 <= c["accuracy"] <= 1 for c in curve)
     assert results["specs"]["correctness"]["token_reduction"] == 0.0
-    assert set(results["pareto_front"]) <= set(results["specs"])
 
     report = (out / "report.md").read_text()
-    assert "## Conclusion" in report and "| correctness |" in report and "mine" in report
+    assert "Smoke test" in report and "| correctness |" in report and "mine" in report
+    assert "Recommended" not in report and "Best AES" not in report
     printed = capsys.readouterr().out
     assert "correctness" in printed and "report:" in printed
 
@@ -56,8 +59,13 @@ def test_tiny_preset_end_to_end(tmp_path, monkeypatch, capsys):
     assert main(["lab", "--preset", "tiny", "--only", "kimi", "--out", str(out2)]) == 0
     again = json.loads((out2 / "results.json").read_text())
     assert list(again["specs"]) == ["correctness", "kimi"]
-    assert again["base_policy"]["sft_cached"] is True and results["base_policy"]["sft_cached"] is False
-    assert again["base_policy"]["accuracy"] == results["base_policy"]["accuracy"]
+    first, second = results["runs"]["0"]["base_policy"], again["runs"]["0"]["base_policy"]
+    assert second["sft_cached"] is True and first["sft_cached"] is False
+    assert second["accuracy"] == first["accuracy"]
+
+    # a rerun into the same directory skips the finished (seed, spec) pairs
+    assert main(["lab", "--preset", "tiny", "--only", "kimi", "--out", str(out2)]) == 0
+    assert "already done" in capsys.readouterr().err
 
 
 def test_bad_spec_fails_before_training(tmp_path, monkeypatch, capsys):

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from rewardsmith import load_spec
-from rewardsmith.lab.specs import BASELINE, BUILTIN_NAMES, BUILTIN_SPECS, select_specs
+from rewardsmith.lab.specs import BASELINE, BUILTIN_NAMES, BUILTIN_SPECS, DEFAULT_NAMES, EXTRA_NAMES, select_specs
+from rewardsmith.lab.train import split_objective
 from rewardsmith.spec import read_spec_file
 
 YAML_DIR = Path(__file__).resolve().parent.parent / "examples" / "specs" / "lab"
@@ -13,7 +14,7 @@ YAML_DIR = Path(__file__).resolve().parent.parent / "examples" / "specs" / "lab"
 
 @pytest.mark.parametrize("name", BUILTIN_NAMES)
 def test_builtin_spec_loads_and_matches_its_yaml(name):
-    load_spec(BUILTIN_SPECS[name]).close()
+    load_spec(split_objective(BUILTIN_SPECS[name])[1]).close()
     assert read_spec_file(YAML_DIR / f"{name}.yaml") == BUILTIN_SPECS[name]
 
 
@@ -30,13 +31,27 @@ def test_builtins_use_tokens_and_the_task_verifier():
         "format_length",
         "l1_max",
         "dler",
+        "drpo",
+        "pear",
+        "sar",
+        "rm_concise",
+        "rm_biased_raw",
+        "rm_biased_par",
     }
-    for spec in BUILTIN_SPECS.values():
-        assert spec["length_unit"] == "tokens" and spec["verifier"] == {"name": "exact", "extract": ["hash"]}
+    for name, spec in BUILTIN_SPECS.items():
+        assert spec["length_unit"] == "tokens"
+        if name.startswith("rm_"):  # a reward model the lab trains replaces the rule verifier
+            assert spec["verifier"]["name"] == "reward_model" and spec["verifier"]["path"].startswith("lab-rm:")
+        else:
+            assert spec["verifier"] == {"name": "exact", "extract": ["hash"]}
+    assert BUILTIN_SPECS["drpo"]["objective"]["name"] == "drpo"
+    assert BUILTIN_SPECS["sar"]["signals"] == BUILTIN_SPECS["pear"]["signals"] == {"model": "policy"}
 
 
 def test_select_specs():
-    assert [s.name for s in select_specs([], [])] == list(BUILTIN_NAMES)
+    assert [s.name for s in select_specs([], [])] == list(DEFAULT_NAMES)
+    assert not set(DEFAULT_NAMES) & set(EXTRA_NAMES) and set(DEFAULT_NAMES) | set(EXTRA_NAMES) == set(BUILTIN_NAMES)
+    assert [s.name for s in select_specs(["rm_biased_par", "sar"], [])] == ["correctness", "sar", "rm_biased_par"]
     assert [s.name for s in select_specs(["kimi"], [])] == ["correctness", "kimi"]
     user = [
         ("mine", {"verifier": "exact"}, "a.yaml"),

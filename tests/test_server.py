@@ -319,3 +319,14 @@ def test_cli_serve_process_saves_state_on_shutdown(tmp_path):
         output = proc.communicate(timeout=30)[0].decode()
     assert proc.returncode == 0, output
     assert json.loads(state.read_text())["step"] == 1
+
+
+def test_the_server_starts_its_workers_at_start_up():
+    from rewardsmith import load_spec
+
+    pipe = load_spec({"verifier": "math", "length_unit": "chars", "workers": 2})
+    try:
+        create_app(pipe)
+        assert pipe.engine.started_workers() == 2  # before any request
+    finally:
+        pipe.close()

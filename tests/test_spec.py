@@ -23,7 +23,10 @@ def test_yaml_toml_and_dict_give_the_same_spec(tmp_path):
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ({"verifier": "maths"}, r"verifier: unknown verifier 'maths'; allowed: .*exact, judge, math, reasoning_gym"),
+        (
+            {"verifier": "maths"},
+            r"verifier: unknown verifier 'maths'; allowed: .*exact, judge, math, per_turn, reasoning_gym",
+        ),
         ({"verifier": {"name": "math", "extract": ["nope"]}}, r"verifier\(math\)\.extract\.0: Input should be 'boxed'"),
         (
             {"verifier": {"name": "exact", "tolerance": 1}},

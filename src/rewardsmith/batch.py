@@ -198,7 +198,7 @@ class Batch:
                 completion_text(r["completion"]) if r.get("completion") is not None else d[1]
                 for r, d in zip(recs, derived)
             ],
-            answers=[_answer_text(r.get("answer")) for r in recs],
+            answers=[answer_text(r.get("answer")) for r in recs],
             num_tokens=np.array(
                 [np.nan if r.get("num_tokens") is None else float(r["num_tokens"]) for r in recs], dtype=np.float64
             ),
@@ -274,7 +274,7 @@ class Batch:
         return out, "tokens"
 
 
-def _answer_text(value: Any) -> str | None:
+def answer_text(value: Any) -> str | None:
     """A reference as text: strings as they are, structured answers (tool calls, boxes) as JSON."""
     if value is None or isinstance(value, str):
         return value

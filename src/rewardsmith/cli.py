@@ -66,8 +66,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
             engine.close()
         raise
     try:
-        if any(v.isolate for v in pipe.verifiers.values()) and callable(getattr(pipe.engine, "start", None)):
-            pipe.engine.start()  # workers start while the input is read
+        pipe.start_workers()  # workers start while the input is read
         report = read_records(args.rollouts, skip_invalid=args.skip_invalid)
         records = report.records
         out = Path(args.output) if args.output else Path(args.rollouts).with_suffix(".scored.jsonl")
@@ -162,7 +161,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with ``command`` ``score`` or ``list`` (the one being run), the other
+    sub-commands are left out, so scoring does not import the probe, the lab or the server CLI."""
     parser = argparse.ArgumentParser(prog="rewardsmith", description="Reward design for RL post-training of LLMs.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -206,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-v", "--verbose", action="store_true", help="show each component's options")
     p.set_defaults(func=_cmd_list)
+    if command in ("score", "list"):
+        return parser
 
     from .analysis import cli as analysis_cli
     from .analysis import judge_cli
@@ -223,7 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .registry import SpecError
     from .state import StateError
 
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(words[0] if words else None).parse_args(words)
     command = " ".join(part for part in (args.command, getattr(args, "eval_command", None)) if part)
     try:
         return int(args.func(args) or 0)

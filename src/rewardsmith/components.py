@@ -24,6 +24,8 @@ def load_builtins() -> None:
     """Register the built-in verifiers, format rewards, shapers and advantage estimators."""
     from . import advantages, shaping, verifiers  # noqa: F401
 
+    verifiers.load_builtins()
+
 
 def lookup(kind: str, name: Any, field: str | None = None) -> Entry:
     """The entry of a built-in or registered component, or of a user's (an import path, a Python object

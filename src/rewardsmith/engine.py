@@ -97,6 +97,11 @@ def _worker_main(fd: int) -> None:
 
     logging.disable(logging.WARNING)  # math-verify logs every timeout/parse failure
     _worker_loop(Connection(fd), {}, os.getppid())
+    # Told to stop: exit now, not through interpreter shutdown (tearing down sympy's modules takes
+    # longer than the engine waits for a graceful stop).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _worker_loop(conn: Connection, warmed: dict[str, bool], engine_pid: int) -> None:
@@ -330,15 +335,36 @@ class VerificationEngine:
         """The same as :meth:`run` without blocking the event loop."""
         return await asyncio.get_running_loop().run_in_executor(None, self.run, verifier, jobs)
 
-    def start(self) -> None:
+    def start(self, verifiers: Sequence[Verifier] = ()) -> None:
         """Start the worker processes now (they start on demand otherwise), so that their start-up
-        overlaps with whatever the caller does next, such as reading the input."""
+        overlaps with whatever the caller does next, such as reading the input or waiting for the
+        first request. Each new worker also loads ``verifiers`` (unpickling imports their modules)
+        without blocking the caller; a heavy warm-up still waits for the first job that needs it."""
         with self._lock:
             if os.getpid() != self._pid:
                 return
-            fresh = [self._spawn() for _ in range(self.n_workers - len(self._workers) - self._starting)]
+            fresh = [
+                self._start_process("_worker_main") for _ in range(self.n_workers - len(self._workers) - self._starting)
+            ]
+            loads = []
+            for verifier in verifiers:
+                try:
+                    loads.append(pickle.dumps((verifier, [])))  # no items: load only
+                except Exception:
+                    pass  # one that cannot travel is refused, naming it, when it is first run
+            for worker in fresh:
+                try:
+                    for load in loads:
+                        worker.conn.send_bytes(load)
+                except OSError:
+                    pass  # found dead at its first use, and replaced
             self._workers.extend(fresh)
             self._idle.extend(fresh)  # leased like any idle worker (ready ones first)
+
+    def started_workers(self) -> int:
+        """Worker processes alive in the pool (started, or starting and not yet ready)."""
+        with self._lock:
+            return len(self._workers)
 
     def close(self) -> None:
         """Stop the idle workers and the template (workers of calls in flight stop when their call ends)."""

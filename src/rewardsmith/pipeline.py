@@ -62,8 +62,9 @@ from .signals import Scorer, Signals, required_signals
 from .spec import Spec, parse_spec
 from .state import State
 from .types import ERROR, JUDGE_FAILED, NO_ANSWER, OK, TIMEOUT, Job
-from .verifiers.base import Verifier
+from .verifiers.base import Verdict, Verifier, extraction_failed
 from .verifiers.format_rewards import score_format
+from .verifiers.per_turn import PerTurnVerifier, n_turns
 
 DEFAULT_SOURCE = "default"  # key of the fallback verifier in a data_source -> verifier map
 
@@ -108,6 +109,8 @@ class Scores:
             out["dense"] = {"unit": d.unit, "rewards": d.rewards[i]}
             if d.advantages:
                 out["dense"]["advantages"] = d.advantages[i]
+            if d.verdicts is not None:
+                out["dense"]["verdicts"] = d.verdicts[i]
         return out
 
     def to_records(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -152,6 +155,7 @@ class Verified:
     details: list[str]
     format: np.ndarray | None = None
     dense: Dense | None = None  # per-unit rewards from the verdicts (``Verifier.dense_unit``)
+    correctness: np.ndarray | None = None  # the correctness reward a verifier gives itself (per_turn); NaN: none
 
 
 @dataclass
@@ -171,6 +175,7 @@ class _Stages:
     values: dict[str, np.ndarray] = field(default_factory=dict)
     signals: Signals | None = None
     dense: dict[str, Dense] = field(default_factory=dict)
+    own_correctness: np.ndarray | None = None  # ``Verified.correctness``
 
     @property
     def answered(self) -> np.ndarray:
@@ -209,7 +214,8 @@ class Pipeline:
         self.scorers: dict[str, Scorer] = {}
         self._load_lock = threading.Lock()  # apart from _lock: continuations are scored while shaping holds it
         dense = [key for key, s in self.shapers if s.dense_unit]
-        dense += [f"verifier {v.name}" for v in self.verifiers.values() if v.dense_unit][:1]
+        verifier_units = {v.dense_unit for v in self.verifiers.values() if v.dense_unit}
+        dense += [f"verifier {v.name}" for v in self.verifiers.values() if v.dense_unit][: max(1, len(verifier_units))]
         if len(dense) > 1:
             raise SpecError(
                 f"shaping: at most one component with per-unit (dense) output per spec; got {', '.join(dense)}"
@@ -255,8 +261,9 @@ class Pipeline:
         if not isinstance(batch, Batch):
             batch = Batch.from_records(batch)
         length, unit = batch.lengths(self.spec.length_unit, self.tokenizer)
-        verdict, status, details, verdict_dense = self._verify(batch, progress, step)
-        return Verified(batch, length, unit, verdict, status, details, self._format_scores(batch), verdict_dense)
+        verdict, status, details, verdict_dense, correctness = self._verify(batch, progress, step)
+        fmt = self._format_scores(batch)
+        return Verified(batch, length, unit, verdict, status, details, fmt, verdict_dense, correctness)
 
     def score_verified(
         self, verified: Verified, step: int | None = None, save: bool = True, t0: float | None = None
@@ -265,7 +272,7 @@ class Pipeline:
         format, shaping, gate and advantages over whole groups; state as in ``score``."""
         t0 = time.perf_counter() if t0 is None else t0
         v = verified
-        st = _Stages(v.batch, v.length, v.unit, v.verdict, v.status, v.details)
+        st = _Stages(v.batch, v.length, v.unit, v.verdict, v.status, v.details, own_correctness=v.correctness)
         if v.dense is not None:  # a verifier's per-unit rewards (a segment-level reward model)
             st.dense["correctness"] = v.dense
         self._signals(st)
@@ -330,6 +337,8 @@ class Pipeline:
         if self.verifiers:
             partial = np.where(np.isnan(st.verdict), 0.0, st.verdict)
             st.base = np.where(st.answered, bv.wrong + partial * (bv.correct - bv.wrong), bv.no_answer)
+            if st.own_correctness is not None:  # a per_turn verifier's aggregated turn values
+                st.base = np.where(np.isnan(st.own_correctness), st.base, st.own_correctness)
             st.components["correctness"] = st.base
             st.values["correctness"] = st.verdict
         else:
@@ -447,20 +456,22 @@ class Pipeline:
 
     def _verify(
         self, batch: Batch, progress: Callable[[int], None] | None, step: int | None = None
-    ) -> tuple[np.ndarray, list[str], list[str], Dense | None]:
-        """Stage 1: extract each answer here, check it in the engine; (scores, statuses, details, dense).
-        A step-scheduled verifier gets the step the shapers will see as ``meta.step``; a verifier with
-        ``dense_unit`` gives per-unit rewards in its verdicts (rows it did not score: none)."""
+    ) -> tuple[np.ndarray, list[str], list[str], Dense | None, np.ndarray | None]:
+        """Stage 1: extract each answer here, check it in the engine; (scores, statuses, details, dense,
+        correctness). A step-scheduled verifier gets the step the shapers will see as ``meta.step``; a
+        verifier with ``dense_unit`` gives per-unit rewards in its verdicts (rows it did not score:
+        none), and a ``per_turn`` one its correctness reward and turn verdicts too."""
         n = len(batch)
         scores = np.full(n, np.nan)
         status = [OK] * n
         details = [""] * n
         units = {v.dense_unit for v in self.verifiers.values() if v.dense_unit}
         dense = Dense(units.pop(), [[] for _ in range(n)]) if units else None
+        correctness = None
         if not self.verifiers:
             if progress:
                 progress(n)
-            return scores, status, details, dense
+            return scores, status, details, dense, correctness
         by_verifier: dict[str, list[int]] = {}
         for i, source in enumerate(batch.data_sources):
             key = source if self.routed and source in self.verifiers else DEFAULT_SOURCE
@@ -475,30 +486,49 @@ class Pipeline:
             by_verifier.setdefault(key, []).append(i)
         for key, rows in by_verifier.items():
             verifier = self.verifiers[key]
-            jobs: list[Job | None] = []
-            for i in rows:
-                try:
-                    # a step-scheduled verifier gets the step the shapers will see, in meta.step
-                    extra = {"step": self._step(batch, step)} if verifier.step_scheduled else None
-                    jobs.append(verifier.job_for(batch, i, extra))
-                except Exception as exc:  # extraction must never take the run down
-                    jobs.append(None)
-                    status[i], details[i] = ERROR, f"extraction failed: {type(exc).__name__}: {exc}"
-            verdicts = self.engine.run(verifier, jobs, progress)
-            if progress:
-                progress(sum(job is None for job in jobs))
+            # a step-scheduled verifier gets the step the shapers will see, in meta.step
+            extra = {"step": self._step(batch, step)} if verifier.step_scheduled else None
+            if isinstance(verifier, PerTurnVerifier):
+                verdicts: list[Verdict] = list(verifier.verify_rows(batch, rows, extra, self.engine, self.base_values))
+                if progress:
+                    progress(len(rows))
+            else:
+                verdicts = self._verify_rows(verifier, batch, rows, extra, progress)
             for i, verdict in zip(rows, verdicts):
-                if status[i] == ERROR:
-                    continue
-                if verdict is not None:
-                    scores[i], status[i], details[i] = verdict.score, verdict.status, verdict.detail
-                    if getattr(verdict, "meta_update", None):  # e.g. a reward model's scores of reference responses
-                        batch.metas[i] = {**batch.metas[i], **verdict.meta_update}
-                    if dense is not None and getattr(verdict, "dense", None) is not None:
-                        dense.rewards[i] = list(verdict.dense)
-                else:  # no answer found: wrong whatever the reference (a missing one included)
-                    scores[i], status[i] = 0.0, NO_ANSWER
-        return scores, status, details, dense
+                scores[i], status[i], details[i] = verdict.score, verdict.status, verdict.detail
+                if getattr(verdict, "meta_update", None):  # e.g. a reward model's scores of reference responses
+                    batch.metas[i] = {**batch.metas[i], **verdict.meta_update}
+                if dense is not None and getattr(verdict, "dense", None) is not None:
+                    dense.rewards[i] = list(verdict.dense)
+                if dense is not None and getattr(verdict, "turns", None) is not None:  # a per_turn verifier's
+                    dense.verdicts = dense.verdicts or [[] for _ in range(n)]
+                    dense.verdicts[i] = verdict.turn_scores
+                    correctness = np.full(n, np.nan) if correctness is None else correctness
+                    correctness[i] = verdict.reward
+        return scores, status, details, dense, correctness
+
+    def _verify_rows(
+        self,
+        verifier: Verifier,
+        batch: Batch,
+        rows: list[int],
+        extra: dict[str, Any] | None,
+        progress: Callable[[int], None] | None,
+    ) -> list[Verdict]:
+        """One verifier's verdicts for ``rows``: jobs extracted here, checked in the engine; a row without
+        an answer is ``no_answer`` (wrong whatever the reference, a missing one included)."""
+        jobs: list[Job | None] = []
+        failed: dict[int, Verdict] = {}
+        for j, i in enumerate(rows):
+            try:
+                jobs.append(verifier.job_for(batch, i, extra))
+            except Exception as exc:  # extraction must never take the run down
+                jobs.append(None)
+                failed[j] = extraction_failed(exc)
+        verdicts = self.engine.run(verifier, jobs, progress)
+        if progress:
+            progress(sum(job is None for job in jobs))
+        return [failed.get(j) or v or Verdict(0.0, NO_ANSWER) for j, v in enumerate(verdicts)]
 
     def component_names(self) -> list[str]:
         """The names of ``Scores.components`` for this spec, in stage order."""
@@ -519,6 +549,15 @@ class Pipeline:
         if self.spec.state:
             with self._lock:
                 self.state.save(self.spec.state)
+
+    def start_workers(self) -> None:
+        """Start the engine's verification workers now, loading this spec's isolated verifiers, so the
+        first batch does not pay their start-up (a no-op without isolated verifiers or for an engine
+        without ``start``)."""
+        isolated = [v for v in self.verifiers.values() if v.isolate]
+        start = getattr(self.engine, "start", None)
+        if isolated and callable(start):
+            start(isolated)
 
     def close(self) -> None:
         self.engine.close()
@@ -565,18 +604,17 @@ def _dense(st: _Stages, turn_advantages: list[list[float]] | None = None, sparse
     if not st.dense:
         if turn_advantages is None and not sparse_turns:
             return None
-        t = st.batch.trajectories
-        sizes = [max(1, len(t.assistant(i))) if t is not None else 1 for i in range(len(st.batch))]
+        sizes = [n_turns(st.batch, i) for i in range(len(st.batch))]
         rows = [[0.0] * (n - 1) + [float(st.reward[i])] for i, n in enumerate(sizes)]
         return Dense("turn", rows, turn_advantages)
     (d,) = st.dense.values()
     rewards = []
     for i, row in enumerate(d.rewards):
-        row = list(row)
+        row = list(row) or ([0.0] * n_turns(st.batch, i) if d.unit == "turn" else [])  # a row no turn unit scored
         if row:
             row[-1] += float(st.reward[i]) - sum(row)
         rewards.append(row)
-    return Dense(d.unit, rewards, turn_advantages if turn_advantages is not None else d.advantages)
+    return Dense(d.unit, rewards, turn_advantages if turn_advantages is not None else d.advantages, d.verdicts)
 
 
 def _load_tokenizer(path: str) -> Callable[[str], Sequence[int]]:
@@ -597,10 +635,18 @@ def _build_verifiers(spec: Spec) -> dict[str, Verifier]:
     if routes is not None:
         if not routes:
             raise SpecError("verifier: an empty data_source map; give at least one data_source or 'default'")
-        return {source: build("verifier", cfg, field=f"verifier.{source}") for source, cfg in routes.items()}  # type: ignore[misc]
+        return {source: _build_verifier(cfg, field=f"verifier.{source}") for source, cfg in routes.items()}
     if spec.verifier is not None:
-        return {DEFAULT_SOURCE: build("verifier", spec.verifier, field="verifier")}  # type: ignore[dict-item]
+        return {DEFAULT_SOURCE: _build_verifier(spec.verifier, field="verifier")}
     return {}
+
+
+def _build_verifier(config: Any, field: str) -> Verifier:
+    """A verifier; a ``per_turn`` one gets its ``inner`` verifier built (any name, import path or plugin)."""
+    verifier: Verifier = build("verifier", config, field=field)  # type: ignore[assignment]
+    if isinstance(verifier, PerTurnVerifier):
+        verifier.bind(build("verifier", verifier.options.inner, field=f"{field}.inner"))  # type: ignore[attr-defined,arg-type]
+    return verifier
 
 
 def _build_shapers(spec: Spec) -> list[tuple[str, Shaper]]:

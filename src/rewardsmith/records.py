@@ -368,6 +368,11 @@ def check_serialisable(records: Sequence[dict[str, Any]], dest: str | os.PathLik
                 ) from None
         raise RecordError("the records cannot be written to Parquet together (columns of mixed types); write JSONL")
     for i, rec in enumerate(records):
+        try:
+            json_value(rec)  # the whole record at once; a column is named only when one fails
+            continue
+        except TypeError:
+            pass
         for column, value in rec.items():
             try:
                 _json_line({column: value})

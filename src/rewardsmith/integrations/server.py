@@ -12,6 +12,8 @@ Routes:
   ``group_size`` is refused at start-up.
 - ``POST /score`` — rollout records (``{"records": [...]}``, the schema in docs/architecture.md) → the records
   with ``reward``/``correct``/``components`` added, plus the summary.
+- ``POST /verify`` — NeMo Gym's resources-server protocol: a ``BaseVerifyRequest`` (one rollout as a
+  Responses-API trajectory) → a ``BaseVerifyResponse`` (see :mod:`rewardsmith.integrations.nemo_gym`).
 - ``GET /healthz`` — liveness, the pipeline's step and the group barrier's counters; no token needed.
 
 Every POST passes :class:`Guard` first: with a token configured, ``Authorization: Bearer <token>``
@@ -46,6 +48,7 @@ from ..pipeline import Pipeline, load_spec
 from ..records import RecordError, parse_line, validate_record
 from ..registry import SpecError
 from ..types import MAX_STEP
+from . import nemo_gym
 from .group_barrier import BarrierClosed, ClientGone, GroupBarrier
 from .grouping import PartialGroupError, group_aware_shapers, per_sample_blockers
 from .openrlhf import check_groups, response_rows, to_records, to_response
@@ -150,6 +153,7 @@ def create_app(
             "rollouts sent one per request (OpenRLHF's client) can only be grouped with a known group size: "
             "give --num-generations (OpenRLHF's --n_samples_per_prompt; create_app's group_size)"
         )
+    pipeline.start_workers()  # at start-up: the first request does not wait for worker processes
     limiter = asyncio.Semaphore(max_concurrency)
     scorers = ThreadPoolExecutor(max_concurrency, thread_name_prefix="rewardsmith-score")
     Step = Field(default=None, ge=0, le=MAX_STEP, strict=True)  # the training step: an integer, never 1e20 or "3"
@@ -285,6 +289,27 @@ def create_app(
             "records": s.to_records(req.records),
             "summary": {k: (None if isinstance(v, float) and v != v else v) for k, v in summary.items()},
         }
+
+    class VerifyRequest(BaseModel, extra="allow"):  # NeMo Gym's BaseVerifyRequest plus the dataset row's fields
+        responses_create_params: dict[str, Any]
+        response: dict[str, Any]
+
+    verify_blockers = per_sample_blockers(pipeline)
+
+    @app.post("/verify")
+    async def verify(request: Request) -> dict[str, Any]:
+        if verify_blockers:  # NeMo Gym verifies one rollout per call: no group, step or shared state to see
+            raise HTTPException(
+                status_code=422,
+                detail=f"/verify scores one rollout at a time, but shapers {verify_blockers} need whole groups, "
+                "a training step or one shared state; use /get_reward or /score for this spec",
+            )
+        body = (await parse(request, VerifyRequest)).model_dump()
+        try:
+            record = nemo_gym.to_record(body)
+        except RecordError as exc:
+            raise HTTPException(status_code=422, detail=f"verify request: {exc}") from None
+        return nemo_gym.to_response(body, await score([record]))
 
     app.state.pipeline = pipeline
     app.state.barrier = barrier

@@ -88,7 +88,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         groups_per_call=args.groups_per_step,
     )
     print(
-        f"rewardsmith serve: POST http://{args.host}:{args.port}/get_reward (OpenRLHF --remote_rm_url), /score, GET /healthz",
+        f"rewardsmith serve: POST http://{args.host}:{args.port}/get_reward (OpenRLHF --remote_rm_url), /score, "
+        "/verify (NeMo Gym), GET /healthz",
         flush=True,
     )
     config = uvicorn.Config(

@@ -53,6 +53,7 @@ from ..spec import Spec
 from ..verifiers.base import BAD_REFERENCE, ERROR, JUDGE_FAILED, TIMEOUT
 from .grouping import check_whole_groups, group_aware_shapers
 
+TRAJECTORY_COLUMN = "completion_messages"  # a rollout_func's extra field: each completion's turns as messages
 _TRL_KEYS = {"prompts", "completions", "completion_ids", "trainer_state", "log_metric", "log_extra", "environments"}
 _UNKNOWN = (TIMEOUT, ERROR, BAD_REFERENCE, JUDGE_FAILED)
 
@@ -63,6 +64,21 @@ def _jsonable(value: Any) -> bool:
         return True
     except (TypeError, ValueError):
         return False
+
+
+def trajectory(prompt: Any, completion: Any, turns: Any = None) -> list[dict[str, Any]] | None:
+    """The messages of a multi-turn completion, after the prompt's; None for a single-turn one.
+
+    Multi-turn: TRL's tool-calling loop (``GRPOTrainer(tools=...)`` / ``environment_factory``) hands a
+    completion as a list of assistant and ``tool`` messages; a ``rollout_func`` may return the turns in
+    a ``completion_messages`` field (``turns``) beside its token ids. A list holding only one assistant message
+    is the single-turn conversational form and stays a completion."""
+    if turns is None and not (
+        isinstance(completion, list) and (len(completion) > 1 or any("tool_calls" in m for m in completion))
+    ):
+        return None
+    head = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt_text(prompt)}]
+    return [dict(m) for m in head] + [dict(m) for m in (turns if turns is not None else completion)]
 
 
 class TRLScorer:
@@ -84,6 +100,7 @@ class TRLScorer:
         self._needs_groups = bool(group_aware_shapers(pipeline))
         self._lock = threading.Lock()
         self._last: tuple[str, Scores] | None = None
+        pipeline.start_workers()  # while the trainer sets up: the first step does not wait for worker processes
 
     def records(
         self,
@@ -97,21 +114,31 @@ class TRLScorer:
         answers = columns.get(self.answer_column, columns.get("solution"))
         ids_column = columns.get("prompt_id")
         out = []
+        turns = columns.get(TRAJECTORY_COLUMN)
         for i in range(n):
             prompt = prompt_text(prompts[i]) if prompts is not None else ""
             rec: dict[str, Any] = {
                 "prompt_id": str(ids_column[i])
                 if ids_column is not None
                 else hashlib.sha1(prompt.encode()).hexdigest()[:16],
-                "prompt": prompt,
-                # conversational completions keep their messages: a format is scored per assistant turn
-                "completion": completions[i] if isinstance(completions[i], list) else completion_text(completions[i]),
             }
+            messages = trajectory(
+                prompts[i] if prompts is not None else "", completions[i], turns[i] if turns is not None else None
+            )
+            if messages is not None:
+                rec["messages"] = messages  # turn-level components read the turns; the rest the last assistant turn
+            else:
+                rec["prompt"] = prompt
+                # conversational completions keep their messages: a format is scored per assistant turn
+                rec["completion"] = (
+                    completions[i] if isinstance(completions[i], list) else completion_text(completions[i])
+                )
             if answers is not None and answers[i] is not None:
                 rec["answer"] = answers[i]
             if completion_ids is not None:
                 ids = list(completion_ids[i])
-                rec["num_tokens"] = len(ids)
+                if messages is None:  # a trajectory's ids hold tool results too: its length is its assistant turns'
+                    rec["num_tokens"] = len(ids)
                 if self.eos_token_id is not None:
                     rec["truncated"] = not ids or ids[-1] != self.eos_token_id
             if step is not None:
@@ -119,7 +146,7 @@ class TRLScorer:
             meta = {
                 k: v[i]
                 for k, v in columns.items()
-                if k not in (self.answer_column, "prompt_id")
+                if k not in (self.answer_column, "prompt_id", TRAJECTORY_COLUMN)
                 and isinstance(v, (list, tuple))
                 and len(v) == n
                 and _jsonable(v[i])
@@ -156,7 +183,7 @@ class TRLScorer:
         answers = columns.get(self.answer_column, columns.get("solution"))
         key = hashlib.sha1(
             json.dumps(
-                [[prompt_text(p) for p in (prompts or [])], [completion_text(c) for c in completions], answers, step],
+                [prompts, completions, columns.get(TRAJECTORY_COLUMN), answers, step],
                 default=str,
             ).encode()
         ).hexdigest()

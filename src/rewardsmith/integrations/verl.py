@@ -52,6 +52,7 @@ from rewardsmith.integrations.verl_shaping import (
     verification_rows,
 )
 from rewardsmith.pipeline import Pipeline, Scores, load_spec
+from rewardsmith.records import RecordError, validate_messages
 from rewardsmith.verifiers.base import ERROR, TIMEOUT
 
 SPEC_ENV = "REWARDSMITH_SPEC"
@@ -108,12 +109,39 @@ def _records(
         meta = {
             k: v
             for k, v in extra.items()
-            if k != "rollout_reward_scores" and isinstance(v, (str, int, float, bool, list, dict, type(None)))
+            if k not in ("rollout_reward_scores", "messages")
+            and isinstance(v, (str, int, float, bool, list, dict, type(None)))
         }
+        if extra.get("messages") is not None:  # a multi-turn agent loop's conversation (module docstring)
+            try:
+                rec["messages"] = agent_messages(extra["messages"])
+                del rec["completion"]  # the last assistant turn
+            except RecordError as exc:
+                meta["trajectory_error"] = str(exc)[:500]  # scored as one completion, the reason kept
         if meta:
             rec["meta"] = meta
         records.append(rec)
     return records
+
+
+def agent_messages(messages: Sequence[Any]) -> list[dict[str, Any]]:
+    """A verl agent loop's conversation as trajectory messages: role, text content (a multimodal content list
+    keeps its text parts), ``tool_calls``, ``tool_call_id`` and per-turn ``num_tokens``; RecordError when it
+    is not one."""
+    out = []
+    for k, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise RecordError(f"messages[{k}] is not an object")
+        content = m.get("content")
+        if isinstance(content, list):
+            content = "".join(
+                str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text"
+            )
+        msg = {"role": m.get("role"), "content": "" if content is None else content}
+        msg.update({key: m[key] for key in ("tool_calls", "tool_call_id", "num_tokens") if m.get(key) is not None})
+        out.append(msg)
+    validate_messages(out)
+    return out
 
 
 def score_batch(

@@ -147,6 +147,9 @@ def check_advantage_step(pipeline: Pipeline) -> None:
     dense = [key for key, s in pipeline.shapers if s.dense_unit]
     if dense:
         problems.append(f"shapers {dense} give per-unit rewards, which a per-rollout advantage cannot carry")
+    per_unit = [name for name, v in pipeline.verifiers.items() if v.dense_unit]
+    if per_unit:
+        problems.append(f"verifiers {per_unit} give per-unit rewards, which a per-rollout advantage cannot carry")
     scheduled = [name for name, v in pipeline.verifiers.items() if v.step_scheduled]
     if scheduled:
         problems.append(f"verifiers {scheduled} follow the step, which the reward workers do not see")

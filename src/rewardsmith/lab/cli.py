@@ -1,6 +1,7 @@
 """``rewardsmith lab``: compare reward specs on the overthinking lab (no torch import at module level).
 
-rewardsmith lab --preset quick                      # the built-in comparison, ~5 min on 2 CPU cores
+rewardsmith lab --preset quick                      # the built-in comparison on one seed (make demo)
+rewardsmith lab --preset study --out runs/study     # several seeds with 95% intervals (rerun to resume)
 rewardsmith lab --only kimi --only laser            # a subset (the correctness baseline always runs)
 rewardsmith lab --spec my_reward.yaml --out runs/x  # add your own spec
 rewardsmith lab --preset full --device cuda
@@ -16,14 +17,24 @@ from pathlib import Path
 
 from ..cli_args import non_negative_int, positive_int
 
-PRESET_NAMES = ("tiny", "quick", "full")
+PRESET_NAMES = ("tiny", "quick", "study", "full")
 # Wall time on 2 CPU cores with a cold cache, as measured in docs/lab.md (which states the same).
-PRESET_TIMES = {"tiny": "about 30 s", "quick": "about 5 min", "full": "not timed here"}
-PRESET_HELP = (
-    f"tiny: a smoke run, {PRESET_TIMES['tiny']}; its policy does not learn the task, so its numbers say nothing about "
-    f"the specs; quick: the built-in comparison (make demo), {PRESET_TIMES['quick']}; "
-    f"full: a larger policy and 150 RL steps, for a GPU ({PRESET_TIMES['full']})"
-)
+PRESET_TIMES = {
+    "tiny": "41 s measured on an idle 2-core machine",
+    "quick": "about 5 min",
+    "study": "not yet timed",
+    "full": "not timed here",
+}
+
+
+def _preset_help() -> str:
+    T = PRESET_TIMES
+    return (
+        f"tiny: a smoke test, {T['tiny']}; its policy does not learn the task, so its numbers say "
+        f"nothing about the specs; quick: the built-in comparison on one seed (make demo), {T['quick']}; "
+        f"study: the comparison on several seeds with 95%% intervals ({T['study']}); "
+        f"full: a larger policy and longer RL, for a GPU ({T['full']})"
+    )
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +48,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "run GRPO (TRL) under each reward spec from the same start, "
         "and report held-out accuracy vs tokens. Writes report.md, results.json and plots.",
     )
-    p.add_argument("--preset", choices=PRESET_NAMES, default="quick", help=f"(default: %(default)s) {PRESET_HELP}")
+    p.add_argument("--preset", choices=PRESET_NAMES, default="quick", help=f"(default: %(default)s) {_preset_help()}")
     p.add_argument(
         "--spec",
         action="append",
@@ -65,8 +76,16 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seed",
         type=non_negative_int,
-        default=0,
-        help="seed of the base policy, prompts and sampling (default: %(default)s)",
+        default=None,
+        help="the first seed (of the base policy, prompts, held-out problems and sampling; default: the preset's)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="run N seeds, from --seed on (default: the preset's: 1, or 3 for study); each seed trains its own "
+        "base policy (cached per seed) and every spec",
     )
     p.add_argument(
         "--task",
@@ -76,10 +95,20 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "default: the preset's (carry)",
     )
     p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default: %(default)s)")
+    p.add_argument(
+        "--multiturn",
+        action="store_true",
+        help="the multi-turn lab instead: a calculator tool-use task, outcome-only vs per-call credit "
+        "(presets tiny and quick; docs/lab.md)",
+    )
     p.set_defaults(func=_cmd_lab)
 
 
 def _cmd_lab(args: argparse.Namespace) -> int:
+    if args.multiturn:
+        from .multiturn import cli_main
+
+        return cli_main(args)
     from ..spec import read_spec_file
     from .presets import PRESETS
     from .specs import select_specs
@@ -102,22 +131,30 @@ def _cmd_lab(args: argparse.Namespace) -> int:
 
     specs = select_specs(args.only or [n for n in preset.specs if n in BUILTIN_SPECS], user)
     out = Path(args.out) if args.out else Path("runs") / "lab" / time.strftime("%Y%m%d-%H%M%S")
+    first = preset.seeds[0] if args.seed is None else args.seed
+    seeds = (
+        preset.seeds
+        if args.seed is None and args.seeds is None
+        else tuple(range(first, first + (args.seeds or len(preset.seeds))))
+    )
 
     from .report import terminal_table, write_report
     from .run import run_lab
 
     print(
         f"rewardsmith lab: preset {preset.name}, {len(specs)} specs ({', '.join(s.name for s in specs)}), "
-        f"device {device}, seed {args.seed}",
+        f"device {device}, seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}, out {out}",
         file=sys.stderr,
     )
-    results = run_lab(preset, specs, device=device, seed=args.seed, threads=args.threads)
+    results = run_lab(preset, specs, device=device, seeds=seeds, out_dir=out, threads=args.threads)
     report = write_report(results, out)
     print(terminal_table(results))
-    if preset.name == "tiny":
+    if preset.smoke:
         print(
-            "\nnote: the tiny preset only checks that the lab runs: its policy does not learn the task, "
-            "so these numbers say nothing about the specs. Compare specs with --preset quick."
+            "\nnote: a smoke test: it only checks that the lab runs; its policy does not learn the task, "
+            "so these numbers say nothing about the specs. Compare specs with --preset quick or study."
         )
+    if results["failures"]:
+        print(f"\n{len(results['failures'])} run(s) failed (see the report); rerun with --out {out} to retry them")
     print(f"\n{results['seconds']:.0f} s; report: {report}; results: {out / 'results.json'}")
-    return 0
+    return 1 if results["failures"] else 0

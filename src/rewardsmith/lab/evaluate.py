@@ -82,7 +82,8 @@ _COLUMNS = ("correct", "tokens", "redundant", "steps", "finished", "repair_token
 
 
 def score_generations(problems: Sequence[Problem], generations: Sequence[Generation]) -> dict[str, Any]:
-    """Accuracy, mean tokens and redundancy, overall and per difficulty.
+    """Accuracy, mean tokens and redundancy, overall and per difficulty, and every completion's
+    (difficulty, tokens, correct) in ``completions`` (columns: the study bins accuracy by length).
 
     ``redundant_share`` = redundant steps (re-checks that change nothing, restatements) / all
     steps written (0 when no steps were written); ``no_steps_share`` = completions with no step
@@ -93,10 +94,11 @@ def score_generations(problems: Sequence[Problem], generations: Sequence[Generat
         raise ValueError(f"{len(problems)} problems for {len(generations)} generations")
     verifier = ExactVerifier(**{k: v for k, v in TASK_VERIFIER.items() if k != "name"})
     rows: dict[int, dict[str, list[float]]] = {}
-    for p, g in zip(problems, generations):
+    correct = [answer_is_correct(verifier, g.text, p.answer) for p, g in zip(problems, generations)]
+    for p, g, ok in zip(problems, generations, correct):
         parts = annotate(g.text, p.task)
         r = rows.setdefault(p.difficulty, {k: [] for k in _COLUMNS})
-        r["correct"].append(1.0 if answer_is_correct(verifier, g.text, p.answer) else 0.0)
+        r["correct"].append(1.0 if ok else 0.0)
         r["tokens"].append(float(g.num_tokens))
         r["redundant"].append(float(parts.redundant_steps))
         r["steps"].append(float(parts.steps))
@@ -120,7 +122,15 @@ def score_generations(problems: Sequence[Problem], generations: Sequence[Generat
         }
 
     merged = {k: [v for r in rows.values() for v in r[k]] for k in _COLUMNS}
-    return {**summarise(merged), "by_difficulty": {str(k): summarise(rows[k]) for k in sorted(rows)}}
+    return {
+        **summarise(merged),
+        "by_difficulty": {str(k): summarise(rows[k]) for k in sorted(rows)},
+        "completions": {
+            "difficulty": [str(p.difficulty) for p in problems],
+            "tokens": [g.num_tokens for g in generations],
+            "correct": [int(ok) for ok in correct],
+        },
+    }
 
 
 def evaluate_policy(

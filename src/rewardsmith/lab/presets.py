@@ -1,7 +1,7 @@
 """Lab presets: how big the policy is, how long SFT and RL run, and how much is evaluated.
 
-- ``tiny``: a smoke run (about 30 s on 2 CPU cores); checks that the pipeline runs. Its policy does not
-  learn the task (greedy accuracy 0), so its numbers say nothing about the specs.
+- ``tiny``: a smoke test (``smoke=True``): checks that the pipeline runs; its report names no best spec.
+  Its policy does not learn the task (greedy accuracy 0), so its numbers say nothing about the specs.
 - ``quick`` (``make demo``): the carry task's comparison on one seed, with the specs that show its two findings
   (a length reward cutting redundancy for free; a uniform one over-compressing hard problems).
 - ``study``: every comparison spec on three seeds, for intervals.
@@ -18,11 +18,13 @@ problems greedily 18–41 s at load 12. Estimates for idle cores (t_sft = 0.32 s
 - ``quick`` = 600·t_sft + 7 evaluations + 6 specs × 30·t_rl ≈ 192 + 140 + 216 ≈ 550 s (≤ 10 min);
   measured 392 s cold at load average 1–3 (SFT 226 s, GRPO 17–23 s per spec: t_rl ≈ 0.7 s).
 - ``study`` = 3 seeds × (600·t_sft + evaluation) + 3 × 14 specs × (30·t_rl + evaluation)
-  ≈ 3 × 212 + 42 × 56 ≈ 636 + 2352 ≈ 50 min (≈ 3 × 230 + 42 × 27 ≈ 31 min with quick's measured times), plus the PEAR/SAR signal passes and the two reward models'
-  training (lab-trained RMs) — under the 75-minute bound with ~20 minutes to spare, not measured end to end.
+  ≈ 3 × 212 + 42 × 56 ≈ 636 + 2352 ≈ 50 min (≈ 3 × 230 + 42 × 27 ≈ 31 min with quick's measured times), plus the PEAR/SAR
+  signal passes and the two reward models' training (lab-trained RMs) — under the 75-minute bound with ~20 minutes to spare, not measured end to end.
 - ``full`` (one large GPU, not run here): a 3.4M-parameter policy, 2,000 SFT steps of 128 traces and 60 GRPO
   steps of 16 × 8 rollouts per spec, the study's 14 specs; sized to fit 10 minutes assuming ~30 ms per SFT step
   and ~0.5 s per GRPO step on the GPU (generation-latency bound at this size).
+
+Measured wall times are in :data:`rewardsmith.lab.cli.PRESET_TIMES` (``--help``; docs/lab.md states the same).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class Preset:
     max_new_tokens: int  # evaluation budget
     sample_temperature: float = 1.0  # also evaluate one sampled completion per problem (0: greedy only)
     device: str = "cpu"
+    seeds: tuple[int, ...] = (0,)  # one base policy and comparison per seed; ≥ 2 give intervals over seeds
+    smoke: bool = False  # a smoke test: its report names no best spec, front or recommendation
     specs: tuple[str, ...] = ()  # the built-in specs it runs (the baseline always); () = all of them
 
 
@@ -82,6 +86,7 @@ PRESETS: dict[str, Preset] = {
         rl=RLConfig(steps=2, prompts_per_step=4, num_generations=4, prompt_pool=8, max_completion_length=64),
         n_test=48,
         max_new_tokens=64,
+        smoke=True,
     ),
     "quick": Preset(
         name="quick",
@@ -98,6 +103,7 @@ PRESETS: dict[str, Preset] = {
         n_test=600,
         max_new_tokens=128,
         specs=STUDY_SPECS,
+        seeds=(0, 1, 2),
     ),
     "full": Preset(
         name="full",

@@ -1,9 +1,10 @@
-"""The lab's outputs: ``results.json``, ``report.md`` (tables and a plain-words conclusion) and
-PNG plots (accuracy vs tokens with the Pareto front, per-difficulty bars, training curves).
+"""The lab's outputs: ``results.json`` (layout in :mod:`rewardsmith.lab.study`), ``report.md`` (the study:
+results with intervals over seeds, questions (a)–(d), a conclusion drawn only from supported claims),
+one ``seeds/<seed>/report.md`` per seed (that seed's tables and plain-words reading) and the plots of
+:mod:`rewardsmith.lab.plots`.
 
-``results.json`` contract: ``{"preset": str, "seconds": float, "baseline": name, "specs":
-{name: {"accuracy": float in [0, 1], "mean_tokens": float, "by_difficulty": {...}, ...}}}``
-plus the base policy, the necessary-trace length, the Pareto front and the configuration.
+A smoke-test preset (``tiny``) says so at the top of its report and names no best spec, front or
+recommendation.
 """
 
 from __future__ import annotations
@@ -13,6 +14,14 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .intervals import Estimate
+from .study import KEEP_MARGIN, MIN_BIN, difficulty_order, family, is_drpo, verdict
+
+SMOKE_BANNER = (
+    "> **Smoke test.** This preset only checks that the lab runs end to end; its policy is too small and "
+    "too briefly trained to learn the task, so its numbers say nothing about the specs: no best spec, front "
+    "or recommendation is drawn. Compare specs with `--preset quick` or `--preset study`."
+)
 COLLAPSE_DROP = (
     0.10  # accuracy drop (absolute) that, with answers shorter than the necessary trace, we call a length collapse
 )
@@ -86,21 +95,6 @@ def _num(v: float | None, fmt: str = ".2f") -> str:
     return "–" if v is None else format(v, fmt)
 
 
-def terminal_table(results: dict[str, Any]) -> str:
-    head = (
-        f"{'spec':<22} {'acc':>6} {'tokens':>7} {'Δtokens':>8} {'Δacc pts':>8} {'AES':>6} {'redund.':>7} {'guesses':>7}"
-    )
-    lines = [head, "-" * len(head)]
-    for r in summary_rows(results):
-        lines.append(
-            f"{r['name'][:22]:<22} {r['accuracy']:>6.3f} {r['mean_tokens']:>7.1f} "
-            f"{_pct(None if r['token_reduction'] is None else -r['token_reduction']):>8} "
-            f"{_pts(r['accuracy_change']):>8} {_num(r['aes']):>6} {r['redundant_share']:>7.2f} "
-            f"{r['no_steps_share']:>7.2f}"
-        )
-    return "\n".join(lines)
-
-
 def conclusion(results: dict[str, Any]) -> list[str]:
     """The result in plain words, derived from the numbers only."""
     specs, base_name = results["specs"], results["baseline"]
@@ -167,7 +161,7 @@ def conclusion(results: dict[str, Any]) -> list[str]:
             + ", ".join(f"**{n}** ({100 * specs[n]['no_steps_share']:.0f}%)" for n in guessers)
             + "."
         )
-    if others:
+    if others and not results.get("smoke"):
         best = max(others.items(), key=lambda kv: kv[1]["aes"])
         out.append(
             f"Best AES (α=1, β=3, γ=5, weights unverified): **{best[0]}** ({best[1]['aes']:.2f}). Pareto front "
@@ -226,20 +220,21 @@ def _difficulty_table(results: dict[str, Any], key: str, fmt: str) -> list[str]:
     return lines
 
 
-def markdown(results: dict[str, Any]) -> str:
+def seed_markdown(results: dict[str, Any]) -> str:
+    """One seed's report (``results``: that seed's run dict with ``preset`` and ``smoke`` added)."""
     rows = summary_rows(results)
     lines = [
-        f"# Overthinking lab — preset `{results['preset']}`",
+        f"# Overthinking lab — preset `{results['preset']}`, seed {results['seed']}",
         "",
-        f"{len(results['specs'])} reward specs, each GRPO-trained from the same base policy with the same seed, "
+        *([SMOKE_BANNER, ""] if results.get("smoke") else []),
+        f"{len(results['specs'])} reward specs, each GRPO-trained from this seed's base policy with the same "
         "prompts and budget; "
-        f"evaluated greedily on {results['base_policy']['n']} held-out problems. Wall time {results['seconds']:.0f} s "
-        f"({results['device']}, {results['threads']} torch threads, {results['cpu_count']} CPUs visible).",
-        "",
-        "## Conclusion",
+        f"evaluated greedily on {results['base_policy']['n']} held-out problems in {results['seconds']:.0f} s. "
+        "The study over all seeds, with intervals, is in [../../report.md](../../report.md).",
         "",
     ]
-    lines += [f"- {c}" for c in conclusion(results)]
+    if not results.get("smoke"):
+        lines += ["## Reading of this seed", "", *[f"- {c}" for c in conclusion(results)]]
     lines += [
         "",
         "## Results",
@@ -287,8 +282,6 @@ def markdown(results: dict[str, Any]) -> str:
         "bare guesses = answers with no step; redundancy halved at step = first GRPO step whose sampled rollouts "
         "had at most half the first step's share of redundant steps.",
         "",
-        "![accuracy vs tokens](pareto.png)",
-        "",
         "## By difficulty (k = number of terms; k − 1 steps are necessary)",
         "",
         "Accuracy:",
@@ -298,16 +291,6 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["", "Mean tokens:", ""]
     lines += _difficulty_table(results, "mean_tokens", ".1f")
     lines += [
-        "",
-        "![per difficulty](by_difficulty.png)",
-        "",
-        "## Training curves",
-        "",
-        "Per GRPO step, on the sampled rollouts: mean reward, mean completion tokens, tokens beyond each prompt's "
-        "necessary trace (free of the step's difficulty mix), accuracy, share of redundant steps, share of bare "
-        "guesses.",
-        "",
-        "![training curves](curves.png)",
         "",
         "## Specs",
         "",
@@ -333,158 +316,409 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _pareto_panel(
-    ax, points: dict[str, tuple[float, float]], base: tuple[float, float], baseline: str, need: float, title: str
-) -> None:
-    from .evaluate import pareto_front
+# --- the study over seeds ----------------------------------------------------------------------
 
-    placed: list[tuple[float, float]] = []
-    span_t = (
-        max((t for _, t in points.values()), default=1.0) - min((t for _, t in points.values()), default=0.0) or 1.0
-    )
-    span_a = (
-        max((a for a, _ in points.values()), default=1.0) - min((a for a, _ in points.values()), default=0.0) or 1.0
-    )
-    for i, (name, (acc, tok)) in enumerate(points.items()):
-        ax.scatter(
-            tok,
-            acc,
-            s=60 if name == baseline else 40,
-            marker="*" if name == baseline else "o",
-            color=f"C{i % 10}",
-            zorder=3,
+
+def _ci(d: dict[str, Any] | None, scale: float = 1.0, fmt: str = ".3f", signed: bool = False) -> str:
+    """``value [low, high]`` of an interval dict; the value alone (with why) when there is none."""
+    if not d or d.get("value") is None:
+        return "–"
+    f = ("+" if signed else "") + fmt
+    text = format(scale * d["value"], f)
+    if d.get("low") is None:
+        return text
+    return f"{text} [{format(scale * d['low'], f)}, {format(scale * d['high'], f)}]"
+
+
+def _supported(e: dict[str, Any] | None) -> str:
+    """How the interval of a change reads: 'up', 'down', 'no clear change' or 'no interval'."""
+    est = Estimate.from_dict(e) if e else Estimate(None)
+    return {1: "up", -1: "down", 0: "no clear change", None: "no interval"}[est.sign()]
+
+
+def _interval_kind(results: dict[str, Any]) -> str:
+    n = len([s for s in results["runs"].values() if "base_policy" in s])
+    if n > 1:
+        return (
+            f"mean over {n} seeds; overall numbers with 95% t-intervals over seeds (df = {n - 1}), per-difficulty "
+            "accuracy with 95% Wilson intervals on the counts pooled over seeds; changes are paired by seed "
+            "against the correctness-only run of the same seed (t-interval of the per-seed differences)"
         )
-        crowd = sum(
-            abs(tok - t) < 0.04 * span_t and abs(acc - a) < 0.04 * span_a for a, t in placed
-        )  # stagger labels of near-identical points
-        placed.append((acc, tok))
-        ax.annotate(
-            name, (tok, acc), textcoords="offset points", xytext=(6, 3 - 10 * crowd), fontsize=8, color=f"C{i % 10}"
+    return (
+        "**one seed: no interval over seeds.** Per-difficulty accuracy has 95% Wilson intervals over the "
+        "held-out problems; changes are paired by problem within the seed, so their intervals cover the "
+        "evaluation's noise only, not how much another seed would differ"
+    )
+
+
+def terminal_table(results: dict[str, Any]) -> str:
+    """The headline table for the terminal (means; changes with their 95% intervals)."""
+    head = f"{'spec':<18} {'acc':>6} {'tokens':>7}  {'Δacc pts [95%]':<22} {'Δhard pts [95%]':<22} {'token change [95%]':<22}"
+    lines = [head, "-" * len(head)]
+    bp = results.get("base_policy") or {}
+    if bp.get("accuracy") is not None:
+        lines.append(f"{'(base, no RL)':<18} {bp['accuracy']:>6.3f} {bp['mean_tokens']:>7.1f}")
+    for name, a in results["specs"].items():
+        vs = {} if name == results["baseline"] else a.get("vs_baseline", {})
+        lines.append(
+            f"{name[:18]:<18} {a['accuracy']:>6.3f} {a['mean_tokens']:>7.1f}  "
+            f"{_ci(vs.get('accuracy'), 100, '.1f', True):<22} {_ci(vs.get('hardest_accuracy'), 100, '.1f', True):<22} "
+            f"{_ci(vs.get('token_change'), 100, '.0f', True):<22}"
         )
-    ax.scatter(base[1], base[0], s=40, marker="x", color="gray")
-    ax.annotate(
-        "base (no RL)", (base[1], base[0]), textcoords="offset points", xytext=(5, -10), fontsize=8, color="gray"
-    )
-    front = pareto_front(points)
-    ax.plot(
-        [points[n][1] for n in front],
-        [points[n][0] for n in front],
-        "--",
-        color="black",
-        linewidth=1,
-        label="Pareto front",
-        zorder=2,
-    )
-    ax.axvline(need, color="red", linestyle=":", linewidth=1, label="necessary steps only")
-    ax.set_xlabel("mean completion tokens (held-out)")
-    ax.set_ylabel("accuracy")
-    ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=8)
+    return "\n".join(lines)
 
 
-def plot_pareto(results: dict[str, Any], path: Path) -> None:
-    """Accuracy vs mean tokens with the Pareto front: greedy, and sampled when evaluated."""
-    import matplotlib.pyplot as plt
-
-    specs, bp, need = results["specs"], results["base_policy"], results["necessary_tokens"]["mean_tokens"]
-    sampled = "sampled" in bp and all("sampled" in r for r in specs.values())
-    fig, axes = plt.subplots(1, 2 if sampled else 1, figsize=(13 if sampled else 7, 5), squeeze=False)
-    _pareto_panel(
-        axes[0, 0],
-        {n: (r["accuracy"], r["mean_tokens"]) for n, r in specs.items()},
-        (bp["accuracy"], bp["mean_tokens"]),
-        results["baseline"],
-        need,
-        f"greedy — preset {results['preset']}",
-    )
-    if sampled:
-        t = bp["sampled"]["temperature"]
-        _pareto_panel(
-            axes[0, 1],
-            {n: (r["sampled"]["accuracy"], r["sampled"]["mean_tokens"]) for n, r in specs.items()},
-            (bp["sampled"]["accuracy"], bp["sampled"]["mean_tokens"]),
-            results["baseline"],
-            need,
-            f"sampled, temperature {t:g}",
+def _headline(results: dict[str, Any]) -> list[str]:
+    hard = results["hardest"]
+    lines = [
+        f"| spec | family | seeds | accuracy | mean tokens | Δ accuracy (points) | Δ accuracy k={hard} (points) "
+        "| token change (%) |",
+        "|---|---|---:|---|---|---|---|---|",
+    ]
+    bp = results.get("base_policy") or {}
+    if bp.get("accuracy") is not None:
+        lines.append(
+            f"| (base policy, no RL) | | {bp['n_seeds']} | {_ci(bp['intervals']['accuracy'])} | "
+            f"{_ci(bp['intervals']['mean_tokens'], fmt='.1f')} | | | |"
         )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_by_difficulty(results: dict[str, Any], path: Path) -> None:
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    levels = list(results["base_policy"]["by_difficulty"])
-    runs = [("base (no RL)", results["base_policy"])] + list(results["specs"].items())
-    x = np.arange(len(levels))
-    width = 0.8 / len(runs)
-    fig, axes = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
-    for i, (name, r) in enumerate(runs):
-        bd = r["by_difficulty"]
-        for ax, key in zip(axes, ("accuracy", "mean_tokens")):
-            ax.bar(
-                x + (i - (len(runs) - 1) / 2) * width,
-                [bd.get(k, {}).get(key, 0.0) for k in levels],
-                width,
-                label=name,
-                color="lightgray" if i == 0 else None,
+    for name, a in results["specs"].items():
+        vs = a.get("vs_baseline", {})
+        fam = "baseline" if name == results["baseline"] else (family(a["spec"], name) or "other")
+        fam = "DRPO" if is_drpo(a["spec"]) else fam
+        lines.append(
+            f"| {name} | {fam} | {a['n_seeds']} | {_ci(a['intervals']['accuracy'])} | "
+            f"{_ci(a['intervals']['mean_tokens'], fmt='.1f')} | "
+            + " | ".join(
+                "–" if name == results["baseline"] else _ci(vs.get(k), 100, f, True)
+                for k, f in (("accuracy", ".1f"), ("hardest_accuracy", ".1f"), ("token_change", ".0f"))
             )
-    nec = results["necessary_tokens"]["by_difficulty"]
-    axes[1].scatter(
-        x, [nec[k] for k in levels], marker="_", s=400, color="black", label="necessary steps only", zorder=3
-    )
-    axes[0].set_ylabel("accuracy")
-    axes[1].set_ylabel("mean tokens")
-    axes[1].set_xticks(x, [f"k={k}" for k in levels])
-    axes[1].set_xlabel("difficulty (number of terms)")
-    axes[0].legend(fontsize=7, ncol=3)
-    axes[1].legend(handles=axes[1].collections, fontsize=7, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+            + " |"
+        )
+    return lines
 
 
-CURVE_PANELS = (
-    ("reward", "mean reward"),
-    ("mean_tokens", "mean completion tokens"),
-    ("excess_tokens", "tokens beyond the necessary trace"),
-    ("accuracy", "rollout accuracy"),
-    ("redundant_share", "share of redundant steps"),
-    ("no_steps_share", "share of bare guesses"),
-)
+def _bucket_table(results: dict[str, Any], key: str) -> list[str]:
+    rows = [("(base policy)", results.get("base_policy") or {})] + list(results["specs"].items())
+    levels = difficulty_order(list({k for _, r in rows for k in r.get("by_difficulty", {})}))
+    fmt = ".2f" if key == "accuracy" else ".1f"
+    lines = ["| spec | " + " | ".join(f"k={k}" for k in levels) + " |", "|---|" + "---|" * len(levels)]
+    for name, r in rows:
+        by = r.get("by_difficulty", {})
+        lines.append(
+            f"| {name} | "
+            + " | ".join(_ci(by[k]["intervals"][key], fmt=fmt) if k in by else "–" for k in levels)
+            + " |"
+        )
+    if key == "mean_tokens":
+        nec = results["necessary_tokens"]["by_difficulty"]
+        lines.append(
+            "| (necessary steps only) | " + " | ".join(f"{nec[k]:.1f}" if k in nec else "–" for k in levels) + " |"
+        )
+    return lines
 
 
-def plot_curves(results: dict[str, Any], path: Path) -> None:
-    import matplotlib.pyplot as plt
+def _names(names: list[str]) -> str:
+    return ", ".join(f"**{n}**" for n in names) if names else "none"
 
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
-    for name, r in results["specs"].items():
-        curve = r["curve"]
-        steps = [c["step"] for c in curve]
-        for ax, (key, _) in zip(axes.flat, CURVE_PANELS):
-            ax.plot(steps, [c.get(key, float("nan")) for c in curve], label=name, linewidth=1.2)
-    for ax, (_, title) in zip(axes.flat, CURVE_PANELS):
-        ax.set_title(title)
-        ax.set_xlabel("GRPO step")
-    axes.flat[0].legend(fontsize=7)
-    fig.suptitle("training curves (sampled rollouts, temperature 1)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+
+def _families_section(results: dict[str, Any]) -> list[str]:
+    fam = results["study"]["families"]
+    hard = results["hardest"]
+    lines = [
+        "## (a) Uniform against difficulty-aware length penalties",
+        "",
+        f"Uniform: {_names([n for n, v in fam.items() if v['family'] == 'uniform'])}; difficulty-aware: "
+        f"{_names([n for n, v in fam.items() if v['family'] == 'difficulty-aware'])}. "
+        f"Hardest bucket: k={hard}. A change is claimed only when its 95% interval excludes 0; "
+        f"accuracy counts as kept when the interval of its change lies above −{100 * KEEP_MARGIN:.0f} points.",
+        "",
+        "Accuracy per difficulty (95% Wilson interval, pooled over seeds):",
+        "",
+        *_bucket_table(results, "accuracy"),
+        "",
+        "Mean tokens per difficulty (95% t-interval over seeds):",
+        "",
+        *_bucket_table(results, "mean_tokens"),
+        "",
+        "![accuracy and tokens by difficulty](by_difficulty.png)",
+        "",
+    ]
+    if not fam:
+        return [*lines, "No uniform or difficulty-aware length spec was run.", ""]
+    if results.get("smoke"):
+        return [*lines, "Smoke test: no finding is drawn.", ""]
+    if any(v["cuts_tokens"] is None for v in fam.values()):
+        lines.append(
+            "Some specs have no interval for their changes (see the headline table): no claim is made for them."
+        )
+    for label in ("uniform", "difficulty-aware"):
+        group = {n: v for n, v in fam.items() if v["family"] == label}
+        if not group:
+            continue
+        cut = [n for n, v in group.items() if v["cuts_tokens"]]
+        lost = [n for n, v in group.items() if v["loses_hardest"]]
+        lines.append(
+            f"- {label.capitalize()}: cut tokens (supported): {_names(cut)}; lost hardest-bucket accuracy "
+            f"(supported): {_names(lost)}."
+        )
+    kept = [n for n, v in fam.items() if v["family"] == "difficulty-aware" and v["cuts_tokens"] and v["keeps_hardest"]]
+    aware = [n for n, v in fam.items() if v["family"] == "difficulty-aware"]
+    if kept:
+        lines.append(f"- Difficulty-aware specs that cut tokens while keeping hardest-bucket accuracy: {_names(kept)}.")
+    elif aware:
+        lines.append(
+            "- **No difficulty-aware spec both cut tokens and kept hardest-bucket accuracy** at this scale "
+            "(or the intervals are too wide to say so)."
+        )
+    return [*lines, ""]
+
+
+def _length_section(results: dict[str, Any]) -> list[str]:
+    la = results["study"]["length_accuracy"]
+    lines = [
+        "## (b) Accuracy against chain length per difficulty",
+        "",
+        f"Completions of **{la['spec']}** ({la['mode']}, one per held-out problem, pooled over seeds), split per "
+        f"difficulty into equal-count length bins (≥ {MIN_BIN} completions when possible). An inverted U is claimed "
+        "when the most accurate bin is an interior one and beats both the shortest and the longest bin "
+        "(Newcombe 95% intervals of the differences exclude 0). The peak is picked from the data, so its "
+        "advantage is optimistic; lengths also differ in *what* was written (checks vs restatements).",
+        "",
+        "| difficulty | bins (tokens: accuracy [95%], n) | peak bin (tokens) | inverted U |",
+        "|---|---|---|---|",
+    ]
+    per = la["by_difficulty"]
+    if not per:
+        return [*lines[:2], "No per-completion data were recorded (results from an older version).", ""]
+    for k, e in per.items():
+        bins = "; ".join(
+            f"{b['low']}–{b['high']}: {b['accuracy']:.2f} [{b['ci_low']:.2f}, {b['ci_high']:.2f}], {b['n']}"
+            for b in e["bins"]
+        )
+        peak = "–" if e["peak"] is None else "{low}–{high}".format(**e["bins"][e["peak"]])
+        shape = {True: "yes", False: "not supported", None: "too few completions for 3 bins"}[e["inverted_u"]]
+        lines.append(f"| k={k} | {bins} | {peak} | {shape} |")
+    shown = [k for k, e in per.items() if e["inverted_u"]]
+    if results.get("smoke"):
+        return [
+            *lines,
+            "",
+            "Smoke test: no finding is drawn.",
+            "",
+            "![accuracy against length](length_accuracy.png)",
+            "",
+        ]
+    lines += [
+        "",
+        f"Inverted U supported at: {', '.join(f'k={k}' for k in shown) or 'no difficulty'}. "
+        + (
+            "The peak bin's length grows with difficulty."
+            if la["peak_grows"]
+            else "The peak bin's length does not grow monotonically with difficulty."
+        )
+        + (
+            ""
+            if len(shown) >= 2
+            else " With fewer than two difficulties showing an inverted U, the optimum's shift is not supported."
+        ),
+        "",
+        "![accuracy against length](length_accuracy.png)",
+        "",
+    ]
+    return lines
+
+
+def _format_length_section(results: dict[str, Any]) -> list[str]:
+    fl = results["study"]["format_length"]
+    lines = ["## (c) Format-length (no labels) against correctness-only over training", ""]
+    if fl is None:
+        return [*lines, "Not run (needs the `format_length` and correctness specs).", ""]
+    desc = {
+        "accuracy": ("rollout accuracy", 100, ".1f", "points"),
+        "mean_tokens": ("rollout tokens", 1, ".1f", "tokens"),
+    }
+    for phase in () if results.get("smoke") else ("early", "late"):
+        parts = []
+        for key, (label, scale, fmt, unit) in desc.items():
+            e = fl[f"{phase}_{key}"]
+            parts.append(f"{label} {_ci(e, scale, fmt, True)} {unit} ({_supported(e)})")
+        lines.append(
+            f"- {'First' if phase == 'early' else 'Last'} third of the steps, format_length − correctness "
+            f"(paired by seed): " + "; ".join(parts) + "."
+        )
+    lines += ["", "![format-length against correctness](curves_format_length.png)", ""]
+    return lines
+
+
+def _drpo_section(results: dict[str, Any]) -> list[str]:
+    d = results["study"]["drpo"]
+    lines = ["## (d) DRPO against GRPO with a length reward", ""]
+    if not d["drpo_specs"]:
+        lines.append("No DRPO spec was run (add one with `objective: {name: drpo, ...}`).")
+    lines += [
+        "",
+        "Share of correct rollouts that received a negative advantage, mean over training steps (95% t over seeds):",
+        "",
+        "| spec | objective | correct rollouts with negative advantage |",
+        "|---|---|---|",
+    ]
+    for name, e in d["correct_neg_adv_share"].items():
+        obj = "DRPO" if name in d["drpo_specs"] else "GRPO"
+        lines.append(f"| {name} | {obj} | {'not measured' if e is None else _ci(e)} |")
+    lines.append("")
+    for pair, vs in d["pairs"].items():
+        if vs:
+            lines.append(
+                f"- {pair} (paired): Δ accuracy {_ci(vs['accuracy'], 100, '.1f', True)} points, Δ k={results['hardest']} "
+                f"{_ci(vs['hardest_accuracy'], 100, '.1f', True)} points, token change "
+                f"{_ci(vs['token_change'], 100, '.0f', True)}%."
+            )
+    if any(e is not None for e in d["correct_neg_adv_share"].values()):
+        lines += ["", "![share of correct rollouts with negative advantage](curves_drpo.png)"]
+    return [*lines, ""]
+
+
+def _conclusion(results: dict[str, Any]) -> list[str]:
+    lines = ["## Conclusion", ""]
+    if results.get("smoke"):
+        return [*lines, "Smoke test: the lab ran end to end; no spec is named best and nothing is recommended.", ""]
+    rec = results["study"]["recommended"]
+    base = results["baseline"]
+    if rec:
+        for n in rec:
+            vs = results["specs"][n]["vs_baseline"]
+            lines.append(
+                f"- Recommended: **{n}** — token change {_ci(vs['token_change'], 100, '.0f', True)}% against "
+                f"{base} with accuracy kept (Δ {_ci(vs['accuracy'], 100, '.1f', True)} points; hardest bucket "
+                f"{_ci(vs['hardest_accuracy'], 100, '.1f', True)} points; both intervals above −"
+                f"{100 * KEEP_MARGIN:.0f})."
+            )
+    else:
+        lines.append(
+            f"- No spec is recommended: none has a token cut whose interval lies below 0 together with overall and "
+            f"hardest-bucket accuracy changes whose intervals lie above −{100 * KEEP_MARGIN:.0f} points. "
+            "More seeds narrow the intervals."
+        )
+    lost = [n for n, a in results["specs"].items() if verdict(a.get("vs_baseline", {}))["loses_hardest"]]
+    if lost:
+        lines.append(f"- Lost hardest-bucket accuracy (interval below 0): {_names(lost)}.")
+    return [*lines, ""]
+
+
+def study_markdown(results: dict[str, Any]) -> str:
+    n_ok = len([r for r in results["runs"].values() if "base_policy" in r])
+    bp = results.get("base_policy") or {}
+    lines = [
+        f"# Overthinking lab — preset `{results['preset']}`, {len(results['seeds'])} seed"
+        f"{'s' if len(results['seeds']) != 1 else ''}",
+        "",
+        *([SMOKE_BANNER, ""] if results.get("smoke") else []),
+        (
+            f"Seeds {', '.join(map(str, results['seeds']))}: each has its own"
+            if len(results["seeds"]) > 1
+            else f"Seed {results['seeds'][0]}: its"
+        )
+        + f" base policy (SFT), training prompts and {results['config']['n_test']} held-out problems; every spec "
+        "is GRPO-trained from that seed's base policy. "
+        f"Greedy evaluation unless marked sampled. Wall time {results['seconds']:.0f} s ({results['device']}, "
+        f"{results['threads']} torch threads, {results['cpu_count']} CPUs visible)"
+        + (
+            f"; this run resumed an earlier one: {n_loaded} (seed, spec) pairs were loaded, not trained."
+            if (n_loaded := sum(len(r.get("loaded", [])) for r in results["runs"].values()))
+            else "."
+        ),
+        "",
+        f"Intervals: {_interval_kind(results)}.",
+        "",
+    ]
+    if results["failures"]:
+        lines += [
+            f"**{len(results['failures'])} failed run(s)** (left out of the aggregate; a rerun with the same "
+            "`--out` retries them):",
+            "",
+            *[f"- seed {f['seed']}, {f['spec']} ({f['stage']}): {f['error']}" for f in results["failures"]],
+            "",
+        ]
+    if not bp:
+        return "\n".join([*lines, "No seed produced a base policy: nothing to report."]) + "\n"
+    lines += [
+        *_conclusion(results),
+        "## Results",
+        "",
+        *_headline(results),
+        "",
+        "![accuracy against tokens](accuracy_vs_tokens.png)",
+        "",
+        *_families_section(results),
+        *_length_section(results),
+        *_format_length_section(results),
+        *_drpo_section(results),
+        "## Per seed",
+        "",
+        *[
+            f"- seed {s}: [seeds/{s}/report.md](seeds/{s}/report.md)"
+            for s, r in results["runs"].items()
+            if results["baseline"] in r.get("specs", {})
+        ],
+        "",
+        "## Settings",
+        "",
+        f"- SFT: `{json.dumps(results['config']['sft'], sort_keys=True)}`",
+        f"- GRPO (TRL GRPOTrainer): `{json.dumps(results['config']['rl'], sort_keys=True)}`",
+        f"- evaluation: {results['config']['n_test']} held-out problems per seed, at most "
+        f"{results['config']['max_new_tokens']} new tokens ({n_ok} of {len(results['seeds'])} seeds evaluated)",
+        "",
+        "## Specs",
+        "",
+        *[f"- **{n}** ({a['source']}): `{json.dumps(a['spec'], sort_keys=True)}`" for n, a in results["specs"].items()],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def figures(results: dict[str, Any]) -> dict[str, Any]:
+    """The report's plots by file name (a plot with nothing to draw is left out)."""
+    from .plots import plot_accuracy_vs_tokens, plot_by_difficulty, plot_curves, plot_length_accuracy
+
+    drpo = results["study"]["drpo"]
+    figs = {
+        "accuracy_vs_tokens.png": plot_accuracy_vs_tokens(results),
+        "by_difficulty.png": plot_by_difficulty(results),
+        "length_accuracy.png": plot_length_accuracy(results["study"]["length_accuracy"]),
+        "curves.png": plot_curves(results),
+        "curves_format_length.png": plot_curves(
+            results, ["format_length", results["baseline"]], "format-length against correctness-only"
+        )
+        if results["study"]["format_length"]
+        else None,
+        "curves_drpo.png": plot_curves(
+            results,
+            drpo["drpo_specs"]
+            + [n for n, e in drpo["correct_neg_adv_share"].items() if e and n not in drpo["drpo_specs"]],
+            "DRPO against GRPO",
+        )
+        if any(e is not None for e in drpo["correct_neg_adv_share"].values())
+        else None,
+    }
+    return {name: f for name, f in figs.items() if f is not None}
 
 
 def write_report(results: dict[str, Any], out_dir: Path) -> Path:
-    """Write results.json, report.md and the plots into ``out_dir``; returns report.md's path."""
-    import matplotlib
+    """Write results.json, report.md, each seed's report and the plots into ``out_dir``; returns
+    report.md's path."""
+    from .plots import save
+    from .run import write_json_atomic
 
-    matplotlib.use("Agg")
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))
-    plot_pareto(results, out_dir / "pareto.png")
-    plot_by_difficulty(results, out_dir / "by_difficulty.png")
-    plot_curves(results, out_dir / "curves.png")
+    write_json_atomic(out_dir / "results.json", results)
+    for name, fig in figures(results).items():
+        save(fig, out_dir / name)
+    for seed, run in results["runs"].items():
+        if results["baseline"] in run.get("specs", {}):
+            seed_dir = out_dir / "seeds" / seed
+            seed_dir.mkdir(parents=True, exist_ok=True)
+            (seed_dir / "report.md").write_text(
+                seed_markdown({**run, "preset": results["preset"], "smoke": results.get("smoke", False)})
+            )
     report = out_dir / "report.md"
-    report.write_text(markdown(results))
+    report.write_text(study_markdown(results))
     return report

@@ -22,6 +22,12 @@ an impossible budget:
 - ``laser`` (LASER, +0.5 at ≤ the target) at 64; ``format_length`` (label-free) caps at 64;
 - ``laser_d`` picks its targets per difficulty bucket from 12 to 128 tokens in steps of 6, every 5
   steps; kimi, hapo and grpo_lambda have no budget (group- or history-relative).
+
+Beyond the length rewards: ``drpo`` (DRPO's objective with its built-in length preference),
+``pear`` and ``sar`` (rewards from the policy's own signals: ``signals: {model: policy}`` is the
+policy being trained, see :mod:`rewardsmith.lab.train`), and the reward-model specs ``rm_concise``,
+``rm_biased_raw``, ``rm_biased_par`` (``path: lab-rm:<kind>``: an RM the lab trains, see
+:mod:`rewardsmith.lab.reward_models`).
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .evaluate import TASK_VERIFIER
+from .reward_models import LAB_RM_PREFIX
+from .train import POLICY_SIGNALS
 
 BASELINE = "correctness"
 
@@ -47,7 +55,14 @@ def _spec(name: str, *shaping: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"name": name, "verifier": dict(TASK_VERIFIER), "length_unit": "tokens", "shaping": list(shaping), **extra}
 
 
+def _rm_spec(name: str, kind: str, *shaping: dict[str, Any]) -> dict[str, Any]:
+    """A spec whose reward is the lab RM ``kind``'s score (no rule verifier)."""
+    verifier = {"name": "reward_model", "path": LAB_RM_PREFIX + kind}
+    return {"name": name, "verifier": verifier, "length_unit": "tokens", "shaping": list(shaping)}
+
+
 HARD_BUDGET = 64  # tokens: at or above the hardest held-out problems' necessary length (see above)
+
 
 BUILTIN_SPECS: dict[str, dict[str, Any]] = {
     BASELINE: _spec(BASELINE),
@@ -67,17 +82,31 @@ BUILTIN_SPECS: dict[str, dict[str, Any]] = {
         "length_unit": "tokens",
         "shaping": [{"name": "format_length", "max_len": HARD_BUDGET, "answer_from": "hash"}],
     },
+    # DRPO (Li et al. 2025): correctness, trained with DRPO's objective, whose length preference is its
+    # weights softmax((1 - L/L_max)/lam) over a group's correct rollouts (L_max = max_completion_length).
+    "drpo": _spec("drpo", objective={"name": "drpo", "lam": 0.1, "tau": 10.0, "delta": 1e-4, "beta": 1000.0}),
+    # PEAR: correctness minus 0.1 x the mean thinking-phase entropy of the policy (formula unverified).
+    "pear": _spec("pear", {"name": "pear", "think_coef": 0.1}, signals={"model": POLICY_SIGNALS}),
+    # SAR (Han et al. 2025): correctness + 0.2 x self-aligned reward (the authors' GRPO scripts' factor).
+    "sar": _spec("sar", {"name": "sar", "coef": 0.2}, signals={"model": POLICY_SIGNALS}),
+    "rm_concise": _rm_spec("rm_concise", "concise"),
+    "rm_biased_raw": _rm_spec("rm_biased_raw", "biased"),
+    "rm_biased_par": _rm_spec("rm_biased_par", "biased", {"name": "par"}),
 }
 BUILTIN_NAMES = tuple(BUILTIN_SPECS)
+# run only when named (--only, or a preset's list): RL objectives, policy signals and lab-trained RMs
+EXTRA_NAMES = ("drpo", "pear", "sar", "rm_concise", "rm_biased_raw", "rm_biased_par")
+DEFAULT_NAMES = tuple(n for n in BUILTIN_NAMES if n not in EXTRA_NAMES)
 
 
 def select_specs(only: Sequence[str], user: Sequence[tuple[str, dict[str, Any], str]]):
-    """The built-in specs (all, or those in ``only`` plus the baseline) followed by the user's
-    ``(default_name, spec_dict, path)`` specs; names made unique with a numeric suffix."""
+    """The built-in specs (those in ``only`` plus the baseline; without ``only`` the length comparison,
+    :data:`DEFAULT_NAMES`) followed by the user's ``(default_name, spec_dict, path)`` specs; names made unique
+    with a numeric suffix."""
     unknown = [n for n in only if n not in BUILTIN_SPECS]
     if unknown:
         raise ValueError(f"unknown built-in spec(s) {unknown}; choose from {list(BUILTIN_NAMES)}")
-    chosen = [n for n in BUILTIN_NAMES if not only or n in only or n == BASELINE]
+    chosen = [n for n in BUILTIN_NAMES if n in (only or DEFAULT_NAMES) or n == BASELINE]
     out = [NamedSpec(n, copy.deepcopy(BUILTIN_SPECS[n]), "built-in") for n in chosen]
     taken = set(chosen)
     for default_name, spec, path in user:

@@ -8,6 +8,19 @@ the spec's own components are.
 
 Every spec starts from a copy of the same base policy, with the same seed, prompts and budget
 (:class:`RLConfig`).
+
+Specs whose components read the policy's own signals (``pear``: entropies; ``implicit_prm``:
+log-probs) train with :class:`~rewardsmith.integrations.trl_signals.PolicySignalsGRPOTrainer`, which
+hands them the policy's values. ``signals: {model: policy}`` in a lab spec makes the policy being
+trained the spec's signals model too (``sar`` scores the answer with and without the query with it,
+as the paper does with its actor; ``pear`` counts the thinking tokens with its tokenizer).
+``verifier: {name: reward_model, path: lab-rm:<kind>}`` uses a reward model the lab trains from the
+base policy (:mod:`rewardsmith.lab.reward_models`), saved to disk and loaded by that verifier.
+
+Per step the curve also records ``correct_neg_adv_share``: the share of correct rollouts (the
+probe's verdict) whose advantage was negative — GRPO's advantage from the spec's reward, or for
+DRPO the weight its loss puts on the rollout (:func:`drpo_correct_weights`) — and
+``correct_rollouts``, how many there were (the share is 0 when there were none).
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .evaluate import TASK_VERIFIER, answer_is_correct
@@ -30,6 +44,8 @@ if TYPE_CHECKING:
     from ..objectives.drpo import DRPOConfig
 
 PROBE_NAME = "lab_probe"
+POLICY_SIGNALS = "policy"  # signals.model of a lab spec: the policy being trained
+_POLICY_SIGNALS_NEEDED = frozenset({"token_logprobs", "entropies"})
 
 
 @dataclass(frozen=True)
@@ -119,7 +135,8 @@ def rl_prompts(problems: Sequence[Problem], pool_size: int, steps: int, per_step
 
 def rl_dataset(prompts: Sequence[Problem], tokenizer: PreTrainedTokenizerFast):
     """A TRL dataset in the given order (columns: prompt, answer, prompt_id, difficulty, task,
-    necessary_tokens = tokens of the necessary trace with EOS)."""
+    necessary_tokens = tokens of the necessary trace with EOS, reference_responses = [the necessary
+    trace], PAR's reference response, read by the ``reward_model`` verifier from ``meta``)."""
     from datasets import Dataset
 
     def necessary(p: Problem) -> int:
@@ -134,6 +151,7 @@ def rl_dataset(prompts: Sequence[Problem], tokenizer: PreTrainedTokenizerFast):
                 "difficulty": p.difficulty,
                 "task": p.task,
                 "necessary_tokens": necessary(p),
+                "reference_responses": [p.necessary_trace],
             }
             for p in prompts
         ]
@@ -180,11 +198,90 @@ def scale_rewards_for(spec: dict[str, Any], default: str) -> str:
     return TRL_SCALE_REWARDS[name]
 
 
-def rewardsmith_reward_funcs(spec: dict[str, Any], eos_token_id: int, num_generations: int) -> list[Callable]:
-    """The spec as TRL reward functions (rewardsmith's TRL adapter; lengths from completion_ids)."""
-    from ..integrations.trl import reward_funcs
+def correct_negative_share(correct: Sequence[bool], coefficients: Sequence[float]) -> tuple[float, int]:
+    """(share of correct rollouts whose coefficient — advantage, or DRPO weight — is negative, number of correct
+    rollouts); the share is 0 when no rollout is correct."""
+    picked = [float(a) for c, a in zip(correct, coefficients, strict=True) if c]
+    return (sum(a < 0 for a in picked) / len(picked) if picked else 0.0), len(picked)
 
-    return list(reward_funcs(spec, eos_token_id=eos_token_id, num_generations=num_generations))
+
+def drpo_correct_weights(lengths, groups, labels, config: DRPOConfig, max_length: float):
+    """The weight DRPO's objective puts on each correct rollout's score s_i (Li et al. 2025, Eq. 9): w_i of the
+    softmax over its group's correct set when the group also has a wrong rollout, else 0 (the group is
+    dropped); NaN for rollouts that are not correct. Always ≥ 0: DRPO never pushes a correct rollout down."""
+    import torch
+
+    from ..objectives.drpo import CORRECT, WRONG, length_weights
+
+    out = torch.full(lengths.shape, float("nan"), dtype=torch.float64)
+    out[labels == CORRECT] = 0.0
+    for g in torch.unique(groups):
+        pos, neg = (groups == g) & (labels == CORRECT), (groups == g) & (labels == WRONG)
+        if pos.any() and neg.any():
+            out[pos] = length_weights(lengths[pos].double(), max_length, config.lam)
+    return out
+
+
+def _lab_trainer(drpo: bool, policy_signals: bool):
+    """The trainer class: GRPO, DRPO and/or the policy-signals trainer, logging ``lab/correct_neg_adv_share``."""
+    from trl import GRPOTrainer
+
+    bases: list[type] = []
+    if drpo:
+        from ..integrations.trl_drpo import DRPOTrainer
+
+        bases.append(DRPOTrainer)
+    if policy_signals:
+        from ..integrations.trl_signals import PolicySignalsGRPOTrainer
+
+        bases.append(PolicySignalsGRPOTrainer)
+
+    class LabTrainer(*(bases or [GRPOTrainer])):  # type: ignore[misc]
+        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+            self._lab_rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+            return self._lab_rewards
+
+        def _generate_and_score_completions(self, inputs):
+            output = super()._generate_and_score_completions(inputs)
+            correct = (self._lab_rewards[:, self.reward_func_names.index(PROBE_NAME)] == 1).cpu()
+            if "drpo_labels" in output:
+                lengths = output["completion_mask"].sum(-1).cpu()
+                coef = drpo_correct_weights(
+                    lengths, output["drpo_groups"].cpu(), output["drpo_labels"].cpu(), self.drpo, self.drpo.max_length
+                )
+            else:
+                coef = output["advantages"].cpu()
+            share, n = correct_negative_share(correct.tolist(), coef.tolist())
+            mode = "train" if self.model.training else "eval"
+            self._metrics[mode]["lab/correct_neg_adv_share"].append(share)
+            self._metrics[mode]["lab/correct_rollouts"].append(float(n))
+            return output
+
+    return LabTrainer
+
+
+def _spec_reward_funcs(
+    spec: dict[str, Any],
+    policy: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerFast,
+    group: int,
+    batch: int,
+    device: str,
+) -> tuple[list[Callable], bool, Any]:
+    """The spec's TRL reward functions, whether they need the policy's per-token signals, and their pipeline. With
+    ``signals.model: policy`` the policy (as it trains) is put in the pipeline as that signals model."""
+    from ..integrations.trl import reward_funcs
+    from ..pipeline import load_spec
+
+    pipeline = load_spec(spec)
+    signals = spec.get("signals") or {}
+    if signals.get("model") == POLICY_SIGNALS:
+        from ..lm_signals import CausalLMScorer
+
+        pipeline.scorers[POLICY_SIGNALS] = CausalLMScorer(policy, tokenizer, device, batch_size=batch)
+        policy.train()  # the scorer put it in eval mode; the trainer trains it (the scorer leaves the mode alone)
+    funcs = reward_funcs(pipeline, eos_token_id=tokenizer.eos_token_id, num_generations=group)
+    return list(funcs), bool(pipeline.needs_signals & _POLICY_SIGNALS_NEEDED), pipeline
 
 
 def _trainer_callbacks(curve: list[dict[str, float]], on_step: Callable[[], None] | None):
@@ -199,6 +296,8 @@ def _trainer_callbacks(curve: list[dict[str, float]], on_step: Callable[[], None
         "lab/excess_tokens": "excess_tokens",
         "completions/clipped_ratio": "truncated_share",
         "entropy": "entropy",
+        "lab/correct_neg_adv_share": "correct_neg_adv_share",
+        "lab/correct_rollouts": "correct_rollouts",
     }
 
     class CurveCallback(TrainerCallback):
@@ -230,25 +329,37 @@ def train_spec(
     device: str = "cpu",
     on_step: Callable[[], None] | None = None,
     reward_funcs_factory: Callable[[dict[str, Any]], list[Callable]] | None = None,
+    cache_dir: Path | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[PreTrainedModel, list[dict[str, float]]]:
     """GRPO (or DRPO, see :func:`split_objective`) from a copy of ``base_model`` under ``spec``; returns
-    (policy, per-step curve).
+    (policy, per-step curve). Lab RMs the spec names are trained from ``base_model`` (or loaded from
+    ``cache_dir``, default the lab cache) first.
 
     The curve has per step, over the sampled rollouts: reward, mean_tokens, excess_tokens,
-    accuracy, redundant_share, no_steps_share, truncated_share, entropy, and seconds."""
+    accuracy, redundant_share, no_steps_share, truncated_share, entropy, correct_neg_adv_share,
+    correct_rollouts, and seconds."""
     from transformers import PrinterCallback, set_seed
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
 
+    from .reward_models import RMConfig, load_or_train_rm, resolve_lab_models
+
+    rm_config = RMConfig(max_new_tokens=config.max_completion_length)
+    spec = resolve_lab_models(
+        spec,
+        lambda kind: load_or_train_rm(kind, base_model, tokenizer, problems, seed, rm_config, cache_dir, log),
+    )
     drpo, spec = split_objective(spec)
     set_seed(seed)
     model = copy.deepcopy(base_model).to(device)
     model.train()
-    funcs = (
-        reward_funcs_factory(spec)
-        if reward_funcs_factory
-        else rewardsmith_reward_funcs(spec, tokenizer.eos_token_id, config.num_generations)
-    )
     batch = config.prompts_per_step * config.num_generations
+    if reward_funcs_factory:
+        funcs, policy_signals, pipeline = reward_funcs_factory(spec), False, None
+    else:
+        funcs, policy_signals, pipeline = _spec_reward_funcs(
+            spec, model, tokenizer, config.num_generations, batch, device
+        )
     curve: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="rewardsmith-lab-") as tmp:
         args = GRPOConfig(
@@ -277,12 +388,8 @@ def train_spec(
             dataloader_num_workers=0,
             shuffle_dataset=False,  # rl_prompts already shuffled each epoch without in-step repeats
         )
-        trainer_cls, objective = GRPOTrainer, {}
-        if drpo is not None:
-            from ..integrations.trl_drpo import DRPOTrainer
-
-            trainer_cls, objective = DRPOTrainer, {"drpo": drpo, "correctness_func": PROBE_NAME}
-        trainer = trainer_cls(
+        objective = {} if drpo is None else {"drpo": drpo, "correctness_func": PROBE_NAME}
+        trainer = _lab_trainer(drpo is not None, policy_signals)(
             **objective,
             model=model,
             reward_funcs=[*funcs, TaskProbe()],
@@ -294,6 +401,10 @@ def train_spec(
             callbacks=_trainer_callbacks(curve, on_step),
         )
         trainer.remove_callback(PrinterCallback)  # progress is shown by the caller
-        trainer.train()
+        try:
+            trainer.train()
+        finally:
+            if pipeline is not None:
+                pipeline.close()
     model.eval()
     return model, curve

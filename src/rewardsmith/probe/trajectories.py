@@ -9,7 +9,8 @@ From each group's best trajectory (the spec's highest reward, a correct one firs
   tools: the task is taken to need them).
 
 Per-turn ``meta`` lists (one entry per assistant turn: ``turn_progress``, ``turn_rewards``, ...)
-follow the turns they belong to. Each exploit is scored in a group with the honest trajectory, the
+follow the turns they belong to, but a repeated turn's copies get no ``turn_references`` entry
+(null: unchecked): a reference belongs to the question its turn answers, and is credited once. Each exploit is scored in a group with the honest trajectory, the
 same trajectory ending in "I am not sure." (its margin m) and the rest of the user's group; it is
 *found* when it scores at least honest − TIE·m: the reward does not prefer the honest trajectory.
 """
@@ -24,6 +25,7 @@ from typing import Any
 
 from ..records import RecordError
 from ..signals import SignalError
+from ..verifiers.per_turn import REFERENCES_KEY
 
 TRAJECTORY_CLASSES = ("tool_call_spam", "repeated_turns", "no_tool_answer")
 SPAM = 5  # extra copies of a turn
@@ -65,7 +67,8 @@ def _repeat_turn(rec: dict[str, Any], k: int, times: int) -> dict[str, Any]:
     out["messages"] = msgs[:at] + [copy.deepcopy(m) for _ in range(times) for m in block] + msgs[at:]
     for key in _per_turn_keys(rec):
         values = out["meta"][key]
-        out["meta"][key] = values[: turn + 1] + [copy.deepcopy(values[turn]) for _ in range(times)] + values[turn + 1 :]
+        copied = None if key == REFERENCES_KEY else values[turn]
+        out["meta"][key] = values[: turn + 1] + [copy.deepcopy(copied) for _ in range(times)] + values[turn + 1 :]
     return out
 
 

@@ -29,6 +29,7 @@ class Dense:
     unit: str
     rewards: list[list[float]]
     advantages: list[list[float]] | None = None
+    verdicts: list[list[float | None]] | None = None  # a per-turn verifier's score per turn (None: unchecked/unknown)
 
 
 @dataclass

@@ -16,7 +16,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..registry import Component
 from ..types import BAD_REFERENCE, ERROR, JUDGE_FAILED, NO_ANSWER, OK, TIMEOUT, Job, Verdict
 
-__all__ = ["BAD_REFERENCE", "ERROR", "JUDGE_FAILED", "NO_ANSWER", "OK", "TIMEOUT", "Job", "Verdict", "Verifier"]
+__all__ = [
+    "BAD_REFERENCE",
+    "ERROR",
+    "JUDGE_FAILED",
+    "NO_ANSWER",
+    "OK",
+    "TIMEOUT",
+    "Job",
+    "Verdict",
+    "Verifier",
+    "extraction_failed",
+]
 
 if TYPE_CHECKING:
     from ..batch import Batch
@@ -63,3 +74,8 @@ class Verifier(Component):
         cls = type(self)  # the class too: a user's subclass may inherit a built-in's name
         options = json.dumps(self.options.model_dump(), sort_keys=True, default=str)
         return f"{cls.__module__}.{cls.__qualname__}:{self.name}:{options}"
+
+
+def extraction_failed(exc: Exception) -> Verdict:
+    """The verdict of a record whose job could not be made (``job_for`` raised): ``error``, never a crash."""
+    return Verdict(float("nan"), ERROR, f"extraction failed: {type(exc).__name__}: {exc}")

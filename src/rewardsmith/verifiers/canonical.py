@@ -7,7 +7,9 @@ and polynomials (``x^2+3x+2``, ``(x+1)(x+2)``). Such a sum is written one way on
 ``√m π^e x^k`` are linearly independent over ℚ), so two forms are equal exactly when their term
 tables are. Sets (``\\{1, 2\\}``), tuples and intervals of forms are compared element-wise.
 
-Anything else (functions, ``e``/``i``, text, units, relations, percentages) gives ``None`` and
+Intervals may have an infinite end (``(3, \\infty)``), the side at infinity always open, as in
+sympy. A number with a unit word (``5\\text{ cm}``) is read as math-verify reads it: the number.
+Anything else (functions, ``e``/``i``, text, different units, relations, percentages) gives ``None`` and
 is left to math-verify. So do decimals in an unequal or irrational comparison, where
 math-verify's float rounding could decide otherwise.
 """
@@ -29,6 +31,9 @@ _TOKEN = re.compile(r"\\[a-zA-Z]+|\d+(?:\.\d+)?|\.\d+|[a-zA-Z]|\\[{}]|[-+*/^(){}
 _SPACING = re.compile(r"\s+|\\[,;:! ]|\\left|\\right|\\!")
 _CONSTANT_LETTERS = frozenset("eiEI")  # Euler's number and the imaginary unit for math-verify
 _ONE: Key = (1, 0, ())
+_INF: Key = (0, 0, (("\\infty", 1),))  # an interval's end at ±∞ (m = 0 is no squarefree factor: no clash)
+_INFINITY = re.compile(r"([-+]?)\\infty")
+_UNIT = re.compile(r"\\(?:text|mbox)\{([A-Za-z]+)\}$")  # after spacing is removed: 5\text{cm}
 _UNIT_FRAC = "\\frac{1}{"
 
 
@@ -245,8 +250,33 @@ def scalar(text: str) -> tuple[Form, bool] | None:
     return _read(text, 0)
 
 
+def _infinite_interval(shape: str, parts: list[str]) -> tuple[str, tuple[Form, ...], bool] | None:
+    """An interval with an infinite end (``(3,\\infty)``, ``(-\\infty,2]``): shape ``I`` + its brackets, the side
+    at infinity always open (``[3,\\infty]`` is ``[3,\\infty)``, as in sympy); None when no end is infinite or
+    an end is unsupported (``(\\infty,3)``: not an interval)."""
+    if len(parts) != 2 or not any(_INFINITY.fullmatch(p) for p in parts):
+        return None
+    ends, decimal = [], False
+    for side, part in zip((-1, 1), parts):
+        m = _INFINITY.fullmatch(part)
+        if m:
+            if (m.group(1) == "-") != (side == -1):
+                return None  # +inf on the left, -inf on the right
+            ends.append({_INF: Fraction(side)})
+            continue
+        one = scalar(part)
+        if one is None:
+            return None
+        ends.append(one[0])
+        decimal |= one[1]
+    left = "(" if _INF in ends[0] else shape[0]
+    right = ")" if _INF in ends[1] else shape[1]
+    return "I" + left + right, tuple(ends), decimal
+
+
 def canonical(text: str) -> tuple[str, tuple[Form, ...], bool] | None:
-    """(shape, element forms, decimal read): shape is ``value``, ``set`` or a bracket pair such as ``[)``."""
+    """(shape, element forms, decimal read): shape is ``value``, ``set``, a bracket pair such as ``[)``, or
+    ``I`` and a bracket pair for an interval with an infinite end."""
     t = _SPACING.sub("", text.strip().strip("$"))
     if t.startswith("\\{") and t.endswith("\\}"):
         shape, inner = "set", t[2:-2]
@@ -264,6 +294,8 @@ def canonical(text: str) -> tuple[str, tuple[Form, ...], bool] | None:
     parts = _split_top(inner)
     if parts is None:
         return None
+    if shape != "set" and any(_INFINITY.fullmatch(p) for p in parts):
+        return _infinite_interval(shape, parts)
     forms, decimal = [], False
     for part in parts:
         one = scalar(part)
@@ -275,17 +307,51 @@ def canonical(text: str) -> tuple[str, tuple[Form, ...], bool] | None:
 
 
 def _rational(forms: tuple[Form, ...]) -> bool:
-    return all(set(f) <= {_ONE} for f in forms)
+    return all(set(f) <= {_ONE} or set(f) == {_INF} for f in forms)
+
+
+def _ordered_ends(shape: str, forms: tuple[Form, ...]) -> bool | None:
+    """For a bounded two-element bracket shape with rational ends: whether the left end is below the right
+    (then it is a non-empty interval, ``(1,5)`` included, as math-verify reads it); None for anything else."""
+    if shape in ("value", "set") or shape[0] == "I" or len(forms) != 2 or not _rational(forms):
+        return None
+    left, right = (f.get(_ONE, Fraction(0)) for f in forms)
+    return left < right
+
+
+def _split_unit(text: str) -> tuple[str, str | None]:
+    """``text`` without a trailing unit word (``5\\text{ cm}`` → ``5``, ``cm``), spacing removed."""
+    t = _SPACING.sub("", text.strip().strip("$"))
+    m = _UNIT.search(t)
+    return (t[: m.start()], m.group(1)) if m and m.start() else (t, None)
 
 
 def exact_verdict(gold: str, pred: str) -> float | None:
-    """1.0/0.0 when both are canonical forms of a kind compared exactly here; None: let math-verify decide."""
-    a, b = canonical(gold), canonical(pred)
+    """1.0/0.0 when both are canonical forms of a kind compared exactly here; None: let math-verify decide.
+    A number with a unit word is compared as math-verify compares it, by the number, when the other side
+    has the same unit or none; different units are math-verify's call."""
+    (g, gold_unit), (p, pred_unit) = _split_unit(gold), _split_unit(pred)
+    a, b = canonical(g), canonical(p)
     if a is None or b is None:
         return None
+    if gold_unit or pred_unit:
+        if (gold_unit and pred_unit and gold_unit != pred_unit) or not (a[0] == b[0] == "value"):
+            return None
+        if not (_rational(a[1]) and _rational(b[1])):
+            return None
     (sa, fa, da), (sb, fb, db) = a, b
+    order_a, order_b = _ordered_ends(sa, fa), _ordered_ends(sb, fb)
+    if False in (order_a, order_b):
+        return None  # [3,3], [5,1): sympy reads a point or an empty set; (1,1): a tuple
+    infinite = (sa[0] == "I") + (sb[0] == "I")
     if sa == "set" and sb == "set":
         same = {frozenset(f.items()) for f in fa} == {frozenset(f.items()) for f in fb}
+    elif infinite == 2 or (order_a and order_b):
+        same = sa == sb and fa == fb  # two non-empty intervals: equal exactly when their ends and brackets are
+    elif infinite:
+        if len(fa) != len(fb) or "set" in (sa, sb) or "value" in (sa, sb):
+            return None  # math-verify reads (3,\infty) as equal to \{3,\infty\}
+        same = False  # an unbounded interval is neither a bounded one nor a pair of numbers
     elif sa == sb or (sa != "value" and sb != "value" and "()" not in (sa, sb)):
         same = sa == sb and fa == fb  # tuples and intervals: same brackets, same elements in order
     else:
