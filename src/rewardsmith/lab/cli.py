@@ -21,8 +21,8 @@ PRESET_NAMES = ("tiny", "quick", "study", "full")
 # Wall time on 2 CPU cores with a cold cache, as measured in docs/lab.md (which states the same).
 PRESET_TIMES = {
     "tiny": "41 s measured on an idle 2-core machine",
-    "quick": "about 5 min",
-    "study": "not yet timed",
+    "quick": "392 s measured with a cold cache (load average 1-3)",
+    "study": "not yet timed; estimated 31-50 min",
     "full": "not timed here",
 }
 
