@@ -40,7 +40,7 @@ class ScriptedPolicy(torch.nn.Module):
         return torch.tensor([r + [TOK.pad_token_id] * (width - len(r)) for r in rows])
 
 
-PROBLEMS = [make_problem([1, 2]), make_problem([3, 4]), make_problem([5, 5, 5])]
+PROBLEMS = [make_problem([1, 2], "chain"), make_problem([3, 4], "chain"), make_problem([5, 5, 5], "chain")]
 SCRIPT = {
     "1+2=": "<think>1+2=3;chk3-2=1ok;</think>####3",  # correct, 18 tokens + EOS, 1 of 2 steps redundant
     "3+4=": "####7",  # correct, guessed: 2 tokens + EOS, no steps
@@ -63,6 +63,9 @@ def test_metrics_on_a_scripted_policy():
         "redundant_share": 0.5,
         "no_steps_share": 0.5,
         "truncated_share": 0.0,
+        "repair_tokens": 0.0,
+        "redundant_tokens": 4.0,  # chk3-2=1ok; is 8 tokens, in one of the two completions
+        "unrepaired_share": 0.0,
     }
     assert r["by_difficulty"]["3"]["accuracy"] == 0.0 and r["by_difficulty"]["3"]["mean_tokens"] == 17.0
     assert r["samples"][0]["completion"] == SCRIPT["1+2="]
@@ -131,3 +134,20 @@ def test_sampled_evaluation_reported_beside_greedy():
         r["sampled"]["accuracy"] == r["accuracy"] and r["sampled"]["mean_tokens"] == r["mean_tokens"]
     )  # the script ignores sampling
     assert "sampled" not in evaluate_policy(ScriptedPolicy(SCRIPT), TOK, PROBLEMS, max_new_tokens=40)
+
+
+def test_carry_task_repairs_and_unrepaired_slips():
+    problems = [make_problem([3, 5, 8, 9, 4]), make_problem([3, 5, 8, 9, 4, 7])]
+    script = {
+        "3+5+8+9+4=": "<think>3+5=8;8+8=6;6+9=6;6+4=0;</think>####0",  # slip left unchecked: wrong
+        "3+5+8+9+4+7=": "<think>3+5=8;8+8=6;so6;6+9=6;chk6+9=5;5+4=9;chk5+4=9;9+7=7;chk9+7=6;</think>####6",
+    }
+    r = evaluate_policy(ScriptedPolicy(script), TOK, problems, max_new_tokens=80)
+    assert r["by_difficulty"]["5"]["accuracy"] == 0.0 and r["by_difficulty"]["5"]["unrepaired_share"] == 1.0
+    six = r["by_difficulty"]["6"]
+    assert six["accuracy"] == 1.0 and six["unrepaired_share"] == 0.0
+    assert six["repair_tokens"] == 14.0 and six["redundant_tokens"] == 10.0
+    assert six["redundant_share"] == pytest.approx(2 / 9)
+    nec = necessary_tokens(problems, TOK)
+    # 3+5=8;8+8=6;6+9=6;chk6+9=5;5+4=9; + framing + EOS; the k = 6 one also repairs 9+7
+    assert nec["by_difficulty"] == {"5": 36.0, "6": 49.0} and nec["max_tokens"] == 49

@@ -6,7 +6,7 @@ import pytest
 
 from rewardsmith.lab.model import ModelConfig, build_model, build_tokenizer, count_parameters
 from rewardsmith.lab.sft import SFTConfig, cache_key, encode_example
-from rewardsmith.lab.tasks import TraceStyle, generate_problems, necessary_trace, overthinking_trace
+from rewardsmith.lab.tasks import CarryStyle, TraceStyle, generate_problems, necessary_trace, overthinking_trace
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +85,30 @@ def test_cache_key_is_stable_and_sensitive():
     assert cache_key(cfg, 0) == cache_key(SFTConfig(), 0)
     assert len(cache_key(cfg, 0)) == 16
     assert cache_key(cfg, 0) != cache_key(cfg, 1)
-    assert cache_key(cfg, 0) != cache_key(SFTConfig(style=TraceStyle(check_rate=0.4)), 0)
+    assert cache_key(cfg, 0) != cache_key(SFTConfig(style=CarryStyle(safe_check_rate=0.4)), 0)
+    chain = SFTConfig(task="chain")
+    assert chain.style == TraceStyle() and cfg.style == CarryStyle()
+    assert cache_key(chain, 0) != cache_key(cfg, 0)
+    assert cache_key(chain, 0) != cache_key(SFTConfig(task="chain", style=TraceStyle(check_rate=0.4)), 0)
     assert cache_key(cfg, 0) != cache_key(SFTConfig(model=ModelConfig(hidden_size=64)), 0)
     json.dumps(cfg.to_dict())  # the key is built from plain JSON
+
+
+def test_sft_config_style_matches_its_task():
+    with pytest.raises(ValueError):
+        SFTConfig(style=TraceStyle())  # the default task is carry
+    with pytest.raises(ValueError):
+        SFTConfig(task="chain", style=CarryStyle())
+    with pytest.raises(ValueError):
+        SFTConfig(task="sums")
+
+
+def test_annotated_tokens_match_the_tokenizer(tok):
+    import random
+
+    from rewardsmith.lab.tasks import annotate, sft_trace
+
+    rng = random.Random(1)
+    for p in generate_problems(200, seed=1):
+        text = sft_trace(p, rng, CarryStyle())
+        assert annotate(text).tokens == len(tok(text, add_special_tokens=False)["input_ids"])

@@ -29,6 +29,8 @@ def test_builtins_use_tokens_and_the_task_verifier():
         "truncation",
         "grpo_lambda",
         "format_length",
+        "l1_max",
+        "dler",
         "drpo",
         "pear",
         "sar",
@@ -63,3 +65,37 @@ def test_select_specs():
         select_specs(["nope"], [])
     picked[0].spec["shaping"].append("x")  # copies: the built-ins stay intact
     assert BUILTIN_SPECS[BASELINE]["shaping"] == []
+
+
+def test_budgets_cover_the_hardest_problems_necessary_length():
+    """A budget below a hard problem's necessary length would make it unsolvable: every budget is at
+    or above the longest necessary trace among the held-out hardest problems of seeds 0-2."""
+    from rewardsmith.lab.specs import HARD_BUDGET
+    from rewardsmith.lab.tasks import annotate, train_test_split
+
+    longest = max(
+        annotate(p.necessary_trace).tokens + 1  # + EOS
+        for seed in range(3)
+        for p in train_test_split(0, 600, seed)[1]
+        if p.difficulty == 7
+    )
+    assert longest == 62 <= HARD_BUDGET
+    budgets = [
+        option
+        for spec in BUILTIN_SPECS.values()
+        for shaper in spec["shaping"]
+        for key, option in shaper.items()
+        if key in ("max_len", "target")
+    ]
+    assert budgets and min(budgets) >= longest
+
+
+def test_dler_spec_trains_with_batch_normalization():
+    from rewardsmith.lab.train import scale_rewards_for
+    from rewardsmith.registry import SpecError
+
+    assert scale_rewards_for(BUILTIN_SPECS["dler"], "group") == "batch"
+    assert scale_rewards_for(BUILTIN_SPECS["kimi"], "group") == "group"
+    assert scale_rewards_for({"advantage": "dr_grpo"}, "group") == "none"
+    with pytest.raises(SpecError):
+        scale_rewards_for({"advantage": {"name": "rloo"}}, "group")

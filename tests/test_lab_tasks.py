@@ -5,15 +5,21 @@ import random
 import pytest
 
 from rewardsmith.lab.tasks import (
+    CarryStyle,
     TraceStyle,
-    count_steps,
+    annotate,
+    carry_necessary_trace,
+    carry_trace,
     generate_problems,
     make_problem,
     necessary_steps,
     necessary_trace,
     overthinking_trace,
     running_sums,
+    sft_trace,
+    slips,
     train_test_split,
+    written_sum,
 )
 from rewardsmith.verifiers.extract import extract_answer
 
@@ -41,11 +47,11 @@ def test_bad_problems_rejected(digits):
 
 
 def test_difficulty_sets_the_number_of_necessary_steps():
-    problems = generate_problems(60, seed=1)
+    problems = generate_problems(60, seed=1, task="chain")
     assert {p.difficulty for p in problems} == set(range(2, 8))
     for p in problems:
-        assert count_steps(necessary_trace(p.digits)).necessary == p.difficulty - 1
-        assert count_steps(necessary_trace(p.digits)).redundant == 0
+        c = annotate(p.necessary_trace, "chain")
+        assert c.necessary_steps == p.difficulty - 1 and c.redundant_steps == 0
 
 
 def test_difficulties_evenly_spread_and_range_respected():
@@ -73,8 +79,8 @@ def test_check_and_restatement_steps_are_correct_arithmetic():
         [3, 5, 8], rng, TraceStyle(check_rate=1.0, restate_rate=1.0, verbosity_spread=0.0, guess_rate=0.0)
     )
     assert trace == "<think>3+5=8;chk8-5=3ok;so8;8+8=6;chk6-8=8ok;so6;</think>####6"
-    c = count_steps(trace)
-    assert (c.necessary, c.redundant, c.other) == (2, 4, 0)
+    c = annotate(trace, "chain")
+    assert (c.necessary_steps, c.redundant_steps, c.other_steps, c.repair_steps) == (2, 4, 0, 0)
 
 
 def test_zero_rates_give_the_necessary_trace():
@@ -87,7 +93,7 @@ def test_zero_rates_give_the_necessary_trace():
 def test_guess_is_a_bare_answer():
     rng = random.Random(0)
     assert overthinking_trace([3, 5, 8], rng, TraceStyle(guess_rate=1.0)) == "<think></think>####6"
-    assert count_steps("<think></think>####6").total == 0
+    assert annotate("<think></think>####6", "chain").steps == 0
 
 
 @pytest.mark.parametrize("spread", [0.0, 1.0])
@@ -98,16 +104,16 @@ def test_redundancy_and_guess_rates_in_generated_traces(spread):
     problems = generate_problems(6000, seed=5)
     for p in problems:
         t = overthinking_trace(p.digits, rng, style)
-        c = count_steps(t)
-        assert c.other == 0 and t.endswith("####" + p.answer)
-        if c.total == 0:
+        c = annotate(t, "chain")
+        assert c.other_steps == 0 and t.endswith("####" + p.answer)
+        if c.steps == 0:
             n_guesses += 1
             continue
-        assert c.necessary == p.difficulty - 1
+        assert c.necessary_steps == p.difficulty - 1
         n_checks += t.count("chk")
         n_restates += t.count("so")
-        n_steps += c.necessary
-        n_clean += p.difficulty == 7 and c.redundant == 0
+        n_steps += c.necessary_steps
+        n_clean += p.difficulty == 7 and c.redundant_steps == 0
     assert abs(n_checks / n_steps - 0.5) < 0.02
     assert abs(n_restates / n_steps - 0.25) < 0.02
     assert abs(n_guesses / len(problems) - 0.05) < 0.01
@@ -123,9 +129,116 @@ def test_trace_style_validated():
         TraceStyle(guess_rate=-0.1)
 
 
-def test_count_steps_on_odd_completions():
-    assert count_steps("") == count_steps("####3")
-    assert count_steps("").total == 0
-    c = count_steps("<think>1+2=3;blah;so3;</think>####3")
-    assert (c.necessary, c.redundant, c.other) == (1, 1, 1)
-    assert count_steps("1+2=3;2+2=4").necessary == 2  # no think block: the whole text
+def test_annotate_odd_completions():
+    for task in ("chain", "carry"):
+        assert annotate("", task).steps == annotate("####3", task).steps == 0
+        assert annotate("", task).tokens == 0 and annotate("####3", task).tokens == 2
+        c = annotate("<think>1+2=3;blah;so3;</think>####3", task)
+        assert (c.necessary_steps, c.redundant_steps, c.other_steps) == (1, 1, 1)
+        assert annotate("1+2=3;2+2=4", task).necessary_steps == 2  # no think block: the whole text
+    with pytest.raises(ValueError):
+        annotate("####3", "sums")
+
+
+# --- the carry task ----------------------------------------------------------------------------
+
+WORKED = "<think>3+5=8;8+8=6;so6;6+9=6;chk6+9=5;5+4=9;chk5+4=9;9+7=7;chk9+7=6;</think>####6"
+
+
+def test_slip_rule_by_hand():
+    assert not slips(2, 9, 9)  # the first two steps never slip
+    assert slips(3, 6, 7) and not slips(3, 6, 6)  # 13 slips, 12 does not
+    assert written_sum(3, 9, 9) == 9  # 18: 8, written one more
+    assert written_sum(3, 9, 4) == 4  # 13: 3 → 4
+    assert written_sum(4, 9, 1) == 0  # 10 is safe
+    assert written_sum(2, 9, 9) == 8
+    assert sum(slips(3, a, d) for a in range(10) for d in range(10)) == 21
+
+
+def test_carry_necessary_trace_by_hand():
+    # 3+5=8, 8+8=16→6, 6+9=15 slips to 6 (checked: 5), 5+4=9; answer 29 mod 10
+    assert carry_necessary_trace([3, 5, 8, 9, 4]) == "<think>3+5=8;8+8=6;6+9=6;chk6+9=5;5+4=9;</think>####9"
+    p = make_problem([3, 5, 8, 9, 4])
+    assert p.task == "carry" and p.answer == "9" and p.necessary_trace == carry_necessary_trace(p.digits)
+    assert make_problem([3, 5, 8, 9, 4], task="chain").necessary_trace == necessary_trace(p.digits)
+    # short chains cannot slip: the two tasks' necessary traces agree
+    for q in generate_problems(30, seed=2, max_terms=3):
+        assert q.necessary_trace == necessary_trace(q.digits)
+    with pytest.raises(ValueError):
+        make_problem([1, 2], task="sums")
+
+
+def test_annotation_of_a_worked_trace():
+    a = annotate(WORKED)
+    # steps: 5 sums; 2 checks repairing a slip (6+9, 9+7); 1 re-check of a safe step + 1 restatement
+    assert (a.necessary_steps, a.repair_steps, a.redundant_steps, a.other_steps) == (5, 2, 2, 0)
+    # tokens: 5 steps × 6 + <think></think>####6 (4) = 34; checks 7 each; so6; 3 + chk5+4=9; 7
+    assert (a.necessary_tokens, a.repair_tokens, a.redundant_tokens, a.other_tokens) == (34, 14, 10, 0)
+    assert a.unrepaired_slips == 0 and a.tokens == 58
+    assert extract_answer(WORKED, ["hash"]) == make_problem([3, 5, 8, 9, 4, 7]).answer
+
+
+def test_a_missing_check_propagates_the_error():
+    digits = [3, 5, 8, 9, 4]
+    bare = CarryStyle(risky_check_rate=0.0, safe_check_rate=0.0, restate_rate=0.0, verbosity_spread=0.0, guess_rate=0)
+    trace = carry_trace(digits, random.Random(0), bare)
+    # the slipped 6 is carried on: 6+4=0, not 5+4=9
+    assert trace == "<think>3+5=8;8+8=6;6+9=6;6+4=0;</think>####0"
+    assert extract_answer(trace, ["hash"]) != make_problem(digits).answer
+    a = annotate(trace)
+    assert a.unrepaired_slips == 1 and a.repair_steps == 0 and a.redundant_steps == 0
+    every = CarryStyle(risky_check_rate=1.0, safe_check_rate=0.0, restate_rate=0.0, verbosity_spread=0.0, guess_rate=0)
+    assert carry_trace(digits, random.Random(0), every) == carry_necessary_trace(digits)
+
+
+def test_checks_that_repair_nothing_or_recompute_wrongly():
+    # a check of a safe step is redundant; one of another step, or with a wrong value, is not a check
+    assert annotate("<think>1+2=3;chk1+2=3;</think>####3").redundant_steps == 1
+    assert annotate("<think>1+2=3;chk2+2=4;</think>####4").other_steps == 1
+    assert annotate("<think>1+2=3;3+4=7;7+8=6;chk7+8=4;</think>####4").other_steps == 1
+    # a restatement of the repaired value is redundant
+    a = annotate("<think>1+2=3;3+4=7;7+8=6;chk7+8=5;so5;</think>####5")
+    assert (a.repair_steps, a.redundant_steps, a.unrepaired_slips) == (1, 1, 0)
+    # a restatement of a value the trace does not hold is not redundant work
+    assert annotate("<think>1+2=3;so4;</think>####4").other_steps == 1
+    # chain-style checks are not carry checks, and carry checks are not chain ones
+    assert annotate("<think>1+2=3;chk3-2=1ok;</think>####3").other_steps == 1
+    assert annotate("<think>1+2=3;chk1+2=3;</think>####3", "chain").other_steps == 1
+
+
+def test_carry_traces_check_risky_steps_more_than_safe_ones():
+    rng = random.Random(0)
+    style = CarryStyle()
+    risky = risky_checked = safe = safe_checked = guesses = wrong = 0
+    problems = generate_problems(6000, seed=4)
+    for p in problems:
+        t = sft_trace(p, rng, style)
+        a = annotate(t)
+        assert a.other_steps == 0
+        if a.steps == 0:
+            guesses += 1
+            assert t == f"<think></think>####{p.answer}"
+            continue
+        assert a.necessary_steps == p.difficulty - 1
+        # the answer is the value carried on: right exactly when no slip was left unrepaired
+        assert (extract_answer(t, ["hash"]) == p.answer) == (a.unrepaired_slips == 0)
+        wrong += a.unrepaired_slips > 0
+        risky += a.repair_steps + a.unrepaired_slips
+        risky_checked += a.repair_steps
+        checks = t.count("chk")
+        safe += a.necessary_steps - (a.repair_steps + a.unrepaired_slips)
+        safe_checked += checks - a.repair_steps
+    p_risky, p_safe = risky_checked / risky, safe_checked / safe
+    # E[min(1, r·v)] over v ~ U(0.5, 1.5): 0.9 → 0.855, 0.55 → 0.55
+    assert abs(p_risky - 0.855) < 0.03 and abs(p_safe - 0.55) < 0.02
+    assert abs(guesses / len(problems) - 0.02) < 0.006
+    assert 0.05 < wrong / len(problems) < 0.15  # the base policy's traces are below ceiling
+
+
+def test_styles_validated_and_matched_to_the_task():
+    with pytest.raises(ValueError):
+        CarryStyle(risky_check_rate=1.5)
+    with pytest.raises(TypeError):
+        sft_trace(make_problem([1, 2]), random.Random(0), TraceStyle())
+    with pytest.raises(TypeError):
+        sft_trace(make_problem([1, 2], task="chain"), random.Random(0), CarryStyle())

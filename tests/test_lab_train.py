@@ -27,7 +27,16 @@ def test_rl_prompts_replay_a_pool_without_repeats_inside_a_step():
 def test_rl_dataset_columns():
     tok = build_tokenizer()
     ds = rl_dataset([make_problem([1, 2]), make_problem([3, 4, 5])], tok)
-    assert ds.column_names == ["prompt", "answer", "prompt_id", "difficulty", "necessary_tokens", "reference_responses"]
+    assert ds.column_names == [
+        "prompt",
+        "answer",
+        "prompt_id",
+        "difficulty",
+        "task",
+        "necessary_tokens",
+        "reference_responses",
+    ]
+    assert ds["task"] == ["carry", "carry"]
     assert ds["reference_responses"] == [["<think>1+2=3;</think>####3"], ["<think>3+4=7;7+5=2;</think>####2"]]
     assert ds["necessary_tokens"] == [11, 17] and ds["answer"] == ["3", "2"] and ds["prompt_id"] == ["12", "345"]
 
@@ -48,6 +57,7 @@ def test_probe_scores_correctness_and_logs_hand_computed_metrics():
         completion_ids=ids,
         answer=["3"] * 3,
         necessary_tokens=[11] * 3,
+        task=["chain"] * 3,
         log_metric=lambda k, v: logged.__setitem__(k, v),
         trainer_state=None,
     )
@@ -55,6 +65,17 @@ def test_probe_scores_correctness_and_logs_hand_computed_metrics():
     assert logged["lab/redundant_share"] == pytest.approx(1 / 3)  # one check among three steps
     assert logged["lab/no_steps_share"] == pytest.approx(1 / 3)
     assert logged["lab/excess_tokens"] == pytest.approx((8 - 8 + 0) / 3)
+    # in the carry task a chain-style check is not a check: it is neither necessary nor redundant
+    probe(
+        prompts=["1+2="],
+        completions=completions[:1],
+        completion_ids=ids[:1],
+        answer=["3"],
+        necessary_tokens=[11],
+        task=["carry"],
+        log_metric=lambda k, v: logged.__setitem__(k, v),
+    )
+    assert logged["lab/redundant_share"] == 0.0
 
 
 def test_drpo_objective_is_split_off_the_reward_spec():

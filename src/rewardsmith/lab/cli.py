@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..cli_args import non_negative_int, positive_int
@@ -20,8 +21,8 @@ PRESET_NAMES = ("tiny", "quick", "study", "full")
 # Wall time on 2 CPU cores with a cold cache, as measured in docs/lab.md (which states the same).
 PRESET_TIMES = {
     "tiny": "41 s measured on an idle 2-core machine",
-    "quick": "about 5 min",
-    "study": "not yet timed",
+    "quick": "392 s measured with a cold cache (load average 1-3)",
+    "study": "not yet timed; estimated 31-50 min",
     "full": "not timed here",
 }
 
@@ -38,6 +39,7 @@ def _preset_help() -> str:
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     from .specs import BUILTIN_NAMES
+    from .tasks import TASKS
 
     p = subparsers.add_parser(
         "lab",
@@ -60,7 +62,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         choices=BUILTIN_NAMES,
         metavar="NAME",
-        help="run only these built-in specs (repeatable; the correctness baseline always runs): "
+        help="run only these built-in specs (repeatable; the correctness baseline always runs; default: the "
+        "preset's list): "
         f"{', '.join(BUILTIN_NAMES)}",
     )
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default: runs/lab/<timestamp>)")
@@ -84,6 +87,13 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         help="run N seeds, from --seed on (default: the preset's: 1, or 3 for study); each seed trains its own "
         "base policy (cached per seed) and every spec",
     )
+    p.add_argument(
+        "--task",
+        choices=TASKS,
+        default=None,
+        help="the task family: carry (systematic slips that checks repair) or chain (every check redundant); "
+        "default: the preset's (carry)",
+    )
     p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default: %(default)s)")
     p.add_argument(
         "--multiturn",
@@ -104,6 +114,8 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     from .specs import select_specs
 
     preset = PRESETS[args.preset]
+    if args.task and args.task != preset.sft.task:
+        preset = replace(preset, sft=replace(preset.sft, task=args.task, style=None))
     device = args.device or preset.device
     if device == "cuda":
         import torch
@@ -115,7 +127,9 @@ def _cmd_lab(args: argparse.Namespace) -> int:
             )
             return 2
     user = [(Path(f).stem, read_spec_file(f), f) for f in args.spec]
-    specs = select_specs(args.only, user)
+    from .specs import BUILTIN_SPECS
+
+    specs = select_specs(args.only or [n for n in preset.specs if n in BUILTIN_SPECS], user)
     out = Path(args.out) if args.out else Path("runs") / "lab" / time.strftime("%Y%m%d-%H%M%S")
     first = preset.seeds[0] if args.seed is None else args.seed
     seeds = (

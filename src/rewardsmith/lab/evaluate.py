@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..verifiers.exact import ExactVerifier
-from .tasks import Problem, count_steps, necessary_trace
+from .tasks import Problem, annotate
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
@@ -78,29 +78,34 @@ def _mean(values: Sequence[float]) -> float:
     return float(sum(values) / len(values)) if values else 0.0
 
 
-_COLUMNS = ("correct", "tokens", "redundant", "steps", "finished")
+_COLUMNS = ("correct", "tokens", "redundant", "steps", "finished", "repair_tokens", "redundant_tokens", "unrepaired")
 
 
 def score_generations(problems: Sequence[Problem], generations: Sequence[Generation]) -> dict[str, Any]:
     """Accuracy, mean tokens and redundancy, overall and per difficulty, and every completion's
     (difficulty, tokens, correct) in ``completions`` (columns: the study bins accuracy by length).
 
-    ``redundant_share`` = redundant steps (re-checks, restatements) / all steps written (0
-    when no steps were written); ``no_steps_share`` = completions with no step at all (bare
-    guesses)."""
+    ``redundant_share`` = redundant steps (re-checks that change nothing, restatements) / all
+    steps written (0 when no steps were written); ``no_steps_share`` = completions with no step
+    at all (bare guesses); ``repair_tokens`` and ``redundant_tokens`` = mean tokens of repairing
+    checks and of redundant steps per completion; ``unrepaired_share`` = completions with a slipped
+    step left unrepaired (see :func:`~rewardsmith.lab.tasks.annotate`)."""
     if len(problems) != len(generations):
         raise ValueError(f"{len(problems)} problems for {len(generations)} generations")
     verifier = ExactVerifier(**{k: v for k, v in TASK_VERIFIER.items() if k != "name"})
     rows: dict[int, dict[str, list[float]]] = {}
     correct = [answer_is_correct(verifier, g.text, p.answer) for p, g in zip(problems, generations)]
     for p, g, ok in zip(problems, generations, correct):
-        steps = count_steps(g.text)
+        parts = annotate(g.text, p.task)
         r = rows.setdefault(p.difficulty, {k: [] for k in _COLUMNS})
         r["correct"].append(1.0 if ok else 0.0)
         r["tokens"].append(float(g.num_tokens))
-        r["redundant"].append(float(steps.redundant))
-        r["steps"].append(float(steps.total))
+        r["redundant"].append(float(parts.redundant_steps))
+        r["steps"].append(float(parts.steps))
         r["finished"].append(1.0 if g.finished else 0.0)
+        r["repair_tokens"].append(float(parts.repair_tokens))
+        r["redundant_tokens"].append(float(parts.redundant_tokens))
+        r["unrepaired"].append(1.0 if parts.unrepaired_slips else 0.0)
 
     def summarise(r: dict[str, list[float]]) -> dict[str, Any]:
         total_steps = sum(r["steps"])
@@ -111,6 +116,9 @@ def score_generations(problems: Sequence[Problem], generations: Sequence[Generat
             "redundant_share": sum(r["redundant"]) / total_steps if total_steps else 0.0,
             "no_steps_share": _mean([1.0 if n == 0 else 0.0 for n in r["steps"]]),
             "truncated_share": 1.0 - _mean(r["finished"]),
+            "repair_tokens": _mean(r["repair_tokens"]),
+            "redundant_tokens": _mean(r["redundant_tokens"]),
+            "unrepaired_share": _mean(r["unrepaired"]),
         }
 
     merged = {k: [v for r in rows.values() for v in r[k]] for k in _COLUMNS}
@@ -204,12 +212,19 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
 
 
 def necessary_tokens(problems: Sequence[Problem], tokenizer: PreTrainedTokenizerFast) -> dict[str, Any]:
-    """Tokens (EOS included) of the shortest complete trace — the necessary steps only — mean
-    overall and per difficulty: a policy well below this is skipping necessary work."""
+    """Tokens (EOS included) of the shortest trace that reaches the answer the policy's way (the
+    steps, plus a repairing check after each slip in the carry task), mean and maximum overall
+    and per difficulty: a policy well below this is skipping necessary work, and a length budget
+    below the maximum makes some problems unsolvable within it."""
     rows: dict[int, list[int]] = {}
     for p in problems:
         rows.setdefault(p.difficulty, []).append(
-            len(tokenizer(necessary_trace(p.digits), add_special_tokens=False)["input_ids"]) + 1
+            len(tokenizer(p.necessary_trace, add_special_tokens=False)["input_ids"]) + 1
         )
     every = [n for v in rows.values() for n in v]
-    return {"mean_tokens": _mean(every), "by_difficulty": {str(k): _mean(rows[k]) for k in sorted(rows)}}
+    return {
+        "mean_tokens": _mean(every),
+        "max_tokens": max(every, default=0),
+        "by_difficulty": {str(k): _mean(rows[k]) for k in sorted(rows)},
+        "max_by_difficulty": {str(k): max(rows[k]) for k in sorted(rows)},
+    }

@@ -9,6 +9,7 @@ count is its number of reasoning symbols. The model is a Qwen2-architecture caus
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,11 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+def count_tokens(text: str) -> int:
+    """The number of tokens the task tokenizer makes of ``text`` (no special tokens added)."""
+    return len(re.findall(_SPLIT_PATTERN, text))
 
 
 def build_tokenizer() -> PreTrainedTokenizerFast:

@@ -2,16 +2,34 @@
 
 - ``tiny``: a smoke test (``smoke=True``): checks that the pipeline runs; its report names no best spec.
   Its policy does not learn the task (greedy accuracy 0), so its numbers say nothing about the specs.
-- ``quick``: the whole comparison on one seed (``make demo``).
-- ``study``: the comparison on several seeds, with 95% intervals over seeds.
-- ``full``: a larger policy and longer RL for a stronger result; meant for ``--device cuda``.
+- ``quick`` (``make demo``): the carry task's comparison on one seed, with the specs that show its two findings
+  (a length reward cutting redundancy for free; a uniform one over-compressing hard problems).
+- ``study``: every comparison spec on three seeds, for intervals.
+- ``full``: a larger policy and longer RL, every spec, for one large GPU (``bash bench/lab_full_gpu.sh``).
+
+Sizing on 2 CPU cores. Per-step times: SFT (fp32 AdamW, 64 traces, the 0.6M-parameter policy) 0.32 s on idle
+cores (the prototype's figure; bf16 autocast 0.65 s). Measured here under other jobs' load (load average 2–12):
+fp32 0.89 s vs bf16 1.59 s per step on 1 thread, 1.63 vs 5.58 s on 2 threads — fp32 is the default, and
+under load 1 thread beats 2. A GRPO step of 8 prompts × 8 rollouts (≤ 128 tokens) took 0.6–1.7 s on a
+lightly loaded machine (the chain task's quick runs) and 10.4 s at load 12; evaluating 600 held-out
+problems greedily 18–41 s at load 12. Estimates for idle cores (t_sft = 0.32 s, t_rl ≈ 1.2 s, evaluation
+≈ 20 s per policy, greedy and one sample each):
+
+- ``quick`` = 600·t_sft + 7 evaluations + 6 specs × 30·t_rl ≈ 192 + 140 + 216 ≈ 550 s (≤ 10 min);
+  measured 392 s cold at load average 1–3 (SFT 226 s, GRPO 17–23 s per spec: t_rl ≈ 0.7 s).
+- ``study`` = 3 seeds × (600·t_sft + evaluation) + 3 × 14 specs × (30·t_rl + evaluation)
+  ≈ 3 × 212 + 42 × 56 ≈ 636 + 2352 ≈ 50 min (≈ 3 × 230 + 42 × 27 ≈ 31 min with quick's measured times), plus the PEAR/SAR
+  signal passes and the two reward models' training (lab-trained RMs) — under the 75-minute bound with ~20 minutes to spare, not measured end to end.
+- ``full`` (one large GPU, not run here): a 3.4M-parameter policy, 2,000 SFT steps of 128 traces and 60 GRPO
+  steps of 16 × 8 rollouts per spec, the study's 14 specs; sized to fit 10 minutes assuming ~30 ms per SFT step
+  and ~0.5 s per GRPO step on the GPU (generation-latency bound at this size).
 
 Measured wall times are in :data:`rewardsmith.lab.cli.PRESET_TIMES` (``--help``; docs/lab.md states the same).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .model import ModelConfig
 from .sft import SFTConfig
@@ -29,7 +47,30 @@ class Preset:
     device: str = "cpu"
     seeds: tuple[int, ...] = (0,)  # one base policy and comparison per seed; ≥ 2 give intervals over seeds
     smoke: bool = False  # a smoke test: its report names no best spec, front or recommendation
+    specs: tuple[str, ...] = ()  # the built-in specs it runs (the baseline always); () = all of them
 
+
+# The quick comparison: the baseline, three uniform length rewards (kimi: no budget; l1_max and truncation at 64) and
+# two difficulty-aware ones (laser_d, hapo).
+QUICK_SPECS = ("correctness", "kimi", "l1_max", "truncation", "laser_d", "hapo")
+# The study's comparison: uniform (kimi, l1_max, truncation), difficulty-aware (laser_d, hapo, grpo_lambda, dler),
+# label-free (format_length), and the signal- and model-based specs where they are built in (others are skipped).
+STUDY_SPECS = (
+    "correctness",
+    "kimi",
+    "l1_max",
+    "truncation",
+    "laser_d",
+    "hapo",
+    "grpo_lambda",
+    "dler",
+    "format_length",
+    "drpo",
+    "pear",
+    "sar",
+    "rm_biased_raw",
+    "rm_biased_par",
+)
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
@@ -49,26 +90,36 @@ PRESETS: dict[str, Preset] = {
     ),
     "quick": Preset(
         name="quick",
-        sft=SFTConfig(steps=800),
-        rl=RLConfig(steps=30, prompts_per_step=8, num_generations=8, learning_rate=3e-5),
-        n_test=300,
+        sft=SFTConfig(steps=600),
+        rl=RLConfig(steps=30, prompts_per_step=8, num_generations=8, learning_rate=1e-4, bf16=False),
+        n_test=600,  # 100 per difficulty: the noise floor on the hardest bucket is 3/100
         max_new_tokens=128,
+        specs=QUICK_SPECS,
+    ),
+    "study": Preset(
+        name="study",
+        sft=SFTConfig(steps=600),
+        rl=RLConfig(steps=30, prompts_per_step=8, num_generations=8, learning_rate=1e-4, bf16=False),
+        n_test=600,
+        max_new_tokens=128,
+        specs=STUDY_SPECS,
+        seeds=(0, 1, 2),
     ),
     "full": Preset(
         name="full",
         sft=SFTConfig(
             model=ModelConfig(hidden_size=256, num_layers=4, num_heads=8, intermediate_size=768),
             n_train=50000,
-            steps=3000,
+            steps=2000,
             batch_size=128,
             lr=2e-3,
             warmup_steps=100,
+            bf16=True,
         ),
-        rl=RLConfig(steps=150, prompts_per_step=16, num_generations=8, prompt_pool=480, learning_rate=5e-5),
+        rl=RLConfig(steps=60, prompts_per_step=16, num_generations=8, prompt_pool=480, learning_rate=1e-4),
         n_test=1200,
         max_new_tokens=128,
         device="cuda",
+        specs=STUDY_SPECS,
     ),
 }
-# ``study``: the ``quick`` comparison on several seeds.
-PRESETS["study"] = replace(PRESETS["quick"], name="study", seeds=(0, 1, 2))

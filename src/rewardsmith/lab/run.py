@@ -106,7 +106,8 @@ def run_seed(
     base = _load_done(base_file, base_fp)
     failures: list[dict[str, Any]] = []
     model = tokenizer = None
-    train, test = train_test_split(preset.sft.n_train, preset.n_test, seed, preset.sft.min_terms, preset.sft.max_terms)
+    sft = preset.sft
+    train, test = train_test_split(sft.n_train, preset.n_test, seed, sft.min_terms, sft.max_terms, sft.task)
     if todo or base is None:
         try:
             bar = _bar(preset.sft.steps, f"{label}SFT base policy", "step")

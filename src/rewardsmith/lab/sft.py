@@ -6,7 +6,7 @@ redundant re-checks and restatements, and now and then a bare guess (see
 meant to remove is known and countable, and the costly way to be short is within reach too.
 
 Training is a plain PyTorch loop (loss on completion tokens only, AdamW with warmup and cosine
-decay, bf16 autocast, batches of one difficulty at a time so little padding is computed).
+decay, fp32 by default — on CPU it measured faster than bf16 autocast —, batches of one difficulty at a time so little padding is computed).
 The result is stored under ``cache_root()/<key>/`` where the key hashes the config, the seed
 and :data:`CACHE_VERSION`; a second run with the same config loads it.
 """
@@ -25,18 +25,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .model import ModelConfig, build_model, build_tokenizer, configure_generation
-from .tasks import MAX_TERMS, MIN_TERMS, Problem, TraceStyle, overthinking_trace
+from .tasks import DEFAULT_TASK, MAX_TERMS, MIN_TERMS, TASKS, CarryStyle, Problem, TraceStyle, sft_trace
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-CACHE_VERSION = 1  # bump when the trace format, tokenizer or training loop changes
+CACHE_VERSION = 2  # bump when the trace format, tokenizer or training loop changes
 
 
 @dataclass(frozen=True)
 class SFTConfig:
+    """The base policy's SFT run. ``task`` picks the trace family (:mod:`rewardsmith.lab.tasks`);
+    ``style`` defaults to that task's (``CarryStyle`` or ``TraceStyle``)."""
+
     model: ModelConfig = field(default_factory=ModelConfig)
-    style: TraceStyle = field(default_factory=TraceStyle)
+    task: str = DEFAULT_TASK
+    style: TraceStyle | CarryStyle | None = None
     min_terms: int = MIN_TERMS
     max_terms: int = MAX_TERMS
     n_train: int = 20000
@@ -45,7 +49,15 @@ class SFTConfig:
     lr: float = 3e-3
     warmup_steps: int = 50
     weight_decay: float = 0.01
-    bf16: bool = True
+    bf16: bool = False  # fp32 measured faster on CPU (docs/lab.md)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; choose from {list(TASKS)}")
+        if self.style is None:
+            object.__setattr__(self, "style", CarryStyle() if self.task == "carry" else TraceStyle())
+        elif isinstance(self.style, CarryStyle) != (self.task == "carry"):
+            raise ValueError(f"task {self.task!r} does not take a {type(self.style).__name__}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -113,7 +125,7 @@ def train_sft(
     for step in range(config.steps):
         pool = pools[levels[step % len(levels)]]
         rows = [
-            encode_example(tokenizer, p.prompt, overthinking_trace(p.digits, rng, config.style))
+            encode_example(tokenizer, p.prompt, sft_trace(p, rng, config.style))
             for p in rng.choices(pool, k=config.batch_size)
         ]
         width = max(len(ids) for ids, _ in rows)

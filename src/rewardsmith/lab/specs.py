@@ -1,9 +1,27 @@
 """The lab's built-in comparison set, as rewardsmith spec dicts (also in ``examples/specs/lab/``).
 
 All use the task's verifier (``exact`` on the answer after ``####``) and count length in
-tokens (TRL's ``completion_ids``, EOS included). Targets and budgets are in tokens of this task:
-the necessary steps of a k-term chain take 6k − 1 tokens (11 for k = 2, 41 for k = 7), the
-verbose base policy writes about twice that.
+tokens (TRL's ``completion_ids``, EOS included). Targets and budgets are in tokens of the carry
+task (:mod:`rewardsmith.lab.tasks`): the steps of a k-term chain take 6k − 1 tokens and each
+slipped step needs a 7-token repairing check, so the necessary length is 11 tokens for k = 2
+and 41, 48, 55 or 62 for k = 7 (no, one, two or three slips; mean 47; 62 is the longest in the
+held-out sets of seeds 0–2, four slips — 69 tokens — are rarer than 1 in 1,000). The verbose
+base policy writes about 1.6× the necessary length.
+
+Budgets are set at :data:`HARD_BUDGET` = 64 tokens, at or above the necessary length of every
+held-out hardest problem, so a spec that loses hard problems loses them to its reward, not to
+an impossible budget:
+
+- ``truncation`` (ThinkPrune/DLER hard budget) and ``dler`` (the same budget with DLER's batch
+  normalization: group-mean baseline, batch std; methods.md §1 DLER) score a rollout over 64
+  tokens as wrong;
+- ``l1_max`` (L1-Max, Aggarwal & Welleck 2025, Eq. 2) with target 64 and α = 0.03: a correct
+  rollout's reward is ``clip(0.015·(64 − L) + 0.5, 0, 1)``, 0.5 at the budget, 1 at ≤ 31 tokens —
+  a uniform pull towards short answers at every difficulty (the authors' α = 3e-4 is for budgets
+  in the thousands of tokens);
+- ``laser`` (LASER, +0.5 at ≤ the target) at 64; ``format_length`` (label-free) caps at 64;
+- ``laser_d`` picks its targets per difficulty bucket from 12 to 128 tokens in steps of 6, every 5
+  steps; kimi, hapo and grpo_lambda have no budget (group- or history-relative).
 
 Beyond the length rewards: ``drpo`` (DRPO's objective with its built-in length preference),
 ``pear`` and ``sar`` (rewards from the policy's own signals: ``signals: {model: policy}`` is the
@@ -43,21 +61,26 @@ def _rm_spec(name: str, kind: str, *shaping: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "verifier": verifier, "length_unit": "tokens", "shaping": list(shaping)}
 
 
+HARD_BUDGET = 64  # tokens: at or above the hardest held-out problems' necessary length (see above)
+
+
 BUILTIN_SPECS: dict[str, dict[str, Any]] = {
     BASELINE: _spec(BASELINE),
     "kimi": _spec("kimi", {"name": "kimi"}),
-    "laser": _spec("laser", {"name": "laser", "target": 36}),
+    "l1_max": _spec("l1_max", {"name": "l1_max", "target": HARD_BUDGET, "alpha": 0.03}),
+    "truncation": _spec("truncation", {"name": "truncation", "max_len": HARD_BUDGET}),
+    "laser": _spec("laser", {"name": "laser", "target": HARD_BUDGET}),
     "laser_d": _spec(
-        "laser_d", {"name": "laser_d", "lower": 12, "upper": 96, "interval": 6, "update_every": 5, "anchor": None}
+        "laser_d", {"name": "laser_d", "lower": 12, "upper": 128, "interval": 6, "update_every": 5, "anchor": None}
     ),
     "hapo": _spec("hapo", {"name": "hapo"}),
-    "truncation": _spec("truncation", {"name": "truncation", "max_len": 48}),
     "grpo_lambda": _spec("grpo_lambda", {"name": "grpo_lambda"}),
+    "dler": _spec("dler", {"name": "truncation", "max_len": HARD_BUDGET}, advantage={"name": "batch_std"}),
     "format_length": {
         "name": "format_length",
         "verifier": dict(TASK_VERIFIER),
         "length_unit": "tokens",
-        "shaping": [{"name": "format_length", "max_len": 64, "answer_from": "hash"}],
+        "shaping": [{"name": "format_length", "max_len": HARD_BUDGET, "answer_from": "hash"}],
     },
     # DRPO (Li et al. 2025): correctness, trained with DRPO's objective, whose length preference is its
     # weights softmax((1 - L/L_max)/lam) over a group's correct rollouts (L_max = max_completion_length).

@@ -1,30 +1,42 @@
-"""Procedural reasoning tasks for the lab: single-digit chains summed mod 10.
+"""Procedural reasoning tasks for the lab: single-digit chains summed mod 10, in two families.
 
 A problem of difficulty ``k`` is ``k`` digits ``d1+d2+...+dk``; the answer is their sum mod 10.
 The necessary reasoning is one running-sum step per term after the first (``k − 1`` steps),
 written ``a+d=s;`` with ``s = (a + d) mod 10``. A small model cannot add seven digits in one
 token, so skipping steps costs accuracy and the number of necessary steps grows with ``k``.
 
-The traces used for SFT mix two habits, each at a configurable rate:
+**carry** (the default): the policy makes a *systematic* slip — from the third step on, when
+``a + d ≥ 13`` it writes ``s + 1`` (a carry counted twice) — and only a check step
+``chka+d=s;`` that recomputes the step repairs it: the next step continues from the check's
+value, and a slip left unchecked propagates to a wrong answer. Beside the repairing checks sit
+pure redundancy: re-checks of safe steps (same value) and restatements ``so6;``. The SFT traces
+check a risky step far more often than a safe one (neither ever 0 nor 1, and a per-trace
+verbosity scales both), so a reward can learn to keep the checks that pay and drop the rest —
+or, uniformly penalising length, drop both and lose the hard problems. Difficulty = risk: a
+chain of k ≤ 3 terms cannot slip, one of 7 terms has four steps that can. A k = 6 trace::
 
-- *overthinking* — redundant work after a step: re-checks that undo it (``chk6-8=8ok;``:
-  6 − 8 ≡ 8, the previous sum) and restatements of the running sum (``so6;``);
-- *guessing* — the answer with no steps at all (``<think></think>####6``): as reliable as a
-  step for two-term chains, about a one-in-ten shot for long ones.
+    <think>3+5=8;8+8=6;so6;6+9=6;chk6+9=5;5+4=9;chk5+4=9;9+7=7;chk9+7=6;</think>####6
 
-So a length reward has two ways to shorten answers: drop the redundant work (free) or guess
-(free on the easiest problems, ruinous on hard ones — a length collapse). A complete
-completion reads::
+(step 3 ``6+9`` slipped to 6 and its check repaired it to 5; ``chk5+4=9`` re-checked a safe
+step; ``9+7=7`` slipped and was repaired to 6).
+
+**chain** (the earlier task): the same steps with no slip; the SFT traces add re-checks that
+undo a step (``chk6-8=8ok;``: 6 − 8 ≡ 8, the previous sum) and restatements, and since no step
+is ever wrong every check is redundant. A complete completion reads::
 
     <think>3+5=8;chk8-5=3ok;8+8=6;so6;</think>####6
 
-and ends with ``####<answer>``, the GSM8K form read by the ``exact`` verifier's ``hash`` rule.
+Both tasks' traces may be bare guesses (``<think></think>####6``: as reliable as a step for
+two-term chains, about a one-in-ten shot for long ones), and end with ``####<answer>``, the
+GSM8K form read by the ``exact`` verifier's ``hash`` rule.
 
-    >>> p = make_problem([3, 5, 8])
+    >>> p = make_problem([3, 5, 8], task="chain")
     >>> p.prompt, p.answer
     ('3+5+8=', '6')
     >>> necessary_trace(p.digits)
     '<think>3+5=8;8+8=6;</think>####6'
+    >>> carry_necessary_trace([3, 5, 8, 9, 4])
+    '<think>3+5=8;8+8=6;6+9=6;chk6+9=5;5+4=9;</think>####9'
 """
 
 from __future__ import annotations
@@ -34,13 +46,18 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from .model import count_tokens
+
 THINK_OPEN, THINK_CLOSE, ANSWER_MARK = "<think>", "</think>", "####"
 MIN_TERMS, MAX_TERMS = 2, 7
+TASKS = ("carry", "chain")
+DEFAULT_TASK = "carry"
 
 
 @dataclass(frozen=True)
 class Problem:
     digits: tuple[int, ...]
+    task: str = DEFAULT_TASK
 
     @property
     def difficulty(self) -> int:
@@ -59,11 +76,19 @@ class Problem:
     def prompt_id(self) -> str:
         return "".join(map(str, self.digits))
 
+    @property
+    def necessary_trace(self) -> str:
+        """The shortest trace that reaches the answer the way the policy computes: the steps, and
+        in the carry task a repairing check after each slipped step."""
+        return carry_necessary_trace(self.digits) if self.task == "carry" else necessary_trace(self.digits)
 
-def make_problem(digits: Sequence[int]) -> Problem:
+
+def make_problem(digits: Sequence[int], task: str = DEFAULT_TASK) -> Problem:
     if len(digits) < 2 or any(not 0 <= d <= 9 for d in digits):
         raise ValueError(f"need at least two single digits, got {list(digits)}")
-    return Problem(tuple(int(d) for d in digits))
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose from {list(TASKS)}")
+    return Problem(tuple(int(d) for d in digits), task)
 
 
 def running_sums(digits: Sequence[int]) -> list[int]:
@@ -139,57 +164,211 @@ def overthinking_trace(digits: Sequence[int], rng: random.Random, style: TraceSt
     return wrap(steps, answer)
 
 
-def generate_problems(n: int, seed: int, min_terms: int = MIN_TERMS, max_terms: int = MAX_TERMS) -> list[Problem]:
+def generate_problems(
+    n: int, seed: int, min_terms: int = MIN_TERMS, max_terms: int = MAX_TERMS, task: str = DEFAULT_TASK
+) -> list[Problem]:
     """``n`` problems with difficulty cycling evenly through ``min_terms..max_terms``."""
     if not 2 <= min_terms <= max_terms:
         raise ValueError(f"need 2 <= min_terms <= max_terms, got {min_terms}, {max_terms}")
     rng = random.Random(seed)
     span = max_terms - min_terms + 1
-    return [make_problem([rng.randrange(10) for _ in range(min_terms + i % span)]) for i in range(n)]
+    return [make_problem([rng.randrange(10) for _ in range(min_terms + i % span)], task) for i in range(n)]
 
 
 def train_test_split(
-    n_train: int, n_test: int, seed: int, min_terms: int = MIN_TERMS, max_terms: int = MAX_TERMS
+    n_train: int,
+    n_test: int,
+    seed: int,
+    min_terms: int = MIN_TERMS,
+    max_terms: int = MAX_TERMS,
+    task: str = DEFAULT_TASK,
 ) -> tuple[list[Problem], list[Problem]]:
     """Train and held-out problems drawn with different seeds (short chains can repeat: there
     are only 100 two-term problems)."""
-    train = generate_problems(n_train, seed=2 * seed, min_terms=min_terms, max_terms=max_terms)
-    test = generate_problems(n_test, seed=2 * seed + 1, min_terms=min_terms, max_terms=max_terms)
+    train = generate_problems(n_train, 2 * seed, min_terms, max_terms, task)
+    test = generate_problems(n_test, 2 * seed + 1, min_terms, max_terms, task)
     return train, test
 
 
-_STEP = re.compile(r"^\d\+\d=\d$")
-_CHECK = re.compile(r"^chk\d-\d=\dok$")
-_RESTATE = re.compile(r"^so\d$")
+# --- the carry task ----------------------------------------------------------------------------
+
+SLIP_FROM_STEP, SLIP_THRESHOLD = 3, 13
+
+
+def slips(step: int, a: int, d: int) -> bool:
+    """Whether the policy writes step ``step`` (1-based) of ``a+d`` off by one: from the third step
+    on, when ``a + d ≥ 13`` (21 of the 100 digit pairs)."""
+    return step >= SLIP_FROM_STEP and a + d >= SLIP_THRESHOLD
+
+
+def written_sum(step: int, a: int, d: int) -> int:
+    """The result the policy writes for ``a+d`` at step ``step``: ``(a + d) mod 10``, plus one when
+    it slips."""
+    s = (a + d) % 10
+    return (s + 1) % 10 if slips(step, a, d) else s
+
+
+def carry_step(a: int, d: int, written: int) -> str:
+    return f"{a}+{d}={written};"
+
+
+def carry_check(a: int, d: int) -> str:
+    """A check recomputing ``a+d`` correctly; the next step continues from its value."""
+    return f"chk{a}+{d}={(a + d) % 10};"
+
+
+def carry_necessary_trace(digits: Sequence[int]) -> str:
+    """The steps, each slipped one followed by its repairing check: the shortest trace the policy
+    can write that reaches the right answer."""
+    value, parts = digits[0], []
+    for i, d in enumerate(digits[1:], start=1):
+        parts.append(carry_step(value, d, written_sum(i, value, d)))
+        if slips(i, value, d):
+            parts.append(carry_check(value, d))
+        value = (value + d) % 10
+    return wrap(parts, str(value))
 
 
 @dataclass(frozen=True)
-class StepCounts:
-    necessary: int  # a+d=s steps
-    redundant: int  # re-checks and restatements
-    other: int  # anything else between separators
+class CarryStyle:
+    """Rates of the habits in the carry task's SFT traces (see the module docstring)."""
+
+    risky_check_rate: float = 0.9  # P(check) after a step that slipped (0.855 after clipping r·v to 1)
+    safe_check_rate: float = 0.55  # P(check) after a step written right (a redundant re-check)
+    restate_rate: float = 0.6  # P(restatement) after each step
+    verbosity_spread: float = 0.5  # per-trace verbosity v ~ U(1 − s, 1 + s) scaling all three rates
+    guess_rate: float = 0.02  # P(the whole trace is a bare answer)
+
+    def __post_init__(self) -> None:
+        for name in ("risky_check_rate", "safe_check_rate", "restate_rate", "verbosity_spread", "guess_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+
+
+def carry_trace(digits: Sequence[int], rng: random.Random, style: CarryStyle) -> str:
+    """An SFT trace of ``digits`` in ``style``: with probability ``guess_rate`` the bare answer;
+    otherwise each step as the policy writes it (slips included), followed by a check with
+    probability ``risky_check_rate·v`` after a slip or ``safe_check_rate·v`` after a right step,
+    then a restatement with probability ``restate_rate·v`` (all clipped to 1; v ~ U(1 − spread,
+    1 + spread) per trace). The trace continues from the check's value when there is one, from
+    the written value otherwise, so an unchecked slip carries on to a wrong answer."""
+    if style.guess_rate and rng.random() < style.guess_rate:
+        return wrap([], str(sum(digits) % 10))
+    v = 1.0 + style.verbosity_spread * (2.0 * rng.random() - 1.0)
+    p_risky, p_safe = min(1.0, style.risky_check_rate * v), min(1.0, style.safe_check_rate * v)
+    p_restate = min(1.0, style.restate_rate * v)
+    value, parts = digits[0], []
+    for i, d in enumerate(digits[1:], start=1):
+        written = written_sum(i, value, d)
+        parts.append(carry_step(value, d, written))
+        if rng.random() < (p_risky if slips(i, value, d) else p_safe):
+            parts.append(carry_check(value, d))
+            written = (value + d) % 10
+        if rng.random() < p_restate:
+            parts.append(restate_step(written))
+        value = written
+    return wrap(parts, str(value))
+
+
+def sft_trace(problem: Problem, rng: random.Random, style: TraceStyle | CarryStyle) -> str:
+    """One SFT trace of ``problem`` in its task's style."""
+    if problem.task == "carry":
+        if not isinstance(style, CarryStyle):
+            raise TypeError(f"the carry task needs a CarryStyle, got {type(style).__name__}")
+        return carry_trace(problem.digits, rng, style)
+    if not isinstance(style, TraceStyle):
+        raise TypeError(f"the chain task needs a TraceStyle, got {type(style).__name__}")
+    return overthinking_trace(problem.digits, rng, style)
+
+
+# --- reading a completion ----------------------------------------------------------------------
+
+_STEP = re.compile(r"^(\d)\+(\d)=(\d)$")
+_CHAIN_CHECK = re.compile(r"^chk\d-\d=\dok$")
+_CARRY_CHECK = re.compile(r"^chk(\d)\+(\d)=(\d)$")
+_RESTATE = re.compile(r"^so(\d)$")
+
+
+@dataclass(frozen=True)
+class TraceAnnotation:
+    """What a completion's reasoning is made of, in steps (``;``-separated parts of the thinking
+    block) and in tokens (EOS not included; the framing ``<think></think>####a`` counts as
+    necessary).
+
+    - necessary: the running-sum steps ``a+d=s`` (right or slipped);
+    - repair: checks that correct a slipped step (carry task);
+    - redundant: re-checks that change nothing and restatements;
+    - other: anything else (malformed parts, checks of no step);
+    - unrepaired_slips: steps whose written value is wrong with no repairing check after them."""
+
+    necessary_steps: int = 0
+    repair_steps: int = 0
+    redundant_steps: int = 0
+    other_steps: int = 0
+    necessary_tokens: int = 0
+    repair_tokens: int = 0
+    redundant_tokens: int = 0
+    other_tokens: int = 0
+    unrepaired_slips: int = 0
 
     @property
-    def total(self) -> int:
-        return self.necessary + self.redundant + self.other
+    def steps(self) -> int:
+        return self.necessary_steps + self.repair_steps + self.redundant_steps + self.other_steps
+
+    @property
+    def tokens(self) -> int:
+        return self.necessary_tokens + self.repair_tokens + self.redundant_tokens + self.other_tokens
 
 
-def count_steps(completion: str) -> StepCounts:
-    """Classify the ``;``-separated steps inside the thinking block (or the whole completion
-    when there is none)."""
-    body = completion
+def _thinking(completion: str) -> tuple[str, str]:
+    """(the thinking block — the whole text before ``####`` when there is no block —, the rest)."""
+    head, body = "", completion
     if THINK_OPEN in body:
-        body = body.split(THINK_OPEN, 1)[1]
-    body = body.split(THINK_CLOSE, 1)[0].split(ANSWER_MARK, 1)[0]
-    counts = {"necessary": 0, "redundant": 0, "other": 0}
-    for part in body.split(";"):
-        part = part.strip()
+        head, body = body.split(THINK_OPEN, 1)
+        head += THINK_OPEN
+    cut = min(i for i in (body.find(THINK_CLOSE), body.find(ANSWER_MARK), len(body)) if i >= 0)
+    return body[:cut], head + body[cut:]
+
+
+def annotate(completion: str, task: str = DEFAULT_TASK) -> TraceAnnotation:
+    """Classify every part of ``completion``'s reasoning as necessary, repair, redundant or other
+    (see :class:`TraceAnnotation`), counting steps and tokens. In the carry task a check is a
+    repair when it follows a step whose written value it corrects, redundant when it confirms the
+    value the trace holds."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose from {list(TASKS)}")
+    body, framing = _thinking(completion)
+    counts = dict.fromkeys(("necessary", "repair", "redundant", "other"), 0)
+    tokens = {**counts, "necessary": count_tokens(framing)}
+    unrepaired = 0
+    value: int | None = None  # the value the trace carries on from
+    last: tuple[int, int] | None = None  # (a, d) of the step just written, until a check follows
+    pieces = body.split(";")
+    for n, raw in enumerate(pieces):
+        part = raw.strip()
         if not part:
+            tokens["other"] += count_tokens(raw) + (n < len(pieces) - 1)
             continue
-        if _STEP.match(part):
-            counts["necessary"] += 1
-        elif _CHECK.match(part) or _RESTATE.match(part):
-            counts["redundant"] += 1
-        else:
-            counts["other"] += 1
-    return StepCounts(**counts)
+        kind = "other"
+        if step := _STEP.match(part):
+            a, d, w = map(int, step.groups())
+            kind, value, last = "necessary", w, (a, d)
+            unrepaired += w != (a + d) % 10
+        elif task == "chain" and (_CHAIN_CHECK.match(part) or _RESTATE.match(part)):
+            kind = "redundant"
+        elif task == "carry" and (check := _CARRY_CHECK.match(part)):
+            a, d, s = map(int, check.groups())
+            if last == (a, d) and s == (a + d) % 10:
+                kind = "redundant" if s == value else "repair"
+                unrepaired -= kind == "repair"
+                value, last = s, None
+        elif task == "carry" and (restate := _RESTATE.match(part)):
+            kind = "redundant" if value is not None and int(restate.group(1)) == value else "other"
+        counts[kind] += 1
+        tokens[kind] += count_tokens(raw) + (n < len(pieces) - 1)
+    return TraceAnnotation(
+        **{f"{k}_steps": v for k, v in counts.items()},
+        **{f"{k}_tokens": v for k, v in tokens.items()},
+        unrepaired_slips=unrepaired,
+    )

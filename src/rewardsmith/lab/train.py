@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .evaluate import TASK_VERIFIER, answer_is_correct
-from .tasks import Problem, count_steps, necessary_trace
+from .tasks import Problem, annotate
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
@@ -89,16 +89,17 @@ class TaskProbe:
         completion_ids: list,
         answer: list[str],
         necessary_tokens: list[int],
+        task: list[str],
         log_metric: Callable[[str, float], None] | None = None,
         **_: Any,
     ) -> list[float]:
         texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
         correct = [1.0 if answer_is_correct(self._verifier, t, a) else 0.0 for t, a in zip(texts, answer)]
         if log_metric is not None and texts:
-            counts = [count_steps(t) for t in texts]
-            steps = sum(c.total for c in counts)
-            log_metric("lab/redundant_share", sum(c.redundant for c in counts) / steps if steps else 0.0)
-            log_metric("lab/no_steps_share", sum(c.total == 0 for c in counts) / len(counts))
+            parts = [annotate(t, k) for t, k in zip(texts, task)]
+            steps = sum(c.steps for c in parts)
+            log_metric("lab/redundant_share", sum(c.redundant_steps for c in parts) / steps if steps else 0.0)
+            log_metric("lab/no_steps_share", sum(c.steps == 0 for c in parts) / len(parts))
             log_metric(
                 "lab/excess_tokens", sum(len(ids) - n for ids, n in zip(completion_ids, necessary_tokens)) / len(texts)
             )
@@ -133,13 +134,13 @@ def rl_prompts(problems: Sequence[Problem], pool_size: int, steps: int, per_step
 
 
 def rl_dataset(prompts: Sequence[Problem], tokenizer: PreTrainedTokenizerFast):
-    """A TRL dataset in the given order (columns: prompt, answer, prompt_id, difficulty,
+    """A TRL dataset in the given order (columns: prompt, answer, prompt_id, difficulty, task,
     necessary_tokens = tokens of the necessary trace with EOS, reference_responses = [the necessary
     trace], PAR's reference response, read by the ``reward_model`` verifier from ``meta``)."""
     from datasets import Dataset
 
     def necessary(p: Problem) -> int:
-        return len(tokenizer(necessary_trace(p.digits), add_special_tokens=False)["input_ids"]) + 1
+        return len(tokenizer(p.necessary_trace, add_special_tokens=False)["input_ids"]) + 1
 
     return Dataset.from_list(
         [
@@ -148,8 +149,9 @@ def rl_dataset(prompts: Sequence[Problem], tokenizer: PreTrainedTokenizerFast):
                 "answer": p.answer,
                 "prompt_id": p.prompt_id,
                 "difficulty": p.difficulty,
+                "task": p.task,
                 "necessary_tokens": necessary(p),
-                "reference_responses": [necessary_trace(p.digits)],
+                "reference_responses": [p.necessary_trace],
             }
             for p in prompts
         ]
@@ -175,6 +177,25 @@ def split_objective(spec: dict[str, Any]) -> tuple[DRPOConfig | None, dict[str, 
         return DRPOConfig(**options), reward
     except (TypeError, ValueError) as e:
         raise SpecError(f"objective drpo: {e}") from None
+
+
+# The spec advantage estimators TRL's GRPOTrainer can run, as its ``scale_rewards`` setting.
+TRL_SCALE_REWARDS = {"grpo": "group", "batch_std": "batch", "dr_grpo": "none"}
+
+
+def scale_rewards_for(spec: dict[str, Any], default: str) -> str:
+    """TRL's ``scale_rewards`` for the spec's ``advantage`` (``default`` without one): grpo → group
+    std, batch_std → group mean and batch std (the DLER-style batch normalization at sequence level;
+    DLER whitens over the batch's tokens), dr_grpo → no std. Others are a ``SpecError``."""
+    from ..registry import SpecError
+
+    advantage = spec.get("advantage")
+    if advantage is None:
+        return default
+    name = advantage.get("name") if isinstance(advantage, dict) else advantage
+    if name not in TRL_SCALE_REWARDS:
+        raise SpecError(f"advantage: the lab (TRL) runs {sorted(TRL_SCALE_REWARDS)}, got {advantage!r}")
+    return TRL_SCALE_REWARDS[name]
 
 
 def correct_negative_share(correct: Sequence[bool], coefficients: Sequence[float]) -> tuple[float, int]:
@@ -353,7 +374,7 @@ def train_spec(
             beta=config.beta,
             epsilon=config.epsilon,
             loss_type=config.loss_type,
-            scale_rewards=config.scale_rewards,
+            scale_rewards=scale_rewards_for(spec, config.scale_rewards),
             reward_weights=[1.0] * len(funcs) + [0.0],
             gradient_checkpointing=False,
             bf16=config.bf16,
