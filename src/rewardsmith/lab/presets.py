@@ -17,11 +17,11 @@ problems greedily 18–41 s at load 12. Estimates for idle cores (t_sft = 0.32 s
 
 - ``quick`` = 600·t_sft + 7 evaluations + 6 specs × 30·t_rl ≈ 192 + 140 + 216 ≈ 550 s (≤ 10 min);
   measured 392 s cold at load average 1–3 (SFT 226 s, GRPO 17–23 s per spec: t_rl ≈ 0.7 s).
-- ``study`` = 3 seeds × (600·t_sft + evaluation) + 3 × 14 specs × (30·t_rl + evaluation)
+- ``study`` = 3 seeds × (600·t_sft + evaluation) + 3 × 15 specs × (30·t_rl + evaluation)
   ≈ 3 × 212 + 42 × 56 ≈ 636 + 2352 ≈ 50 min (≈ 3 × 230 + 42 × 27 ≈ 31 min with quick's measured times), plus the PEAR/SAR
   signal passes and the two reward models' training (lab-trained RMs) — under the 75-minute bound with ~20 minutes to spare, not measured end to end.
 - ``full`` (one large GPU, not run here): a 3.4M-parameter policy, 2,000 SFT steps of 128 traces and 60 GRPO
-  steps of 16 × 8 rollouts per spec, the study's 14 specs; sized to fit 10 minutes assuming ~30 ms per SFT step
+  steps of 16 × 8 rollouts per spec, the study's 15 specs; sized to fit 10 minutes assuming ~30 ms per SFT step
   and ~0.5 s per GRPO step on the GPU (generation-latency bound at this size).
 
 Measured wall times are in :data:`rewardsmith.lab.cli.PRESET_TIMES` (``--help``; docs/lab.md states the same).
@@ -68,6 +68,7 @@ STUDY_SPECS = (
     "drpo",
     "pear",
     "sar",
+    "rm_concise",
     "rm_biased_raw",
     "rm_biased_par",
 )
