@@ -31,8 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import make_batch, to_records  # noqa: E402
 from rewardsmith import load_spec  # noqa: E402
+from rewardsmith.components import lookup  # noqa: E402  (the catalogue: built-ins loaded)
 from rewardsmith.engine import VerificationEngine  # noqa: E402
-from rewardsmith.registry import lookup  # noqa: E402
 
 TIMEOUT_S = 5.0
 

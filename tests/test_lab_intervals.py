@@ -89,3 +89,10 @@ def test_estimate_round_trips_through_json():
     e = mean_interval([0.1, 0.2, 0.4])
     assert Estimate.from_dict(e.to_dict()) == e
     assert all(math.isfinite(v) for v in (e.value, e.low, e.high))
+
+
+def test_mean_interval_of_a_share_stays_in_its_range():
+    # the study's rm_biased_raw accuracies (0.243, 0.498, 0.640): t-interval [-0.039, 0.960] before the cut
+    e = mean_interval([0.243, 0.498, 0.640], bounds=(0.0, 1.0))
+    assert e.low == 0.0 and e.high == pytest.approx(0.9603, abs=1e-3) and e.note == "cut to [0, 1]"
+    assert mean_interval([0.4, 0.5, 0.6], bounds=(0.0, 1.0)).note == ""  # inside: untouched

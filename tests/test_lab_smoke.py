@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from rewardsmith.cli import main
-from rewardsmith.lab.specs import BUILTIN_NAMES
+from rewardsmith.lab.specs import DEFAULT_NAMES
 
 
 @pytest.mark.slow  # trains the lab's policy (SFT, then GRPO per spec)
@@ -35,7 +35,7 @@ def test_tiny_preset_end_to_end(tmp_path, monkeypatch, capsys):
     assert results["preset"] == "tiny" and results["baseline"] == "correctness" and results["seeds"] == [0]
     assert results["smoke"] is True and results["study"]["recommended"] == [] and results["failures"] == []
     assert math.isfinite(results["seconds"]) and results["seconds"] > 0
-    assert list(results["specs"]) == [*BUILTIN_NAMES, "mine"]
+    assert list(results["specs"]) == [*DEFAULT_NAMES, "mine"]  # tiny runs the default set (no --only)
     for name, r in results["specs"].items():
         assert 0.0 <= r["accuracy"] <= 1.0, name
         assert 0.0 < r["mean_tokens"] <= 64 + 1, name

@@ -69,9 +69,10 @@ def t_quantile(df: int, level: float = LEVEL) -> float:
     return float(t.ppf(0.5 + level / 2, df))
 
 
-def mean_interval(values: Sequence[float], level: float = LEVEL) -> Estimate:
+def mean_interval(values: Sequence[float], level: float = LEVEL, bounds: tuple[float, float] | None = None) -> Estimate:
     """Mean with a t-interval (df = n − 1). One value: no interval (``ONE_SEED``); all equal: the
-    degenerate interval [mean, mean], noted ``ZERO_VARIANCE``; no values: ``value`` None."""
+    degenerate interval [mean, mean], noted ``ZERO_VARIANCE``; no values: ``value`` None. ``bounds``:
+    the range the quantity lives in (a share: (0, 1)); the interval is cut to it and noted."""
     n = len(values)
     if n == 0:
         return Estimate(None, note="no values")
@@ -82,7 +83,10 @@ def mean_interval(values: Sequence[float], level: float = LEVEL) -> Estimate:
         return Estimate(mean, mean, mean, n, ZERO_VARIANCE)
     var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
     half = t_quantile(n - 1, level) * math.sqrt(var / n)
-    return Estimate(mean, mean - half, mean + half, n)
+    low, high = mean - half, mean + half
+    if bounds is not None and (low < bounds[0] or high > bounds[1]):
+        return Estimate(mean, max(low, bounds[0]), min(high, bounds[1]), n, f"cut to [{bounds[0]:g}, {bounds[1]:g}]")
+    return Estimate(mean, low, high, n)
 
 
 def paired_difference(values: Mapping[Any, float], baseline: Mapping[Any, float], level: float = LEVEL) -> Estimate:

@@ -23,6 +23,7 @@ A claim holds only when its interval excludes 0 (:meth:`~rewardsmith.lab.interva
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -63,7 +64,8 @@ def aggregate_evaluation(evals: Mapping[str, Mapping[str, Any]]) -> dict[str, An
     out: dict[str, Any] = {"n_seeds": len(seeds), "n": sum(evals[s]["n"] for s in seeds)}
     intervals: dict[str, Any] = {}
     for key in ("accuracy", "mean_tokens", "redundant_share", "no_steps_share", "truncated_share"):
-        est = mean_interval([evals[s][key] for s in seeds if key in evals[s]])
+        bounds = (0.0, math.inf) if key == "mean_tokens" else (0.0, 1.0)
+        est = mean_interval([evals[s][key] for s in seeds if key in evals[s]], bounds=bounds)
         out[key] = est.value
         intervals[key] = est.to_dict()
     for key in ("token_reduction", "accuracy_change", "aes"):
