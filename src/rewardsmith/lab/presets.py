@@ -15,8 +15,9 @@ lightly loaded machine (the chain task's quick runs) and 10.4 s at load 12; eval
 problems greedily 18–41 s at load 12. Estimates for idle cores (t_sft = 0.32 s, t_rl ≈ 1.2 s, evaluation
 ≈ 20 s per policy, greedy and one sample each):
 
-- ``quick`` = 600·t_sft + 7 evaluations + 6 specs × 30·t_rl ≈ 192 + 140 + 216 ≈ 550 s (≤ 10 min);
-  measured 392 s cold at load average 1–3 (SFT 226 s, GRPO 17–23 s per spec: t_rl ≈ 0.7 s).
+- ``quick`` = 1200·t_sft + 7 evaluations + 6 specs × 30·t_rl ≈ 384 + 140 + 216 ≈ 740 s (≤ 10 min);
+  measured 419 s cold on idle cores (SFT 242 s at 0.2 s/step, GRPO 20–25 s per spec); with 600 SFT
+  steps it was 392 s at load average 1–3.
 - ``study`` = 3 seeds × (600·t_sft + evaluation) + 3 × 15 specs × (30·t_rl + evaluation)
   ≈ 3 × 212 + 42 × 56 ≈ 636 + 2352 ≈ 50 min (≈ 3 × 230 + 42 × 27 ≈ 31 min with quick's measured times), plus the PEAR/SAR
   signal passes and the two reward models' training (lab-trained RMs) — under the 75-minute bound with ~20 minutes to spare, not measured end to end.
@@ -91,7 +92,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "quick": Preset(
         name="quick",
-        sft=SFTConfig(steps=600),
+        sft=SFTConfig(steps=1200),  # puts k = 7 within the base policy's reach (0.96 greedy; 0.30 at 600 steps)
         rl=RLConfig(steps=30, prompts_per_step=8, num_generations=8, learning_rate=1e-4, bf16=False),
         n_test=600,  # 100 per difficulty: the noise floor on the hardest bucket is 3/100
         max_new_tokens=128,
