@@ -417,6 +417,7 @@ def train_arm(
     from trl import GRPOConfig, GRPOTrainer
 
     from ..integrations.trl import reward_funcs
+    from .train import lab_run_args
 
     set_seed(seed)
     model = copy.deepcopy(base).to(device)
@@ -441,22 +442,13 @@ def train_arm(
             per_device_train_batch_size=preset.prompts_per_step * preset.num_generations,
             num_generations=preset.num_generations,
             learning_rate=preset.learning_rate,
-            lr_scheduler_type="constant",
             temperature=preset.temperature,
             max_completion_length=preset.max_completion_length,
             beta=0.0,
             loss_type="dapo",
             reward_weights=weights,
             bf16=False,
-            use_cpu=device == "cpu",
-            logging_steps=1,
-            save_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
-            seed=seed,
-            data_seed=seed,
-            dataloader_num_workers=0,
-            shuffle_dataset=False,
+            **lab_run_args(device, seed),
         )
         trainer = GRPOTrainer(
             model=model,

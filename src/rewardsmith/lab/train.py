@@ -158,6 +158,23 @@ def rl_dataset(prompts: Sequence[Problem], tokenizer: PreTrainedTokenizerFast):
     )
 
 
+def lab_run_args(device: str, seed: int) -> dict[str, Any]:
+    """The ``GRPOConfig`` settings every lab run fixes: a constant learning rate, the device, per-step
+    logs, nothing saved or reported, seeded, and the prompts fed in the order the lab drew them."""
+    return {
+        "lr_scheduler_type": "constant",
+        "use_cpu": device == "cpu",
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "seed": seed,
+        "data_seed": seed,
+        "dataloader_num_workers": 0,
+        "shuffle_dataset": False,
+    }
+
+
 def split_objective(spec: dict[str, Any]) -> tuple[DRPOConfig | None, dict[str, Any]]:
     """A lab spec's training objective and its reward spec. ``objective: {name: drpo, lam, tau, delta, beta,
     kl_type, max_length}`` trains with DRPO (:class:`~rewardsmith.integrations.trl_drpo.DRPOTrainer`, correct
@@ -368,7 +385,6 @@ def train_spec(
             per_device_train_batch_size=batch,
             num_generations=config.num_generations,
             learning_rate=config.learning_rate,
-            lr_scheduler_type="constant",
             temperature=config.temperature,
             max_completion_length=config.max_completion_length,
             beta=config.beta,
@@ -378,15 +394,7 @@ def train_spec(
             reward_weights=[1.0] * len(funcs) + [0.0],
             gradient_checkpointing=False,
             bf16=config.bf16,
-            use_cpu=device == "cpu",
-            logging_steps=1,
-            save_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
-            seed=seed,
-            data_seed=seed,
-            dataloader_num_workers=0,
-            shuffle_dataset=False,  # rl_prompts already shuffled each epoch without in-step repeats
+            **lab_run_args(device, seed),  # rl_prompts already shuffled each epoch without in-step repeats
         )
         objective = {} if drpo is None else {"drpo": drpo, "correctness_func": PROBE_NAME}
         trainer = _lab_trainer(drpo is not None, policy_signals)(
