@@ -2,6 +2,7 @@
 batch's turn columns and assistant-only lengths."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -196,3 +197,23 @@ def test_trajectory_without_completion_is_valid_and_single_turn_still_needs_one(
     assert read_records([TRAJ]).records == [TRAJ]
     with pytest.raises(RecordError, match="missing required field 'completion'"):
         read_records([{"prompt_id": "q"}])
+
+
+def test_token_budgets_falling_back_to_words_are_announced_once():
+    """TRL's tool loop gives no per-turn token counts: a `tokens` spec without a tokenizer then counts
+    words, which a token budget must not do silently (once per pipeline, and only for specs that shape)."""
+    from rewardsmith import load_spec
+    from rewardsmith.pipeline import RewardWarning
+
+    msgs = [{"role": "user", "content": "What is 2+3?"}, {"role": "assistant", "content": "so so so Answer: 5"}]
+    recs = [{"prompt_id": "q", "answer": "5", "messages": msgs}] * 2
+    pipe = load_spec({"name": "budget", "verifier": "exact", "shaping": [{"name": "truncation", "max_len": 3}]})
+    with pytest.warns(RewardWarning, match="lengths are counted in words") as caught:
+        scores = pipe.score(recs)
+        pipe.score(recs)
+    assert len([w for w in caught if issubclass(w.category, RewardWarning)]) == 1
+    assert scores.unit == "words" and scores.length.tolist() == [5.0, 5.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_spec({"verifier": "exact"}).score(recs)  # nothing shaped by length: nothing to announce
+        load_spec({"verifier": "exact", "length_unit": "words", "shaping": [{"name": "kimi"}]}).score(recs)

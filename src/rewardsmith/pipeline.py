@@ -212,6 +212,7 @@ class Pipeline:
         self.needs_signals = required_signals([s for _, s in self.shapers])
         # signal models by local path, loaded on first use; put a loaded model here to reuse it (a trainer's policy)
         self.scorers: dict[str, Scorer] = {}
+        self._unit_warned = False  # the tokens-to-words fallback is announced once per pipeline
         self._load_lock = threading.Lock()  # apart from _lock: continuations are scored while shaping holds it
         dense = [key for key, s in self.shapers if s.dense_unit]
         verifier_units = {v.dense_unit for v in self.verifiers.values() if v.dense_unit}
@@ -261,6 +262,16 @@ class Pipeline:
         if not isinstance(batch, Batch):
             batch = Batch.from_records(batch)
         length, unit = batch.lengths(self.spec.length_unit, self.tokenizer)
+        if unit != self.spec.length_unit and self.shapers and not self._unit_warned:
+            self._unit_warned = True
+            warnings.warn(
+                f"spec {self.spec.name or '(unnamed)'}: length_unit is {self.spec.length_unit!r} but no record carries a "
+                f"token count (num_tokens, per-turn num_tokens or logprobs, token ids) and the spec has no tokenizer: "
+                f"lengths are counted in {unit}, so token budgets and targets apply to {unit}; give token counts, "
+                f"a `tokenizer:`, or set length_unit: {unit}",
+                RewardWarning,
+                stacklevel=3,
+            )
         verdict, status, details, verdict_dense, correctness = self._verify(batch, progress, step)
         fmt = self._format_scores(batch)
         return Verified(batch, length, unit, verdict, status, details, fmt, verdict_dense, correctness)
