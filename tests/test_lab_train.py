@@ -7,7 +7,7 @@ import pytest
 from rewardsmith.lab.model import build_tokenizer
 from rewardsmith.lab.specs import BUILTIN_SPECS
 from rewardsmith.lab.tasks import generate_problems, make_problem
-from rewardsmith.lab.train import TaskProbe, rl_dataset, rl_prompts
+from rewardsmith.lab.train import TaskProbe, replay_in_epochs, rl_dataset, rl_prompts
 
 DRPO_SPEC = Path(__file__).resolve().parents[1] / "examples" / "lab" / "drpo.yaml"
 
@@ -22,6 +22,20 @@ def test_rl_prompts_replay_a_pool_without_repeats_inside_a_step():
     assert {p.difficulty for p in order} == set(range(2, 8))
     assert order == rl_prompts(problems, pool_size=24, steps=10, per_step=8, seed=1)
     assert order != rl_prompts(problems, pool_size=24, steps=10, per_step=8, seed=2)
+
+
+def test_replay_in_epochs_shuffles_each_epoch_and_refuses_an_empty_pool():
+    import random
+
+    pool = generate_problems(5, seed=3)
+    order = replay_in_epochs(pool, 12, random.Random(0))
+    assert len(order) == 12
+    for start in (0, 5):  # each whole epoch is a permutation of the pool
+        assert sorted(p.digits for p in order[start : start + 5]) == sorted(p.digits for p in pool)
+    assert order[:5] != order[5:10]
+    assert replay_in_epochs([], 0, random.Random(0)) == []
+    with pytest.raises(ValueError, match="non-empty"):
+        replay_in_epochs([], 3, random.Random(0))
 
 
 def test_rl_dataset_columns():

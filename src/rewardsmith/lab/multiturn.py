@@ -417,7 +417,7 @@ def train_arm(
     from trl import GRPOConfig, GRPOTrainer
 
     from ..integrations.trl import reward_funcs
-    from .train import lab_run_args
+    from .train import lab_run_args, replay_in_epochs
 
     set_seed(seed)
     model = copy.deepcopy(base).to(device)
@@ -428,13 +428,8 @@ def train_arm(
             fn.__name__ = f"{fn.__name__}_{k}"
             funcs.append(fn)
             weights.append(weight)
-    rng = random.Random(seed)
-    pool = list(problems)[: preset.prompt_pool]
-    order: list[Problem] = []
-    while len(order) < preset.rl_steps * preset.prompts_per_step:
-        epoch = pool[:]
-        rng.shuffle(epoch)
-        order += epoch
+    total = preset.rl_steps * preset.prompts_per_step
+    order = replay_in_epochs(list(problems)[: preset.prompt_pool], total, random.Random(seed))
     with tempfile.TemporaryDirectory(prefix="rewardsmith-mt-rl-") as tmp:
         args = GRPOConfig(
             output_dir=tmp,
@@ -454,7 +449,7 @@ def train_arm(
             model=model,
             reward_funcs=funcs,
             args=args,
-            train_dataset=rl_dataset(order[: preset.rl_steps * preset.prompts_per_step]),
+            train_dataset=rl_dataset(order),
             processing_class=tokenizer,
             rollout_func=make_rollout_func(preset),
         )

@@ -125,12 +125,19 @@ def rl_prompts(problems: Sequence[Problem], pool_size: int, steps: int, per_step
         if p.digits not in seen:
             seen.add(p.digits)
             pool.append(p)
+    return replay_in_epochs(pool, steps * per_step, rng)
+
+
+def replay_in_epochs(pool: Sequence[Problem], total: int, rng: random.Random) -> list[Problem]:
+    """``total`` prompts from ``pool``, replayed in epochs, each a fresh shuffle by ``rng``."""
+    if total > 0 and not pool:
+        raise ValueError("need a non-empty prompt pool")
     order: list[Problem] = []
-    while len(order) < steps * per_step:
-        epoch = pool[:]
+    while len(order) < total:
+        epoch = list(pool)
         rng.shuffle(epoch)
         order.extend(epoch)
-    return order[: steps * per_step]
+    return order[:total]
 
 
 def rl_dataset(prompts: Sequence[Problem], tokenizer: PreTrainedTokenizerFast):
