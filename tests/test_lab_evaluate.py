@@ -66,6 +66,8 @@ def test_metrics_on_a_scripted_policy():
         "repair_tokens": 0.0,
         "redundant_tokens": 4.0,  # chk3-2=1ok; is 8 tokens, in one of the two completions
         "unrepaired_share": 0.0,
+        "slip_check_rate": None,  # the chain task never slips
+        "right_check_rate": 1.0,  # the one step written (1+2=3) was re-checked; the guess wrote none
     }
     assert r["by_difficulty"]["3"]["accuracy"] == 0.0 and r["by_difficulty"]["3"]["mean_tokens"] == 17.0
     assert r["samples"][0]["completion"] == SCRIPT["1+2="]
@@ -151,3 +153,25 @@ def test_carry_task_repairs_and_unrepaired_slips():
     nec = necessary_tokens(problems, TOK)
     # 3+5=8;8+8=6;6+9=6;chk6+9=5;5+4=9; + framing + EOS; the k = 6 one also repairs 9+7
     assert nec["by_difficulty"] == {"5": 36.0, "6": 49.0} and nec["max_tokens"] == 49
+
+
+def test_check_selectivity_by_hand():
+    """Carry task: slipped steps checked / slipped steps, and right steps re-checked / right steps."""
+    from rewardsmith.lab.evaluate import Generation, score_generations
+
+    problems = [make_problem([3, 5, 8, 9, 4]), make_problem([3, 5, 8, 9, 4]), make_problem([1, 2])]
+    texts = [
+        # 4 steps: 6+9 slips (written 6) and is repaired; 3+5 is re-checked; the rest are not
+        "<think>3+5=8;chk3+5=8;8+8=6;6+9=6;chk6+9=5;5+4=9;</think>####9",
+        # the slip left unrepaired: the trace goes on from 6 (wrong answer); 8+8 re-checked, restated
+        "<think>3+5=8;8+8=6;chk8+8=6;so6;6+9=6;6+4=0;</think>####0",
+        "<think>1+2=3;so3;</think>####3",  # one right step, restated only
+    ]
+    gens = [Generation(t, 20, True) for t in texts]
+    r = score_generations(problems, gens)
+    assert r["slip_check_rate"] == pytest.approx(1 / 2)  # 2 slipped steps, 1 repaired
+    assert r["right_check_rate"] == pytest.approx(2 / 7)  # 3 + 3 + 1 right steps, 2 re-checked
+    assert r["by_difficulty"]["2"]["slip_check_rate"] is None
+    assert r["by_difficulty"]["2"]["right_check_rate"] == 0.0
+    assert r["by_difficulty"]["5"]["slip_check_rate"] == pytest.approx(1 / 2)
+    assert r["accuracy"] == pytest.approx(2 / 3)

@@ -84,3 +84,43 @@ def test_cuda_requested_without_a_device(capsys):
         pytest.skip("a CUDA device is present")
     assert main(["lab", "--preset", "tiny", "--device", "cuda"]) == 2
     assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_condition_flags_change_only_their_setting(capsys):
+    import argparse
+
+    from rewardsmith.lab.cli import with_conditions
+    from rewardsmith.lab.presets import PRESETS
+    from rewardsmith.lab.tasks import CarryStyle
+
+    quick = PRESETS["quick"]
+    flags = dict(task=None, rl_steps=None, rl_lr=None, scale_rewards=None, risky_checks=None)
+    assert with_conditions(quick, argparse.Namespace(**flags)) == quick
+    p = with_conditions(quick, argparse.Namespace(**{**flags, "rl_steps": 60, "rl_lr": 5e-5, "risky_checks": "skill"}))
+    assert (p.rl.steps, p.rl.learning_rate, p.rl.scale_rewards) == (60, 5e-5, quick.rl.scale_rewards)
+    assert p.sft.style == CarryStyle(verbosity_scales_risky=False) and p.sft.steps == quick.sft.steps
+    assert with_conditions(quick, argparse.Namespace(**{**flags, "scale_rewards": "none"})).rl.scale_rewards == "none"
+    with pytest.raises(ValueError, match="carry task only"):
+        with_conditions(quick, argparse.Namespace(**{**flags, "task": "chain", "risky_checks": "skill"}))
+    assert main(["lab", "--preset", "tiny", "--task", "chain", "--risky-checks", "skill"]) == 2
+    assert "carry task only" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["lab", "--scale-rewards", "std"])
+
+
+def test_skill_traces_check_slipped_steps_at_one_rate_whatever_the_verbosity():
+    import random
+
+    from rewardsmith.lab.tasks import CarryStyle, annotate, generate_problems, sft_trace
+
+    rates = {}
+    for scales in (True, False):
+        style = CarryStyle(risky_check_rate=0.9, verbosity_spread=0.5, guess_rate=0.0, verbosity_scales_risky=scales)
+        rng, slipped, repaired = random.Random(1), 0, 0
+        for p in generate_problems(4000, seed=5):
+            a = annotate(sft_trace(p, rng, style))
+            slipped += a.slipped_steps
+            repaired += a.repair_steps
+        rates[scales] = repaired / slipped
+    # habit: E[min(1, 0.9·v)], v ~ U(0.5, 1.5) = 0.45·(1/0.81 − 0.25) + 1.5 − 1/0.9 = 0.832; skill: 0.9
+    assert abs(rates[True] - 0.832) < 0.015 and abs(rates[False] - 0.9) < 0.02

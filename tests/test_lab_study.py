@@ -172,6 +172,23 @@ def test_drpo_section_reports_the_share_or_not_measured():
     assert "| drpo | DRPO | 0.00" in md and "| correctness | GRPO | not measured |" in md
 
 
+def test_check_selectivity_section_pools_rates_over_seeds_and_skips_missing_ones():
+    assert "## Check selectivity" not in study_markdown(combined())  # results written before the rates
+    runs = {str(s): seed_run(s) for s in (0, 1, 2)}
+    for s, run in runs.items():
+        run["base_policy"].update(slip_check_rate=0.6 + 0.1 * int(s), right_check_rate=0.5)
+        run["specs"]["kimi"]["sampled"].update(slip_check_rate=0.1, right_check_rate=None if s == "0" else 0.2)
+    r = combine_runs(runs, PROFILES)
+    assert r["base_policy"]["slip_check_rate"] == pytest.approx(0.7)
+    assert r["base_policy"]["intervals"]["right_check_rate"]["note"] == "zero variance across seeds"
+    kimi = r["specs"]["kimi"]["sampled"]
+    assert kimi["right_check_rate"] == pytest.approx(0.2) and kimi["intervals"]["right_check_rate"]["n"] == 2
+    assert r["specs"]["laser_d"]["slip_check_rate"] is None
+    md = study_markdown(r)
+    assert "## Check selectivity" in md
+    assert "| (base policy, no RL) | 0.70 [" in md and "| kimi | – | – | 0.10 [0.10, 0.10] | 0.20 [0.20, 0.20] |" in md
+
+
 def test_smoke_report_names_no_best_spec(tmp_path):
     r = combined(seeds=(0,), smoke=True, preset="tiny")
     report = write_report(r, tmp_path).read_text()

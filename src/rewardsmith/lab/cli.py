@@ -14,8 +14,12 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..cli_args import non_negative_int, positive_int
+from ..cli_args import non_negative_int, positive_float, positive_int
+
+if TYPE_CHECKING:
+    from .presets import Preset
 
 PRESET_NAMES = ("tiny", "quick", "study", "full")
 # Wall time on 2 CPU cores with a cold cache, as measured in docs/lab.md (which states the same).
@@ -94,6 +98,24 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         help="the task family: carry (systematic slips that checks repair) or chain (every check redundant); "
         "default: the preset's (carry)",
     )
+    conditions = p.add_argument_group(
+        "conditions", "change one setting of the preset (docs/lab.md: the conditions tried for item 3 of the study)"
+    )
+    conditions.add_argument("--rl-steps", type=positive_int, default=None, metavar="N", help="GRPO steps per spec")
+    conditions.add_argument("--rl-lr", type=positive_float, default=None, metavar="LR", help="GRPO learning rate")
+    conditions.add_argument(
+        "--scale-rewards",
+        choices=("group", "batch", "none"),
+        default=None,
+        help="GRPO's advantage scaling (TRL's scale_rewards; the presets: group)",
+    )
+    conditions.add_argument(
+        "--risky-checks",
+        choices=("habit", "skill"),
+        default=None,
+        help="carry task's SFT traces: habit (the presets) = the per-trace verbosity scales the checks of slipped "
+        "steps like the rest; skill = slipped steps are checked at their rate whatever the verbosity",
+    )
     p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default: %(default)s)")
     p.add_argument(
         "--multiturn",
@@ -102,6 +124,31 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "(presets tiny and quick; docs/lab.md)",
     )
     p.set_defaults(func=_cmd_lab)
+
+
+def with_conditions(preset: Preset, args: argparse.Namespace) -> Preset:
+    """``preset`` with the task and the condition flags given on the command line."""
+    from .tasks import CarryStyle
+
+    if args.task and args.task != preset.sft.task:
+        preset = replace(preset, sft=replace(preset.sft, task=args.task, style=None))
+    rl = {
+        k: v
+        for k, v in (
+            ("steps", args.rl_steps),
+            ("learning_rate", args.rl_lr),
+            ("scale_rewards", args.scale_rewards),
+        )
+        if v is not None
+    }
+    if rl:
+        preset = replace(preset, rl=replace(preset.rl, **rl))
+    if args.risky_checks is not None:
+        if not isinstance(preset.sft.style, CarryStyle):
+            raise ValueError("--risky-checks applies to the carry task only")
+        style = replace(preset.sft.style, verbosity_scales_risky=args.risky_checks == "habit")
+        preset = replace(preset, sft=replace(preset.sft, style=style))
+    return preset
 
 
 def _cmd_lab(args: argparse.Namespace) -> int:
@@ -113,9 +160,11 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     from .presets import PRESETS
     from .specs import select_specs
 
-    preset = PRESETS[args.preset]
-    if args.task and args.task != preset.sft.task:
-        preset = replace(preset, sft=replace(preset.sft, task=args.task, style=None))
+    try:
+        preset = with_conditions(PRESETS[args.preset], args)
+    except ValueError as e:
+        print(f"rewardsmith lab: error: {e}", file=sys.stderr)
+        return 2
     device = args.device or preset.device
     if device == "cuda":
         import torch

@@ -78,7 +78,24 @@ def _mean(values: Sequence[float]) -> float:
     return float(sum(values) / len(values)) if values else 0.0
 
 
-_COLUMNS = ("correct", "tokens", "redundant", "steps", "finished", "repair_tokens", "redundant_tokens", "unrepaired")
+_COLUMNS = (
+    "correct",
+    "tokens",
+    "redundant",
+    "steps",
+    "finished",
+    "repair_tokens",
+    "redundant_tokens",
+    "unrepaired",
+    "slipped",
+    "repairs",
+    "right",
+    "rechecks",
+)
+
+
+def _rate(hits: float, total: float) -> float | None:
+    return hits / total if total else None
 
 
 def score_generations(problems: Sequence[Problem], generations: Sequence[Generation]) -> dict[str, Any]:
@@ -89,7 +106,11 @@ def score_generations(problems: Sequence[Problem], generations: Sequence[Generat
     steps written (0 when no steps were written); ``no_steps_share`` = completions with no step
     at all (bare guesses); ``repair_tokens`` and ``redundant_tokens`` = mean tokens of repairing
     checks and of redundant steps per completion; ``unrepaired_share`` = completions with a slipped
-    step left unrepaired (see :func:`~rewardsmith.lab.tasks.annotate`)."""
+    step left unrepaired (see :func:`~rewardsmith.lab.tasks.annotate`). Check selectivity:
+    ``slip_check_rate`` = slipped steps followed by their repairing check / slipped steps,
+    ``right_check_rate`` = steps written right followed by a re-check / steps written right (None
+    where there were no such steps) — a policy that checks where it errs has the first near 1 and
+    the second near 0."""
     if len(problems) != len(generations):
         raise ValueError(f"{len(problems)} problems for {len(generations)} generations")
     verifier = ExactVerifier(**{k: v for k, v in TASK_VERIFIER.items() if k != "name"})
@@ -106,6 +127,10 @@ def score_generations(problems: Sequence[Problem], generations: Sequence[Generat
         r["repair_tokens"].append(float(parts.repair_tokens))
         r["redundant_tokens"].append(float(parts.redundant_tokens))
         r["unrepaired"].append(1.0 if parts.unrepaired_slips else 0.0)
+        r["slipped"].append(float(parts.slipped_steps))
+        r["repairs"].append(float(parts.repair_steps))
+        r["right"].append(float(parts.necessary_steps - parts.slipped_steps))
+        r["rechecks"].append(float(parts.recheck_steps))
 
     def summarise(r: dict[str, list[float]]) -> dict[str, Any]:
         total_steps = sum(r["steps"])
@@ -119,6 +144,8 @@ def score_generations(problems: Sequence[Problem], generations: Sequence[Generat
             "repair_tokens": _mean(r["repair_tokens"]),
             "redundant_tokens": _mean(r["redundant_tokens"]),
             "unrepaired_share": _mean(r["unrepaired"]),
+            "slip_check_rate": _rate(sum(r["repairs"]), sum(r["slipped"])),
+            "right_check_rate": _rate(sum(r["rechecks"]), sum(r["right"])),
         }
 
     merged = {k: [v for r in rows.values() for v in r[k]] for k in _COLUMNS}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .intervals import Estimate
-from .study import KEEP_MARGIN, MIN_BIN, difficulty_order, family, is_drpo, verdict
+from .study import CHECK_RATES, KEEP_MARGIN, MIN_BIN, difficulty_order, family, is_drpo, verdict
 
 SMOKE_BANNER = (
     "> **Smoke test.** This preset only checks that the lab runs end to end; its policy is too small and "
@@ -417,6 +417,32 @@ def _bucket_table(results: dict[str, Any], key: str) -> list[str]:
     return lines
 
 
+def _selectivity_section(results: dict[str, Any]) -> list[str]:
+    """Where each policy checks: after the steps it slipped on, and after the steps it wrote right."""
+    rows = [("(base policy, no RL)", results.get("base_policy") or {}), *results["specs"].items()]
+    modes = [("greedy", lambda r: r), ("sampled", lambda r: r.get("sampled") or {})]
+
+    def cell(r: dict[str, Any], key: str) -> str:
+        return _ci(r.get("intervals", {}).get(key), fmt=".2f")
+
+    if not any(get(r).get(k) is not None for _, r in rows for _, get in modes for k in CHECK_RATES):
+        return []
+    lines = [
+        "## Check selectivity",
+        "",
+        "Share of the slipped steps followed by their repairing check, and of the steps written right followed "
+        "by a re-check (mean over seeds). A policy that checks where it errs has the first near 1 and the second "
+        "near 0; a length reward that lowers both together drops repairs with the redundancy.",
+        "",
+        "| spec | greedy: slipped steps checked | greedy: right steps re-checked | sampled: slipped steps checked "
+        "| sampled: right steps re-checked |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in rows:
+        lines.append(f"| {name} | " + " | ".join(cell(get(r), k) for _, get in modes for k in CHECK_RATES) + " |")
+    return [*lines, ""]
+
+
 def _names(names: list[str]) -> str:
     return ", ".join(f"**{n}**" for n in names) if names else "none"
 
@@ -650,6 +676,7 @@ def study_markdown(results: dict[str, Any]) -> str:
         "![accuracy against tokens](accuracy_vs_tokens.png)",
         "",
         *_families_section(results),
+        *_selectivity_section(results),
         *_length_section(results),
         *_format_length_section(results),
         *_drpo_section(results),

@@ -78,6 +78,13 @@ def _load_done(path: Path, fingerprint: str) -> dict[str, Any] | None:
     return data if data.get("fingerprint") == fingerprint and "error" not in data else None
 
 
+def _selectivity(evaluation: dict[str, Any]) -> str:
+    rates = [evaluation.get("slip_check_rate"), evaluation.get("right_check_rate")]
+    if None in rates:
+        return ""
+    return f"; sampled, it checks {rates[0]:.2f} of its slipped steps and re-checks {rates[1]:.2f} of its right ones"
+
+
 def _error(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}".strip()
 
@@ -148,7 +155,7 @@ def run_seed(
             bp = base["base_policy"]
             log(
                 f"{label}base policy: accuracy {bp['accuracy']:.3f}, {bp['mean_tokens']:.1f} tokens, "
-                f"redundant share {bp['redundant_share']:.2f}"
+                f"redundant share {bp['redundant_share']:.2f}" + _selectivity(bp.get("sampled") or {})
             )
         except Exception as e:  # noqa: BLE001 — one seed's failure is recorded, the study goes on
             log(f"{label}base policy failed: {_error(e)}")

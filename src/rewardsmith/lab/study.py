@@ -29,6 +29,7 @@ from typing import Any
 
 from .intervals import Estimate, mean_interval, newcombe_difference, paired_difference, wilson
 
+CHECK_RATES = ("slip_check_rate", "right_check_rate")  # check selectivity (lab.evaluate.score_generations)
 KEEP_MARGIN = 0.05  # "accuracy kept": the 95% interval of the paired change lies above −5 points
 WITHIN_SEED = "one seed: paired over held-out problems (evaluation noise only, not seed-to-seed variation)"
 MIN_BIN = 20  # completions per length bin
@@ -63,6 +64,10 @@ def aggregate_evaluation(evals: Mapping[str, Mapping[str, Any]]) -> dict[str, An
     seeds = list(evals)
     out: dict[str, Any] = {"n_seeds": len(seeds), "n": sum(evals[s]["n"] for s in seeds)}
     intervals: dict[str, Any] = {}
+    for key in CHECK_RATES:  # None where a seed had no such steps; absent from results written before them
+        est = mean_interval([v for s in seeds if (v := evals[s].get(key)) is not None], bounds=(0.0, 1.0))
+        out[key] = est.value
+        intervals[key] = est.to_dict()
     for key in ("accuracy", "mean_tokens", "redundant_share", "no_steps_share", "truncated_share"):
         bounds = (0.0, math.inf) if key == "mean_tokens" else (0.0, 1.0)
         est = mean_interval([evals[s][key] for s in seeds if key in evals[s]], bounds=bounds)

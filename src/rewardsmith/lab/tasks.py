@@ -233,11 +233,14 @@ def carry_necessary_trace(digits: Sequence[int]) -> str:
 class CarryStyle:
     """Rates of the habits in the carry task's SFT traces (see the module docstring)."""
 
-    risky_check_rate: float = 0.9  # P(check) after a step that slipped (0.855 after clipping r·v to 1)
+    risky_check_rate: float = 0.9  # P(check) after a step that slipped (0.832 on average after clipping r·v to 1)
     safe_check_rate: float = 0.55  # P(check) after a step written right (a redundant re-check)
     restate_rate: float = 0.6  # P(restatement) after each step
     verbosity_spread: float = 0.5  # per-trace verbosity v ~ U(1 − s, 1 + s) scaling all three rates
     guess_rate: float = 0.02  # P(the whole trace is a bare answer)
+    # False: a slipped step is checked at risky_check_rate whatever the trace's verbosity (checking risky steps is
+    # a skill, the rest a style); True: verbosity scales it too, so checking is one habit (the study's base policies)
+    verbosity_scales_risky: bool = True
 
     def __post_init__(self) -> None:
         for name in ("risky_check_rate", "safe_check_rate", "restate_rate", "verbosity_spread", "guess_rate"):
@@ -256,7 +259,8 @@ def carry_trace(digits: Sequence[int], rng: random.Random, style: CarryStyle) ->
     if style.guess_rate and rng.random() < style.guess_rate:
         return wrap([], str(sum(digits) % 10))
     v = 1.0 + style.verbosity_spread * (2.0 * rng.random() - 1.0)
-    p_risky, p_safe = min(1.0, style.risky_check_rate * v), min(1.0, style.safe_check_rate * v)
+    p_risky = min(1.0, style.risky_check_rate * (v if style.verbosity_scales_risky else 1.0))
+    p_safe = min(1.0, style.safe_check_rate * v)
     p_restate = min(1.0, style.restate_rate * v)
     value, parts = digits[0], []
     for i, d in enumerate(digits[1:], start=1):
@@ -300,7 +304,8 @@ class TraceAnnotation:
     - repair: checks that correct a slipped step (carry task);
     - redundant: re-checks that change nothing and restatements;
     - other: anything else (malformed parts, checks of no step);
-    - unrepaired_slips: steps whose written value is wrong with no repairing check after them."""
+    - unrepaired_slips: steps whose written value is wrong with no repairing check after them;
+    - recheck_steps: the redundant steps that are checks (the rest are restatements)."""
 
     necessary_steps: int = 0
     repair_steps: int = 0
@@ -311,6 +316,12 @@ class TraceAnnotation:
     redundant_tokens: int = 0
     other_tokens: int = 0
     unrepaired_slips: int = 0
+    recheck_steps: int = 0
+
+    @property
+    def slipped_steps(self) -> int:
+        """Steps written with a wrong value (each repaired by a check or left unrepaired)."""
+        return self.repair_steps + self.unrepaired_slips
 
     @property
     def steps(self) -> int:
@@ -341,7 +352,7 @@ def annotate(completion: str, task: str = DEFAULT_TASK) -> TraceAnnotation:
     body, framing = _thinking(completion)
     counts = dict.fromkeys(("necessary", "repair", "redundant", "other"), 0)
     tokens = {**counts, "necessary": count_tokens(framing)}
-    unrepaired = 0
+    unrepaired = rechecks = 0
     value: int | None = None  # the value the trace carries on from
     last: tuple[int, int] | None = None  # (a, d) of the step just written, until a check follows
     pieces = body.split(";")
@@ -357,11 +368,13 @@ def annotate(completion: str, task: str = DEFAULT_TASK) -> TraceAnnotation:
             unrepaired += w != (a + d) % 10
         elif task == "chain" and (_CHAIN_CHECK.match(part) or _RESTATE.match(part)):
             kind = "redundant"
+            rechecks += part.startswith("chk")
         elif task == "carry" and (check := _CARRY_CHECK.match(part)):
             a, d, s = map(int, check.groups())
             if last == (a, d) and s == (a + d) % 10:
                 kind = "redundant" if s == value else "repair"
                 unrepaired -= kind == "repair"
+                rechecks += kind == "redundant"
                 value, last = s, None
         elif task == "carry" and (restate := _RESTATE.match(part)):
             kind = "redundant" if value is not None and int(restate.group(1)) == value else "other"
@@ -371,4 +384,5 @@ def annotate(completion: str, task: str = DEFAULT_TASK) -> TraceAnnotation:
         **{f"{k}_steps": v for k, v in counts.items()},
         **{f"{k}_tokens": v for k, v in tokens.items()},
         unrepaired_slips=unrepaired,
+        recheck_steps=rechecks,
     )
