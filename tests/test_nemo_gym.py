@@ -159,9 +159,33 @@ def test_rollouts_of_one_task_share_a_group_without_a_task_index():
     assert a["prompt_id"] == b["prompt_id"] != c["prompt_id"]
 
 
-def test_verify_refuses_a_spec_that_needs_groups():
-    """One rollout per call: kimi would see a group of one and shape nothing, so the spec is refused."""
-    spec = {**SPEC, "shaping": [{"name": "kimi", "coef": 0.3}]}
-    with running(create_app(spec, group_size=4)) as u:  # /get_reward would hold groups; /verify cannot
+def test_verify_refuses_a_step_scheduled_spec_without_a_group_size():
+    """One rollout per call and no --num-generations: nothing could tell the steps apart, so the spec is refused."""
+    spec = {**SPEC, "shaping": [{"name": "budget_curriculum", "start": 30, "end": 10, "every": 2}]}
+    with running(create_app(spec)) as u:
         r = httpx.post(f"{u}/verify", json=request(TOOL_TRAJECTORY), timeout=30)
-    assert r.status_code == 422 and "one rollout at a time" in r.text and "kimi" in r.text
+    assert r.status_code == 422 and "one rollout at a time" in r.text and "--num-generations" in r.text
+
+
+def test_verify_waits_for_whole_groups_and_scores_them_like_score():
+    """kimi over one task's 4 rollouts, each posted alone and concurrently, in shuffled order: every answer equals
+    scoring the whole group at once (a group of one would give every correct rollout the same reward)."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rewardsmith import load_spec
+
+    spec = {**SPEC, "shaping": [{"name": "kimi"}]}
+    texts = ["\\boxed{8}", "so the sum is \\boxed{8}", "adding three and five gives eight, \\boxed{8}", "\\boxed{9}"]
+    bodies = [request(response(say(t)), _ng_task_index=7, _ng_rollout_index=i) for i, t in enumerate(texts)]
+    order = list(range(4))
+    random.Random(3).shuffle(order)
+    with running(create_app(spec, group_size=4, group_timeout_s=30)) as u:
+        with ThreadPoolExecutor(4) as pool:
+            answers = dict(zip(order, pool.map(lambda i: post(u, bodies[i])[1], order)))
+        health = httpx.get(f"{u}/healthz", timeout=10).json()
+    expected = load_spec(spec).score([nemo_gym.to_record(b) for b in bodies]).total.tolist()
+    assert [answers[i]["reward"] for i in range(4)] == pytest.approx(expected)
+    assert len({round(r, 6) for r in expected[:3]}) == 3 and expected[3] < min(expected[:3])  # lengths count
+    assert all(not a["mask_sample"] for a in answers.values())
+    assert health["group_barrier"]["partial_groups"] == 0

@@ -202,8 +202,10 @@ def create_app(
             except (RecordError, ValueError) as exc:  # bad input found while scoring; the state is restored
                 raise HTTPException(status_code=422, detail=str(exc)[:1000]) from None
 
-    async def score_rows(records: list[dict[str, Any]], step: int | None) -> list[dict[str, Any]]:
-        return response_rows(to_response(pipeline, await score(records, step)))
+    async def score_rows(records: list[dict[str, Any]], step: int | None) -> list[tuple[Any, int, dict[str, Any]]]:
+        """Per record: the batch's scores, its index in them and its OpenRLHF answer row."""
+        scores = await score(records, step)
+        return [(scores, i, row) for i, row in enumerate(response_rows(to_response(pipeline, scores)))]
 
     barrier = (
         GroupBarrier(score_rows, group_size, group_timeout_s, groups_per_call)
@@ -211,25 +213,20 @@ def create_app(
         else None
     )
 
-    async def wait_for_group(request: Request, req: Any, record: dict[str, Any]) -> Any:
-        """A one-rollout request: its answer once its group is scored (the barrier's rules)."""
-        if not ((req.group_ids and req.group_ids[0]) or (req.prompts and req.prompts[0])):
-            raise HTTPException(
-                status_code=422,
-                detail="a one-rollout request needs its prompt ('prompts') or a 'group_ids' entry: "
-                "the server groups rollouts by it",
-            )
+    async def wait_for_group(request: Request, record: dict[str, Any], step: int | None, where: str) -> Any:
+        """A one-rollout request's ``(scores, index, OpenRLHF row)`` once its group is scored (the barrier's
+        rules), or a 499 response when the client has gone."""
         try:
             validate_record(record)
         except RecordError as exc:
-            raise HTTPException(status_code=422, detail=f"query[0]: {exc}") from None
+            raise HTTPException(status_code=422, detail=f"{where}: {exc}") from None
 
         async def disconnected() -> None:
             while (await request.receive())["type"] != "http.disconnect":
                 pass
 
         try:
-            return await barrier.submit(record, req.step, disconnected)
+            return await barrier.submit(record, step, disconnected)
         except BarrierClosed as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from None
         except ClientGone:
@@ -270,7 +267,14 @@ def create_app(
         req = await parse(request, RewardRequest)
         records = to_records(req.query, req.prompts, req.labels, req.group_ids)
         if len(records) == 1 and barrier is not None:
-            return await wait_for_group(request, req, records[0])
+            if not ((req.group_ids and req.group_ids[0]) or (req.prompts and req.prompts[0])):
+                raise HTTPException(
+                    status_code=422,
+                    detail="a one-rollout request needs its prompt ('prompts') or a 'group_ids' entry: "
+                    "the server groups rollouts by it",
+                )
+            got = await wait_for_group(request, records[0], req.step, "query[0]")
+            return got if isinstance(got, Response) else got[2]
         if len(records) > 1:  # a lone rollout without a barrier: no shaper of the spec looks beyond it
             try:
                 check_groups(pipeline, records, group_size)
@@ -298,18 +302,24 @@ def create_app(
 
     @app.post("/verify")
     async def verify(request: Request) -> dict[str, Any]:
-        if verify_blockers:  # NeMo Gym verifies one rollout per call: no group, step or shared state to see
+        # NeMo Gym verifies one rollout per call: a spec that needs groups, steps or shared state waits at the
+        # barrier for its task's other rollouts (they share _ng_task_index, or the prompt)
+        if verify_blockers and barrier is None:
             raise HTTPException(
                 status_code=422,
                 detail=f"/verify scores one rollout at a time, but shapers {verify_blockers} need whole groups, "
-                "a training step or one shared state; use /get_reward or /score for this spec",
+                "a training step or one shared state: start the server with --num-generations N (NeMo Gym's "
+                "num_repeats) so that /verify waits for whole groups, or use /get_reward or /score",
             )
         body = (await parse(request, VerifyRequest)).model_dump()
         try:
             record = nemo_gym.to_record(body)
         except RecordError as exc:
             raise HTTPException(status_code=422, detail=f"verify request: {exc}") from None
-        return nemo_gym.to_response(body, await score([record]))
+        if barrier is None:
+            return nemo_gym.to_response(body, await score([record]))
+        got = await wait_for_group(request, record, None, "verify request")
+        return got if isinstance(got, Response) else nemo_gym.to_response(body, got[0], got[1])
 
     app.state.pipeline = pipeline
     app.state.barrier = barrier
