@@ -99,7 +99,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "default: the preset's (carry)",
     )
     conditions = p.add_argument_group(
-        "conditions", "change one setting of the preset (docs/lab.md: the conditions tried for item 3 of the study)"
+        "conditions",
+        "change one setting of the preset (docs/lab.md, 'Cutting 30% within 2 points': the conditions tried)",
     )
     conditions.add_argument("--rl-steps", type=positive_int, default=None, metavar="N", help="GRPO steps per spec")
     conditions.add_argument("--rl-lr", type=positive_float, default=None, metavar="LR", help="GRPO learning rate")
