@@ -94,12 +94,15 @@ def test_condition_flags_change_only_their_setting(capsys):
     from rewardsmith.lab.tasks import CarryStyle
 
     quick = PRESETS["quick"]
-    flags = dict(task=None, rl_steps=None, rl_lr=None, scale_rewards=None, risky_checks=None)
+    flags = dict(task=None, rl_steps=None, rl_lr=None, scale_rewards=None, risky_checks=None, sft_steps=None)
     assert with_conditions(quick, argparse.Namespace(**flags)) == quick
     p = with_conditions(quick, argparse.Namespace(**{**flags, "rl_steps": 60, "rl_lr": 5e-5, "risky_checks": "skill"}))
     assert (p.rl.steps, p.rl.learning_rate, p.rl.scale_rewards) == (60, 5e-5, quick.rl.scale_rewards)
     assert p.sft.style == CarryStyle(verbosity_scales_risky=False) and p.sft.steps == quick.sft.steps
     assert with_conditions(quick, argparse.Namespace(**{**flags, "scale_rewards": "none"})).rl.scale_rewards == "none"
+    p = with_conditions(quick, argparse.Namespace(**{**flags, "sft_steps": 2400, "risky_checks": "always"}))
+    assert p.sft.steps == 2400 and p.rl == quick.rl
+    assert p.sft.style == CarryStyle(risky_check_rate=1.0, verbosity_scales_risky=False)
     with pytest.raises(ValueError, match="carry task only"):
         with_conditions(quick, argparse.Namespace(**{**flags, "task": "chain", "risky_checks": "skill"}))
     assert main(["lab", "--preset", "tiny", "--task", "chain", "--risky-checks", "skill"]) == 2

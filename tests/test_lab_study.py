@@ -187,6 +187,13 @@ def test_check_selectivity_section_pools_rates_over_seeds_and_skips_missing_ones
     md = study_markdown(r)
     assert "## Check selectivity" in md
     assert "| (base policy, no RL) | 0.70 [" in md and "| kimi | – | – | 0.10 [0.10, 0.10] | 0.20 [0.20, 0.20] |" in md
+    assert "hardly checks where it errs" not in md  # no sampled rates for the base policy
+    for run in runs.values():
+        run["base_policy"]["sampled"].update(slip_check_rate=0.65, right_check_rate=0.57)
+    assert "checks 0.65 of its slipped steps and re-checks 0.57" in study_markdown(combine_runs(runs, PROFILES))
+    for run in runs.values():
+        run["base_policy"]["sampled"].update(slip_check_rate=0.94)
+    assert "hardly checks where it errs" not in study_markdown(combine_runs(runs, PROFILES))
 
 
 def test_smoke_report_names_no_best_spec(tmp_path):

@@ -110,12 +110,14 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="GRPO's advantage scaling (TRL's scale_rewards; the presets: group)",
     )
+    conditions.add_argument("--sft-steps", type=positive_int, default=None, metavar="N", help="SFT steps")
     conditions.add_argument(
         "--risky-checks",
-        choices=("habit", "skill"),
+        choices=("habit", "skill", "always"),
         default=None,
         help="carry task's SFT traces: habit (the presets) = the per-trace verbosity scales the checks of slipped "
-        "steps like the rest; skill = slipped steps are checked at their rate whatever the verbosity",
+        "steps like the rest; skill = slipped steps are checked at their rate (0.9) whatever the verbosity; "
+        "always = every slipped step is checked",
     )
     p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default: %(default)s)")
     p.add_argument(
@@ -144,10 +146,14 @@ def with_conditions(preset: Preset, args: argparse.Namespace) -> Preset:
     }
     if rl:
         preset = replace(preset, rl=replace(preset.rl, **rl))
+    if args.sft_steps is not None:
+        preset = replace(preset, sft=replace(preset.sft, steps=args.sft_steps))
     if args.risky_checks is not None:
         if not isinstance(preset.sft.style, CarryStyle):
             raise ValueError("--risky-checks applies to the carry task only")
         style = replace(preset.sft.style, verbosity_scales_risky=args.risky_checks == "habit")
+        if args.risky_checks == "always":
+            style = replace(style, risky_check_rate=1.0)
         preset = replace(preset, sft=replace(preset.sft, style=style))
     return preset
 

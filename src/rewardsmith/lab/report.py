@@ -604,6 +604,9 @@ def _drpo_section(results: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+SELECTIVE_GAP = 0.2  # slipped-step check rate minus right-step re-check rate below which checking is one habit
+
+
 def _conclusion(results: dict[str, Any]) -> list[str]:
     lines = ["## Conclusion", ""]
     if results.get("smoke"):
@@ -628,6 +631,15 @@ def _conclusion(results: dict[str, Any]) -> list[str]:
     lost = [n for n, a in results["specs"].items() if verdict(a.get("vs_baseline", {}))["loses_hardest"]]
     if lost:
         lines.append(f"- Lost hardest-bucket accuracy (interval below 0): {_names(lost)}.")
+    sampled = (results.get("base_policy") or {}).get("sampled") or {}
+    slip, right = sampled.get("slip_check_rate"), sampled.get("right_check_rate")
+    if slip is not None and right is not None and slip - right < SELECTIVE_GAP:
+        lines.append(
+            f"- The base policy hardly checks where it errs: sampled, it checks {slip:.2f} of its slipped steps and "
+            f"re-checks {right:.2f} of its right ones, so a length reward prunes repairs with the redundancy "
+            "(docs/lab.md: a base policy that checks selectively is what lets a difficulty-aware reward keep "
+            "hard problems)."
+        )
     return [*lines, ""]
 
 
