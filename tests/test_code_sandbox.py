@@ -350,3 +350,16 @@ def test_bench_smoke_prints_the_isolation_cost():
         proc.stdout
     )
     assert re.search(r"^asserts +isolation cost: [\d.]+x", proc.stdout, re.MULTILINE), proc.stdout
+
+
+def test_a_python_under_tmp_stays_visible_over_the_private_tmp(tmp_path, monkeypatch):
+    """bwrap mounts in order: the item's private /tmp must come before the interpreter's prefixes, or a venv
+    under /tmp (a clone there) is hidden and the runner cannot start (found on a clean clone in /tmp)."""
+    from rewardsmith.verifiers import sandbox
+
+    monkeypatch.setattr(sandbox, "_python_dirs", lambda: ["/tmp/clone/.venv"])
+    (tmp_path / "item").mkdir()
+    argv, _, _ = sandbox.BubblewrapSandbox("bwrap")._command(str(tmp_path / "item"), str(tmp_path / "work"))
+    private_tmp = next(i for i in range(len(argv) - 2) if argv[i] == "--bind" and argv[i + 2] == "/tmp")
+    venv = next(i for i in range(len(argv) - 2) if argv[i] == "--ro-bind" and argv[i + 2] == "/tmp/clone/.venv")
+    assert private_tmp < venv

@@ -182,6 +182,8 @@ class BubblewrapSandbox(_LocalSandbox):
                 argv += ["--symlink", os.readlink(top), top]
             elif os.path.isdir(top):
                 argv += ["--ro-bind", top, top]
+        # the private /tmp first: a Python installed under /tmp (a venv in a clone there) is mounted over it below
+        argv += ["--bind", work, "/tmp"]
         staged: list[tuple[bytes, bytes]] = []
         for i, prefix in enumerate(_python_dirs()):
             source = prefix
@@ -190,7 +192,7 @@ class BubblewrapSandbox(_LocalSandbox):
                 os.mkdir(source, 0o755)
                 staged.append((prefix.encode(), source.encode()))
             argv += ["--ro-bind", source, prefix]
-        argv += ["--proc", "/proc", "--dev", "/dev", "--bind", work, "/tmp", "--chdir", "/tmp", "--clearenv"]
+        argv += ["--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp", "--clearenv"]
         for key, value in _clean_env("/tmp").items():
             argv += ["--setenv", key, value]
         argv += [sys.executable, "-I", "runner.py"]
