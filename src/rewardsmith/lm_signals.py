@@ -87,19 +87,26 @@ def token_signals(
     return out
 
 
+def left_padded(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask)`` of ``rows`` padded on the left with ``pad_id`` to the longest (at least
+    one column), so every row ends at the right edge — where generation continues and the last logits sit."""
+    width = max(1, max((len(r) for r in rows), default=0))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        if len(r):
+            ids[i, width - len(r) :] = torch.tensor(list(r), dtype=torch.long)
+            mask[i, width - len(r) :] = 1
+    return ids, mask
+
+
 def _batch(
     model: Any, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int, device: Any, entropies: bool
 ) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """Left-padded (explicit position ids) so every continuation ends at the right edge and only the last
     ``max continuation + 1`` positions' logits are computed (``logits_to_keep``, where the model takes it)."""
-    rows = [list(c) + list(y) for c, y in pairs]
-    width = max(1, max(len(r) for r in rows))
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        if r:
-            ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
-            mask[i, width - len(r) :] = 1
+    ids, mask = left_padded([list(c) + list(y) for c, y in pairs], pad_id)
+    width = ids.shape[1]
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     keep = min(width, max(len(y) for _, y in pairs) + 1)
     kwargs = {"logits_to_keep": keep} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}

@@ -69,13 +69,10 @@ def extend(
     """New tokens for each prompt+prefix from ``model.generate`` (left-padded batch), cut after the first stop id."""
     import torch
 
-    rows = [list(prompt) + list(p) for p in prefixes]
-    width = max(map(len, rows))
-    ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
-    mask = torch.zeros(len(rows), width, dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r) :] = torch.tensor(r)
-        mask[i, width - len(r) :] = 1
+    from ..lm_signals import left_padded
+
+    ids, mask = left_padded([list(prompt) + list(p) for p in prefixes], pad_token_id)
+    width = ids.shape[1]
     with torch.no_grad():
         out = model.generate(
             input_ids=ids.to(model.device),

@@ -210,6 +210,8 @@ def rollout(
     ``max_calls``-th call answered, or the token budget spent ends the trajectory."""
     import torch
 
+    from ..lm_signals import left_padded
+
     eq = tokenizer.convert_tokens_to_ids("=")
     eos = tokenizer.eos_token_id
     trajs = [Trajectory(p, tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
@@ -218,13 +220,8 @@ def rollout(
     try:
         while active := [t for t in trajs if not t.done]:
             budget = max(max_completion_length - len(t.completion_ids) for t in active)
-            contexts = [t.prompt_ids + t.completion_ids for t in active]
-            width = max(map(len, contexts))
-            ids = torch.full((len(active), width), tokenizer.pad_token_id, dtype=torch.long)
-            attn = torch.zeros_like(ids)
-            for i, c in enumerate(contexts):  # left padding
-                ids[i, width - len(c) :] = torch.tensor(c)
-                attn[i, width - len(c) :] = 1
+            ids, attn = left_padded([t.prompt_ids + t.completion_ids for t in active], tokenizer.pad_token_id)
+            width = ids.shape[1]
             with torch.no_grad():
                 out = model.generate(
                     input_ids=ids.to(model.device),
