@@ -9,8 +9,13 @@ count is its number of reasoning symbols. The model is a Qwen2-architecture caus
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -90,6 +95,38 @@ def configure_generation(model: PreTrainedModel, tokenizer: PreTrainedTokenizerF
     gen.pad_token_id = tokenizer.pad_token_id
     gen.eos_token_id = tokenizer.eos_token_id
     gen.bos_token_id = None
+
+
+def load_policy(path: Path, device: str) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    """A saved lab policy, in eval mode on ``device``, with its tokenizer padding on the left for generation."""
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
+    tokenizer.padding_side = "left"
+    configure_generation(model, tokenizer)
+    return model, tokenizer
+
+
+def save_policy(
+    path: Path, model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, meta_name: str, meta: dict
+) -> None:
+    """Model, tokenizer and a JSON meta file (``meta_name``) in ``path`` — what :func:`load_policy` reads."""
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    (path / meta_name).write_text(json.dumps(meta))
+
+
+def publish_dir(path: Path, write: Callable[[Path], None]) -> None:
+    """Create the cache directory ``path`` whole or not at all: ``write`` fills a temporary sibling, which is
+    then renamed into place; when another process published ``path`` first, theirs is kept."""
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    write(tmp)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
 
 
 def count_parameters(model: PreTrainedModel) -> int:

@@ -33,7 +33,6 @@ import copy
 import hashlib
 import json
 import math
-import os
 import random
 import re
 import tempfile
@@ -44,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .evaluate import TASK_VERIFIER
-from .model import ModelConfig, build_model, build_tokenizer, configure_generation
+from .model import ModelConfig, build_model, build_tokenizer, load_policy, publish_dir, save_policy
 from .tasks import Problem, running_sums, train_test_split
 
 if TYPE_CHECKING:
@@ -313,7 +312,6 @@ def sft_policy(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerFast, dict[str, Any]]:
     """The tool-using base policy: TRL's ``SFTTrainer`` on :func:`sft_segments` traces, loss on the policy's
     tokens only (tool digits masked); cached on disk by preset and seed."""
-    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
     from .sft import cache_root
 
@@ -326,10 +324,7 @@ def sft_policy(
         _train_sft(preset, train, seed, device, path)
     # always loaded from disk: the trainer leaves its wrappers on the trained object (an instance ``forward``
     # bound to it), so a deep copy of that object would still run — and train — the original's weights
-    model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
-    tokenizer.padding_side = "left"
-    configure_generation(model, tokenizer)
+    model, tokenizer = load_policy(path, device)
     return model, tokenizer, {**json.loads((path / "sft_meta.json").read_text()), "cached": cached}
 
 
@@ -369,17 +364,7 @@ def _train_sft(preset: MultiTurnPreset, train: Sequence[Problem], seed: int, dev
         trainer.train()
         losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
     meta = {"seconds": time.perf_counter() - t0, "losses": losses}
-    tmp_path = path.with_name(path.name + f".tmp{os.getpid()}")
-    model.save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
-    (tmp_path / "sft_meta.json").write_text(json.dumps(meta))
-    if path.exists():  # another process finished first; keep theirs
-        import shutil
-
-        shutil.rmtree(tmp_path, ignore_errors=True)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp_path, path)
+    publish_dir(path, lambda tmp: save_policy(tmp, model, tokenizer, "sft_meta.json", meta))
 
 
 def rl_dataset(problems: Sequence[Problem]):

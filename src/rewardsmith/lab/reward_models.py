@@ -29,9 +29,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import random
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -39,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .evaluate import TASK_VERIFIER, answer_is_correct, generate
+from .model import publish_dir
 from .sft import cache_root
 from .tasks import Problem, necessary_trace
 
@@ -262,15 +261,13 @@ def load_or_train_rm(
         "final_loss": losses[-1] if losses else None,
         "seconds": time.perf_counter() - t0,
     }
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    rm.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp / "tokenizer")  # apart: beside config.json AutoTokenizer picks Qwen2's class
-    (tmp / "rm_meta.json").write_text(json.dumps(info))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():  # another process finished first; keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        rm.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp / "tokenizer")  # apart: beside config.json AutoTokenizer picks Qwen2's class
+        (tmp / "rm_meta.json").write_text(json.dumps(info))
+
+    publish_dir(path, write)
     if log is not None:
         log(
             f"lab RM '{kind}': {len(train)} pairs, held-out pair accuracy {info['held_out_accuracy']:.3f} "

@@ -24,7 +24,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .model import ModelConfig, build_model, build_tokenizer, configure_generation
+from .model import (
+    ModelConfig,
+    build_model,
+    build_tokenizer,
+    configure_generation,
+    load_policy,
+    publish_dir,
+    save_policy,
+)
 from .tasks import DEFAULT_TASK, MAX_TERMS, MIN_TERMS, TASKS, CarryStyle, Problem, TraceStyle, sft_trace
 
 if TYPE_CHECKING:
@@ -162,31 +170,14 @@ def load_or_train(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerFast, dict]:
     """The cached base policy for ``(config, seed)``, training (and caching) it if absent.
     Returns (model, tokenizer, info) with info = {key, path, cached, seconds, losses}."""
-    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
-
     key = cache_key(config, seed)
     path = (cache_dir or cache_root()) / key
     meta_file = path / "sft_meta.json"
     if meta_file.exists():
-        meta = json.loads(meta_file.read_text())
-        model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
-        tokenizer.padding_side = "left"
-        configure_generation(model, tokenizer)
-        return model, tokenizer, {**meta, "key": key, "path": str(path), "cached": True}
+        model, tokenizer = load_policy(path, device)
+        return model, tokenizer, {**json.loads(meta_file.read_text()), "key": key, "path": str(path), "cached": True}
     t0 = time.perf_counter()
     model, tokenizer, losses = train_sft(config, problems, seed, device=device, progress=progress)
-    seconds = time.perf_counter() - t0
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    meta = {"config": config.to_dict(), "seed": seed, "seconds": seconds, "losses": losses}
-    (tmp / "sft_meta.json").write_text(json.dumps(meta))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():  # another process finished first; keep theirs
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        os.replace(tmp, path)
+    meta = {"config": config.to_dict(), "seed": seed, "seconds": time.perf_counter() - t0, "losses": losses}
+    publish_dir(path, lambda tmp: save_policy(tmp, model, tokenizer, "sft_meta.json", meta))
     return model, tokenizer, {**meta, "key": key, "path": str(path), "cached": False}
