@@ -88,25 +88,42 @@ def test_cuda_requested_without_a_device(capsys):
 
 def test_condition_flags_change_only_their_setting(capsys):
     import argparse
+    from dataclasses import replace
 
     from rewardsmith.lab.cli import with_conditions
     from rewardsmith.lab.presets import PRESETS
-    from rewardsmith.lab.tasks import CarryStyle
 
     quick = PRESETS["quick"]
-    flags = dict(task=None, rl_steps=None, rl_lr=None, scale_rewards=None, risky_checks=None, sft_steps=None)
+    style = quick.sft.style
+    flags = dict(
+        task=None,
+        rl_steps=None,
+        rl_lr=None,
+        scale_rewards=None,
+        risky_checks=None,
+        sft_steps=None,
+        verbosity_spread=None,
+    )
     assert with_conditions(quick, argparse.Namespace(**flags)) == quick
     p = with_conditions(quick, argparse.Namespace(**{**flags, "rl_steps": 60, "rl_lr": 5e-5, "risky_checks": "skill"}))
     assert (p.rl.steps, p.rl.learning_rate, p.rl.scale_rewards) == (60, 5e-5, quick.rl.scale_rewards)
-    assert p.sft.style == CarryStyle(verbosity_scales_risky=False) and p.sft.steps == quick.sft.steps
+    assert p.sft.style == replace(style, risky_check_rate=0.9, verbosity_scales_risky=False)
+    assert p.sft.steps == quick.sft.steps and p.sft.task == quick.sft.task
     assert with_conditions(quick, argparse.Namespace(**{**flags, "scale_rewards": "none"})).rl.scale_rewards == "none"
-    p = with_conditions(quick, argparse.Namespace(**{**flags, "sft_steps": 2400, "risky_checks": "always"}))
+    p = with_conditions(quick, argparse.Namespace(**{**flags, "sft_steps": 2400, "risky_checks": "habit"}))
     assert p.sft.steps == 2400 and p.rl == quick.rl
-    assert p.sft.style == CarryStyle(risky_check_rate=1.0, verbosity_scales_risky=False)
-    with pytest.raises(ValueError, match="carry task only"):
+    assert p.sft.style == replace(style, risky_check_rate=0.9, verbosity_scales_risky=True)
+    p = with_conditions(quick, argparse.Namespace(**{**flags, "task": "carry", "verbosity_spread": 0.5}))
+    assert p.sft.task == "carry" and p.sft.style == replace(style, verbosity_spread=0.5)  # the slip tasks share styles
+    assert with_conditions(quick, argparse.Namespace(**{**flags, "risky_checks": "always"})).sft.style == replace(
+        style, risky_check_rate=1.0, verbosity_scales_risky=False
+    )
+    with pytest.raises(ValueError, match="slip tasks"):
         with_conditions(quick, argparse.Namespace(**{**flags, "task": "chain", "risky_checks": "skill"}))
     assert main(["lab", "--preset", "tiny", "--task", "chain", "--risky-checks", "skill"]) == 2
-    assert "carry task only" in capsys.readouterr().err
+    assert "slip tasks (carry, rounding) only" in capsys.readouterr().err
+    assert main(["lab", "--preset", "tiny", "--verbosity-spread", "1.5"]) == 2
+    assert "verbosity_spread must be in [0, 1]" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["lab", "--scale-rewards", "std"])
 

@@ -69,17 +69,21 @@ def test_select_specs():
 
 def test_budgets_cover_the_hardest_problems_necessary_length():
     """A budget below a hard problem's necessary length would make it unsolvable: every budget is at
-    or above the longest necessary trace among the held-out hardest problems of seeds 0-2."""
+    or above the longest necessary trace among the held-out hardest problems of seeds 0-2, in both slip tasks."""
     from rewardsmith.lab.specs import HARD_BUDGET
     from rewardsmith.lab.tasks import annotate, train_test_split
 
-    longest = max(
-        annotate(p.necessary_trace).tokens + 1  # + EOS
-        for seed in range(3)
-        for p in train_test_split(0, 600, seed)[1]
-        if p.difficulty == 7
-    )
-    assert longest == 62 <= HARD_BUDGET
+    longest = {
+        task: max(
+            annotate(p.necessary_trace, task).tokens + 1  # + EOS
+            for seed in range(3)
+            for p in train_test_split(0, 600, seed, task=task)[1]
+            if p.difficulty == 7
+        )
+        for task in ("carry", "rounding")
+    }
+    assert longest == {"carry": 62, "rounding": 62} and max(longest.values()) <= HARD_BUDGET
+    longest = max(longest.values())
     budgets = [
         option
         for spec in BUILTIN_SPECS.values()

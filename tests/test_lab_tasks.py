@@ -5,6 +5,7 @@ import random
 import pytest
 
 from rewardsmith.lab.tasks import (
+    RISKY_CHECKS,
     CarryStyle,
     TraceStyle,
     annotate,
@@ -146,24 +147,41 @@ WORKED = "<think>3+5=8;8+8=6;so6;6+9=6;chk6+9=5;5+4=9;chk5+4=9;9+7=7;chk9+7=6;</
 
 
 def test_slip_rule_by_hand():
-    assert not slips(2, 9, 9)  # the first two steps never slip
-    assert slips(3, 6, 7) and not slips(3, 6, 6)  # 13 slips, 12 does not
-    assert written_sum(3, 9, 9) == 9  # 18: 8, written one more
-    assert written_sum(3, 9, 4) == 4  # 13: 3 → 4
-    assert written_sum(4, 9, 1) == 0  # 10 is safe
-    assert written_sum(2, 9, 9) == 8
-    assert sum(slips(3, a, d) for a in range(10) for d in range(10)) == 21
+    assert not slips(2, 9, 9, "carry")  # the first two steps never slip
+    assert slips(3, 6, 7, "carry") and not slips(3, 6, 6, "carry")  # 13 slips, 12 does not
+    assert written_sum(3, 9, 9, "carry") == 9  # 18: 8, written one more
+    assert written_sum(3, 9, 4, "carry") == 4  # 13: 3 → 4
+    assert written_sum(4, 9, 1, "carry") == 0  # 10 is safe
+    assert written_sum(2, 9, 9, "carry") == 8
+    assert sum(slips(3, a, d, "carry") for a in range(10) for d in range(10)) == 21
+
+
+def test_rounding_slip_rule_by_hand():
+    # adding 8 or 9 from the third step on, whatever the running value
+    assert not slips(2, 5, 9, "rounding") and slips(3, 0, 9, "rounding") and slips(6, 1, 8, "rounding")
+    assert not slips(3, 9, 7, "rounding")  # 16 slips in the carry task, not here
+    assert written_sum(3, 0, 9, "rounding") == 0  # 9 written one more: 10 → 0
+    assert written_sum(3, 5, 8, "rounding") == 4  # 13: 3 → 4
+    assert written_sum(3, 9, 7, "rounding") == 6
+    assert sum(slips(3, a, d, "rounding") for a in range(10) for d in range(10)) == 20
+    with pytest.raises(ValueError, match="no slips"):
+        slips(3, 6, 7, "chain")
 
 
 def test_carry_necessary_trace_by_hand():
     # 3+5=8, 8+8=16→6, 6+9=15 slips to 6 (checked: 5), 5+4=9; answer 29 mod 10
-    assert carry_necessary_trace([3, 5, 8, 9, 4]) == "<think>3+5=8;8+8=6;6+9=6;chk6+9=5;5+4=9;</think>####9"
+    assert carry_necessary_trace([3, 5, 8, 9, 4], "carry") == "<think>3+5=8;8+8=6;6+9=6;chk6+9=5;5+4=9;</think>####9"
     p = make_problem([3, 5, 8, 9, 4])
-    assert p.task == "carry" and p.answer == "9" and p.necessary_trace == carry_necessary_trace(p.digits)
+    assert p.task == "carry" and p.answer == "9" and p.necessary_trace == carry_necessary_trace(p.digits, "carry")
     assert make_problem([3, 5, 8, 9, 4], task="chain").necessary_trace == necessary_trace(p.digits)
-    # short chains cannot slip: the two tasks' necessary traces agree
-    for q in generate_problems(30, seed=2, max_terms=3):
-        assert q.necessary_trace == necessary_trace(q.digits)
+    # rounding: 6+9 and 5+8 slip (8 and 9 added from step 3 on), 8+8 at step 2 does not
+    r = make_problem([3, 5, 8, 9, 8], task="rounding")
+    assert r.answer == "3"
+    assert r.necessary_trace == "<think>3+5=8;8+8=6;6+9=6;chk6+9=5;5+8=4;chk5+8=3;</think>####3"
+    # short chains cannot slip: the three tasks' necessary traces agree
+    for task in ("carry", "rounding"):
+        for q in generate_problems(30, seed=2, max_terms=3, task=task):
+            assert q.necessary_trace == necessary_trace(q.digits)
     with pytest.raises(ValueError):
         make_problem([1, 2], task="sums")
 
@@ -181,14 +199,14 @@ def test_annotation_of_a_worked_trace():
 def test_a_missing_check_propagates_the_error():
     digits = [3, 5, 8, 9, 4]
     bare = CarryStyle(risky_check_rate=0.0, safe_check_rate=0.0, restate_rate=0.0, verbosity_spread=0.0, guess_rate=0)
-    trace = carry_trace(digits, random.Random(0), bare)
+    trace = carry_trace(digits, random.Random(0), bare, "carry")
     # the slipped 6 is carried on: 6+4=0, not 5+4=9
     assert trace == "<think>3+5=8;8+8=6;6+9=6;6+4=0;</think>####0"
     assert extract_answer(trace, ["hash"]) != make_problem(digits).answer
     a = annotate(trace)
     assert a.unrepaired_slips == 1 and a.repair_steps == 0 and a.redundant_steps == 0
     every = CarryStyle(risky_check_rate=1.0, safe_check_rate=0.0, restate_rate=0.0, verbosity_spread=0.0, guess_rate=0)
-    assert carry_trace(digits, random.Random(0), every) == carry_necessary_trace(digits)
+    assert carry_trace(digits, random.Random(0), every, "carry") == carry_necessary_trace(digits, "carry")
 
 
 def test_checks_that_repair_nothing_or_recompute_wrongly():
@@ -206,14 +224,15 @@ def test_checks_that_repair_nothing_or_recompute_wrongly():
     assert annotate("<think>1+2=3;chk1+2=3;</think>####3", "chain").other_steps == 1
 
 
-def test_carry_traces_check_risky_steps_more_than_safe_ones():
+@pytest.mark.parametrize("task", ["carry", "rounding"])
+def test_slip_traces_check_risky_steps_more_than_safe_ones(task):
     rng = random.Random(0)
     style = CarryStyle()
     risky = risky_checked = safe = safe_checked = guesses = wrong = 0
-    problems = generate_problems(6000, seed=4)
+    problems = generate_problems(6000, seed=4, task=task)
     for p in problems:
         t = sft_trace(p, rng, style)
-        a = annotate(t)
+        a = annotate(t, task)
         assert a.other_steps == 0
         if a.steps == 0:
             guesses += 1
@@ -235,6 +254,18 @@ def test_carry_traces_check_risky_steps_more_than_safe_ones():
     assert 0.05 < wrong / len(problems) < 0.15  # the base policy's traces are below ceiling
 
 
+def test_always_checked_slips_leave_only_guesses_wrong():
+    style = CarryStyle(**RISKY_CHECKS["always"])
+    rng = random.Random(1)
+    for p in generate_problems(600, seed=5, task="rounding"):
+        t = sft_trace(p, rng, style)
+        a = annotate(t, "rounding")
+        assert a.unrepaired_slips == 0 and (extract_answer(t, ["hash"]) == p.answer or a.steps == 0)
+        # each slipped step is a step adding 8 or 9 from the third on, and is repaired
+        risky = sum(1 for i, d in enumerate(p.digits[1:], start=1) if i >= 3 and d in (8, 9))
+        assert a.repair_steps == (risky if a.steps else 0)
+
+
 def test_styles_validated_and_matched_to_the_task():
     with pytest.raises(ValueError):
         CarryStyle(risky_check_rate=1.5)
@@ -242,3 +273,23 @@ def test_styles_validated_and_matched_to_the_task():
         sft_trace(make_problem([1, 2]), random.Random(0), TraceStyle())
     with pytest.raises(TypeError):
         sft_trace(make_problem([1, 2], task="chain"), random.Random(0), CarryStyle())
+
+
+def test_quick_traces_make_concise_long_chains_common():
+    """The policy can only compute in a format it has seen: at verbosity U(0.5, 1.5) a fully concise
+    seven-term trace is a 0.2% event (the base policy then mistakes the next term in most concise
+    seven-term traces, docs/lab.md); quick's style, U(0, 2), makes it 7.6%."""
+    from rewardsmith.lab.presets import PRESETS, SELECTIVE_STYLE
+
+    def concise_share(style):
+        rng, n, concise = random.Random(0), 0, 0
+        for p in generate_problems(12000, seed=3, task="rounding"):
+            a = annotate(sft_trace(p, rng, style), "rounding")
+            if p.difficulty == 7 and a.steps:
+                n, concise = n + 1, concise + (a.redundant_steps == 0)
+        return concise / n
+
+    assert concise_share(CarryStyle(**RISKY_CHECKS["always"], verbosity_spread=0.5)) < 0.006
+    assert 0.06 < concise_share(SELECTIVE_STYLE) < 0.095
+    for name in ("quick", "study", "full"):
+        assert PRESETS[name].sft.task == "rounding" and PRESETS[name].sft.style == SELECTIVE_STYLE

@@ -43,7 +43,7 @@ def _preset_help() -> str:
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     from .specs import BUILTIN_NAMES
-    from .tasks import TASKS
+    from .tasks import RISKY_CHECKS, TASKS
 
     p = subparsers.add_parser(
         "lab",
@@ -95,8 +95,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "--task",
         choices=TASKS,
         default=None,
-        help="the task family: carry (systematic slips that checks repair) or chain (every check redundant); "
-        "default: the preset's (carry)",
+        help="the task family: rounding (slips on adding 8 or 9 that checks repair; quick, full), carry (slips "
+        "when a + d >= 13; study, tiny) or chain (every check redundant); default: the preset's",
     )
     conditions = p.add_argument_group(
         "conditions",
@@ -113,11 +113,19 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     conditions.add_argument("--sft-steps", type=positive_int, default=None, metavar="N", help="SFT steps")
     conditions.add_argument(
         "--risky-checks",
-        choices=("habit", "skill", "always"),
+        choices=tuple(RISKY_CHECKS),
         default=None,
-        help="carry task's SFT traces: habit (the presets) = the per-trace verbosity scales the checks of slipped "
-        "steps like the rest; skill = slipped steps are checked at their rate (0.9) whatever the verbosity; "
-        "always = every slipped step is checked",
+        help="slip tasks' SFT traces: habit (study, tiny) = the per-trace verbosity scales the checks of slipped "
+        "steps like the rest; skill = slipped steps are checked at 0.9 whatever the verbosity; "
+        "always (quick, full) = every slipped step is checked",
+    )
+    conditions.add_argument(
+        "--verbosity-spread",
+        type=float,
+        default=None,
+        metavar="S",
+        help="slip tasks' SFT traces: each trace's verbosity v ~ U(1 - S, 1 + S) scales its checks and "
+        "restatements (0 to 1; quick: 1.0, so concise traces are common enough for the policy to compute in them)",
     )
     p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default: %(default)s)")
     p.add_argument(
@@ -131,10 +139,12 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 
 def with_conditions(preset: Preset, args: argparse.Namespace) -> Preset:
     """``preset`` with the task and the condition flags given on the command line."""
-    from .tasks import CarryStyle
+    from .tasks import RISKY_CHECKS, SLIP_TASKS, CarryStyle
 
     if args.task and args.task != preset.sft.task:
-        preset = replace(preset, sft=replace(preset.sft, task=args.task, style=None))
+        # between the slip tasks the preset's style carries over; otherwise the task's default style
+        keep = args.task in SLIP_TASKS and preset.sft.task in SLIP_TASKS
+        preset = replace(preset, sft=replace(preset.sft, task=args.task, style=preset.sft.style if keep else None))
     rl = {
         k: v
         for k, v in (
@@ -150,10 +160,13 @@ def with_conditions(preset: Preset, args: argparse.Namespace) -> Preset:
         preset = replace(preset, sft=replace(preset.sft, steps=args.sft_steps))
     if args.risky_checks is not None:
         if not isinstance(preset.sft.style, CarryStyle):
-            raise ValueError("--risky-checks applies to the carry task only")
-        style = replace(preset.sft.style, verbosity_scales_risky=args.risky_checks == "habit")
-        if args.risky_checks == "always":
-            style = replace(style, risky_check_rate=1.0)
+            raise ValueError("--risky-checks applies to the slip tasks (carry, rounding) only")
+        style = replace(preset.sft.style, **RISKY_CHECKS[args.risky_checks])
+        preset = replace(preset, sft=replace(preset.sft, style=style))
+    if args.verbosity_spread is not None:
+        if not isinstance(preset.sft.style, CarryStyle):
+            raise ValueError("--verbosity-spread applies to the slip tasks (carry, rounding) only")
+        style = replace(preset.sft.style, verbosity_spread=args.verbosity_spread)
         preset = replace(preset, sft=replace(preset.sft, style=style))
     return preset
 

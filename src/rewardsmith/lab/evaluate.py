@@ -240,7 +240,7 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
 
 def necessary_tokens(problems: Sequence[Problem], tokenizer: PreTrainedTokenizerFast) -> dict[str, Any]:
     """Tokens (EOS included) of the shortest trace that reaches the answer the policy's way (the
-    steps, plus a repairing check after each slip in the carry task), mean and maximum overall
+    steps, plus a repairing check after each slip in a slip task), mean and maximum overall
     and per difficulty: a policy well below this is skipping necessary work, and a length budget
     below the maximum makes some problems unsolvable within it."""
     rows: dict[int, list[int]] = {}

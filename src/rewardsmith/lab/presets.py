@@ -2,9 +2,9 @@
 
 - ``tiny``: a smoke test (``smoke=True``): checks that the pipeline runs; its report names no best spec.
   Its policy does not learn the task (greedy accuracy 0), so its numbers say nothing about the specs.
-- ``quick`` (``make demo``): the carry task's comparison on one seed, with the specs that show its two findings
-  (a length reward cutting redundancy for free; a uniform one over-compressing hard problems).
-- ``study``: every comparison spec on three seeds, for intervals.
+- ``quick`` (``make demo``): the rounding task's comparison on one seed (every slip checked and verbosity spread 1
+  in the SFT traces, :data:`SELECTIVE_STYLE`), with the uniform and difficulty-aware length specs.
+- ``study``: every comparison spec on three seeds of ``quick``'s base policies, for intervals.
 - ``full``: a larger policy and longer RL, every spec, for one large GPU (``bash bench/lab_full_gpu.sh``).
 
 Sizing on 2 CPU cores. Per-step times: SFT (fp32 AdamW, 64 traces, the 0.6M-parameter policy) 0.32 s on idle
@@ -18,9 +18,10 @@ problems greedily 18–41 s at load 12. Estimates for idle cores (t_sft = 0.32 s
 - ``quick`` = 1200·t_sft + 7 evaluations + 6 specs × 30·t_rl ≈ 384 + 140 + 216 ≈ 740 s (≤ 10 min);
   measured 419 s cold on idle cores (SFT 242 s at 0.2 s/step, GRPO 20–25 s per spec); with 600 SFT
   steps it was 392 s at load average 1–3.
-- ``study`` = 3 seeds × (600·t_sft + evaluation) + 3 × 15 specs × (30·t_rl + evaluation)
-  ≈ 3 × 212 + 42 × 56 ≈ 636 + 2352 ≈ 50 min (≈ 3 × 230 + 42 × 27 ≈ 31 min with quick's measured times), plus the PEAR/SAR
-  signal passes and the two reward models' training (lab-trained RMs) — under the 75-minute bound with ~20 minutes to spare, not measured end to end.
+- ``study`` = 3 seeds × (1200·t_sft + evaluation) + 3 × 15 specs × (30·t_rl + evaluation)
+  ≈ 3 × 404 + 42 × 56 ≈ 1212 + 2352 ≈ 60 min (≈ 3 × 262 + 42 × 27 ≈ 32 min with quick's measured times), plus the
+  PEAR/SAR signal passes and the two reward models' training (lab-trained RMs); with the seeds as parallel processes
+  the measured time is in docs/lab.md. (With 600 SFT steps on the carry task it took 25 min.)
 - ``full`` (one large GPU, not run here): a 3.4M-parameter policy, 2,000 SFT steps of 128 traces and 60 GRPO
   steps of 16 × 8 rollouts per spec, the study's 15 specs; sized to fit 10 minutes assuming ~30 ms per SFT step
   and ~0.5 s per GRPO step on the GPU (generation-latency bound at this size).
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 
 from .model import ModelConfig
 from .sft import SFTConfig
+from .tasks import RISKY_CHECKS, CarryStyle
 from .train import RLConfig
 
 
@@ -74,6 +76,11 @@ STUDY_SPECS = (
     "rm_biased_par",
 )
 
+# The SFT traces of quick, study and full (docs/lab.md, "The rounding task"): every slip checked, so the policy can
+# learn to check exactly the steps that slip, and verbosity v ~ U(0, 2) per trace, so concise traces are common
+# enough for the policy to compute in them (at U(0.5, 1.5) it could not: a length reward then cut its competence).
+SELECTIVE_STYLE = CarryStyle(**RISKY_CHECKS["always"], verbosity_spread=1.0)
+
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         name="tiny",
@@ -92,7 +99,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "quick": Preset(
         name="quick",
-        sft=SFTConfig(steps=1200),  # puts k = 7 within the base policy's reach (0.96 greedy; 0.30 at 600 steps)
+        sft=SFTConfig(steps=1200, task="rounding", style=SELECTIVE_STYLE),
         rl=RLConfig(steps=30, prompts_per_step=8, num_generations=8, learning_rate=1e-4, bf16=False),
         n_test=600,  # 100 per difficulty: the noise floor on the hardest bucket is 3/100
         max_new_tokens=128,
@@ -100,7 +107,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "study": Preset(
         name="study",
-        sft=SFTConfig(steps=600),
+        sft=SFTConfig(steps=1200, task="rounding", style=SELECTIVE_STYLE),  # quick's base policies, 3 seeds
         rl=RLConfig(steps=30, prompts_per_step=8, num_generations=8, learning_rate=1e-4, bf16=False),
         n_test=600,
         max_new_tokens=128,
@@ -117,6 +124,8 @@ PRESETS: dict[str, Preset] = {
             lr=2e-3,
             warmup_steps=100,
             bf16=True,
+            task="rounding",
+            style=SELECTIVE_STYLE,
         ),
         rl=RLConfig(steps=60, prompts_per_step=16, num_generations=8, prompt_pool=480, learning_rate=1e-4),
         n_test=1200,

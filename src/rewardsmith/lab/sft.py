@@ -33,7 +33,17 @@ from .model import (
     publish_dir,
     save_policy,
 )
-from .tasks import DEFAULT_TASK, MAX_TERMS, MIN_TERMS, TASKS, CarryStyle, Problem, TraceStyle, sft_trace
+from .tasks import (
+    DEFAULT_TASK,
+    MAX_TERMS,
+    MIN_TERMS,
+    SLIP_TASKS,
+    TASKS,
+    CarryStyle,
+    Problem,
+    TraceStyle,
+    sft_trace,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
@@ -63,8 +73,8 @@ class SFTConfig:
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; choose from {list(TASKS)}")
         if self.style is None:
-            object.__setattr__(self, "style", CarryStyle() if self.task == "carry" else TraceStyle())
-        elif isinstance(self.style, CarryStyle) != (self.task == "carry"):
+            object.__setattr__(self, "style", CarryStyle() if self.task in SLIP_TASKS else TraceStyle())
+        elif isinstance(self.style, CarryStyle) != (self.task in SLIP_TASKS):
             raise ValueError(f"task {self.task!r} does not take a {type(self.style).__name__}")
 
     def to_dict(self) -> dict:

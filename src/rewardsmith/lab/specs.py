@@ -1,11 +1,12 @@
 """The lab's built-in comparison set, as rewardsmith spec dicts (also in ``examples/specs/lab/``).
 
 All use the task's verifier (``exact`` on the answer after ``####``) and count length in
-tokens (TRL's ``completion_ids``, EOS included). Targets and budgets are in tokens of the carry
-task (:mod:`rewardsmith.lab.tasks`): the steps of a k-term chain take 6k − 1 tokens and each
-slipped step needs a 7-token repairing check, so the necessary length is 11 tokens for k = 2
-and 41, 48, 55 or 62 for k = 7 (no, one, two or three slips; mean 47; 62 is the longest in the
-held-out sets of seeds 0–2, four slips — 69 tokens — are rarer than 1 in 1,000). The verbose
+tokens (TRL's ``completion_ids``, EOS included). Targets and budgets are in tokens of the slip
+tasks, carry and rounding (:mod:`rewardsmith.lab.tasks`): the steps of a k-term chain take
+6k − 1 tokens and each slipped step needs a 7-token repairing check, so the necessary length is
+11 tokens for k = 2 and 41, 48, 55 or 62 for k = 7 (no, one, two or three slips; 62 is the
+longest in the held-out sets of seeds 0–2 of both tasks; four slips — 69 tokens — happen to fewer
+than 1 in 1,000 k = 7 problems in the carry task and 1 in 625 in the rounding task). The verbose
 base policy writes about 1.6× the necessary length.
 
 Budgets are set at :data:`HARD_BUDGET` = 64 tokens, at or above the necessary length of every

@@ -26,7 +26,17 @@ is ever wrong every check is redundant. A complete completion reads::
 
     <think>3+5=8;chk8-5=3ok;8+8=6;so6;</think>####6
 
-Both tasks' traces may be bare guesses (``<think></think>####6``: as reliable as a step for
+**rounding**: the carry task's traces with a slip whose trigger is in the step itself — from the
+third step on, adding 8 or 9 (as "ten, minus the complement", taking back one too few) the policy
+writes one too many. Its risk is visible in the step's own digits, so a small policy can learn to
+check exactly the steps that slip, which it does not learn for the carry slip, whose trigger
+``a + d ≥ 13`` needs the sum itself (docs/lab.md, "Cutting 30% within 2 points"). A k = 5 trace::
+
+    <think>3+5=8;so8;8+8=6;chk8+8=6;6+9=6;chk6+9=5;5+4=9;</think>####9
+
+(``6+9`` slipped and was repaired; ``8+8`` at step 2 cannot slip, so its check is redundant).
+
+All three tasks' traces may be bare guesses (``<think></think>####6``: as reliable as a step for
 two-term chains, about a one-in-ten shot for long ones), and end with ``####<answer>``, the
 GSM8K form read by the ``exact`` verifier's ``hash`` rule.
 
@@ -35,8 +45,10 @@ GSM8K form read by the ``exact`` verifier's ``hash`` rule.
     ('3+5+8=', '6')
     >>> necessary_trace(p.digits)
     '<think>3+5=8;8+8=6;</think>####6'
-    >>> carry_necessary_trace([3, 5, 8, 9, 4])
+    >>> carry_necessary_trace([3, 5, 8, 9, 4], "carry")
     '<think>3+5=8;8+8=6;6+9=6;chk6+9=5;5+4=9;</think>####9'
+    >>> carry_necessary_trace([3, 5, 8, 9, 8], "rounding")
+    '<think>3+5=8;8+8=6;6+9=6;chk6+9=5;5+8=4;chk5+8=3;</think>####3'
 """
 
 from __future__ import annotations
@@ -50,7 +62,8 @@ from .model import count_tokens
 
 THINK_OPEN, THINK_CLOSE, ANSWER_MARK = "<think>", "</think>", "####"
 MIN_TERMS, MAX_TERMS = 2, 7
-TASKS = ("carry", "chain")
+TASKS = ("carry", "rounding", "chain")
+SLIP_TASKS = ("carry", "rounding")  # the tasks whose policy slips systematically (traces in a CarryStyle)
 DEFAULT_TASK = "carry"
 
 
@@ -79,8 +92,10 @@ class Problem:
     @property
     def necessary_trace(self) -> str:
         """The shortest trace that reaches the answer the way the policy computes: the steps, and
-        in the carry task a repairing check after each slipped step."""
-        return carry_necessary_trace(self.digits) if self.task == "carry" else necessary_trace(self.digits)
+        in a slip task a repairing check after each slipped step."""
+        if self.task in SLIP_TASKS:
+            return carry_necessary_trace(self.digits, self.task)
+        return necessary_trace(self.digits)
 
 
 def make_problem(digits: Sequence[int], task: str = DEFAULT_TASK) -> Problem:
@@ -190,22 +205,28 @@ def train_test_split(
     return train, test
 
 
-# --- the carry task ----------------------------------------------------------------------------
+# --- the slip tasks: carry and rounding --------------------------------------------------------
 
 SLIP_FROM_STEP, SLIP_THRESHOLD = 3, 13
+ROUNDING_DIGITS = (8, 9)
 
 
-def slips(step: int, a: int, d: int) -> bool:
+def slips(step: int, a: int, d: int, task: str) -> bool:
     """Whether the policy writes step ``step`` (1-based) of ``a+d`` off by one: from the third step
-    on, when ``a + d ≥ 13`` (21 of the 100 digit pairs)."""
-    return step >= SLIP_FROM_STEP and a + d >= SLIP_THRESHOLD
+    on, in the carry task when ``a + d ≥ 13`` (21 of the 100 digit pairs), in the rounding task
+    when ``d`` is 8 or 9 (20 of them)."""
+    if task not in SLIP_TASKS:
+        raise ValueError(f"task {task!r} has no slips; slip tasks: {list(SLIP_TASKS)}")
+    if step < SLIP_FROM_STEP:
+        return False
+    return d in ROUNDING_DIGITS if task == "rounding" else a + d >= SLIP_THRESHOLD
 
 
-def written_sum(step: int, a: int, d: int) -> int:
+def written_sum(step: int, a: int, d: int, task: str) -> int:
     """The result the policy writes for ``a+d`` at step ``step``: ``(a + d) mod 10``, plus one when
     it slips."""
     s = (a + d) % 10
-    return (s + 1) % 10 if slips(step, a, d) else s
+    return (s + 1) % 10 if slips(step, a, d, task) else s
 
 
 def carry_step(a: int, d: int, written: int) -> str:
@@ -217,13 +238,13 @@ def carry_check(a: int, d: int) -> str:
     return f"chk{a}+{d}={(a + d) % 10};"
 
 
-def carry_necessary_trace(digits: Sequence[int]) -> str:
+def carry_necessary_trace(digits: Sequence[int], task: str) -> str:
     """The steps, each slipped one followed by its repairing check: the shortest trace the policy
-    can write that reaches the right answer."""
+    of slip task ``task`` can write that reaches the right answer."""
     value, parts = digits[0], []
     for i, d in enumerate(digits[1:], start=1):
-        parts.append(carry_step(value, d, written_sum(i, value, d)))
-        if slips(i, value, d):
+        parts.append(carry_step(value, d, written_sum(i, value, d, task)))
+        if slips(i, value, d, task):
             parts.append(carry_check(value, d))
         value = (value + d) % 10
     return wrap(parts, str(value))
@@ -231,7 +252,7 @@ def carry_necessary_trace(digits: Sequence[int]) -> str:
 
 @dataclass(frozen=True)
 class CarryStyle:
-    """Rates of the habits in the carry task's SFT traces (see the module docstring)."""
+    """Rates of the habits in the slip tasks' (carry, rounding) SFT traces (see the module docstring)."""
 
     risky_check_rate: float = 0.9  # P(check) after a step that slipped (0.832 on average after clipping r·v to 1)
     safe_check_rate: float = 0.55  # P(check) after a step written right (a redundant re-check)
@@ -249,8 +270,17 @@ class CarryStyle:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
 
 
-def carry_trace(digits: Sequence[int], rng: random.Random, style: CarryStyle) -> str:
-    """An SFT trace of ``digits`` in ``style``: with probability ``guess_rate`` the bare answer;
+# How the SFT traces check slipped steps (``rewardsmith lab --risky-checks``): habit = the trace's verbosity
+# scales it like the rest, so checking is one habit; skill = at 0.9 whatever the verbosity; always = every slip.
+RISKY_CHECKS: dict[str, dict[str, float | bool]] = {
+    "habit": {"risky_check_rate": 0.9, "verbosity_scales_risky": True},
+    "skill": {"risky_check_rate": 0.9, "verbosity_scales_risky": False},
+    "always": {"risky_check_rate": 1.0, "verbosity_scales_risky": False},
+}
+
+
+def carry_trace(digits: Sequence[int], rng: random.Random, style: CarryStyle, task: str) -> str:
+    """An SFT trace of ``digits`` for slip task ``task`` in ``style``: with probability ``guess_rate`` the bare answer;
     otherwise each step as the policy writes it (slips included), followed by a check with
     probability ``risky_check_rate·v`` after a slip or ``safe_check_rate·v`` after a right step,
     then a restatement with probability ``restate_rate·v`` (all clipped to 1; v ~ U(1 − spread,
@@ -264,9 +294,9 @@ def carry_trace(digits: Sequence[int], rng: random.Random, style: CarryStyle) ->
     p_restate = min(1.0, style.restate_rate * v)
     value, parts = digits[0], []
     for i, d in enumerate(digits[1:], start=1):
-        written = written_sum(i, value, d)
+        written = written_sum(i, value, d, task)
         parts.append(carry_step(value, d, written))
-        if rng.random() < (p_risky if slips(i, value, d) else p_safe):
+        if rng.random() < (p_risky if slips(i, value, d, task) else p_safe):
             parts.append(carry_check(value, d))
             written = (value + d) % 10
         if rng.random() < p_restate:
@@ -277,10 +307,10 @@ def carry_trace(digits: Sequence[int], rng: random.Random, style: CarryStyle) ->
 
 def sft_trace(problem: Problem, rng: random.Random, style: TraceStyle | CarryStyle) -> str:
     """One SFT trace of ``problem`` in its task's style."""
-    if problem.task == "carry":
+    if problem.task in SLIP_TASKS:
         if not isinstance(style, CarryStyle):
-            raise TypeError(f"the carry task needs a CarryStyle, got {type(style).__name__}")
-        return carry_trace(problem.digits, rng, style)
+            raise TypeError(f"the {problem.task} task needs a CarryStyle, got {type(style).__name__}")
+        return carry_trace(problem.digits, rng, style, problem.task)
     if not isinstance(style, TraceStyle):
         raise TypeError(f"the chain task needs a TraceStyle, got {type(style).__name__}")
     return overthinking_trace(problem.digits, rng, style)
@@ -301,7 +331,7 @@ class TraceAnnotation:
     necessary).
 
     - necessary: the running-sum steps ``a+d=s`` (right or slipped);
-    - repair: checks that correct a slipped step (carry task);
+    - repair: checks that correct a slipped step (slip tasks);
     - redundant: re-checks that change nothing and restatements;
     - other: anything else (malformed parts, checks of no step);
     - unrepaired_slips: steps whose written value is wrong with no repairing check after them;
@@ -344,9 +374,9 @@ def _thinking(completion: str) -> tuple[str, str]:
 
 def annotate(completion: str, task: str = DEFAULT_TASK) -> TraceAnnotation:
     """Classify every part of ``completion``'s reasoning as necessary, repair, redundant or other
-    (see :class:`TraceAnnotation`), counting steps and tokens. In the carry task a check is a
-    repair when it follows a step whose written value it corrects, redundant when it confirms the
-    value the trace holds."""
+    (see :class:`TraceAnnotation`), counting steps and tokens. In a slip task a check is a repair
+    when it follows a step whose written value it corrects, redundant when it confirms the value
+    the trace holds."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose from {list(TASKS)}")
     body, framing = _thinking(completion)
@@ -369,14 +399,14 @@ def annotate(completion: str, task: str = DEFAULT_TASK) -> TraceAnnotation:
         elif task == "chain" and (_CHAIN_CHECK.match(part) or _RESTATE.match(part)):
             kind = "redundant"
             rechecks += part.startswith("chk")
-        elif task == "carry" and (check := _CARRY_CHECK.match(part)):
+        elif task in SLIP_TASKS and (check := _CARRY_CHECK.match(part)):
             a, d, s = map(int, check.groups())
             if last == (a, d) and s == (a + d) % 10:
                 kind = "redundant" if s == value else "repair"
                 unrepaired -= kind == "repair"
                 rechecks += kind == "redundant"
                 value, last = s, None
-        elif task == "carry" and (restate := _RESTATE.match(part)):
+        elif task in SLIP_TASKS and (restate := _RESTATE.match(part)):
             kind = "redundant" if value is not None and int(restate.group(1)) == value else "other"
         counts[kind] += 1
         tokens[kind] += count_tokens(raw) + (n < len(pieces) - 1)
