@@ -16,8 +16,8 @@ problems greedily 18–41 s at load 12. Estimates for idle cores (t_sft = 0.32 s
 ≈ 20 s per policy, greedy and one sample each):
 
 - ``quick`` = 1200·t_sft + 7 evaluations + 6 specs × 30·t_rl ≈ 384 + 140 + 216 ≈ 740 s (≤ 10 min);
-  measured 419 s cold on idle cores (SFT 242 s at 0.2 s/step, GRPO 20–25 s per spec); with 600 SFT
-  steps it was 392 s at load average 1–3.
+  measured 400 s for ``make demo`` cold on idle cores (SFT 227 s at 0.19 s/step, GRPO 18–26 s per spec); the
+  carry task's ``quick`` took 419 s the same way.
 - ``study`` = 3 seeds × (1200·t_sft + evaluation) + 3 × 15 specs × (30·t_rl + evaluation)
   ≈ 3 × 404 + 42 × 56 ≈ 1212 + 2352 ≈ 60 min (≈ 3 × 262 + 42 × 27 ≈ 32 min with quick's measured times), plus the
   PEAR/SAR signal passes and the two reward models' training (lab-trained RMs); with the seeds as parallel processes
