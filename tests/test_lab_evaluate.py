@@ -1,6 +1,7 @@
 """Lab evaluation metrics on a fake policy, with hand-computed values."""
 
 import math
+import types
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from rewardsmith.lab.evaluate import (
     compare_to_baseline,
     evaluate_policy,
     necessary_tokens,
+    necessary_trace_errors,
     pareto_front,
     score_generations,
 )
@@ -175,3 +177,58 @@ def test_check_selectivity_by_hand():
     assert r["by_difficulty"]["2"]["right_check_rate"] == 0.0
     assert r["by_difficulty"]["5"]["slip_check_rate"] == pytest.approx(1 / 2)
     assert r["accuracy"] == pytest.approx(2 / 3)
+
+
+class TeacherPolicy(torch.nn.Module):
+    """A fake policy that predicts every next token of its input, except ``overrides``:
+    ``{(prompt, i): token}`` makes it predict ``token`` for token ``i`` of that prompt's necessary trace."""
+
+    def __init__(self, problems, overrides):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+        self.prompts = {p.prompt: TOK(p.prompt, add_special_tokens=False)["input_ids"] for p in problems}
+        self.overrides = overrides
+
+    def forward(self, input_ids, attention_mask, position_ids):
+        batch, width = input_ids.shape
+        logits = torch.zeros(batch, width, len(TOK))
+        for b, (ids, mask) in enumerate(zip(input_ids.tolist(), attention_mask.tolist())):
+            start = width - sum(mask)
+            assert position_ids[b, start].item() == 0  # left padding, positions counted from the first real token
+            for t in range(start, width - 1):
+                logits[b, t, ids[t + 1]] = 1.0
+            real = ids[start:]
+            prompt = next(text for text, p in self.prompts.items() if real[: len(p)] == p)
+            for (text, i), token in self.overrides.items():
+                if text == prompt:
+                    logits[b, start + len(self.prompts[text]) + i - 1] = 0.0
+                    logits[b, start + len(self.prompts[text]) + i - 1, TOK.convert_tokens_to_ids(token)] = 1.0
+        return types.SimpleNamespace(logits=logits)
+
+
+def test_necessary_trace_errors_by_hand():
+    problems = [
+        make_problem([3, 5, 8, 9, 4], "carry"),  # <think>3+5=8;8+8=6;6+9=6;chk6+9=5;5+4=9;</think>####9
+        make_problem([1, 2, 3], "carry"),
+        make_problem([4, 4], "carry"),
+        make_problem([2, 2, 2, 2], "carry"),
+    ]
+    n_trace = len(TOK(problems[3].necessary_trace, add_special_tokens=False)["input_ids"])
+    overrides = {
+        ("3+5+8+9+4=", 5): "7",  # the first result, 8, written 7: an error
+        ("1+2+3=", 1): "chk",  # a check where the trace holds the operand 1: a choice, not an error
+        ("2+2+2+2=", n_trace - 1): "5",  # the answer after ####, 8, written 5: an error
+    }
+    policy = TeacherPolicy(problems, overrides)
+    for batch_size in (1, 3, 256):  # rows of different lengths share a left-padded batch
+        errors = necessary_trace_errors(policy, TOK, problems, batch_size=batch_size)
+        assert errors["share"] == 0.5 and errors["n"] == 4
+        assert errors["by_difficulty"] == {
+            "2": {"share": 0.0, "n": 1},
+            "3": {"share": 0.0, "n": 1},
+            "4": {"share": 1.0, "n": 1},
+            "5": {"share": 1.0, "n": 1},
+        }
+    perfect = necessary_trace_errors(TeacherPolicy(problems, {}), TOK, problems)
+    assert perfect["share"] == 0.0
+    assert necessary_trace_errors(policy, TOK, []) == {"share": None, "n": 0, "by_difficulty": {}}

@@ -47,6 +47,13 @@ def test_tiny_preset_end_to_end(tmp_path, monkeypatch, capsys):
         curve = results["runs"]["0"]["specs"][name]["curve"]
         assert len(curve) == 2 and all(math.isfinite(c["reward"]) and 0 <= c["accuracy"] <= 1 for c in curve)
     assert results["specs"]["correctness"]["token_reduction"] == 0.0
+    errors = results["runs"]["0"]["base_policy"]["necessary_trace_errors"]
+    assert (
+        errors["n"] == 48
+        and 0.0 <= errors["share"] <= 1.0
+        and set(errors["by_difficulty"]) == {"2", "3", "4", "5", "6", "7"}
+    )
+    assert results["base_policy"]["necessary_trace_errors"]["n"] == 48
 
     report = (out / "report.md").read_text()
     assert "Smoke test" in report and "| correctness |" in report and "mine" in report

@@ -196,6 +196,31 @@ def test_check_selectivity_section_pools_rates_over_seeds_and_skips_missing_ones
     assert "hardly checks where it errs" not in study_markdown(combine_runs(runs, PROFILES))
 
 
+def test_necessary_trace_errors_pool_over_seeds_with_wilson_intervals():
+    runs = {str(s): seed_run(s) for s in (0, 1, 2)}
+    for run in runs.values():
+        run["base_policy"].update(slip_check_rate=0.9, right_check_rate=0.5)
+    assert "necessary_trace_errors" not in combine_runs(runs, PROFILES)["base_policy"]  # older base policies
+    shares = {"0": (0.5, 0.0), "1": (0.25, 0.0), "2": None}  # seed 2 evaluated before the measure: left out
+    for s, run in runs.items():
+        if shares[s]:
+            hard, easy = shares[s]
+            run["base_policy"]["necessary_trace_errors"] = {
+                "share": (hard * 20 + easy * 20) / 40,
+                "n": 40,
+                "by_difficulty": {"2": {"share": easy, "n": 20}, "8": {"share": hard, "n": 20}},
+            }
+    errors = combine_runs(runs, PROFILES)["base_policy"]["necessary_trace_errors"]
+    # pooled: k = 8 has 10 + 5 wrong of 40, k = 2 none of 40; overall 15 of 80
+    assert errors["share"] == pytest.approx(15 / 80) and errors["n"] == 80
+    assert errors["by_difficulty"]["8"]["share"] == pytest.approx(15 / 40)
+    assert errors["by_difficulty"]["8"]["interval"] == wilson(15, 40).to_dict()
+    assert errors["by_difficulty"]["2"]["share"] == 0.0 and list(errors["by_difficulty"]) == ["2", "8"]
+    md = study_markdown(combine_runs(runs, PROFILES))
+    assert "Can the base policy compute without the redundancy?" in md
+    assert f"k=8 0.38 [{wilson(15, 40).low:.2f}, {wilson(15, 40).high:.2f}]" in md
+
+
 def test_smoke_report_names_no_best_spec(tmp_path):
     r = combined(seeds=(0,), smoke=True, preset="tiny")
     report = write_report(r, tmp_path).read_text()
@@ -350,6 +375,9 @@ def test_run_lab_resumes_and_records_failures(tmp_path, monkeypatch):
     monkeypatch.setattr(train_mod, "train_spec", fake_train)
     monkeypatch.setattr(run_mod, "evaluate_policy", fake_eval)
     monkeypatch.setattr(run_mod, "necessary_tokens", lambda test, tok: {"mean_tokens": 20.0, "by_difficulty": {}})
+    monkeypatch.setattr(
+        run_mod, "necessary_trace_errors", lambda model, tok, test: {"share": None, "n": 0, "by_difficulty": {}}
+    )
     preset = PRESETS["tiny"]
     out = tmp_path / "study"
     log: list[str] = []

@@ -238,6 +238,46 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
     return sorted(front, key=lambda n: (points[n][1], -points[n][0]))
 
 
+def necessary_trace_errors(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerFast,
+    problems: Sequence[Problem],
+    batch_size: int = 256,
+) -> dict[str, Any]:
+    """Can the policy compute in the concise format a length reward pushes it to? Teacher-forced on
+    each problem's necessary trace (its steps and repairing checks, nothing else), the share of
+    problems where greedy decoding would write another digit where the trace holds one (the next
+    term, an operand, a result). Where it would write a non-digit instead — a check or a
+    restatement it prefers — it is choosing, not erring. Returns ``{"share", "n", "by_difficulty":
+    {k: {"share", "n"}}}``; docs/lab.md, "The task", has the figures that motivated it."""
+    import torch
+
+    from ..lm_signals import left_padded
+
+    digits = {tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)}
+    device = next(model.parameters()).device
+    rows: dict[int, list[int]] = {}
+    for start in range(0, len(problems), batch_size):
+        chunk = problems[start : start + batch_size]
+        prompts = [tokenizer(p.prompt, add_special_tokens=False)["input_ids"] for p in chunk]
+        traces = [tokenizer(p.necessary_trace, add_special_tokens=False)["input_ids"] for p in chunk]
+        ids, mask = left_padded([a + b for a, b in zip(prompts, traces)], tokenizer.pad_token_id)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.no_grad():
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device))
+        predicted = logits.logits.argmax(-1).tolist()
+        for p, trace, guess in zip(chunk, traces, predicted):
+            after = guess[len(guess) - len(trace) - 1 : -1]  # the prediction for each trace token
+            wrong = any(t in digits and g in digits and g != t for t, g in zip(trace, after))
+            rows.setdefault(p.difficulty, []).append(int(wrong))
+    every = [x for r in rows.values() for x in r]
+    return {
+        "share": _rate(sum(every), len(every)),
+        "n": len(every),
+        "by_difficulty": {str(k): {"share": _rate(sum(v), len(v)), "n": len(v)} for k, v in sorted(rows.items())},
+    }
+
+
 def necessary_tokens(problems: Sequence[Problem], tokenizer: PreTrainedTokenizerFast) -> dict[str, Any]:
     """Tokens (EOS included) of the shortest trace that reaches the answer the policy's way (the
     steps, plus a repairing check after each slip in a slip task), mean and maximum overall

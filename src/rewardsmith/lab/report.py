@@ -440,7 +440,24 @@ def _selectivity_section(results: dict[str, Any]) -> list[str]:
     ]
     for name, r in rows:
         lines.append(f"| {name} | " + " | ".join(cell(get(r), k) for _, get in modes for k in CHECK_RATES) + " |")
-    return [*lines, ""]
+    return [*lines, "", *_competence_lines(results.get("base_policy") or {})]
+
+
+def _competence_lines(base: dict[str, Any]) -> list[str]:
+    """Whether the base policy can compute in the concise format at all (lab.evaluate.necessary_trace_errors)."""
+    errors = base.get("necessary_trace_errors")
+    if not errors or not errors["by_difficulty"]:
+        return []
+    cells = "; ".join(
+        f"k={k} {_ci(c['interval'], fmt='.2f')}" for k, c in errors["by_difficulty"].items() if c["share"] is not None
+    )
+    return [
+        "Can the base policy compute without the redundancy? Teacher-forced on each held-out problem's "
+        "necessary trace (steps and repairing checks only), the share of problems where it would write a wrong "
+        f"digit (95% Wilson, pooled over seeds): {cells}. Where this is high, a length reward that removes the "
+        "redundancy pushes the policy into a format it cannot compute in, and its losses say little about the reward.",
+        "",
+    ]
 
 
 def _names(names: list[str]) -> str:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .evaluate import compare_to_baseline, evaluate_policy, necessary_tokens, pareto_front
+from .evaluate import compare_to_baseline, evaluate_policy, necessary_tokens, necessary_trace_errors, pareto_front
 from .presets import Preset
 from .specs import BASELINE, NamedSpec
 from .tasks import train_test_split
@@ -83,6 +83,14 @@ def _selectivity(evaluation: dict[str, Any]) -> str:
     if None in rates:
         return ""
     return f"; sampled, it checks {rates[0]:.2f} of its slipped steps and re-checks {rates[1]:.2f} of its right ones"
+
+
+def _competence(errors: dict[str, Any] | None) -> str:
+    if not errors or not errors["by_difficulty"]:
+        return ""
+    hardest = max(errors["by_difficulty"], key=int)
+    share = errors["by_difficulty"][hardest]["share"]
+    return f"; given the necessary trace, it would write a wrong digit in {share:.0%} of the k={hardest} problems"
 
 
 def _error(e: BaseException) -> str:
@@ -148,6 +156,7 @@ def run_seed(
                         "sft_cached": sft_info["cached"],
                         "cache_key": sft_info["key"],
                         "sft_final_loss": sft_info["losses"][-1] if sft_info["losses"] else None,
+                        "necessary_trace_errors": necessary_trace_errors(model, tokenizer, test),
                     },
                     "necessary_tokens": necessary_tokens(test, tokenizer),
                 }
@@ -155,7 +164,9 @@ def run_seed(
             bp = base["base_policy"]
             log(
                 f"{label}base policy: accuracy {bp['accuracy']:.3f}, {bp['mean_tokens']:.1f} tokens, "
-                f"redundant share {bp['redundant_share']:.2f}" + _selectivity(bp.get("sampled") or {})
+                f"redundant share {bp['redundant_share']:.2f}"
+                + _selectivity(bp.get("sampled") or {})
+                + _competence(bp.get("necessary_trace_errors"))
             )
         except Exception as e:  # noqa: BLE001 — one seed's failure is recorded, the study goes on
             log(f"{label}base policy failed: {_error(e)}")

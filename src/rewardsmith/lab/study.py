@@ -58,6 +58,22 @@ def _mean_est(values: Sequence[float]) -> dict[str, Any]:
     return mean_interval(values).to_dict()
 
 
+def pool_shares(cells: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """``{"share", "n", "by_difficulty"}`` results of several seeds pooled into one, each share with a
+    95% Wilson interval on the pooled counts (``interval``)."""
+
+    def pooled(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        n = sum(c["n"] for c in parts)
+        hits = sum(round((c["share"] or 0.0) * c["n"]) for c in parts)
+        return {"share": hits / n if n else None, "n": n, "interval": wilson(hits, n).to_dict()}
+
+    levels = difficulty_order(list({k for c in cells for k in c["by_difficulty"]}))
+    return {
+        **pooled(cells),
+        "by_difficulty": {k: pooled([c["by_difficulty"][k] for c in cells if k in c["by_difficulty"]]) for k in levels},
+    }
+
+
 def aggregate_evaluation(evals: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """Means over seeds of one evaluation mode (greedy or sampled) with intervals: t over seeds for
     the overall numbers, Wilson on the pooled counts per difficulty."""
@@ -201,6 +217,9 @@ def combine(
     base_agg = aggregate_evaluation(base) if base else {}
     if base and all("sampled" in b for b in base.values()):
         base_agg["sampled"] = aggregate_evaluation({s: b["sampled"] for s, b in base.items()})
+    errors = [b["necessary_trace_errors"] for b in base.values() if "necessary_trace_errors" in b]
+    if errors:  # absent from base policies evaluated before it was measured
+        base_agg["necessary_trace_errors"] = pool_shares(errors)
     need_levels = difficulty_order(list({k for r in ok.values() for k in r["necessary_tokens"]["by_difficulty"]}))
     necessary = {
         "mean_tokens": _avg([r["necessary_tokens"]["mean_tokens"] for r in ok.values()]),
