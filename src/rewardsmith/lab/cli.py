@@ -95,8 +95,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "--task",
         choices=TASKS,
         default=None,
-        help="the task family: rounding (slips on adding 8 or 9 that checks repair; quick, full), carry (slips "
-        "when a + d >= 13; study, tiny) or chain (every check redundant); default: the preset's",
+        help="the task family: rounding (slips on adding 8 or 9 that checks repair; quick, study, full), carry "
+        "(slips when a + d >= 13; tiny) or chain (every check redundant); default: the preset's",
     )
     conditions = p.add_argument_group(
         "conditions",
@@ -115,9 +115,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "--risky-checks",
         choices=tuple(RISKY_CHECKS),
         default=None,
-        help="slip tasks' SFT traces: habit (study, tiny) = the per-trace verbosity scales the checks of slipped "
+        help="slip tasks' SFT traces: habit (tiny) = the per-trace verbosity scales the checks of slipped "
         "steps like the rest; skill = slipped steps are checked at 0.9 whatever the verbosity; "
-        "always (quick, full) = every slipped step is checked",
+        "always (quick, study, full) = every slipped step is checked",
     )
     conditions.add_argument(
         "--verbosity-spread",
@@ -158,16 +158,15 @@ def with_conditions(preset: Preset, args: argparse.Namespace) -> Preset:
         preset = replace(preset, rl=replace(preset.rl, **rl))
     if args.sft_steps is not None:
         preset = replace(preset, sft=replace(preset.sft, steps=args.sft_steps))
+    style: dict[str, float | bool] = {}  # the slip tasks' trace-style flags
     if args.risky_checks is not None:
-        if not isinstance(preset.sft.style, CarryStyle):
-            raise ValueError("--risky-checks applies to the slip tasks (carry, rounding) only")
-        style = replace(preset.sft.style, **RISKY_CHECKS[args.risky_checks])
-        preset = replace(preset, sft=replace(preset.sft, style=style))
+        style.update(RISKY_CHECKS[args.risky_checks])
     if args.verbosity_spread is not None:
+        style["verbosity_spread"] = args.verbosity_spread
+    if style:
         if not isinstance(preset.sft.style, CarryStyle):
-            raise ValueError("--verbosity-spread applies to the slip tasks (carry, rounding) only")
-        style = replace(preset.sft.style, verbosity_spread=args.verbosity_spread)
-        preset = replace(preset, sft=replace(preset.sft, style=style))
+            raise ValueError("--risky-checks and --verbosity-spread apply to the slip tasks (carry, rounding) only")
+        preset = replace(preset, sft=replace(preset.sft, style=replace(preset.sft.style, **style)))
     return preset
 
 
