@@ -177,6 +177,27 @@ def test_check_selectivity_by_hand():
     assert r["by_difficulty"]["2"]["right_check_rate"] == 0.0
     assert r["by_difficulty"]["5"]["slip_check_rate"] == pytest.approx(1 / 2)
     assert r["accuracy"] == pytest.approx(2 / 3)
+    # both slips are at step 3 (6+9), one repaired
+    assert r["slip_checks_by_step"] == {"3": {"n": 2, "share": 0.5}}
+
+
+def test_slip_checks_by_step_by_hand():
+    from rewardsmith.lab.evaluate import Generation, score_generations
+
+    problems = [make_problem([3, 5, 8, 9, 8, 9]), make_problem([3, 5, 8, 9, 8, 9]), make_problem([1, 2])]
+    texts = [
+        # rounding slips at steps 3 (6+9), 4 (5+8) and 5 (3+9): the first two repaired, the last not
+        "<think>3+5=8;8+8=6;6+9=6;chk6+9=5;so5;5+8=4;chk5+8=3;3+9=3;</think>####3",
+        # step 3 left unrepaired: the trace goes on from 6
+        "<think>3+5=8;8+8=6;6+9=6;6+8=5;chk6+8=4;4+9=4;chk4+9=3;</think>####3",
+        "<think>1+2=3;</think>####3",  # no slip anywhere: no position
+    ]
+    r = score_generations(problems, [Generation(t, 20, True) for t in texts])
+    assert r["slip_checks_by_step"] == {
+        "3": {"n": 2, "share": 0.5},  # repaired in the first trace only
+        "4": {"n": 2, "share": 1.0},
+        "5": {"n": 2, "share": 0.5},  # 3+9 unrepaired in the first, 4+9 repaired in the second
+    }
 
 
 class TeacherPolicy(torch.nn.Module):

@@ -106,6 +106,7 @@ def test_condition_flags_change_only_their_setting(capsys):
         task=None,
         rl_steps=None,
         rl_lr=None,
+        rl_beta=None,
         scale_rewards=None,
         risky_checks=None,
         sft_steps=None,
@@ -117,6 +118,7 @@ def test_condition_flags_change_only_their_setting(capsys):
     assert p.sft.style == replace(style, risky_check_rate=0.9, verbosity_scales_risky=False)
     assert p.sft.steps == quick.sft.steps and p.sft.task == quick.sft.task
     assert with_conditions(quick, argparse.Namespace(**{**flags, "scale_rewards": "none"})).rl.scale_rewards == "none"
+    assert with_conditions(quick, argparse.Namespace(**{**flags, "rl_beta": 0.04})).rl == replace(quick.rl, beta=0.04)
     p = with_conditions(quick, argparse.Namespace(**{**flags, "sft_steps": 2400, "risky_checks": "habit"}))
     assert p.sft.steps == 2400 and p.rl == quick.rl
     assert p.sft.style == replace(style, risky_check_rate=0.9, verbosity_scales_risky=True)
@@ -133,6 +135,8 @@ def test_condition_flags_change_only_their_setting(capsys):
     assert "verbosity_spread must be in [0, 1]" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["lab", "--scale-rewards", "std"])
+    with pytest.raises(SystemExit):
+        main(["lab", "--rl-beta", "-0.1"])
 
 
 def test_skill_traces_check_slipped_steps_at_one_rate_whatever_the_verbosity():

@@ -221,6 +221,30 @@ def test_necessary_trace_errors_pool_over_seeds_with_wilson_intervals():
     assert f"k=8 0.38 [{wilson(15, 40).low:.2f}, {wilson(15, 40).high:.2f}]" in md
 
 
+def test_slip_checks_by_step_pool_over_seeds_and_show_in_the_report():
+    runs = {str(s): seed_run(s) for s in (0, 1, 2)}
+    for run in runs.values():
+        run["base_policy"].update(slip_check_rate=0.9, right_check_rate=0.5)
+    assert "slip_checks_by_step" not in combine_runs(runs, PROFILES)["specs"]["kimi"]  # written before it
+    for s, run in runs.items():
+        if s != "2":  # seed 2 evaluated before the measure: left out
+            run["specs"]["kimi"]["slip_checks_by_step"] = {"3": {"n": 10, "share": 0.5 - 0.2 * int(s)}}
+            run["base_policy"]["sampled"]["slip_checks_by_step"] = {
+                "3": {"n": 4, "share": 1.0},
+                "4": {"n": 6, "share": 0.5},
+            }
+    r = combine_runs(runs, PROFILES)
+    kimi = r["specs"]["kimi"]["slip_checks_by_step"]
+    assert kimi == {"3": {"share": 8 / 20, "n": 20, "interval": wilson(8, 20).to_dict()}}  # 5 + 3 of 10 + 10
+    base = r["base_policy"]["sampled"]["slip_checks_by_step"]
+    assert (base["3"]["share"], base["3"]["n"], base["4"]["share"], base["4"]["n"]) == (1.0, 8, 0.5, 12)
+    md = study_markdown(r)
+    low, high = wilson(8, 20).low, wilson(8, 20).high
+    assert "| spec | step 3 | step 4 |" in md
+    assert f"| kimi | 0.40 [{low:.2f}, {high:.2f}] (n=20) | – |" in md
+    assert "| (base policy, no RL; sampled) | 1.00 [" in md and "| laser_d | – | – |" in md
+
+
 def test_smoke_report_names_no_best_spec(tmp_path):
     r = combined(seeds=(0,), smoke=True, preset="tiny")
     report = write_report(r, tmp_path).read_text()

@@ -193,7 +193,16 @@ def test_annotation_of_a_worked_trace():
     # tokens: 5 steps × 6 + <think></think>####6 (4) = 34; checks 7 each; so6; 3 + chk5+4=9; 7
     assert (a.necessary_tokens, a.repair_tokens, a.redundant_tokens, a.other_tokens) == (34, 14, 10, 0)
     assert a.unrepaired_slips == 0 and a.tokens == 58
+    assert a.slipped_at == a.repaired_at == (3, 5)  # 6+9 is the third step, 9+7 the fifth
     assert extract_answer(WORKED, ["hash"]) == make_problem([3, 5, 8, 9, 4, 7]).answer
+
+
+def test_slip_positions_count_steps_only():
+    # restatements and checks between the steps do not move a step's position; a slip left unchecked is
+    # in slipped_at only, and a check that does not follow its step repairs nothing
+    a = annotate("<think>1+2=3;so3;chk1+2=3;3+4=7;7+8=6;8+1=9;chk7+8=5;6+9=6;chk6+9=5;</think>####5")
+    assert (a.slipped_at, a.repaired_at, a.unrepaired_slips, a.slipped_steps) == ((3, 5), (5,), 1, 2)
+    assert annotate("<think></think>####3").slipped_at == ()
 
 
 def test_a_missing_check_propagates_the_error():

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..cli_args import non_negative_int, positive_float, positive_int
+from ..cli_args import non_negative_float, non_negative_int, positive_float, positive_int
 
 if TYPE_CHECKING:
     from .presets import Preset
@@ -100,10 +100,18 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     )
     conditions = p.add_argument_group(
         "conditions",
-        "change one setting of the preset (docs/lab.md, 'Cutting 30% within 2 points': the conditions tried)",
+        "change one setting of the preset (docs/lab.md: 'Conditions on the rounding task' and, on the carry task, "
+        "'Cutting 30% within 2 points')",
     )
     conditions.add_argument("--rl-steps", type=positive_int, default=None, metavar="N", help="GRPO steps per spec")
     conditions.add_argument("--rl-lr", type=positive_float, default=None, metavar="LR", help="GRPO learning rate")
+    conditions.add_argument(
+        "--rl-beta",
+        type=non_negative_float,
+        default=None,
+        metavar="B",
+        help="GRPO's KL coefficient to the base policy (TRL's beta; the presets: 0, no reference model)",
+    )
     conditions.add_argument(
         "--scale-rewards",
         choices=("group", "batch", "none"),
@@ -150,6 +158,7 @@ def with_conditions(preset: Preset, args: argparse.Namespace) -> Preset:
         for k, v in (
             ("steps", args.rl_steps),
             ("learning_rate", args.rl_lr),
+            ("beta", args.rl_beta),
             ("scale_rewards", args.scale_rewards),
         )
         if v is not None

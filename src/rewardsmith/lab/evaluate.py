@@ -12,6 +12,7 @@ the correctness-only run, token reduction, accuracy change and AES.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -110,14 +111,20 @@ def score_generations(problems: Sequence[Problem], generations: Sequence[Generat
     ``slip_check_rate`` = slipped steps followed by their repairing check / slipped steps,
     ``right_check_rate`` = steps written right followed by a re-check / steps written right (None
     where there were no such steps) — a policy that checks where it errs has the first near 1 and
-    the second near 0."""
+    the second near 0. ``slip_checks_by_step``: per step position (1-based, pooled over difficulties),
+    ``{"n": slipped steps there, "share": the share of them repaired}`` — where a reward removes the checks
+    that repair."""
     if len(problems) != len(generations):
         raise ValueError(f"{len(problems)} problems for {len(generations)} generations")
     verifier = ExactVerifier(**{k: v for k, v in TASK_VERIFIER.items() if k != "name"})
     rows: dict[int, dict[str, list[float]]] = {}
+    slipped_at: Counter[int] = Counter()
+    repaired_at: Counter[int] = Counter()
     correct = [answer_is_correct(verifier, g.text, p.answer) for p, g in zip(problems, generations)]
     for p, g, ok in zip(problems, generations, correct):
         parts = annotate(g.text, p.task)
+        slipped_at.update(parts.slipped_at)
+        repaired_at.update(parts.repaired_at)
         r = rows.setdefault(p.difficulty, {k: [] for k in _COLUMNS})
         r["correct"].append(1.0 if ok else 0.0)
         r["tokens"].append(float(g.num_tokens))
@@ -152,6 +159,7 @@ def score_generations(problems: Sequence[Problem], generations: Sequence[Generat
     return {
         **summarise(merged),
         "by_difficulty": {str(k): summarise(rows[k]) for k in sorted(rows)},
+        "slip_checks_by_step": {str(k): {"n": n, "share": repaired_at[k] / n} for k, n in sorted(slipped_at.items())},
         "completions": {
             "difficulty": [str(p.difficulty) for p in problems],
             "tokens": [g.num_tokens for g in generations],

@@ -440,7 +440,29 @@ def _selectivity_section(results: dict[str, Any]) -> list[str]:
     ]
     for name, r in rows:
         lines.append(f"| {name} | " + " | ".join(cell(get(r), k) for _, get in modes for k in CHECK_RATES) + " |")
-    return [*lines, "", *_competence_lines(results.get("base_policy") or {})]
+    return [*lines, "", *_slip_position_lines(rows), *_competence_lines(results.get("base_policy") or {})]
+
+
+def _slip_position_lines(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Slipped steps repaired by the step's position: which checks a reward removed (lab.evaluate.score_generations)."""
+    base = rows[0][1].get("sampled") or {}
+    table = [("(base policy, no RL; sampled)", base.get("slip_checks_by_step") or {})] + [
+        (name, r.get("slip_checks_by_step") or {}) for name, r in rows[1:]
+    ]
+    steps = difficulty_order(list({k for _, by in table for k in by}))
+    if not steps:
+        return []
+    lines = [
+        "Slipped steps followed by their repairing check, by the step's position in the chain (greedy unless said; "
+        "pooled over seeds, 95% Wilson; n = slipped steps): where a reward removed the checks that repair.",
+        "",
+        "| spec | " + " | ".join(f"step {k}" for k in steps) + " |",
+        "|---|" + "---|" * len(steps),
+    ]
+    for name, by in table:
+        cells = [f"{_ci(by[k]['interval'], fmt='.2f')} (n={by[k]['n']})" if k in by else "–" for k in steps]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def _competence_lines(base: dict[str, Any]) -> list[str]:

@@ -58,20 +58,22 @@ def _mean_est(values: Sequence[float]) -> dict[str, Any]:
     return mean_interval(values).to_dict()
 
 
+def _pooled(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """``{"share", "n"}`` cells pooled into one, its share with a 95% Wilson interval on the pooled counts."""
+    n = sum(c["n"] for c in parts)
+    hits = sum(round((c["share"] or 0.0) * c["n"]) for c in parts)
+    return {"share": hits / n if n else None, "n": n, "interval": wilson(hits, n).to_dict()}
+
+
+def pool_by_level(maps: Sequence[Mapping[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """``{level: {"share", "n"}}`` maps of several seeds pooled level by level (see :func:`_pooled`)."""
+    return {k: _pooled([m[k] for m in maps if k in m]) for k in difficulty_order(list({k for m in maps for k in m}))}
+
+
 def pool_shares(cells: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """``{"share", "n", "by_difficulty"}`` results of several seeds pooled into one, each share with a
     95% Wilson interval on the pooled counts (``interval``)."""
-
-    def pooled(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        n = sum(c["n"] for c in parts)
-        hits = sum(round((c["share"] or 0.0) * c["n"]) for c in parts)
-        return {"share": hits / n if n else None, "n": n, "interval": wilson(hits, n).to_dict()}
-
-    levels = difficulty_order(list({k for c in cells for k in c["by_difficulty"]}))
-    return {
-        **pooled(cells),
-        "by_difficulty": {k: pooled([c["by_difficulty"][k] for c in cells if k in c["by_difficulty"]]) for k in levels},
-    }
+    return {**_pooled(cells), "by_difficulty": pool_by_level([c["by_difficulty"] for c in cells])}
 
 
 def aggregate_evaluation(evals: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -108,6 +110,9 @@ def aggregate_evaluation(evals: Mapping[str, Mapping[str, Any]]) -> dict[str, An
         }
     out["by_difficulty"] = by
     out["intervals"] = intervals
+    by_step = [evals[s]["slip_checks_by_step"] for s in seeds if "slip_checks_by_step" in evals[s]]
+    if by_step:  # absent from results written before it was measured
+        out["slip_checks_by_step"] = pool_by_level(by_step)
     if all("temperature" in evals[s] for s in seeds) and seeds:
         out["temperature"] = evals[seeds[0]]["temperature"]
     return out

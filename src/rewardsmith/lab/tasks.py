@@ -334,7 +334,8 @@ class TraceAnnotation:
     - repair: checks that correct a slipped step (slip tasks);
     - redundant: re-checks that change nothing and restatements;
     - other: anything else (malformed parts, checks of no step);
-    - unrepaired_slips: steps whose written value is wrong with no repairing check after them;
+    - slipped_at: the positions (1-based, among the steps) of the steps whose written value is wrong;
+    - repaired_at: those of them a repairing check follows (the rest are ``unrepaired_slips``);
     - recheck_steps: the redundant steps that are checks (the rest are restatements)."""
 
     necessary_steps: int = 0
@@ -345,13 +346,19 @@ class TraceAnnotation:
     repair_tokens: int = 0
     redundant_tokens: int = 0
     other_tokens: int = 0
-    unrepaired_slips: int = 0
+    slipped_at: tuple[int, ...] = ()
+    repaired_at: tuple[int, ...] = ()
     recheck_steps: int = 0
 
     @property
     def slipped_steps(self) -> int:
         """Steps written with a wrong value (each repaired by a check or left unrepaired)."""
-        return self.repair_steps + self.unrepaired_slips
+        return len(self.slipped_at)
+
+    @property
+    def unrepaired_slips(self) -> int:
+        """Steps written with a wrong value and no repairing check after them."""
+        return len(self.slipped_at) - len(self.repaired_at)
 
     @property
     def steps(self) -> int:
@@ -382,7 +389,9 @@ def annotate(completion: str, task: str = DEFAULT_TASK) -> TraceAnnotation:
     body, framing = _thinking(completion)
     counts = dict.fromkeys(("necessary", "repair", "redundant", "other"), 0)
     tokens = {**counts, "necessary": count_tokens(framing)}
-    unrepaired = rechecks = 0
+    rechecks = position = 0
+    slipped_at: list[int] = []
+    repaired_at: list[int] = []
     value: int | None = None  # the value the trace carries on from
     last: tuple[int, int] | None = None  # (a, d) of the step just written, until a check follows
     pieces = body.split(";")
@@ -394,8 +403,9 @@ def annotate(completion: str, task: str = DEFAULT_TASK) -> TraceAnnotation:
         kind = "other"
         if step := _STEP.match(part):
             a, d, w = map(int, step.groups())
-            kind, value, last = "necessary", w, (a, d)
-            unrepaired += w != (a + d) % 10
+            kind, value, last, position = "necessary", w, (a, d), position + 1
+            if w != (a + d) % 10:
+                slipped_at.append(position)
         elif task == "chain" and (_CHAIN_CHECK.match(part) or _RESTATE.match(part)):
             kind = "redundant"
             rechecks += part.startswith("chk")
@@ -403,7 +413,8 @@ def annotate(completion: str, task: str = DEFAULT_TASK) -> TraceAnnotation:
             a, d, s = map(int, check.groups())
             if last == (a, d) and s == (a + d) % 10:
                 kind = "redundant" if s == value else "repair"
-                unrepaired -= kind == "repair"
+                if kind == "repair":
+                    repaired_at.append(position)
                 rechecks += kind == "redundant"
                 value, last = s, None
         elif task in SLIP_TASKS and (restate := _RESTATE.match(part)):
@@ -413,6 +424,7 @@ def annotate(completion: str, task: str = DEFAULT_TASK) -> TraceAnnotation:
     return TraceAnnotation(
         **{f"{k}_steps": v for k, v in counts.items()},
         **{f"{k}_tokens": v for k, v in tokens.items()},
-        unrepaired_slips=unrepaired,
+        slipped_at=tuple(slipped_at),
+        repaired_at=tuple(repaired_at),
         recheck_steps=rechecks,
     )
