@@ -56,6 +56,13 @@ def test_paired_difference_pairs_by_seed():
     # a constant drop of 0.1 on every seed: zero variance, the interval [−0.1, −0.1] excludes 0
     e = paired_difference({0: 0.8, 1: 0.7}, {0: 0.9, 1: 0.8})
     assert e.note == ZERO_VARIANCE and e.value == pytest.approx(-0.1) and e.sign() == -1
+    # accuracy drops of 0.2, 0.5 and 0.9: mean −0.533, s 0.3512, half 4.3027·0.3512/√3 = 0.8725, so the
+    # low end −1.41 lies below any difference of two shares; with bounds it is cut to −1 and says so
+    drops = {0: 0.8, 1: 0.5, 2: 0.1}
+    e = paired_difference(drops, {0: 1.0, 1: 1.0, 2: 1.0})
+    assert e.low == pytest.approx(-0.5333 - 0.8725, abs=1e-3)
+    e = paired_difference(drops, {0: 1.0, 1: 1.0, 2: 1.0}, bounds=(-1.0, 1.0))
+    assert e.low == -1.0 and e.high == pytest.approx(-0.5333 + 0.8725, abs=1e-3) and "cut to [-1, 1]" in e.note
 
 
 def test_wilson_by_hand_and_at_the_bounds():

@@ -89,10 +89,15 @@ def mean_interval(values: Sequence[float], level: float = LEVEL, bounds: tuple[f
     return Estimate(mean, low, high, n)
 
 
-def paired_difference(values: Mapping[Any, float], baseline: Mapping[Any, float], level: float = LEVEL) -> Estimate:
+def paired_difference(
+    values: Mapping[Any, float],
+    baseline: Mapping[Any, float],
+    level: float = LEVEL,
+    bounds: tuple[float, float] | None = None,
+) -> Estimate:
     """Mean over the keys (seeds) present in both of ``values[s] − baseline[s]``, with a t-interval
-    of those paired differences."""
-    return mean_interval([values[s] - baseline[s] for s in values if s in baseline], level)
+    of those paired differences (cut to ``bounds``: a difference of two shares lies in (−1, 1))."""
+    return mean_interval([values[s] - baseline[s] for s in values if s in baseline], level, bounds)
 
 
 def wilson(successes: float, n: int, level: float = LEVEL) -> Estimate:

@@ -454,7 +454,8 @@ def _slip_position_lines(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
         return []
     lines = [
         "Slipped steps followed by their repairing check, by the step's position in the chain (greedy unless said; "
-        "pooled over seeds, 95% Wilson; n = slipped steps): where a reward removed the checks that repair.",
+        "pooled over seeds, 95% Wilson; n = slipped steps; –: no slip there, or a run evaluated before this count "
+        "was kept): where a reward removed the checks that repair.",
         "",
         "| spec | " + " | ".join(f"step {k}" for k in steps) + " |",
         "|---|" + "---|" * len(steps),

@@ -30,6 +30,7 @@ from typing import Any
 from .intervals import Estimate, mean_interval, newcombe_difference, paired_difference, wilson
 
 CHECK_RATES = ("slip_check_rate", "right_check_rate")  # check selectivity (lab.evaluate.score_generations)
+SHARE_DIFFERENCE = (-1.0, 1.0)  # the range of a difference of two accuracies
 KEEP_MARGIN = 0.05  # "accuracy kept": the 95% interval of the paired change lies above −5 points
 WITHIN_SEED = "one seed: paired over held-out problems (evaluation noise only, not seed-to-seed variation)"
 MIN_BIN = 20  # completions per length bin
@@ -153,10 +154,12 @@ def vs_baseline(
         hard = {s: v for s, v in hard.items() if None not in v}
         return {
             "accuracy": paired_difference(
-                {s: a["accuracy"] for s, (a, _) in pairs.items()}, {s: b["accuracy"] for s, (_, b) in pairs.items()}
+                {s: a["accuracy"] for s, (a, _) in pairs.items()},
+                {s: b["accuracy"] for s, (_, b) in pairs.items()},
+                bounds=SHARE_DIFFERENCE,
             ).to_dict(),
             "hardest_accuracy": paired_difference(
-                {s: v[0] for s, v in hard.items()}, {s: v[1] for s, v in hard.items()}
+                {s: v[0] for s, v in hard.items()}, {s: v[1] for s, v in hard.items()}, bounds=SHARE_DIFFERENCE
             ).to_dict(),
             "mean_tokens": paired_difference(
                 {s: a["mean_tokens"] for s, (a, _) in pairs.items()},
@@ -165,6 +168,7 @@ def vs_baseline(
             "token_change": paired_difference(
                 {s: a["mean_tokens"] / b["mean_tokens"] for s, (a, b) in pairs.items() if b["mean_tokens"] > 0},
                 {s: 1.0 for s, (_, b) in pairs.items() if b["mean_tokens"] > 0},
+                bounds=(-1.0, math.inf),  # a length cannot fall below 0
             ).to_dict(),
         }
     (a, b) = next(iter(pairs.values()))
@@ -174,15 +178,15 @@ def vs_baseline(
     idx = range(len(ca["tokens"]))
     hard_idx = [i for i in idx if ca["difficulty"][i] == hardest]
 
-    def within(col: str, rows: Sequence[int]) -> Estimate:
-        e = paired_difference({i: float(ca[col][i]) for i in rows}, {i: float(cb[col][i]) for i in rows})
+    def within(col: str, rows: Sequence[int], bounds: tuple[float, float] | None = None) -> Estimate:
+        e = paired_difference({i: float(ca[col][i]) for i in rows}, {i: float(cb[col][i]) for i in rows}, bounds=bounds)
         return Estimate(e.value, e.low, e.high, e.n, WITHIN_SEED if e.has_interval else e.note)
 
     tokens = within("tokens", list(idx))
     base_mean = sum(cb["tokens"]) / len(cb["tokens"]) if cb["tokens"] else 0.0
     return {
-        "accuracy": within("correct", list(idx)).to_dict(),
-        "hardest_accuracy": within("correct", hard_idx).to_dict(),
+        "accuracy": within("correct", list(idx), SHARE_DIFFERENCE).to_dict(),
+        "hardest_accuracy": within("correct", hard_idx, SHARE_DIFFERENCE).to_dict(),
         "mean_tokens": tokens.to_dict(),
         "token_change": _scaled(tokens, base_mean).to_dict(),
     }
