@@ -25,8 +25,8 @@ PRESET_NAMES = ("tiny", "quick", "study", "full")
 # Wall time on 2 CPU cores with a cold cache, as measured in docs/lab.md (which states the same).
 PRESET_TIMES = {
     "tiny": "41 s measured on an idle 2-core machine",
-    "quick": "400 s measured (make demo) on an idle machine with a cold cache",
-    "study": "about 21 min per seed measured in two batches, its seeds as parallel processes",
+    "quick": "453 s measured (make demo) on an idle machine with a cold cache",
+    "study": "about 24 min per seed measured in two batches, its seeds as parallel processes",
     "full": "not timed here",
 }
 
