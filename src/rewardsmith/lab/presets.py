@@ -18,9 +18,9 @@ lightly loaded machine (the chain task's quick runs) and 10.4 s at load 12; eval
 problems greedily 18–41 s at load 12. Estimates for idle cores (t_sft = 0.32 s, t_rl ≈ 1.2 s, evaluation
 ≈ 20 s per policy, greedy and one sample each):
 
-- ``quick`` = 1600·t_sft + 7 evaluations + 6 specs × 30·t_rl ≈ 512 + 140 + 216 ≈ 870 s (≤ 10 min with these
-  estimates' margin); measured in :data:`rewardsmith.lab.cli.PRESET_TIMES` (at 1,600 SFT steps, SFT 280 s at
-  0.18 s/step and GRPO 20–24 s per spec on idle cores; at 1,200 steps ``make demo`` took 400 s).
+- ``quick`` = 1600·t_sft + 7 evaluations + 6 specs × 30·t_rl ≈ 512 + 140 + 216 ≈ 870 s by these estimates, whose
+  t_sft is the prototype's; measured (:data:`rewardsmith.lab.cli.PRESET_TIMES`) 453 s for ``make demo``, SFT 280 s
+  at 0.18 s/step and GRPO 20–24 s per spec on idle cores (at 1,200 steps it took 400 s).
 - ``study`` = 3 seeds × (1600·t_sft + evaluation) + 3 × 15 specs × (30·t_rl + evaluation)
   ≈ 3 × 532 + 42 × 56 ≈ 1596 + 2352 ≈ 66 min (≈ 3 × 300 + 42 × 27 ≈ 34 min with quick's measured times), plus the
   PEAR/SAR signal passes and the two reward models' training (lab-trained RMs); with the seeds as parallel processes
