@@ -26,7 +26,7 @@ PRESET_NAMES = ("tiny", "quick", "study", "full")
 PRESET_TIMES = {
     "tiny": "41 s measured on an idle 2-core machine",
     "quick": "453 s measured (make demo) on an idle machine with a cold cache",
-    "study": "about 24 min per seed measured in two batches, its seeds as parallel processes",
+    "study": "36 min measured end to end on an idle 2-core machine with a cold cache",
     "full": "not timed here",
 }
 
