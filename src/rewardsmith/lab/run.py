@@ -27,6 +27,7 @@ from typing import Any
 from .evaluate import compare_to_baseline, evaluate_policy, necessary_tokens, necessary_trace_errors, pareto_front
 from .presets import Preset
 from .specs import BASELINE, NamedSpec
+from .study import combine, difficulty_order
 from .tasks import train_test_split
 
 
@@ -88,7 +89,7 @@ def _selectivity(evaluation: dict[str, Any]) -> str:
 def _competence(errors: dict[str, Any] | None) -> str:
     if not errors or not errors["by_difficulty"]:
         return ""
-    hardest = max(errors["by_difficulty"], key=int)
+    hardest = difficulty_order(list(errors["by_difficulty"]))[-1]  # as the study picks its hardest bucket
     share = errors["by_difficulty"][hardest]["share"]
     return f"; given the necessary trace, it would write a wrong digit in {share:.0%} of the k={hardest} problems"
 
@@ -260,8 +261,6 @@ def run_lab(
     """Run the comparison on every seed (progress ``seed i/n``) and return the results dict: per seed
     under ``runs`` and aggregated over seeds under ``specs`` (see :mod:`rewardsmith.lab.study`)."""
     import torch
-
-    from .study import combine
 
     t0 = time.perf_counter()
     if device == "cpu" and threads:
